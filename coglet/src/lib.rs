@@ -1,0 +1,1 @@
+//! coglet: the Rust prediction server core (axum), orchestrator and worker IPC

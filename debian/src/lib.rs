@@ -1,0 +1,1 @@
+//! Debian/Ubuntu archive client, dependency resolver and .deb to layer, without apt

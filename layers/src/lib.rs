@@ -1,0 +1,1 @@
+//! Reproducible, content-addressed OCI tar layers: entries, gzip/zstd, digests, blob store
