@@ -1,1 +1,12 @@
-//! Python packaging for cog-rs: PEP 440/508/425/427, index client, resolver, wheel to layer
+//! Python packaging for cog-rs: PEP 440/508/425/427, index client, resolver, wheel to layer.
+
+pub mod error;
+pub mod filename;
+pub mod metadata;
+pub mod requirements;
+pub mod specifiers;
+pub mod target;
+
+pub use error::{Error, Result};
+pub use requirements::Requirements;
+pub use target::{Arch, Libc, Tag, Target};

@@ -1,0 +1,58 @@
+//! Errors of the wheels crate. Messages name the file, package, URL or tag involved.
+
+use std::path::PathBuf;
+
+/// Anything that can go wrong while parsing, resolving or installing.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{file}:{line}: {message}")]
+    Requirements {
+        file: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("invalid target: {0}")]
+    Target(String),
+    #[error("package `{name}` was not found in {indexes}")]
+    PackageNotFound { name: String, indexes: String },
+    #[error("{0}")]
+    NoCompatibleWheel(String),
+    #[error(
+        "`{name}` {version} is only available as a source distribution ({file}); cog-rs does not build source distributions: pin a version that has a wheel for the target"
+    )]
+    SourceOnly {
+        name: String,
+        version: String,
+        file: String,
+    },
+    #[error("no solution for these requirements:\n{0}")]
+    Conflict(String),
+    #[error("{url}: {message}")]
+    Http { url: String, message: String },
+    #[error("{url}: gave up after {attempts} attempts: {message}")]
+    Unreachable {
+        url: String,
+        attempts: u32,
+        message: String,
+    },
+    #[error("hash mismatch for {file}: expected sha256 {expected}, got {actual}")]
+    HashMismatch {
+        file: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{file}: invalid metadata: {message}")]
+    Metadata { file: String, message: String },
+    #[error("{file}: unsafe path in wheel: {path:?}")]
+    UnsafePath { file: String, path: String },
+    #[error("{file}: invalid wheel: {message}")]
+    InvalidWheel { file: String, message: String },
+    #[error("lock file {path}: {message}")]
+    Lock { path: PathBuf, message: String },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Layer(#[from] layers::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
