@@ -1,1 +1,39 @@
-//! blocks
+//! The blocks of the Python stack. Each adds layers and settings to the plan; none runs anything.
+//!
+//! Order matters only within a phase: the composer sorts layers by phase, so a block that adds
+//! system packages may be listed after one that adds the source.
+
+mod base;
+mod labels;
+mod runtime;
+mod source;
+
+use crate::plan::{Block, Stack};
+
+pub use base::BaseBlock;
+pub use labels::LabelsBlock;
+pub use runtime::{RuntimeSettingsBlock, SchemaBlock};
+pub use source::SourceBlock;
+
+/// The stack for Cog's Python projects.
+#[derive(Debug, Default)]
+pub struct PythonStack;
+
+impl Stack for PythonStack {
+    fn name(&self) -> &'static str {
+        "python"
+    }
+
+    fn blocks(&self) -> Vec<Box<dyn Block>> {
+        vec![
+            Box::new(BaseBlock),
+            Box::new(SourceBlock),
+            Box::new(SchemaBlock),
+            Box::new(RuntimeSettingsBlock),
+            Box::new(LabelsBlock),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests;

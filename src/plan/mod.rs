@@ -1,1 +1,299 @@
-//! plan
+//! The build plan: pure data, produced by a [`Stack`] of [`Block`]s through a [`Composer`].
+//!
+//! A plan names every layer the image will have (in phase order), where its content comes from,
+//! and the image settings (env, labels, entrypoint, ...). It holds no absolute paths and no
+//! timestamps, so the same project gives the same plan on any machine (`cog plan --json`).
+//! Blocks never run anything: they only add files and settings.
+
+mod composer;
+mod project;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use composer::Composer;
+pub use project::{BaseOverride, Project};
+
+/// Version of the serialized plan format. Bump on any incompatible change.
+pub const PLAN_VERSION: u32 = 1;
+
+/// Build phases, in the order their layers appear in the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// The base image and operating-system packages.
+    System,
+    /// The Python interpreter and the cog runtime (SDK + coglet).
+    Runtime,
+    /// Framework wheels (torch, tensorflow): large, shared between models.
+    Framework,
+    /// The application's own Python dependencies.
+    AppDeps,
+    /// The project source under `/src`.
+    AppSource,
+    /// Image settings only (env, labels, entrypoint): adds no layer.
+    Config,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::System => "system",
+            Self::Runtime => "runtime",
+            Self::Framework => "framework",
+            Self::AppDeps => "app-deps",
+            Self::AppSource => "app-source",
+            Self::Config => "config",
+        }
+    }
+}
+
+/// Where the image's first layers come from. Base layers pass through untouched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum BaseImage {
+    /// An image in a registry (`python:3.11-slim`, `127.0.0.1:5000/base@sha256:…`).
+    Registry { reference: String },
+    /// An OCI image layout directory, optionally a tag inside it (`oci:DIR[:TAG]`).
+    OciLayout { path: String, tag: Option<String> },
+    /// An OCI archive tarball (`oci-archive:FILE[:TAG]`).
+    OciArchive { path: String, tag: Option<String> },
+    /// A `docker save` tarball (`docker-archive:FILE`).
+    DockerArchive { path: String },
+    /// No base at all: the image holds only the plan's layers.
+    Scratch,
+}
+
+impl BaseImage {
+    /// Parse a `--base` argument: a registry reference or a transport-prefixed local image.
+    pub fn parse(arg: &str) -> Self {
+        fn split_tag(rest: &str) -> (String, Option<String>) {
+            // A tag follows the last ':' unless that ':' belongs to the path (e.g. a Windows drive).
+            match rest.rsplit_once(':') {
+                Some((path, tag)) if !path.is_empty() && !tag.contains('/') => {
+                    (path.to_string(), Some(tag.to_string()))
+                }
+                _ => (rest.to_string(), None),
+            }
+        }
+        if let Some(rest) = arg.strip_prefix("oci:") {
+            let (path, tag) = split_tag(rest);
+            Self::OciLayout { path, tag }
+        } else if let Some(rest) = arg.strip_prefix("oci-archive:") {
+            let (path, tag) = split_tag(rest);
+            Self::OciArchive { path, tag }
+        } else if let Some(rest) = arg.strip_prefix("docker-archive:") {
+            Self::DockerArchive { path: rest.to_string() }
+        } else if arg == "scratch" {
+            Self::Scratch
+        } else {
+            Self::Registry { reference: arg.strip_prefix("docker://").unwrap_or(arg).to_string() }
+        }
+    }
+}
+
+impl std::fmt::Display for BaseImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Registry { reference } => f.write_str(reference),
+            Self::OciLayout { path, tag: Some(t) } => write!(f, "oci:{path}:{t}"),
+            Self::OciLayout { path, tag: None } => write!(f, "oci:{path}"),
+            Self::OciArchive { path, tag: Some(t) } => write!(f, "oci-archive:{path}:{t}"),
+            Self::OciArchive { path, tag: None } => write!(f, "oci-archive:{path}"),
+            Self::DockerArchive { path } => write!(f, "docker-archive:{path}"),
+            Self::Scratch => f.write_str("scratch"),
+        }
+    }
+}
+
+/// One layer of the image, produced by one block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerStep {
+    /// Stable identifier, unique within the plan (`source`, `openapi-schema`, ...).
+    pub id: String,
+    pub phase: Phase,
+    /// The block that added it.
+    pub block: String,
+    /// What the image history says created this layer.
+    pub created_by: String,
+    pub content: LayerContent,
+}
+
+/// What goes into a layer. Paths on the host are relative to the project directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum LayerContent {
+    /// A directory tree of the project copied to `dest`, minus `.dockerignore`-style excludes.
+    Tree {
+        source: String,
+        dest: String,
+        excludes: Vec<String>,
+    },
+    /// Files whose content the plan carries (generated files, small configs).
+    Files { files: Vec<InlineFile> },
+}
+
+/// A generated file placed in a layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InlineFile {
+    /// Absolute path inside the image.
+    pub path: String,
+    /// Unix permission bits (normalized by the layer writer).
+    pub mode: u32,
+    pub contents: String,
+}
+
+/// Settings of the image config that blocks contribute.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSettings {
+    /// Environment in the order it was set; a later set of the same name replaces the value in
+    /// place. Serialized as `NAME=value` strings, as in an OCI image config.
+    #[serde(with = "env_pairs")]
+    pub env: Vec<(String, String)>,
+    pub labels: BTreeMap<String, String>,
+    pub workdir: Option<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub exposed_ports: Vec<String>,
+    /// OCI manifest annotations (revision, version).
+    pub annotations: BTreeMap<String, String>,
+}
+
+mod env_pairs {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(env: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(env.iter().map(|(k, v)| format!("{k}={v}")))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .into_iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) => Ok((k.to_string(), v.to_string())),
+                None => Err(D::Error::custom(format!("env entry {kv:?} is not NAME=value"))),
+            })
+            .collect()
+    }
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub version: u32,
+    /// The stack that produced it (`python`).
+    pub stack: String,
+    /// Target platform (`linux/amd64`).
+    pub platform: String,
+    pub base: BaseImage,
+    pub layers: Vec<LayerStep>,
+    pub image: ImageSettings,
+}
+
+impl Plan {
+    /// The plan as pretty JSON (what `cog plan --json` prints).
+    pub fn to_json(&self) -> String {
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// Errors while planning a build.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("block {block}: {message}")]
+    Block { block: &'static str, message: String },
+    #[error("layer id {0:?} is used twice in the plan")]
+    DuplicateLayer(String),
+}
+
+/// A unit of build knowledge: looks at the project and adds layers and settings.
+pub trait Block {
+    fn name(&self) -> &'static str;
+    /// Whether this block has anything to add for this project.
+    fn applies(&self, _project: &Project) -> bool {
+        true
+    }
+    fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError>;
+}
+
+/// A family of projects (Python, for now) and the ordered blocks that build them.
+pub trait Stack {
+    fn name(&self) -> &'static str;
+    fn blocks(&self) -> Vec<Box<dyn Block>>;
+
+    /// Run every applicable block through a composer and return the plan.
+    fn plan(&self, project: &Project) -> Result<Plan, PlanError> {
+        let mut composer = Composer::new(self.name(), project);
+        for block in self.blocks() {
+            if block.applies(project) {
+                composer.enter_block(block.name());
+                block.contribute(project, &mut composer)?;
+            }
+        }
+        composer.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_arguments_parse_by_transport() {
+        assert_eq!(
+            BaseImage::parse("python:3.11-slim"),
+            BaseImage::Registry { reference: "python:3.11-slim".into() }
+        );
+        assert_eq!(
+            BaseImage::parse("oci:/tmp/base:v1"),
+            BaseImage::OciLayout { path: "/tmp/base".into(), tag: Some("v1".into()) }
+        );
+        assert_eq!(
+            BaseImage::parse("oci:./base"),
+            BaseImage::OciLayout { path: "./base".into(), tag: None }
+        );
+        assert_eq!(
+            BaseImage::parse("oci-archive:base.tar"),
+            BaseImage::OciArchive { path: "base.tar".into(), tag: None }
+        );
+        assert_eq!(
+            BaseImage::parse("docker-archive:/x/base.tar"),
+            BaseImage::DockerArchive { path: "/x/base.tar".into() }
+        );
+        assert_eq!(BaseImage::parse("scratch"), BaseImage::Scratch);
+        for arg in ["oci:/tmp/base:v1", "oci-archive:base.tar", "python:3.11-slim"] {
+            assert_eq!(BaseImage::parse(arg).to_string(), arg);
+        }
+    }
+
+    #[test]
+    fn plan_round_trips_through_json() {
+        let plan = Plan {
+            version: PLAN_VERSION,
+            stack: "python".into(),
+            platform: "linux/amd64".into(),
+            base: BaseImage::Scratch,
+            layers: vec![],
+            image: ImageSettings { env: vec![("A".into(), "b=c".into())], ..ImageSettings::default() },
+        };
+        let back: Plan = serde_json::from_str(&plan.to_json()).unwrap();
+        assert_eq!(back, plan);
+    }
+
+    #[test]
+    fn phases_order_as_the_design_says() {
+        let mut phases = vec![
+            Phase::Config,
+            Phase::AppSource,
+            Phase::System,
+            Phase::AppDeps,
+            Phase::Framework,
+            Phase::Runtime,
+        ];
+        phases.sort();
+        let names: Vec<_> = phases.iter().map(|p| p.as_str()).collect();
+        assert_eq!(names, ["system", "runtime", "framework", "app-deps", "app-source", "config"]);
+    }
+}

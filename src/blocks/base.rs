@@ -1,0 +1,46 @@
+//! The base image and the environment Cog's generated Dockerfile sets first.
+use crate::plan::{BaseImage, Block, Composer, PlanError, Project};
+
+/// Picks the base image: `--base` when given, else Cog's default for a CPU model,
+/// `python:<python_version>-slim` (reference section 5.2).
+#[derive(Debug)]
+pub struct BaseBlock;
+
+/// Cog's preamble (`GenerateInitialSteps`). `LD_LIBRARY_PATH` is appended to the base's value.
+pub const PREAMBLE_ENV: &[(&str, &str)] = &[
+    ("DEBIAN_FRONTEND", "noninteractive"),
+    ("PYTHONUNBUFFERED", "1"),
+    ("LD_LIBRARY_PATH", "$LD_LIBRARY_PATH:/usr/lib/x86_64-linux-gnu:/usr/local/nvidia/lib64:/usr/local/nvidia/bin"),
+    ("NVIDIA_DRIVER_CAPABILITIES", "all"),
+];
+
+impl Block for BaseBlock {
+    fn name(&self) -> &'static str {
+        "base"
+    }
+
+    fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError> {
+        let base = match &project.base_override {
+            Some(base) => base.clone(),
+            None => {
+                let Some(version) = project.python_version.as_deref() else {
+                    return Err(PlanError::Block {
+                        block: "base",
+                        message: "no base image: cog.yaml has no build.python_version and no --base was given".into(),
+                    });
+                };
+                // Cog strips the patch version when it picks a base (with a warning).
+                let minor: Vec<&str> = version.split('.').take(2).collect();
+                BaseImage::Registry { reference: format!("python:{}-slim", minor.join(".")) }
+            }
+        };
+        composer.set_base(base);
+        for (name, value) in PREAMBLE_ENV {
+            composer.set_env(name, value);
+        }
+        for (name, value) in &project.environment {
+            composer.set_env(name, value);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,65 @@
+//! How the image starts: the server command, its working directory and port, the runner refs,
+//! and the OpenAPI schema bundled for the server.
+use crate::plan::{Block, Composer, InlineFile, LayerContent, Phase, PlanError, Project};
+
+/// `WORKDIR /src`, `EXPOSE 5000`, `CMD ["python","-m","cog.server.http"]` and the
+/// `COG_*` environment Cog bakes into every image.
+#[derive(Debug)]
+pub struct RuntimeSettingsBlock;
+
+impl Block for RuntimeSettingsBlock {
+    fn name(&self) -> &'static str {
+        "runtime-settings"
+    }
+
+    fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError> {
+        composer.set_workdir("/src");
+        composer.expose("5000/tcp");
+        if let Some(predict) = &project.predict_ref {
+            composer.set_env("COG_PREDICT_TYPE_STUB", predict);
+        }
+        if let Some(train) = &project.train_ref {
+            composer.set_env("COG_TRAIN_TYPE_STUB", train);
+        }
+        if let Some(max) = project.concurrency_max {
+            composer.set_env("COG_MAX_CONCURRENCY", &max.to_string());
+        }
+        composer.set_cmd(vec!["python".into(), "-m".into(), "cog.server.http".into()]);
+        Ok(())
+    }
+}
+
+/// The OpenAPI schema: `/src/.cog/openapi_schema.json` (read by the server) and the
+/// `run.cog.openapi_schema` label, in a layer of its own after the source (Cog's bundle step).
+#[derive(Debug)]
+pub struct SchemaBlock;
+
+impl Block for SchemaBlock {
+    fn name(&self) -> &'static str {
+        "openapi-schema"
+    }
+
+    fn applies(&self, project: &Project) -> bool {
+        project.openapi_schema.is_some()
+    }
+
+    fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError> {
+        let Some((document, label)) = &project.openapi_schema else {
+            return Ok(());
+        };
+        composer.add_layer(
+            Phase::AppSource,
+            "openapi-schema",
+            "COPY --from=cog_build openapi_schema.json .cog/".into(),
+            LayerContent::Files {
+                files: vec![InlineFile {
+                    path: "/src/.cog/openapi_schema.json".into(),
+                    mode: 0o644,
+                    contents: document.clone(),
+                }],
+            },
+        );
+        composer.set_label("run.cog.openapi_schema", label);
+        Ok(())
+    }
+}

@@ -1,0 +1,40 @@
+//! What the blocks know about the project: plain data, gathered once by the CLI.
+use serde::Serialize;
+
+use super::BaseImage;
+
+/// A base chosen on the command line (`--base`), overriding the stack's default.
+pub type BaseOverride = BaseImage;
+
+/// The inputs of a plan. Everything here is data already read from disk; blocks do no I/O.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Project {
+    /// Name of the config file inside the project (`cog.yaml`, or what `-f` named).
+    pub config_file_name: String,
+    /// Contents of that config file (copied to `/src/cog.yaml` when it has another name).
+    pub config_file_contents: String,
+    /// `build.python_version` as written, if any.
+    pub python_version: Option<String>,
+    pub gpu: bool,
+    /// `run:` (or the deprecated `predict:`) reference, `predict.py:Predictor`.
+    pub predict_ref: Option<String>,
+    pub train_ref: Option<String>,
+    /// `environment:` entries, in the order Cog emits them (sorted by name).
+    pub environment: Vec<(String, String)>,
+    /// JSON of the effective config, for the `run.cog.config` label.
+    pub config_label: String,
+    /// Max concurrency: `concurrency.max`, else `@cog.concurrent(max=N)`.
+    pub concurrency_max: Option<u32>,
+    /// The OpenAPI document written into the image, and its compact label form.
+    pub openapi_schema: Option<(String, String)>,
+    /// Patterns from the project's `.dockerignore`.
+    pub dockerignore: Vec<String>,
+    pub base_override: Option<BaseOverride>,
+    /// Target platform, `os/arch[/variant]`.
+    pub platform: String,
+    /// Version of this CLI (the `run.cog.version` label).
+    pub cog_version: String,
+    /// Git HEAD and tag of the project, when it is a repository.
+    pub git_revision: Option<String>,
+    pub git_tag: Option<String>,
+}
