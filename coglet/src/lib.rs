@@ -1,1 +1,15 @@
-//! coglet: the Rust prediction server core (axum), orchestrator and worker IPC
+//! coglet: the Rust prediction server core (axum), orchestrator and worker IPC.
+//!
+//! - [`serve`] runs the HTTP server and supervises the worker subprocess (the parent).
+//! - [`worker::run`] is the event loop inside the worker subprocess; the runner plugs in
+//!   through [`worker::PredictHandler`].
+//! - [`ipc`] is the framed, versioned protocol between the two (`docs/ipc.md`).
+
+pub mod config;
+pub mod ipc;
+pub mod metrics;
+pub mod server;
+pub mod worker;
+
+pub use config::{ServeConfig, ServeError, serve, serve_blocking};
+pub use server::Server;

@@ -1,0 +1,519 @@
+//! The worker side: the generic event loop that runs inside the worker subprocess.
+//!
+//! The PyO3 bridge implements [`PredictHandler`] and calls [`run`] from the Python main thread
+//! (with the GIL released). `run` owns the IPC and the fd isolation; see `docs/ipc.md`.
+//!
+//! Threads: setup and **slot 0's predictions run on the thread that called `run`** (so a sync
+//! runner can be interrupted by a signal delivered to the main thread); slots 1.. each get a
+//! thread; one thread reads the control channel and calls `cancel`/`shutdown`; one runs
+//! healthchecks; two forward captured fd 1/2 output.
+
+mod sink;
+mod stdio;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::ipc::{
+    self, ControlRequest, ControlResponse, HealthcheckStatus, LogSource, OutputValue,
+    PROTOCOL_VERSION, SlotId, SlotRequest, SlotResponse,
+};
+pub use sink::{OutputSink, SinkError};
+
+/// What `setup` gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupRequest {
+    /// `path/to/file.py:Name`.
+    pub predictor_ref: String,
+    /// Load the `train` entry point instead of `run`/`predict`.
+    pub is_train: bool,
+    /// Number of slots (`COG_MAX_CONCURRENCY`); > 1 only for async runners.
+    pub num_slots: u32,
+    /// `COG_WEIGHTS`, for `setup(weights)`.
+    pub weights: Option<String>,
+}
+
+/// What a successful `setup` reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SetupInfo {
+    /// The schema the worker found, if any (informational).
+    pub schema: Option<Value>,
+    /// Extra `/health-check` version keys, e.g. `python_sdk`, `python`.
+    pub versions: HashMap<String, String>,
+}
+
+/// One prediction, handed to `predict`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictRequest {
+    pub id: String,
+    /// The validated input object. URLs for file inputs are still URLs: the handler fetches
+    /// them (see `docs/ipc.md`, "File inputs").
+    pub input: Value,
+    /// `context` from the request (`current_scope().context`).
+    pub context: HashMap<String, String>,
+    /// Private, existing directory for output files; deleted by the server afterwards.
+    pub output_dir: PathBuf,
+}
+
+/// A final (non-streamed) output value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Json(Value),
+    /// A file; the server inlines it as a data URL or uploads it.
+    File {
+        path: PathBuf,
+        mime_type: Option<String>,
+    },
+}
+
+/// How a prediction ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PredictOutcome {
+    /// `output` is the return value of a non-streaming runner. Streaming runners (generators,
+    /// or a returned list/tuple/iterator) send each item with [`OutputSink::output`] /
+    /// [`OutputSink::file`] and return `output: None, is_stream: true`.
+    Succeeded {
+        output: Option<Output>,
+        is_stream: bool,
+    },
+    /// The runner raised: the message becomes the prediction's `error`.
+    Failed(String),
+    /// The input could not be coerced (a download failed, a bad value): HTTP 422.
+    InvalidInput(String),
+    Canceled,
+}
+
+/// The runner, as the worker loop sees it. Implemented by the PyO3 bridge (and test workers).
+///
+/// - `setup` runs once, on the thread that called [`run`].
+/// - `predict` runs on the slot's thread (slot 0: the thread that called [`run`]) and blocks
+///   until the prediction ends. Sync runners run the user code right there; async runners
+///   submit a coroutine to their event loop and wait for it; generators push each item to the
+///   sink as it is produced.
+/// - `cancel` is called from the control thread while `predict` runs on `slot` with that id.
+///   It must not block: a sync runner raises in the runner thread (signal or async exception),
+///   an async runner cancels the task. `predict` then returns `Canceled`.
+/// - `healthcheck` runs on its own thread; the server times it out after 5 s.
+/// - `shutdown` is called once, from the control thread, before the worker exits.
+pub trait PredictHandler: Send + Sync + 'static {
+    fn setup(&self, request: &SetupRequest) -> Result<SetupInfo, String>;
+    fn predict(&self, slot: SlotId, request: PredictRequest, sink: &OutputSink) -> PredictOutcome;
+    fn cancel(&self, slot: SlotId, prediction_id: &str);
+    /// `Err(message)` means unhealthy. The default is always healthy.
+    fn healthcheck(&self) -> Result<(), String> {
+        Ok(())
+    }
+    fn shutdown(&self) {}
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("worker stdio isolation failed: {0}")]
+    Isolate(#[source] io::Error),
+    #[error("reading the control channel: {0}")]
+    Control(#[source] io::Error),
+    #[error("the server closed the control channel before sending Init")]
+    NoInit,
+    #[error("expected Init as the first control message, got {0}")]
+    UnexpectedMessage(String),
+    #[error("IPC protocol version mismatch: server speaks {server}, worker speaks {worker}")]
+    Version { server: u32, worker: u32 },
+    #[error("connecting to slot socket {address}: {source}")]
+    Connect {
+        address: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("setup failed: {0}")]
+    Setup(String),
+}
+
+type ControlWriter = Arc<Mutex<File>>;
+
+fn send_control(writer: &ControlWriter, msg: &ControlResponse) -> io::Result<()> {
+    let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);
+    ipc::write_frame(&mut *w, msg)
+}
+
+/// Per-slot bookkeeping shared with the control thread, so a cancel only hits the prediction
+/// it names (and a cancel that arrives before its `Predict` is remembered).
+#[derive(Default)]
+struct SlotState {
+    running: Option<String>,
+    pending_cancel: Option<String>,
+}
+
+type SlotStates = Arc<Vec<Mutex<SlotState>>>;
+
+fn lock(state: &Mutex<SlotState>) -> std::sync::MutexGuard<'_, SlotState> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs the worker until the server sends `Shutdown` or goes away.
+///
+/// Must be called once, early, in the worker subprocess whose stdin/stdout are the control
+/// channel (as spawned by the server). Returns an error only when setup could not complete;
+/// the caller should then exit non-zero.
+pub fn run<H: PredictHandler>(handler: H) -> Result<(), WorkerError> {
+    let handler = Arc::new(handler);
+    let stdio = stdio::isolate().map_err(WorkerError::Isolate)?;
+    let mut control_in = BufReader::new(stdio.control_in);
+    let control_out: ControlWriter = Arc::new(Mutex::new(stdio.control_out));
+    spawn_capture(stdio.stdout_capture, LogSource::Stdout, &control_out);
+    spawn_capture(stdio.stderr_capture, LogSource::Stderr, &control_out);
+
+    let init: ControlRequest = ipc::read_frame(&mut control_in)
+        .map_err(WorkerError::Control)?
+        .ok_or(WorkerError::NoInit)?;
+    let ControlRequest::Init {
+        protocol_version,
+        predictor_ref,
+        is_train,
+        num_slots,
+        slot_sockets,
+        weights,
+    } = init
+    else {
+        return Err(WorkerError::UnexpectedMessage(format!("{init:?}")));
+    };
+    if protocol_version != PROTOCOL_VERSION {
+        let err = WorkerError::Version {
+            server: protocol_version,
+            worker: PROTOCOL_VERSION,
+        };
+        let _ = send_control(
+            &control_out,
+            &ControlResponse::Fatal {
+                reason: err.to_string(),
+            },
+        );
+        return Err(err);
+    }
+
+    let mut sockets = Vec::with_capacity(slot_sockets.len());
+    for address in &slot_sockets {
+        let stream = connect(address).map_err(|source| WorkerError::Connect {
+            address: address.clone(),
+            source,
+        })?;
+        sockets.push(stream);
+    }
+
+    let setup = SetupRequest {
+        predictor_ref,
+        is_train,
+        num_slots,
+        weights,
+    };
+    let info = match handler.setup(&setup) {
+        Ok(info) => info,
+        Err(error) => {
+            let _ = send_control(
+                &control_out,
+                &ControlResponse::SetupFailed {
+                    error: error.clone(),
+                },
+            );
+            return Err(WorkerError::Setup(error));
+        }
+    };
+
+    let states: SlotStates = Arc::new((0..sockets.len()).map(|_| Mutex::default()).collect());
+    // Clones used to unblock the slot readers at shutdown.
+    let closers: Vec<UnixStream> = sockets.iter().filter_map(|s| s.try_clone().ok()).collect();
+
+    send_control(
+        &control_out,
+        &ControlResponse::Ready {
+            protocol_version: PROTOCOL_VERSION,
+            schema: info.schema,
+            versions: info.versions,
+        },
+    )
+    .map_err(WorkerError::Control)?;
+
+    let health_tx = spawn_healthcheck(&handler, &control_out);
+    {
+        let handler = Arc::clone(&handler);
+        let control_out = Arc::clone(&control_out);
+        let states = Arc::clone(&states);
+        thread::Builder::new()
+            .name("coglet-control".into())
+            .spawn(move || {
+                control_loop(
+                    &mut control_in,
+                    &*handler,
+                    &control_out,
+                    &states,
+                    &health_tx,
+                );
+                for closer in &closers {
+                    let _ = closer.shutdown(std::net::Shutdown::Both);
+                }
+            })
+            .map_err(WorkerError::Control)?;
+    }
+
+    let mut sockets = sockets.into_iter();
+    let first = sockets.next();
+    let mut others = Vec::new();
+    for (index, socket) in sockets.enumerate() {
+        let slot = (index + 1) as SlotId;
+        let handler = Arc::clone(&handler);
+        let states = Arc::clone(&states);
+        let spawned = thread::Builder::new()
+            .name(format!("coglet-slot-{slot}"))
+            .spawn(move || slot_loop(slot, socket, &*handler, &states));
+        if let Ok(h) = spawned {
+            others.push(h);
+        }
+    }
+    if let Some(socket) = first {
+        slot_loop(0, socket, &*handler, &states);
+    }
+    for h in others {
+        let _ = h.join();
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn connect(address: &str) -> io::Result<UnixStream> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::SocketAddr;
+    match address.strip_prefix('@') {
+        Some(name) => UnixStream::connect_addr(&SocketAddr::from_abstract_name(name)?),
+        None => UnixStream::connect(address),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn connect(address: &str) -> io::Result<UnixStream> {
+    UnixStream::connect(address)
+}
+
+fn spawn_capture(pipe: io::PipeReader, source: LogSource, control: &ControlWriter) {
+    let control = Arc::clone(control);
+    let _ = thread::Builder::new()
+        .name(format!("coglet-capture-{}", source.as_str()))
+        .spawn(move || {
+            let mut reader = BufReader::new(pipe);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let data = ipc::truncate_log(String::from_utf8_lossy(&line).into_owned());
+                        if send_control(&control, &ControlResponse::Log { source, data }).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+}
+
+fn spawn_healthcheck<H: PredictHandler>(
+    handler: &Arc<H>,
+    control: &ControlWriter,
+) -> mpsc::Sender<String> {
+    let (tx, rx) = mpsc::channel::<String>();
+    let handler = Arc::clone(handler);
+    let control = Arc::clone(control);
+    let _ = thread::Builder::new()
+        .name("coglet-healthcheck".into())
+        .spawn(move || {
+            while let Ok(id) = rx.recv() {
+                let msg = match handler.healthcheck() {
+                    Ok(()) => ControlResponse::HealthcheckResult {
+                        id,
+                        status: HealthcheckStatus::Healthy,
+                        error: None,
+                    },
+                    Err(error) => ControlResponse::HealthcheckResult {
+                        id,
+                        status: HealthcheckStatus::Unhealthy,
+                        error: Some(error),
+                    },
+                };
+                if send_control(&control, &msg).is_err() {
+                    break;
+                }
+            }
+        });
+    tx
+}
+
+fn control_loop<H: PredictHandler, R: Read>(
+    control_in: &mut R,
+    handler: &H,
+    control_out: &ControlWriter,
+    states: &SlotStates,
+    health: &mpsc::Sender<String>,
+) {
+    loop {
+        match ipc::read_frame::<_, ControlRequest>(control_in) {
+            Ok(Some(ControlRequest::Cancel { slot, id })) => {
+                let Some(state) = states.get(slot as usize) else {
+                    continue;
+                };
+                let mut state = lock(state);
+                if state.running.as_deref() == Some(id.as_str()) {
+                    // Called under the slot lock so the prediction cannot end and another
+                    // start in between.
+                    handler.cancel(slot, &id);
+                } else {
+                    state.pending_cancel = Some(id);
+                }
+            }
+            Ok(Some(ControlRequest::Healthcheck { id })) => {
+                let _ = health.send(id);
+            }
+            Ok(Some(ControlRequest::Shutdown)) => {
+                handler.shutdown();
+                let _ = send_control(control_out, &ControlResponse::ShuttingDown);
+                return;
+            }
+            Ok(Some(ControlRequest::Init { .. })) => {
+                tracing::warn!("ignoring a second Init");
+            }
+            Ok(None) | Err(_) => {
+                // The server is gone: stop whatever runs, then let run() return.
+                for (slot, state) in states.iter().enumerate() {
+                    if let Some(id) = lock(state).running.clone() {
+                        handler.cancel(slot as SlotId, &id);
+                    }
+                }
+                handler.shutdown();
+                return;
+            }
+        }
+    }
+}
+
+fn slot_loop<H: PredictHandler>(slot: SlotId, socket: UnixStream, handler: &H, states: &SlotStates) {
+    let Ok(write_half) = socket.try_clone() else {
+        return;
+    };
+    let writer = Arc::new(Mutex::new(write_half));
+    let mut reader = BufReader::new(socket);
+    let Some(state) = states.get(slot as usize) else {
+        return;
+    };
+    loop {
+        let Ok(Some(request)) = ipc::read_frame::<_, SlotRequest>(&mut reader) else {
+            return;
+        };
+        let SlotRequest::Predict {
+            id,
+            input,
+            input_file,
+            output_dir,
+            context,
+        } = request;
+        let canceled_early = {
+            let mut s = lock(state);
+            if s.pending_cancel.as_deref() == Some(id.as_str()) {
+                s.pending_cancel = None;
+                true
+            } else {
+                s.running = Some(id.clone());
+                false
+            }
+        };
+        let terminal = if canceled_early {
+            SlotResponse::Cancelled { id }
+        } else {
+            let terminal = match load_input(input, input_file) {
+                Ok(input) => {
+                    let sink = OutputSink::new(id.clone(), Arc::clone(&writer), output_dir.clone());
+                    let started = Instant::now();
+                    let outcome = handler.predict(
+                        slot,
+                        PredictRequest {
+                            id: id.clone(),
+                            input,
+                            context,
+                            output_dir,
+                        },
+                        &sink,
+                    );
+                    let predict_time = started.elapsed().as_secs_f64();
+                    // Late writes from threads the runner left behind are dropped from here on.
+                    sink.close();
+                    terminal_message(&sink, id.clone(), outcome, predict_time)
+                }
+                Err(e) => SlotResponse::InvalidInput {
+                    id: id.clone(),
+                    error: format!("could not read the spilled input: {e}"),
+                },
+            };
+            let mut s = lock(state);
+            s.running = None;
+            if s.pending_cancel.as_deref() == Some(id.as_str()) {
+                s.pending_cancel = None;
+            }
+            terminal
+        };
+        let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if ipc::write_frame(&mut *w, &terminal).is_err() {
+            return;
+        }
+    }
+}
+
+fn load_input(inline: Option<Value>, file: Option<PathBuf>) -> io::Result<Value> {
+    match (inline, file) {
+        (Some(value), _) => Ok(value),
+        (None, Some(path)) => {
+            let bytes = std::fs::read(&path)?;
+            let _ = std::fs::remove_file(&path);
+            serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        }
+        (None, None) => Ok(Value::Object(serde_json::Map::new())),
+    }
+}
+
+fn terminal_message(
+    sink: &OutputSink,
+    id: String,
+    outcome: PredictOutcome,
+    predict_time: f64,
+) -> SlotResponse {
+    match outcome {
+        PredictOutcome::Succeeded { output, is_stream } => {
+            let output = match output {
+                None => None,
+                Some(Output::File { path, mime_type }) => Some(OutputValue::File { path, mime_type }),
+                Some(Output::Json(value)) => match sink.encode_json(value) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        return SlotResponse::Failed {
+                            id,
+                            error: format!("could not send the output: {e}"),
+                        };
+                    }
+                },
+            };
+            SlotResponse::Done {
+                id,
+                output,
+                is_stream,
+                predict_time,
+            }
+        }
+        PredictOutcome::Failed(error) => SlotResponse::Failed { id, error },
+        PredictOutcome::InvalidInput(error) => SlotResponse::InvalidInput { id, error },
+        PredictOutcome::Canceled => SlotResponse::Cancelled { id },
+    }
+}
