@@ -1,0 +1,336 @@
+//! `LayerWriter`: entries -> normalized tar -> compressor -> blob, in one streaming pass.
+
+use std::collections::HashSet;
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use crate::compress::{Compression, Encoder};
+use crate::digest::HashingWriter;
+use crate::error::{Error, Result};
+use crate::header::{self, HeaderSpec, Kind};
+use crate::store::{BlobStore, BlobWriter, LayerInfo};
+
+/// How layers are written.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LayerOptions {
+    pub compression: Compression,
+    /// Entry mtime in seconds since the epoch; `None` reads `SOURCE_DATE_EPOCH`, else 0.
+    pub mtime: Option<u64>,
+}
+
+impl LayerOptions {
+    pub fn new(compression: Compression) -> Self {
+        LayerOptions {
+            compression,
+            mtime: None,
+        }
+    }
+
+    /// The mtime every entry gets: the explicit option, else `SOURCE_DATE_EPOCH`, else 0.
+    pub fn resolved_mtime(&self) -> Result<u64> {
+        if let Some(mtime) = self.mtime {
+            return Ok(mtime);
+        }
+        match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(value) if !value.trim().is_empty() => value
+                .trim()
+                .parse()
+                .map_err(|_| Error::InvalidSourceDateEpoch(value)),
+            _ => Ok(0),
+        }
+    }
+}
+
+/// File modes as stored: 0644 or 0755 (any exec bit), directories 0755, symlinks 0777.
+/// Set-id and sticky bits are kept, and a sticky world-writable directory (`/tmp`) stays 1777.
+pub fn normalize_mode(is_dir: bool, mode: u32) -> u32 {
+    let special = mode & 0o7000;
+    if is_dir {
+        if special & 0o1000 != 0 && mode & 0o002 != 0 {
+            0o1777
+        } else {
+            0o755 | special
+        }
+    } else if mode & 0o111 != 0 {
+        0o755 | special
+    } else {
+        0o644 | (special & !0o1000)
+    }
+}
+
+/// Normalizes an entry path to its archive form: relative, `/`-separated, no `.` or empty
+/// components, no trailing slash. Rejects `..`, NUL, non-UTF-8 and the root itself.
+pub fn archive_path(path: &Path) -> Result<String> {
+    let invalid = |reason: &str| Error::InvalidEntry {
+        path: path.to_string_lossy().into_owned(),
+        reason: reason.to_owned(),
+    };
+    let text = path
+        .to_str()
+        .ok_or_else(|| invalid("the path is not valid UTF-8"))?;
+    if text.contains('\0') {
+        return Err(invalid("the path contains a NUL byte"));
+    }
+    let mut parts = Vec::new();
+    for part in text.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(invalid("the path contains a `..` component")),
+            _ => parts.push(part),
+        }
+    }
+    if parts.is_empty() {
+        return Err(invalid("the path names the root, not an entry"));
+    }
+    Ok(parts.join("/"))
+}
+
+/// A symlink target may be absolute (resolved inside the image) but a relative one must not
+/// climb above the layer root.
+fn check_symlink_target(path: &str, target: &str) -> Result<()> {
+    let invalid = |reason: String| Error::InvalidEntry {
+        path: path.to_owned(),
+        reason,
+    };
+    if target.is_empty() {
+        return Err(invalid("the symlink target is empty".to_owned()));
+    }
+    if target.contains('\0') {
+        return Err(invalid("the symlink target contains a NUL byte".to_owned()));
+    }
+    if target.starts_with('/') {
+        return Ok(());
+    }
+    let mut depth = path.matches('/').count() as i64;
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return Err(invalid(format!(
+                "the symlink target {target:?} escapes the layer root"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Streams tar entries into a compressed blob in the store; `finish` gives the digest, size and
+/// diff_id computed in the same pass. Entries are written in the order given.
+pub struct LayerWriter {
+    out: HashingWriter<Encoder<BlobWriter>>,
+    media_type: &'static str,
+    mtime: u64,
+    scratch: Vec<u8>,
+    copy_buf: Vec<u8>,
+    files: HashSet<String>,
+}
+
+impl LayerWriter {
+    pub fn new(store: &BlobStore, options: &LayerOptions) -> Result<Self> {
+        let mtime = options.resolved_mtime()?;
+        let blob = store.writer()?;
+        let encoder = options.compression.encoder(blob)?;
+        Ok(LayerWriter {
+            out: HashingWriter::new(encoder),
+            media_type: options.compression.media_type(),
+            mtime,
+            scratch: Vec::with_capacity(1024),
+            copy_buf: Vec::new(),
+            files: HashSet::new(),
+        })
+    }
+
+    pub fn append_dir(&mut self, path: impl AsRef<Path>, mode: u32) -> Result<()> {
+        let name = format!("{}/", archive_path(path.as_ref())?);
+        self.header(&name, "", Kind::Dir, normalize_mode(true, mode), 0)
+    }
+
+    /// Appends a regular file of exactly `size` bytes read from `content`.
+    pub fn append_file(
+        &mut self,
+        path: impl AsRef<Path>,
+        mode: u32,
+        size: u64,
+        content: &mut impl Read,
+    ) -> Result<()> {
+        let name = archive_path(path.as_ref())?;
+        self.header(&name, "", Kind::File, normalize_mode(false, mode), size)?;
+        self.copy_content(&name, size, content)?;
+        self.files.insert(name);
+        Ok(())
+    }
+
+    pub fn append_symlink(
+        &mut self,
+        path: impl AsRef<Path>,
+        target: impl AsRef<Path>,
+    ) -> Result<()> {
+        let name = archive_path(path.as_ref())?;
+        let target = target
+            .as_ref()
+            .to_str()
+            .ok_or_else(|| Error::InvalidEntry {
+                path: name.clone(),
+                reason: "the symlink target is not valid UTF-8".to_owned(),
+            })?;
+        check_symlink_target(&name, target)?;
+        self.header(&name, target, Kind::Symlink, 0o777, 0)
+    }
+
+    /// Appends a hard link to `target`, a regular file already written to this layer.
+    pub fn append_hardlink(
+        &mut self,
+        path: impl AsRef<Path>,
+        target: impl AsRef<Path>,
+    ) -> Result<()> {
+        let name = archive_path(path.as_ref())?;
+        let target = archive_path(target.as_ref()).map_err(|err| Error::InvalidEntry {
+            path: name.clone(),
+            reason: format!("bad hard link target: {err}"),
+        })?;
+        if !self.files.contains(&target) {
+            return Err(Error::InvalidEntry {
+                path: name,
+                reason: format!(
+                    "the hard link target {target:?} is not a regular file written earlier in \
+                     this layer"
+                ),
+            });
+        }
+        self.header(&name, &target, Kind::HardLink, 0o644, 0)
+    }
+
+    /// Ends the archive, finishes compression and commits the blob.
+    pub fn finish(mut self) -> Result<LayerInfo> {
+        self.out.write_all(&[0u8; 1024]).map_err(Error::Io)?;
+        let (diff_id, _, encoder) = self.out.finish();
+        let blob = encoder.finish().map_err(Error::Io)?;
+        let (digest, size) = blob.commit(None)?;
+        Ok(LayerInfo {
+            digest,
+            size,
+            diff_id,
+            media_type: self.media_type.to_owned(),
+        })
+    }
+
+    fn header(&mut self, name: &str, link: &str, kind: Kind, mode: u32, size: u64) -> Result<()> {
+        self.scratch.clear();
+        header::encode(
+            &HeaderSpec {
+                name,
+                link,
+                kind,
+                mode,
+                size,
+                mtime: self.mtime,
+            },
+            &mut self.scratch,
+        );
+        self.out.write_all(&self.scratch).map_err(Error::Io)
+    }
+
+    fn copy_content(&mut self, name: &str, size: u64, content: &mut impl Read) -> Result<()> {
+        const CHUNK: usize = 256 * 1024;
+        if self.copy_buf.len() < CHUNK {
+            self.copy_buf.resize(CHUNK, 0);
+        }
+        let read_error = |source: io::Error| Error::Read {
+            path: name.to_owned(),
+            source,
+        };
+        let mut remaining = size;
+        while remaining > 0 {
+            let want = remaining.min(CHUNK as u64) as usize;
+            let got = match content.read(&mut self.copy_buf[..want]) {
+                Ok(0) => {
+                    return Err(Error::FileSizeChanged {
+                        path: name.to_owned(),
+                        expected: size,
+                        actual: size - remaining,
+                    });
+                }
+                Ok(got) => got,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(read_error(err)),
+            };
+            self.out
+                .write_all(&self.copy_buf[..got])
+                .map_err(Error::Io)?;
+            remaining -= got as u64;
+        }
+        // The content must end where announced: a longer file changed while being read.
+        let mut probe = [0u8; 1];
+        loop {
+            match content.read(&mut probe) {
+                Ok(0) => break,
+                Ok(_) => {
+                    return Err(Error::FileSizeChanged {
+                        path: name.to_owned(),
+                        expected: size,
+                        actual: size + 1,
+                    });
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(read_error(err)),
+            }
+        }
+        let zeros = [0u8; 512];
+        self.out
+            .write_all(&zeros[..header::padding(size)])
+            .map_err(Error::Io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_paths_are_normalized() {
+        for (raw, want) in [
+            ("/usr/bin/x", "usr/bin/x"),
+            ("./a//b/./c/", "a/b/c"),
+            ("a", "a"),
+        ] {
+            assert_eq!(archive_path(Path::new(raw)).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn escaping_paths_are_rejected_by_name() {
+        for raw in ["../etc/passwd", "a/../../b", "a/..", "/", ".", ""] {
+            let err = archive_path(Path::new(raw)).unwrap_err().to_string();
+            assert!(err.contains(&format!("{raw:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn symlink_targets_may_not_climb_out() {
+        assert!(check_symlink_target("usr/lib/x", "../../bin/y").is_ok());
+        assert!(check_symlink_target("usr/lib/x", "/etc/passwd").is_ok());
+        assert!(check_symlink_target("usr/lib/x", "y").is_ok());
+        let err = check_symlink_target("usr/lib/x", "../../../etc")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("usr/lib/x") && err.contains("escapes"),
+            "{err}"
+        );
+        assert!(check_symlink_target("x", "").is_err());
+    }
+
+    #[test]
+    fn modes_are_normalized() {
+        assert_eq!(normalize_mode(false, 0o600), 0o644);
+        assert_eq!(normalize_mode(false, 0o700), 0o755);
+        assert_eq!(normalize_mode(false, 0o100_664), 0o644);
+        assert_eq!(normalize_mode(false, 0o4755), 0o4755);
+        assert_eq!(normalize_mode(true, 0o700), 0o755);
+        assert_eq!(normalize_mode(true, 0o1777), 0o1777);
+        assert_eq!(normalize_mode(true, 0o040_775), 0o755);
+    }
+}
