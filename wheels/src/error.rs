@@ -49,6 +49,8 @@ pub enum Error {
     InvalidWheel { file: String, message: String },
     #[error("lock file {path}: {message}")]
     Lock { path: PathBuf, message: String },
+    #[error("{0}")]
+    Other(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]

@@ -97,12 +97,19 @@ impl TagRanking {
 
     /// Best (lowest) rank of any of the wheel's tags; `None` when the target cannot install it.
     pub fn rank(&self, wheel: &WheelFilename) -> Option<usize> {
-        wheel.tags().filter_map(|t| self.ranks.get(&t).copied()).min()
+        wheel
+            .tags()
+            .filter_map(|t| self.ranks.get(&t).copied())
+            .min()
     }
 
     /// The best few tags, for error messages.
     pub fn top(&self, n: usize) -> Vec<String> {
-        self.ordered.iter().take(n).map(ToString::to_string).collect()
+        self.ordered
+            .iter()
+            .take(n)
+            .map(ToString::to_string)
+            .collect()
     }
 }
 
@@ -113,7 +120,10 @@ mod tests {
 
     #[test]
     fn parses_wheel_names() {
-        let w = WheelFilename::parse("numpy-2.1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl").unwrap();
+        let w = WheelFilename::parse(
+            "numpy-2.1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        )
+        .unwrap();
         assert_eq!(w.name.as_ref(), "numpy");
         assert_eq!(w.version.to_string(), "2.1.0");
         assert_eq!(w.platform.len(), 2);
@@ -126,7 +136,10 @@ mod tests {
     #[test]
     fn parses_sdist_names() {
         let (n, v) = parse_sdist("scikit-learn-1.5.0.tar.gz").unwrap();
-        assert_eq!((n.as_ref(), v.to_string().as_str()), ("scikit-learn", "1.5.0"));
+        assert_eq!(
+            (n.as_ref(), v.to_string().as_str()),
+            ("scikit-learn", "1.5.0")
+        );
         assert!(parse_sdist("README.md").is_none());
     }
 
@@ -135,7 +148,8 @@ mod tests {
         let t = Target::new("3.11", Arch::X86_64, Libc::Glibc(2, 36)).unwrap();
         let r = TagRanking::new(&t);
         let rank = |f: &str| r.rank(&WheelFilename::parse(f).unwrap());
-        let native = rank("numpy-2.1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl").unwrap();
+        let native =
+            rank("numpy-2.1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl").unwrap();
         let abi3 = rank("x-1.0-cp38-abi3-manylinux_2_28_x86_64.whl").unwrap();
         let pure = rank("six-1.16.0-py2.py3-none-any.whl").unwrap();
         assert!(native < abi3 && abi3 < pure);

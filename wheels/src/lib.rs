@@ -2,8 +2,11 @@
 
 pub mod error;
 pub mod filename;
+pub mod index;
+pub mod lock;
 pub mod metadata;
 pub mod requirements;
+pub mod resolve;
 pub mod specifiers;
 pub mod target;
 

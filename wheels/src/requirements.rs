@@ -10,8 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use pep508_rs::pep440_rs::VersionSpecifiers;
-use pep508_rs::{PackageName, Requirement, VersionOrUrl};
+use pep508_rs::{PackageName, Requirement};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
@@ -101,7 +100,12 @@ pub fn parse_file(path: &Path, options: &ParseOptions) -> Result<Requirements> {
 }
 
 /// Parses requirements text; relative paths are taken from `base_dir`, messages name `name`.
-pub fn parse_str(text: &str, name: &Path, base_dir: &Path, options: &ParseOptions) -> Result<Requirements> {
+pub fn parse_str(
+    text: &str,
+    name: &Path,
+    base_dir: &Path,
+    options: &ParseOptions,
+) -> Result<Requirements> {
     let mut reqs = Requirements::default();
     let mut stack = vec![name.to_path_buf()];
     parse_text(text, name, base_dir, false, options, &mut reqs, &mut stack)?;
@@ -130,20 +134,6 @@ impl Requirements {
             h.update(b"\n");
         }
         hex::encode(h.finalize())
-    }
-
-    /// Specifiers of every requirement and constraint naming `name` (for pre-release opt-in).
-    pub(crate) fn specifiers_for<'a>(&'a self, name: &'a PackageName) -> impl Iterator<Item = &'a VersionSpecifiers> + 'a {
-        self.requirements
-            .iter()
-            .chain(&self.constraints)
-            .filter_map(move |e| match &e.source {
-                Source::Pep508(r) if &r.name == name => match &r.version_or_url {
-                    Some(VersionOrUrl::VersionSpecifier(s)) => Some(s),
-                    _ => None,
-                },
-                _ => None,
-            })
     }
 }
 
@@ -250,7 +240,9 @@ fn parse_text(
         let origin = format!("{}:{lineno}", file.display());
         let source = if let Some(path) = local_artifact(&spec) {
             if !hashes.is_empty() {
-                return Err(err(format!("local package {spec:?} may not carry --hash options")));
+                return Err(err(format!(
+                    "local package {spec:?} may not carry --hash options"
+                )));
             }
             local_source(&spec, path, base, options).map_err(&err)?
         } else {
@@ -313,7 +305,9 @@ fn split_hashes(line: &str) -> std::result::Result<(String, Vec<String>), String
             .split_once(':')
             .ok_or_else(|| format!("--hash {value:?} must be of the form sha256:<hex>"))?;
         if algo != "sha256" {
-            return Err(format!("--hash algorithm {algo:?} is not supported (use sha256)"));
+            return Err(format!(
+                "--hash algorithm {algo:?} is not supported (use sha256)"
+            ));
         }
         if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(format!("--hash {value:?} is not a sha256 hex digest"));
@@ -331,19 +325,31 @@ fn local_artifact(spec: &str) -> Option<&str> {
     let path = spec.strip_prefix("file://").unwrap_or(spec);
     let lower = path.to_ascii_lowercase();
     let is_archive = ARCHIVE_EXTS.iter().any(|e| lower.ends_with(e));
-    let plain = !path.contains("://") && !path.contains(char::is_whitespace) && !path.contains(['=', '<', '>', '~', '!', '[']);
+    let plain = !path.contains("://")
+        && !path.contains(char::is_whitespace)
+        && !path.contains(['=', '<', '>', '~', '!', '[']);
     (is_archive && plain).then_some(path)
 }
 
-fn local_source(spec: &str, path: &str, base: &Path, options: &ParseOptions) -> std::result::Result<Source, String> {
+fn local_source(
+    spec: &str,
+    path: &str,
+    base: &Path,
+    options: &ParseOptions,
+) -> std::result::Result<Source, String> {
     let full = base.join(path);
-    let meta = std::fs::metadata(&full).map_err(|e| format!("local package {spec:?} ({}): {e}", full.display()))?;
+    let meta = std::fs::metadata(&full)
+        .map_err(|e| format!("local package {spec:?} ({}): {e}", full.display()))?;
     if !meta.is_file() {
-        return Err(format!("local package {spec:?} ({}) is not a regular file", full.display()));
+        return Err(format!(
+            "local package {spec:?} ({}) is not a regular file",
+            full.display()
+        ));
     }
     let resolved = std::fs::canonicalize(&full).map_err(|e| format!("{}: {e}", full.display()))?;
     if let Some(project) = &options.project_dir {
-        let project = std::fs::canonicalize(project).map_err(|e| format!("{}: {e}", project.display()))?;
+        let project =
+            std::fs::canonicalize(project).map_err(|e| format!("{}: {e}", project.display()))?;
         if !resolved.starts_with(&project) {
             return Err(format!(
                 "local package {spec:?} resolves to {}, outside the project directory {}",
@@ -352,12 +358,18 @@ fn local_source(spec: &str, path: &str, base: &Path, options: &ParseOptions) -> 
             ));
         }
     }
-    let file_name = resolved.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+    let file_name = resolved
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or_default();
     let name = WheelFilename::parse(file_name)
         .map(|w| w.name)
         .or_else(|| parse_sdist(file_name).map(|(n, _)| n))
         .ok_or_else(|| format!("cannot tell the package name of local file {file_name:?}"))?;
-    Ok(Source::Path { name, path: resolved })
+    Ok(Source::Path {
+        name,
+        path: resolved,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -371,9 +383,13 @@ fn parse_option(
     err: &dyn Fn(String) -> Error,
 ) -> Result<()> {
     let (flag, value) = match line.split_once(['=', ' ', '\t']) {
-        Some((f, v)) if !(f.starts_with("-") && !f.starts_with("--") && f.len() > 2) => (f, v.trim().to_string()),
+        Some((f, v)) if !(f.starts_with("-") && !f.starts_with("--") && f.len() > 2) => {
+            (f, v.trim().to_string())
+        }
         // `-rfile.txt`
-        _ if !line.starts_with("--") && line.len() > 2 => (&line[..2], line[2..].trim().to_string()),
+        _ if !line.starts_with("--") && line.len() > 2 => {
+            (&line[..2], line[2..].trim().to_string())
+        }
         _ => (line, String::new()),
     };
     let need = |v: &str| -> Result<String> {
@@ -399,9 +415,18 @@ fn parse_option(
             let value = need(&value)?;
             let target = base.join(&value);
             if !target.is_file() {
-                return Err(err(format!("{flag} {value}: file {} does not exist", target.display())));
+                return Err(err(format!(
+                    "{flag} {value}: file {} does not exist",
+                    target.display()
+                )));
             }
-            read_file(&target, flag.starts_with("-c") || flag == "--constraint", options, reqs, stack)?;
+            read_file(
+                &target,
+                flag.starts_with("-c") || flag == "--constraint",
+                options,
+                reqs,
+                stack,
+            )?;
         }
         "-i" | "--index-url" => {
             let url = parse_url(&need(&value)?)?;
@@ -422,7 +447,9 @@ fn parse_option(
         "-f" | "--find-links" => {
             let value = need(&value)?;
             let fl = match Url::parse(&value) {
-                Ok(u) if u.scheme() == "file" => FindLinks::Dir(u.to_file_path().unwrap_or_default()),
+                Ok(u) if u.scheme() == "file" => {
+                    FindLinks::Dir(u.to_file_path().unwrap_or_default())
+                }
                 Ok(u) => FindLinks::Url(u),
                 Err(_) => FindLinks::Dir(base.join(&value)),
             };
@@ -434,12 +461,18 @@ fn parse_option(
             reqs.pre = true;
         }
         "-e" | "--editable" => {
-            return Err(err(format!("editable requirements are not supported: {line:?}")));
+            return Err(err(format!(
+                "editable requirements are not supported: {line:?}"
+            )));
         }
-        "--trusted-host" | "--prefer-binary" | "--only-binary" | "--no-binary" | "--use-feature"
-        | "--require-hashes" | "--config-settings" | "--global-option" | "--progress-bar" => {
+        "--trusted-host" | "--prefer-binary" | "--only-binary" | "--no-binary"
+        | "--use-feature" | "--require-hashes" | "--config-settings" | "--global-option"
+        | "--progress-bar" => {
             if flag == "--no-binary" {
-                let w = format!("{}: ignoring {line:?}: cog-rs installs wheels only", file.display());
+                let w = format!(
+                    "{}: ignoring {line:?}: cog-rs installs wheels only",
+                    file.display()
+                );
                 tracing::warn!("{w}");
                 reqs.warnings.push(w);
             }
@@ -453,7 +486,12 @@ impl FromStr for Requirements {
     type Err = Error;
     /// Text with relative paths taken from the current directory.
     fn from_str(text: &str) -> Result<Self> {
-        parse_str(text, Path::new("requirements.txt"), Path::new("."), &ParseOptions::default())
+        parse_str(
+            text,
+            Path::new("requirements.txt"),
+            Path::new("."),
+            &ParseOptions::default(),
+        )
     }
 }
 
@@ -472,11 +510,21 @@ mod tests {
              -f https://example.com/links.html\n--pre\nnumpy>=1.20 # trailing\nrequests[socks] ; python_version >= '3.8'\n\
              pkg @ https://example.com/pkg-1.0-py3-none-any.whl#sha256=abc\nscipy==1.11.0 \\\n  --hash=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
         );
-        assert_eq!(r.index_url.as_ref().unwrap().as_str(), "https://example.com/simple/");
-        assert_eq!(r.extra_index_urls[0].as_str(), "https://download.pytorch.org/whl/cu121/");
+        assert_eq!(
+            r.index_url.as_ref().unwrap().as_str(),
+            "https://example.com/simple/"
+        );
+        assert_eq!(
+            r.extra_index_urls[0].as_str(),
+            "https://download.pytorch.org/whl/cu121/"
+        );
         assert!(r.pre);
         assert_eq!(r.find_links.len(), 1);
-        let names: Vec<_> = r.requirements.iter().map(|e| e.source.name().to_string()).collect();
+        let names: Vec<_> = r
+            .requirements
+            .iter()
+            .map(|e| e.source.name().to_string())
+            .collect();
         assert_eq!(names, ["numpy", "requests", "pkg", "scipy"]);
         assert_eq!(r.requirements[3].hashes.len(), 1);
         assert!(r.requirements[3].origin.ends_with(":9"));
@@ -492,10 +540,19 @@ mod tests {
 
     #[test]
     fn errors_name_file_and_line() {
-        let e = "numpy\nnot a ===valid req!!\n".parse::<Requirements>().unwrap_err();
-        assert!(e.to_string().starts_with("requirements.txt:2: invalid requirement"), "{e}");
+        let e = "numpy\nnot a ===valid req!!\n"
+            .parse::<Requirements>()
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("requirements.txt:2: invalid requirement"),
+            "{e}"
+        );
         let e = "--frobnicate\n".parse::<Requirements>().unwrap_err();
-        assert_eq!(e.to_string(), "requirements.txt:1: unsupported option \"--frobnicate\"");
+        assert_eq!(
+            e.to_string(),
+            "requirements.txt:1: unsupported option \"--frobnicate\""
+        );
         let e = "x==1 --hash=md5:abc\n".parse::<Requirements>().unwrap_err();
         assert!(e.to_string().contains("md5"), "{e}");
         let e = "-e .\n".parse::<Requirements>().unwrap_err();
@@ -510,22 +567,40 @@ mod tests {
         std::fs::write(d.join("sub/foo-1.0-py3-none-any.whl"), b"zip").unwrap();
         std::fs::write(d.join("c.txt"), "numpy<2\n").unwrap();
         std::fs::write(d.join("base.txt"), "-c c.txt\npillow\n").unwrap();
-        std::fs::write(d.join("req.txt"), "-r base.txt\nnumpy\nsub/foo-1.0-py3-none-any.whl\n").unwrap();
-        let opts = ParseOptions { project_dir: Some(d.to_path_buf()) };
+        std::fs::write(
+            d.join("req.txt"),
+            "-r base.txt\nnumpy\nsub/foo-1.0-py3-none-any.whl\n",
+        )
+        .unwrap();
+        let opts = ParseOptions {
+            project_dir: Some(d.to_path_buf()),
+        };
         let r = parse_file(&d.join("req.txt"), &opts).unwrap();
         assert_eq!(r.constraints.len(), 1);
         assert_eq!(r.requirements.len(), 3);
-        assert!(matches!(&r.requirements[2].source, Source::Path { name, .. } if name.as_ref() == "foo"));
+        assert!(
+            matches!(&r.requirements[2].source, Source::Path { name, .. } if name.as_ref() == "foo")
+        );
         let h1 = r.input_hash();
         std::fs::write(d.join("c.txt"), "numpy<3\n").unwrap();
-        assert_ne!(parse_file(&d.join("req.txt"), &opts).unwrap().input_hash(), h1);
+        assert_ne!(
+            parse_file(&d.join("req.txt"), &opts).unwrap().input_hash(),
+            h1
+        );
 
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("bar-1.0-py3-none-any.whl"), b"zip").unwrap();
-        std::os::unix::fs::symlink(outside.path().join("bar-1.0-py3-none-any.whl"), d.join("bar-1.0-py3-none-any.whl")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("bar-1.0-py3-none-any.whl"),
+            d.join("bar-1.0-py3-none-any.whl"),
+        )
+        .unwrap();
         std::fs::write(d.join("bad.txt"), "bar-1.0-py3-none-any.whl\n").unwrap();
         let e = parse_file(&d.join("bad.txt"), &opts).unwrap_err();
-        assert!(e.to_string().contains("outside the project directory"), "{e}");
+        assert!(
+            e.to_string().contains("outside the project directory"),
+            "{e}"
+        );
         std::fs::write(d.join("missing.txt"), "./nope-1.0-py3-none-any.whl\n").unwrap();
         assert!(parse_file(&d.join("missing.txt"), &opts).is_err());
     }

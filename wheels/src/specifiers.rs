@@ -5,9 +5,9 @@ use pubgrub::Ranges;
 
 /// The set of versions a specifier list allows (pre-release policy is applied elsewhere).
 pub fn to_ranges(specifiers: &VersionSpecifiers) -> Ranges<Version> {
-    specifiers
-        .iter()
-        .fold(Ranges::full(), |acc, s| acc.intersection(&specifier_range(s)))
+    specifiers.iter().fold(Ranges::full(), |acc, s| {
+        acc.intersection(&specifier_range(s))
+    })
 }
 
 fn specifier_range(spec: &VersionSpecifier) -> Ranges<Version> {
@@ -55,12 +55,16 @@ fn specifier_range(spec: &VersionSpecifier) -> Ranges<Version> {
 /// `==prefix.*`: every version whose release starts with the prefix, pre/post/dev included.
 fn prefix_range(prefix: &Version) -> Ranges<Version> {
     let release = prefix.release();
-    let low = Version::new(release).with_epoch(prefix.epoch()).with_min(Some(0));
+    let low = Version::new(release)
+        .with_epoch(prefix.epoch())
+        .with_min(Some(0));
     let mut next: Vec<u64> = release.to_vec();
     if let Some(last) = next.last_mut() {
         *last += 1;
     }
-    let high = Version::new(next).with_epoch(prefix.epoch()).with_min(Some(0));
+    let high = Version::new(next)
+        .with_epoch(prefix.epoch())
+        .with_min(Some(0));
     Ranges::between(low, high)
 }
 

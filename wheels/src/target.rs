@@ -232,7 +232,11 @@ mod tests {
 
     #[test]
     fn tags_are_ranked_like_pip() {
-        let tags: Vec<String> = bookworm("3.11").tags().iter().map(ToString::to_string).collect();
+        let tags: Vec<String> = bookworm("3.11")
+            .tags()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(tags[0], "cp311-cp311-manylinux_2_36_x86_64");
         let pos = |t: &str| tags.iter().position(|x| x == t).unwrap();
         assert!(pos("cp311-cp311-manylinux_2_17_x86_64") < pos("cp311-cp311-manylinux2014_x86_64"));
@@ -260,14 +264,22 @@ mod tests {
         let t = Target::new("3.12", Arch::X86_64, Libc::Musl(1, 2)).unwrap();
         assert_eq!(
             t.platform_tags(),
-            ["musllinux_1_2_x86_64", "musllinux_1_1_x86_64", "musllinux_1_0_x86_64", "linux_x86_64"]
+            [
+                "musllinux_1_2_x86_64",
+                "musllinux_1_1_x86_64",
+                "musllinux_1_0_x86_64",
+                "linux_x86_64"
+            ]
         );
     }
 
     #[test]
     fn bad_python_version() {
         let err = Target::new("3", Arch::X86_64, Libc::Glibc(2, 36)).unwrap_err();
-        assert!(err.to_string().contains("must include major and minor"), "{err}");
+        assert!(
+            err.to_string().contains("must include major and minor"),
+            "{err}"
+        );
         assert!(Target::new("three.11", Arch::X86_64, Libc::Glibc(2, 36)).is_err());
     }
 
