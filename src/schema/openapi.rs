@@ -1,0 +1,450 @@
+//! The OpenAPI 3.0.2 document, shaped and ordered as Cog's `buildOpenAPISpec` writes it.
+
+use super::json::Json;
+use super::model::{InputField, Mode, ModelSchema};
+
+/// The Cog version the document advertises in `info.version` (Cog writes its CLI version).
+pub const COG_VERSION: &str = "0.22.0";
+
+/// `snake_case` -> `Snake Case`, as Cog's `TitleCase` (ASCII upper-casing of each part's
+/// first letter).
+pub fn title_case(s: &str) -> String {
+    s.split('_')
+        .map(|part| {
+            let mut chars = part.chars();
+            match chars.next() {
+                Some(first) if first.is_ascii() => {
+                    first.to_ascii_uppercase().to_string() + chars.as_str()
+                }
+                // Go upper-cases the first *byte*; a split UTF-8 sequence becomes U+FFFD per byte.
+                Some(first) => "\u{fffd}".repeat(first.len_utf8()) + chars.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One input property, and the enum component its choices need.
+pub(crate) fn input_property(field: &InputField) -> (Json, Option<(String, Json)>) {
+    let mut prop: Vec<(String, Json)> = vec![("x-order".into(), Json::Int(field.order as i64))];
+    let mut enum_component = None;
+    if field.choices.is_empty() {
+        prop.push(("title".into(), Json::Str(title_case(&field.name))));
+        prop.extend(field.input_type.json_schema());
+    } else {
+        let (flat, _) = field.input_type.flat();
+        let component = Json::map([
+            ("title", Json::Str(field.name.clone())),
+            ("description", Json::str("An enumeration.")),
+            (
+                "enum",
+                Json::Array(
+                    field
+                        .choices
+                        .iter()
+                        .map(super::model::Value::to_json)
+                        .collect(),
+                ),
+            ),
+            ("type", Json::str(flat.json_type())),
+        ]);
+        enum_component = Some((field.name.clone(), component));
+        prop.push((
+            "allOf".into(),
+            Json::Array(vec![Json::map([(
+                "$ref",
+                Json::Str(format!("#/components/schemas/{}", field.name)),
+            )])]),
+        ));
+    }
+    if let Some(default) = field.effective_default() {
+        prop.push(("default".into(), default.to_json()));
+    }
+    if field.is_nullable() {
+        prop.push(("nullable".into(), Json::Bool(true)));
+    }
+    if let Some(d) = &field.description {
+        prop.push(("description".into(), Json::Str(d.clone())));
+    }
+    if let Some(ge) = field.ge {
+        prop.push(("minimum".into(), Json::Float(ge)));
+    }
+    if let Some(le) = field.le {
+        prop.push(("maximum".into(), Json::Float(le)));
+    }
+    if let Some(n) = field.min_length {
+        prop.push(("minLength".into(), Json::Int(n as i64)));
+    }
+    if let Some(n) = field.max_length {
+        prop.push(("maxLength".into(), Json::Int(n as i64)));
+    }
+    if let Some(r) = &field.regex {
+        prop.push(("pattern".into(), Json::Str(r.clone())));
+    }
+    if field.deprecated {
+        prop.push(("deprecated".into(), Json::Bool(true)));
+    }
+    if let Some(a) = &field.accept {
+        prop.push(("x-cog-accept".into(), Json::Str(a.clone())));
+    }
+    (Json::map(prop), enum_component)
+}
+
+/// The `Input` (or `TrainingInput`) schema and its enum components.
+pub fn input_schema(model: &ModelSchema, title: &str) -> (Json, Vec<(String, Json)>) {
+    let mut properties = Vec::new();
+    let mut enums = Vec::new();
+    for field in &model.inputs {
+        let (prop, component) = input_property(field);
+        properties.push((field.name.clone(), prop));
+        enums.extend(component);
+    }
+    let required: Vec<Json> = model
+        .inputs
+        .iter()
+        .filter(|f| f.is_required())
+        .map(|f| Json::Str(f.name.clone()))
+        .collect();
+    let mut entries = vec![
+        ("title", Json::str(title)),
+        ("type", Json::str("object")),
+        ("properties", Json::ordered(properties)),
+    ];
+    if !required.is_empty() {
+        entries.push(("required", Json::Array(required)));
+    }
+    (Json::map(entries), enums)
+}
+
+fn json_response(schema: Json) -> Json {
+    Json::map([("application/json", Json::map([("schema", schema)]))])
+}
+
+fn reference(name: &str) -> Json {
+    Json::map([("$ref", Json::Str(format!("#/components/schemas/{name}")))])
+}
+
+fn empty_ok() -> Json {
+    Json::map([
+        ("description", Json::str("Successful Response")),
+        ("content", json_response(Json::map::<&str>([]))),
+    ])
+}
+
+fn validation_error_response() -> Json {
+    Json::map([
+        ("description", Json::str("Validation Error")),
+        ("content", json_response(reference("HTTPValidationError"))),
+    ])
+}
+
+fn string_prop(title: &str) -> Json {
+    Json::map([("title", Json::str(title)), ("type", Json::str("string"))])
+}
+
+fn date_prop(title: &str) -> Json {
+    Json::map([
+        ("title", Json::str(title)),
+        ("type", Json::str("string")),
+        ("format", Json::str("date-time")),
+    ])
+}
+
+/// The whole document for one mode, as a JSON tree (keys in Cog's order).
+pub fn document(model: &ModelSchema) -> Json {
+    let train = model.mode == Mode::Train;
+    let (
+        endpoint,
+        request,
+        response,
+        cancel,
+        summary,
+        description,
+        op_id,
+        cancel_op,
+        cancel_param,
+        input_key,
+        output_key,
+    ) = if train {
+        (
+            "/trainings",
+            "TrainingRequest",
+            "TrainingResponse",
+            "/trainings/{training_id}/cancel",
+            "Train",
+            "Run a single training on the model",
+            "train_trainings_post",
+            "cancel_trainings__training_id__cancel_post",
+            "training_id",
+            "TrainingInput",
+            "TrainingOutput",
+        )
+    } else {
+        (
+            "/predictions",
+            "PredictionRequest",
+            "PredictionResponse",
+            "/predictions/{prediction_id}/cancel",
+            "Predict",
+            "Run a single prediction on the model",
+            "predict_predictions_post",
+            "cancel_predictions__prediction_id__cancel_post",
+            "prediction_id",
+            "Input",
+            "Output",
+        )
+    };
+
+    let (input, enums) = input_schema(model, input_key);
+    let mut components: Vec<(String, Json)> = vec![
+        (input_key.into(), input),
+        (output_key.into(), model.output.json_schema(true)),
+    ];
+    components.extend(enums);
+    components.push((
+        request.into(),
+        Json::map([
+            ("title", Json::str(request)),
+            ("type", Json::str("object")),
+            (
+                "properties",
+                Json::map([("id", string_prop("Id")), ("input", reference(input_key))]),
+            ),
+        ]),
+    ));
+    components.push((
+        response.into(),
+        Json::map([
+            ("title", Json::str(response)),
+            ("type", Json::str("object")),
+            (
+                "properties",
+                Json::map([
+                    ("input", reference(input_key)),
+                    ("output", reference(output_key)),
+                    ("id", string_prop("Id")),
+                    ("version", string_prop("Version")),
+                    ("created_at", date_prop("Created At")),
+                    ("started_at", date_prop("Started At")),
+                    ("completed_at", date_prop("Completed At")),
+                    ("status", string_prop("Status")),
+                    ("error", string_prop("Error")),
+                    ("logs", string_prop("Logs")),
+                    (
+                        "metrics",
+                        Json::map([
+                            ("title", Json::str("Metrics")),
+                            ("type", Json::str("object")),
+                        ]),
+                    ),
+                ]),
+            ),
+        ]),
+    ));
+    components.push((
+        "Status".into(),
+        Json::map([
+            ("title", Json::str("Status")),
+            ("description", Json::str("An enumeration.")),
+            (
+                "enum",
+                Json::Array(
+                    ["starting", "processing", "succeeded", "canceled", "failed"]
+                        .into_iter()
+                        .map(Json::str)
+                        .collect(),
+                ),
+            ),
+            ("type", Json::str("string")),
+        ]),
+    ));
+    components.push((
+        "HTTPValidationError".into(),
+        Json::map([
+            ("title", Json::str("HTTPValidationError")),
+            ("type", Json::str("object")),
+            (
+                "properties",
+                Json::map([(
+                    "detail",
+                    Json::map([
+                        ("title", Json::str("Detail")),
+                        ("type", Json::str("array")),
+                        ("items", reference("ValidationError")),
+                    ]),
+                )]),
+            ),
+        ]),
+    ));
+    components.push((
+        "ValidationError".into(),
+        Json::map([
+            ("title", Json::str("ValidationError")),
+            (
+                "required",
+                Json::Array(vec![Json::str("loc"), Json::str("msg"), Json::str("type")]),
+            ),
+            ("type", Json::str("object")),
+            (
+                "properties",
+                Json::map([
+                    (
+                        "loc",
+                        Json::map([
+                            ("title", Json::str("Location")),
+                            ("type", Json::str("array")),
+                            (
+                                "items",
+                                Json::map([(
+                                    "anyOf",
+                                    Json::Array(vec![
+                                        Json::map([("type", Json::str("string"))]),
+                                        Json::map([("type", Json::str("integer"))]),
+                                    ]),
+                                )]),
+                            ),
+                        ]),
+                    ),
+                    ("msg", string_prop("Message")),
+                    ("type", string_prop("Error Type")),
+                ]),
+            ),
+        ]),
+    ));
+
+    let get = |summary: &str, op: &str| {
+        Json::map([(
+            "get",
+            Json::map([
+                ("summary", Json::str(summary)),
+                ("operationId", Json::str(op)),
+                ("responses", Json::map([("200", empty_ok())])),
+            ]),
+        )])
+    };
+    let mut main_op = vec![
+        ("summary", Json::str(summary)),
+        ("description", Json::str(description)),
+        ("operationId", Json::str(op_id)),
+        (
+            "requestBody",
+            Json::map([("content", json_response(reference(request)))]),
+        ),
+        (
+            "responses",
+            Json::map([
+                (
+                    "200",
+                    Json::map([
+                        ("description", Json::str("Successful Response")),
+                        ("content", json_response(reference(response))),
+                    ]),
+                ),
+                ("422", validation_error_response()),
+            ]),
+        ),
+    ];
+    if !train && model.streaming {
+        main_op.push(("x-cog-streaming", Json::Bool(true)));
+    }
+    let cancel_op_json = Json::map([(
+        "post",
+        Json::map([
+            ("summary", Json::str("Cancel")),
+            ("operationId", Json::str(cancel_op)),
+            (
+                "parameters",
+                Json::Array(vec![Json::map([
+                    ("required", Json::Bool(true)),
+                    ("schema", string_prop(&title_case(cancel_param))),
+                    ("name", Json::str(cancel_param)),
+                    ("in", Json::str("path")),
+                ])]),
+            ),
+            (
+                "responses",
+                Json::map([("200", empty_ok()), ("422", validation_error_response())]),
+            ),
+        ]),
+    )]);
+    let paths = Json::ordered([
+        ("/".to_owned(), get("Root", "root__get")),
+        (
+            "/health-check".to_owned(),
+            get("Healthcheck", "healthcheck_health_check_get"),
+        ),
+        (
+            endpoint.to_owned(),
+            Json::map([("post", Json::map(main_op))]),
+        ),
+        (cancel.to_owned(), cancel_op_json),
+    ]);
+
+    Json::map([
+        ("openapi", Json::str("3.0.2")),
+        (
+            "info",
+            Json::map([
+                ("title", Json::str("Cog")),
+                ("version", Json::str(COG_VERSION)),
+            ]),
+        ),
+        ("paths", paths),
+        (
+            "components",
+            Json::map([("schemas", Json::ordered(components))]),
+        ),
+    ])
+}
+
+/// Cog's `MergeSchemas`: the predict document, plus train paths and components it lacks,
+/// after a round trip through Go's `map[string]any` (everything sorted, numbers float64).
+pub fn merge(predict: &Json, train: &Json) -> Json {
+    let mut merged = predict.normalized_like_go_any();
+    let train = train.normalized_like_go_any();
+    for section in [&["paths"][..], &["components", "schemas"][..]] {
+        let Some(Json::Object(extra)) = lookup(&train, section) else {
+            continue;
+        };
+        if let Some(Json::Object(target)) = lookup_mut(&mut merged, section) {
+            for (k, v) in extra {
+                if !target.iter().any(|(tk, _)| tk == k) {
+                    target.push((k.clone(), v.clone()));
+                }
+            }
+            target.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+    }
+    merged
+}
+
+fn lookup<'a>(json: &'a Json, path: &[&str]) -> Option<&'a Json> {
+    path.iter().try_fold(json, |j, key| j.get(key))
+}
+
+fn lookup_mut<'a>(json: &'a mut Json, path: &[&str]) -> Option<&'a mut Json> {
+    let mut current = json;
+    for key in path {
+        let Json::Object(entries) = current else {
+            return None;
+        };
+        current = entries.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)?;
+    }
+    Some(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::title_case;
+
+    #[test]
+    fn title_case_matches_cog() {
+        assert_eq!(title_case("max_tokens"), "Max Tokens");
+        assert_eq!(title_case("x"), "X");
+        assert_eq!(title_case("_private"), " Private");
+        assert_eq!(title_case("a__b"), "A  B");
+        assert_eq!(title_case("prediction_id"), "Prediction Id");
+        assert_eq!(title_case("\u{e9}t\u{e9}"), "\u{fffd}\u{fffd}t\u{e9}");
+    }
+}

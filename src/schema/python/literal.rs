@@ -1,0 +1,180 @@
+//! Python literals (defaults, choices, constants) evaluated from the syntax tree.
+//!
+//! Strings keep their raw source text between the quotes (no escape processing), which is
+//! what Cog's Go parser does; the documents stay byte-equal for the same source.
+
+use std::collections::HashMap;
+
+use tree_sitter::Node;
+
+use super::syntax::{named_children, text};
+use crate::schema::model::Value;
+
+pub type Constants = HashMap<String, Value>;
+
+/// Evaluates a literal expression; identifiers are looked up among module constants.
+pub fn eval(node: Node<'_>, src: &str, consts: &Constants) -> Option<Value> {
+    eval_depth(node, src, consts, 0)
+}
+
+fn eval_depth(node: Node<'_>, src: &str, consts: &Constants, depth: usize) -> Option<Value> {
+    if depth > super::annotation::MAX_DEPTH {
+        return None;
+    }
+    let recurse = |n: Node<'_>| eval_depth(n, src, consts, depth + 1);
+    match node.kind() {
+        "none" => Some(Value::None),
+        "true" => Some(Value::Bool(true)),
+        "false" => Some(Value::Bool(false)),
+        "integer" => parse_int(text(node, src)).map(Value::Int),
+        "float" => parse_float(text(node, src)).map(Value::Float),
+        "string" | "concatenated_string" => string(node, src).map(Value::Str),
+        "unary_operator" => parse_number_text(text(node, src).trim()),
+        "parenthesized_expression" => named_children(node)
+            .into_iter()
+            .find(|c| c.kind() != "comment")
+            .and_then(recurse),
+        "list" | "set" => {
+            let items: Option<Vec<Value>> = named_children(node)
+                .into_iter()
+                .filter(|c| c.kind() != "comment")
+                .map(recurse)
+                .collect();
+            items.map(Value::List)
+        }
+        // Cog keeps the tuple items it can read and drops the rest.
+        "tuple" => Some(Value::List(
+            named_children(node)
+                .into_iter()
+                .filter_map(recurse)
+                .collect(),
+        )),
+        "dictionary" => {
+            let mut pairs = Vec::new();
+            for pair in named_children(node) {
+                if pair.kind() != "pair" {
+                    continue;
+                }
+                let (Some(k), Some(v)) = (
+                    pair.child_by_field_name("key"),
+                    pair.child_by_field_name("value"),
+                ) else {
+                    continue;
+                };
+                if let (Some(k), Some(v)) = (recurse(k), recurse(v)) {
+                    pairs.push((k, v));
+                }
+            }
+            Some(Value::Dict(pairs))
+        }
+        "identifier" => consts.get(text(node, src)).cloned(),
+        _ => None,
+    }
+}
+
+/// A string literal's content, or `None` for f-strings, byte strings and the like.
+pub fn string(node: Node<'_>, src: &str) -> Option<String> {
+    match node.kind() {
+        "string" => string_content(text(node, src)),
+        "concatenated_string" => {
+            let mut out = String::new();
+            for part in named_children(node) {
+                if part.kind() == "string" {
+                    out.push_str(&string_content(text(part, src))?);
+                }
+            }
+            Some(out)
+        }
+        "parenthesized_expression" => named_children(node)
+            .into_iter()
+            .find(|c| c.kind() != "comment")
+            .and_then(|c| string(c, src)),
+        _ => None,
+    }
+}
+
+fn string_content(raw: &str) -> Option<String> {
+    let prefix_len = raw.find(['"', '\'']).unwrap_or(raw.len());
+    let prefix = raw[..prefix_len].to_ascii_lowercase();
+    if !matches!(prefix.as_str(), "" | "r" | "u") {
+        return None;
+    }
+    let body = &raw[prefix_len..];
+    for quote in ["\"\"\"", "'''", "\"", "'"] {
+        if body.len() >= 2 * quote.len() && body.starts_with(quote) && body.ends_with(quote) {
+            return Some(body[quote.len()..body.len() - quote.len()].to_owned());
+        }
+    }
+    None
+}
+
+/// An integer as Go's `strconv.ParseInt(s, 0, 64)` reads Python source: base prefixes and
+/// digit underscores.
+pub fn parse_int(s: &str) -> Option<i64> {
+    let (negative, digits) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let clean: String = digits.chars().filter(|c| *c != '_').collect();
+    let lower = clean.to_ascii_lowercase();
+    let (radix, body) = if let Some(b) = lower.strip_prefix("0x") {
+        (16, b)
+    } else if let Some(b) = lower.strip_prefix("0o") {
+        (8, b)
+    } else if let Some(b) = lower.strip_prefix("0b") {
+        (2, b)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..])
+    } else {
+        (10, lower.as_str())
+    };
+    if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = i128::from_str_radix(body, radix).ok()?;
+    let value = if negative { -magnitude } else { magnitude };
+    i64::try_from(value).ok()
+}
+
+pub fn parse_float(s: &str) -> Option<f64> {
+    let clean: String = s.chars().filter(|c| *c != '_').collect();
+    if clean.is_empty() || clean.ends_with(['j', 'J']) {
+        return None;
+    }
+    let value: f64 = clean.parse().ok()?;
+    value.is_finite().then_some(value)
+}
+
+/// A signed number: an int when it reads as one, else a float.
+pub fn parse_number_text(s: &str) -> Option<Value> {
+    parse_int(s)
+        .map(Value::Int)
+        .or_else(|| parse_float(s).map(Value::Float))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ints_like_go() {
+        assert_eq!(parse_int("42"), Some(42));
+        assert_eq!(parse_int("-7"), Some(-7));
+        assert_eq!(parse_int("1_000"), Some(1000));
+        assert_eq!(parse_int("0x1F"), Some(31));
+        assert_eq!(parse_int("0o17"), Some(15));
+        assert_eq!(parse_int("0b101"), Some(5));
+        assert_eq!(parse_int("99999999999999999999"), None);
+        assert_eq!(parse_int("1.5"), None);
+    }
+
+    #[test]
+    fn strings_keep_raw_content() {
+        assert_eq!(string_content("\"a\\nb\""), Some("a\\nb".to_owned()));
+        assert_eq!(string_content("'''x'''"), Some("x".to_owned()));
+        assert_eq!(string_content("r'\\d+'"), Some("\\d+".to_owned()));
+        assert_eq!(string_content("f'{x}'"), None);
+        assert_eq!(string_content("b'x'"), None);
+    }
+}
