@@ -1,0 +1,196 @@
+"""Input coercion: JSON values -> the types run() declares (Path, File, Secret, ...).
+
+The server has already validated the input against the schema; this turns URLs into local
+files (downloaded in parallel) and wraps secrets. `str` parameters are never coerced, even when
+they hold a URL.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+import pathlib
+import types
+import typing
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from cog.input import FieldInfo
+from cog.types import File, Path, Secret, URLPath
+
+_MISSING = inspect.Parameter.empty
+_DOWNLOAD_WORKERS = 8
+
+
+class InputError(ValueError):
+    """The input cannot be turned into run()'s arguments (answered with HTTP 422)."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str  # "path", "file", "secret", "float", "plain"
+    is_list: bool
+    default: Any  # _MISSING when required
+    nullable: bool
+
+
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _strip_optional(typing.get_args(tp)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        nullable = len(args) != len(typing.get_args(tp))
+        if len(args) == 1:
+            inner, _ = _strip_optional(args[0])
+            return inner, nullable
+        return tp, nullable
+    return tp, False
+
+
+def _kind_of(tp: Any) -> str:
+    if isinstance(tp, type):
+        if issubclass(tp, File):
+            return "file"
+        if issubclass(tp, pathlib.PurePath):
+            return "path"
+        if issubclass(tp, Secret):
+            return "secret"
+        if tp is float:
+            return "float"
+    return "plain"
+
+
+def _describe(tp: Any) -> tuple[str, bool, bool]:
+    inner, nullable = _strip_optional(tp)
+    if typing.get_origin(inner) in (list, typing.List):  # noqa: UP006
+        args = typing.get_args(inner)
+        elem, _ = _strip_optional(args[0]) if args else (Any, False)
+        return _kind_of(elem), True, nullable
+    return _kind_of(inner), False, nullable
+
+
+def describe_params(fn: Any) -> tuple[list[Param], bool]:
+    """run()'s parameters, and whether it takes **kwargs."""
+    sig = inspect.signature(fn)
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception:  # unresolvable annotations: fall back to the raw ones
+        hints = {name: p.annotation for name, p in sig.parameters.items()}
+    params = []
+    var_kw = False
+    for name, p in sig.parameters.items():
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            var_kw = True
+            continue
+        if p.kind is inspect.Parameter.VAR_POSITIONAL:
+            continue
+        default = p.default
+        if isinstance(default, FieldInfo):
+            default = default.default
+        kind, is_list, nullable = _describe(hints.get(name, Any))
+        params.append(Param(name, kind, is_list, default, nullable))
+    return params, var_kw
+
+
+class Coerced:
+    """The arguments for one run() call and the temp files to delete afterwards."""
+
+    def __init__(self) -> None:
+        self.kwargs: dict[str, Any] = {}
+        self.temp_files: list[pathlib.Path] = []
+        self.dropped: list[str] = []
+
+    def cleanup(self) -> None:
+        for p in self.temp_files:
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+        self.temp_files.clear()
+
+
+def _coerce_one(kind: str, value: Any, pending: list[tuple[URLPath, Any]]) -> Any:
+    if value is None:
+        return None
+    if kind == "path":
+        path = Path.validate(value)
+        if isinstance(path, URLPath):
+            pending.append((path, None))
+        return path
+    if kind == "file":
+        return File.validate(value)
+    if kind == "secret":
+        return value if isinstance(value, Secret) else Secret(value)
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def coerce(params: list[Param], var_kw: bool, raw: dict[str, Any]) -> Coerced:
+    out = Coerced()
+    pending: list[tuple[URLPath, Any]] = []
+    known = {p.name for p in params}
+    for key in raw:
+        if key not in known and not var_kw:
+            out.dropped.append(key)
+    try:
+        for p in params:
+            if p.name in raw:
+                value = raw[p.name]
+            elif p.default is not _MISSING:
+                # Copied so that a mutable default (a list) never leaks between predictions.
+                value = copy.deepcopy(p.default)
+            elif p.nullable:
+                value = None
+            else:
+                raise InputError(f"{p.name}: Field required")
+            if p.is_list and isinstance(value, list):
+                value = [_coerce_one(p.kind, v, pending) for v in value]
+            else:
+                value = _coerce_one(p.kind, value, pending)
+            out.kwargs[p.name] = value
+        if var_kw:
+            for key, value in raw.items():
+                if key not in known:
+                    out.kwargs[key] = value
+    except (TypeError, ValueError) as e:
+        if isinstance(e, InputError):
+            raise
+        raise InputError(str(e)) from e
+    if pending:
+        _download_all(out, pending)
+    return out
+
+
+def _download_all(out: Coerced, pending: list[tuple[URLPath, Any]]) -> None:
+    """Download every URL input in parallel, then swap each URLPath for its local file."""
+    urls = [u for u, _ in pending]
+    with ThreadPoolExecutor(max_workers=min(_DOWNLOAD_WORKERS, len(urls))) as pool:
+        futures = [pool.submit(u.convert) for u in urls]
+    errors = []
+    local: dict[int, pathlib.Path] = {}
+    for u, fut in zip(urls, futures):
+        try:
+            path = fut.result()
+        except Exception as e:
+            errors.append(f"failed to download {_short(u.source)}: {e}")
+            continue
+        out.temp_files.append(path)
+        local[id(u)] = path
+    if errors:
+        out.cleanup()
+        raise InputError("; ".join(errors))
+
+    def swap(v: Any) -> Any:
+        return local.get(id(v), v) if isinstance(v, URLPath) else v
+
+    for name, value in out.kwargs.items():
+        out.kwargs[name] = [swap(v) for v in value] if isinstance(value, list) else swap(value)
+
+
+def _short(url: str) -> str:
+    return url if len(url) <= 100 else url[:60] + "..." + url[-20:]

@@ -1,0 +1,154 @@
+//! `PredictHandler` for Python runners: each call goes to a `coglet._worker.Worker` object.
+//!
+//! The Python side owns the runner logic (loading, setup, input coercion, running sync and
+//! async code, output encoding, cancellation); this side converts between the worker loop's
+//! Rust types and Python values. See `docs/python-sdk.md` for the threading model.
+
+use std::collections::HashMap;
+
+use coglet::worker::{
+    Output, OutputSink, PredictHandler, PredictOutcome, PredictRequest, SetupInfo, SetupRequest,
+};
+use coglet::ipc::SlotId;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::CancelationException;
+use crate::sdk::Prediction;
+
+pub struct PyHandler {
+    worker: Py<PyAny>,
+}
+
+impl PyHandler {
+    pub fn new(worker: Py<PyAny>) -> Self {
+        Self { worker }
+    }
+}
+
+/// `ExcType: message` for errors that cross into Rust (the traceback is already in the logs).
+fn describe(py: Python<'_>, err: &PyErr) -> String {
+    let name = err
+        .get_type(py)
+        .name()
+        .map_or_else(|_| "Exception".to_owned(), |n| n.to_string());
+    let message = err.value(py).to_string();
+    if message.is_empty() { name } else { format!("{name}: {message}") }
+}
+
+fn parse_output(item: &Bound<'_, PyAny>) -> PyResult<Option<Output>> {
+    if item.is_none() {
+        return Ok(None);
+    }
+    let tuple = item.cast::<PyTuple>()?;
+    let kind: String = tuple.get_item(0)?.extract()?;
+    if kind == "file" {
+        let path: std::path::PathBuf = tuple.get_item(1)?.extract()?;
+        let mime: Option<String> = tuple.get_item(2)?.extract()?;
+        return Ok(Some(Output::File {
+            path,
+            mime_type: mime.filter(|m| !m.is_empty()),
+        }));
+    }
+    let text: String = tuple.get_item(1)?.extract()?;
+    let value = serde_json::from_str(&text).map_err(|e| {
+        pyo3::exceptions::PyValueError::new_err(format!("output is not valid JSON: {e}"))
+    })?;
+    Ok(Some(Output::Json(value)))
+}
+
+fn parse_outcome(result: &Bound<'_, PyAny>) -> PyResult<PredictOutcome> {
+    let tuple = result.cast::<PyTuple>()?;
+    let kind: String = tuple.get_item(0)?.extract()?;
+    Ok(match kind.as_str() {
+        "done" => PredictOutcome::Succeeded {
+            output: parse_output(&tuple.get_item(1)?)?,
+            is_stream: tuple.get_item(2)?.extract()?,
+        },
+        "failed" => PredictOutcome::Failed(tuple.get_item(1)?.extract()?),
+        "invalid_input" => PredictOutcome::InvalidInput(tuple.get_item(1)?.extract()?),
+        "cancelled" => PredictOutcome::Canceled,
+        other => PredictOutcome::Failed(format!("internal error: unknown outcome '{other}'")),
+    })
+}
+
+impl PredictHandler for PyHandler {
+    fn setup(&self, request: &SetupRequest) -> Result<SetupInfo, String> {
+        Python::attach(|py| {
+            let result = self.worker.call_method1(
+                py,
+                "setup",
+                (
+                    request.predictor_ref.as_str(),
+                    request.is_train,
+                    request.num_slots,
+                    request.weights.as_deref(),
+                ),
+            );
+            match result {
+                Ok(versions) => {
+                    let versions: HashMap<String, String> =
+                        versions.extract(py).map_err(|e| describe(py, &e))?;
+                    Ok(SetupInfo {
+                        schema: None,
+                        versions,
+                    })
+                }
+                // The worker already printed the traceback into the setup logs.
+                Err(e) => Err(e.value(py).to_string()),
+            }
+        })
+    }
+
+    fn predict(&self, slot: SlotId, request: PredictRequest, sink: &OutputSink) -> PredictOutcome {
+        let input = match serde_json::to_string(&request.input) {
+            Ok(s) => s,
+            Err(e) => return PredictOutcome::InvalidInput(format!("input is not valid JSON: {e}")),
+        };
+        Python::attach(|py| {
+            let run = || -> PyResult<PredictOutcome> {
+                let context = PyDict::new(py);
+                for (k, v) in &request.context {
+                    context.set_item(k, v)?;
+                }
+                let prediction = Py::new(py, Prediction::new(sink.clone(), context.unbind()))?;
+                let result = self.worker.call_method1(
+                    py,
+                    "predict",
+                    (slot, prediction, input, request.output_dir.as_os_str()),
+                )?;
+                parse_outcome(result.bind(py))
+            };
+            match run() {
+                Ok(outcome) => outcome,
+                // A cancel that landed after the runner returned, while the worker wrapped up.
+                Err(e) if e.is_instance_of::<CancelationException>(py) => PredictOutcome::Canceled,
+                Err(e) => PredictOutcome::Failed(describe(py, &e)),
+            }
+        })
+    }
+
+    fn cancel(&self, slot: SlotId, prediction_id: &str) {
+        Python::attach(|py| {
+            if let Err(e) = self.worker.call_method1(py, "cancel", (slot, prediction_id)) {
+                tracing::warn!(prediction_id, "cancel failed: {}", describe(py, &e));
+            }
+        });
+    }
+
+    fn healthcheck(&self) -> Result<(), String> {
+        Python::attach(|py| match self.worker.call_method0(py, "healthcheck") {
+            Ok(v) if v.is_none(py) => Ok(()),
+            Ok(v) => Err(v.bind(py).to_string()),
+            Err(e) => Err(describe(py, &e)),
+        })
+    }
+
+    fn shutdown(&self) {
+        Python::attach(|py| {
+            if let Err(e) = self.worker.call_method0(py, "shutdown") {
+                tracing::warn!("shutdown failed: {}", describe(py, &e));
+            }
+        });
+    }
+}

@@ -1,0 +1,1 @@
+"""`python -m cog.server.http`: the runtime launcher (the server itself is coglet)."""
