@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what the build and the test suite need on a fresh Debian/Ubuntu machine (as root).
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+
+APT_PACKAGES=(
+  # the real registry, image tools and runtimes the integration tests check our images with
+  docker-registry skopeo umoci podman runc buildah uidmap slirp4netns fuse-overlayfs
+  containernetworking-plugins iptables
+  # a tiny static userland for test base images, and peers for the benchmarks
+  busybox-static pigz zstd xz-utils wrk debootstrap hyperfine
+  # htpasswd for registry auth tests, jq for scripts
+  apache2-utils jq curl ca-certificates git
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# podman as root on these machines: runc (crun fails), ulimits within the hard limits, no systemd.
+if [[ ! -f /etc/containers/containers.conf ]] || ! grep -q 'runtime = "runc"' /etc/containers/containers.conf; then
+  NOFILE="$(ulimit -Hn)"; NPROC="$(cat /proc/sys/kernel/pid_max)"
+  mkdir -p /etc/containers
+  cat > /etc/containers/containers.conf <<CONF
+[containers]
+default_ulimits = ["nofile=${NOFILE}:${NOFILE}", "nproc=${NPROC}:${NPROC}"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+CONF
+fi
+
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  cargo install cargo-nextest --locked
+fi
