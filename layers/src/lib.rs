@@ -2,6 +2,7 @@
 
 mod compress;
 mod digest;
+mod dockerignore;
 mod error;
 mod header;
 pub mod pgzip;
@@ -13,6 +14,7 @@ pub use compress::{
     MEDIA_TYPE_TAR_GZIP, MEDIA_TYPE_TAR_ZSTD,
 };
 pub use digest::{Digest, HashingWriter};
+pub use dockerignore::{IgnoreMatcher, parse_dockerignore};
 pub use error::{Error, Result};
 pub use store::{BlobStore, BlobWriter, LayerInfo};
 pub use writer::{LayerOptions, LayerWriter, archive_path, normalize_mode};
