@@ -1,0 +1,655 @@
+//! Wheels to OCI layers, streamed: each wheel is downloaded (verified), read as a zip, and its
+//! files written as tar entries straight into the compressed layer; nothing is unpacked on disk.
+//!
+//! Large wheels get a layer each; small ones share one of a few buckets chosen by a hash of the
+//! package name, so a change to one package only rebuilds its bucket. Every layer is cached in
+//! the [`BlobStore`] under a key made of the wheels' hashes and the install parameters, so a
+//! wheel set shared by two models is layered once.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine;
+use layers::{BlobStore, LayerInfo, LayerOptions, LayerWriter};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::index::{Client, ClientOptions, DistFile};
+use crate::lock::{Lock, LockedPackage};
+
+/// Where and how wheels are installed in the image.
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    /// purelib/platlib, e.g. `/usr/local/lib/python3.11/site-packages` (python:*-slim) or
+    /// `/usr/local/lib/python3.11/dist-packages` (Debian's python3).
+    pub site_packages: PathBuf,
+    /// Prefix for `.data/scripts` (`<prefix>/bin`), headers and data: `/usr/local`.
+    pub prefix: PathBuf,
+    /// `X.Y`, for the headers directory (`<prefix>/include/pythonX.Y/<dist>`).
+    pub python_version: String,
+    /// Interpreter in console-script shebangs, e.g. `/usr/local/bin/python3.11`.
+    pub python: PathBuf,
+    pub layer: LayerOptions,
+    /// Wheels larger than this (compressed bytes) get a layer of their own.
+    pub large_wheel_bytes: u64,
+    /// Number of buckets small wheels are spread over (by name hash).
+    pub buckets: u32,
+    /// Index client settings used for downloads (cache, retries). Indexes are not needed.
+    pub client: ClientOptions,
+}
+
+impl InstallOptions {
+    /// Layout of the official `python:X.Y-slim` images.
+    pub fn python_slim(python_version: &str) -> Self {
+        Self::with_site_packages(
+            python_version,
+            "site-packages",
+            format!("/usr/local/bin/python{python_version}"),
+        )
+    }
+
+    /// Layout of Debian's `python3` (pip installs to `/usr/local/lib/python3.Y/dist-packages`).
+    pub fn debian(python_version: &str) -> Self {
+        Self::with_site_packages(
+            python_version,
+            "dist-packages",
+            format!("/usr/bin/python{python_version}"),
+        )
+    }
+
+    fn with_site_packages(python_version: &str, dir: &str, python: String) -> Self {
+        Self {
+            site_packages: PathBuf::from(format!("/usr/local/lib/python{python_version}/{dir}")),
+            prefix: PathBuf::from("/usr/local"),
+            python_version: python_version.to_string(),
+            python: PathBuf::from(python),
+            layer: LayerOptions::default(),
+            large_wheel_bytes: 64 * 1024 * 1024,
+            buckets: 4,
+            client: ClientOptions::default(),
+        }
+    }
+
+    fn key_params(&self) -> String {
+        format!(
+            "site={} prefix={} py={} python={} layer={:?} large={} buckets={}",
+            self.site_packages.display(),
+            self.prefix.display(),
+            self.python_version,
+            self.python.display(),
+            self.layer,
+            self.large_wheel_bytes,
+            self.buckets
+        )
+    }
+}
+
+/// One layer of wheels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WheelLayer {
+    pub info: LayerInfo,
+    /// `name==version` of the wheels in it.
+    pub packages: Vec<String>,
+    /// The content key it is cached under.
+    pub key: String,
+}
+
+/// Builds the layers for `lock` (on a dedicated runtime; callable from anywhere).
+pub fn layers(lock: &Lock, options: &InstallOptions, store: &BlobStore) -> Result<Vec<WheelLayer>> {
+    let (lock, options, store) = (lock.clone(), options.clone(), store.clone());
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(layers_async(&lock, &options, &store))
+        })
+        .join()
+        .map_err(|_| Error::Other("install thread panicked".into()))?
+    })
+}
+
+/// Groups the lock's wheels into layers: large ones alone, small ones in name-hash buckets.
+fn group(lock: &Lock, options: &InstallOptions) -> Vec<Vec<LockedPackage>> {
+    let mut large = Vec::new();
+    let mut buckets: BTreeMap<u32, Vec<LockedPackage>> = BTreeMap::new();
+    for p in &lock.packages {
+        if p.size.is_some_and(|s| s > options.large_wheel_bytes) {
+            large.push(vec![p.clone()]);
+        } else {
+            let h = Sha256::digest(p.name.as_bytes());
+            let b = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % options.buckets.max(1);
+            buckets.entry(b).or_default().push(p.clone());
+        }
+    }
+    large.extend(buckets.into_values());
+    large
+}
+
+/// Async form of [`layers`].
+pub async fn layers_async(
+    lock: &Lock,
+    options: &InstallOptions,
+    store: &BlobStore,
+) -> Result<Vec<WheelLayer>> {
+    let client = Client::new(options.client.clone())?;
+    let options = Arc::new(options.clone());
+    let jobs = group(lock, &options).into_iter().map(|packages| {
+        let client = client.clone();
+        let options = options.clone();
+        let store = store.clone();
+        async move { build_group(&client, packages, options, store).await }
+    });
+    let results = futures::future::join_all(jobs).await;
+    results.into_iter().collect()
+}
+
+fn dist_file(p: &LockedPackage) -> Result<DistFile> {
+    Ok(DistFile {
+        filename: p.filename.clone(),
+        url: Url::parse(&p.url)
+            .map_err(|e| Error::Other(format!("lock: bad URL for {}: {e}", p.name)))?,
+        sha256: p.sha256.clone(),
+        requires_python: None,
+        yanked: false,
+        metadata: Some(false),
+        size: p.size,
+    })
+}
+
+async fn build_group(
+    client: &Client,
+    packages: Vec<LockedPackage>,
+    options: Arc<InstallOptions>,
+    store: BlobStore,
+) -> Result<WheelLayer> {
+    let names: Vec<String> = packages
+        .iter()
+        .map(|p| format!("{}=={}", p.name, p.version))
+        .collect();
+    let known: Option<Vec<String>> = packages.iter().map(|p| p.sha256.clone()).collect();
+    let key_of = |hashes: &[String]| {
+        let mut h = Sha256::new();
+        h.update(b"cog-rs wheels layer v1\n");
+        h.update(options.key_params().as_bytes());
+        for (p, sha) in packages.iter().zip(hashes) {
+            h.update(
+                format!(
+                    "\n{} {} {} {}",
+                    p.name,
+                    p.version,
+                    sha,
+                    p.direct_url.as_deref().unwrap_or("")
+                )
+                .as_bytes(),
+            );
+        }
+        format!("wheels:{}", hex::encode(h.finalize()))
+    };
+    if let Some(hashes) = &known {
+        let key = key_of(hashes);
+        if let Some(info) = store.lookup_key(&key) {
+            return Ok(WheelLayer {
+                info,
+                packages: names,
+                key,
+            });
+        }
+    }
+    let downloads = futures::future::join_all(packages.iter().map(|p| async move {
+        let file = dist_file(p)?;
+        client.download(&file, &p.hashes).await
+    }))
+    .await;
+    let paths: Vec<PathBuf> = downloads.into_iter().collect::<Result<_>>()?;
+    let hashes = match known {
+        Some(h) => h,
+        None => paths
+            .iter()
+            .map(|p| crate::index::sha256_file(p))
+            .collect::<Result<_>>()?,
+    };
+    let key = key_of(&hashes);
+    let info = {
+        let options = options.clone();
+        let store = store.clone();
+        let packages = packages.clone();
+        let hashes = hashes.clone();
+        tokio::task::spawn_blocking(move || {
+            write_layer(&store, &options, &packages, &paths, &hashes)
+        })
+        .await
+        .map_err(|e| Error::Other(format!("layer task failed: {e}")))??
+    };
+    store.record_key(&key, &info)?;
+    Ok(WheelLayer {
+        info,
+        packages: names,
+        key,
+    })
+}
+
+fn write_layer(
+    store: &BlobStore,
+    options: &InstallOptions,
+    packages: &[LockedPackage],
+    paths: &[PathBuf],
+    hashes: &[String],
+) -> Result<LayerInfo> {
+    let mut out = Installer {
+        writer: LayerWriter::new(store, &options.layer)?,
+        dirs: HashSet::new(),
+        files: HashSet::new(),
+    };
+    for ((p, path), sha) in packages.iter().zip(paths).zip(hashes) {
+        install_wheel(&mut out, options, p, path, sha)?;
+    }
+    Ok(out.writer.finish()?)
+}
+
+/// A layer being filled, with the directories and files already in it.
+struct Installer {
+    writer: LayerWriter,
+    dirs: HashSet<PathBuf>,
+    files: HashSet<PathBuf>,
+}
+
+impl Installer {
+    fn ensure_dirs(&mut self, path: &Path) -> Result<()> {
+        let mut missing = Vec::new();
+        let mut cur = path.parent();
+        while let Some(dir) = cur {
+            if dir.as_os_str().is_empty() || dir == Path::new("/") || self.dirs.contains(dir) {
+                break;
+            }
+            missing.push(dir.to_path_buf());
+            cur = dir.parent();
+        }
+        for dir in missing.into_iter().rev() {
+            self.writer.append_dir(&dir, 0o755)?;
+            self.dirs.insert(dir);
+        }
+        Ok(())
+    }
+
+    /// Writes one file; a path already written in this layer is skipped with a warning.
+    fn file(&mut self, path: &Path, mode: u32, size: u64, content: &mut impl Read) -> Result<bool> {
+        if !self.files.insert(path.to_path_buf()) {
+            tracing::warn!(path = %path.display(), "two wheels in one layer install the same file; keeping the first");
+            return Ok(false);
+        }
+        self.ensure_dirs(path)?;
+        self.writer.append_file(path, mode, size, content)?;
+        Ok(true)
+    }
+}
+
+/// A reader that hashes what passes through it (for RECORD).
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+fn record_hash(digest: &[u8]) -> String {
+    format!(
+        "sha256={}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    )
+}
+
+/// Where a wheel member goes, relative to the image root; `None` for the wheel's own RECORD etc.
+enum Dest {
+    File(PathBuf),
+    Script(PathBuf),
+}
+
+fn destination(
+    options: &InstallOptions,
+    wheel: &str,
+    data_dir: &str,
+    dist_name: &str,
+    member: &str,
+) -> Result<Dest> {
+    let unsafe_path = || Error::UnsafePath {
+        file: wheel.to_string(),
+        path: member.to_string(),
+    };
+    if member.starts_with('/')
+        || member.starts_with('\\')
+        || member.contains('\\')
+        || member.split('/').any(|c| c == "..")
+        || member.contains('\0')
+    {
+        return Err(unsafe_path());
+    }
+    if let Some(rest) = member
+        .strip_prefix(data_dir)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        let (scheme, rel) = rest.split_once('/').ok_or_else(unsafe_path)?;
+        let py = format!("python{}", options.python_version);
+        return Ok(match scheme {
+            "purelib" | "platlib" => Dest::File(options.site_packages.join(rel)),
+            "scripts" => Dest::Script(options.prefix.join("bin").join(rel)),
+            "headers" => Dest::File(
+                options
+                    .prefix
+                    .join("include")
+                    .join(py)
+                    .join(dist_name)
+                    .join(rel),
+            ),
+            "data" => Dest::File(options.prefix.join(rel)),
+            other => {
+                return Err(Error::InvalidWheel {
+                    file: wheel.to_string(),
+                    message: format!("unknown .data scheme {other:?} in {member:?}"),
+                });
+            }
+        });
+    }
+    Ok(Dest::File(options.site_packages.join(member)))
+}
+
+/// `path` relative to `base` for RECORD (`../../../bin/x` for scripts).
+fn relative_to(path: &Path, base: &Path) -> String {
+    let p: Vec<_> = path.components().collect();
+    let b: Vec<_> = base.components().collect();
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = std::iter::repeat_n("..".to_string(), b.len() - common).collect();
+    parts.extend(
+        p[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    parts.join("/")
+}
+
+fn install_wheel(
+    out: &mut Installer,
+    options: &InstallOptions,
+    pkg: &LockedPackage,
+    path: &Path,
+    sha256: &str,
+) -> Result<()> {
+    let wheel = pkg.filename.as_str();
+    let bad = |message: String| Error::InvalidWheel {
+        file: wheel.to_string(),
+        message,
+    };
+    let f = fs_err::File::open(path)?;
+    let mut zip =
+        zip::ZipArchive::new(std::io::BufReader::new(f)).map_err(|e| bad(e.to_string()))?;
+    let names: Vec<String> = zip.file_names().map(str::to_string).collect();
+    let dist_info = names
+        .iter()
+        .filter_map(|n| n.split_once('/').map(|(d, _)| d))
+        .find(|d| d.ends_with(".dist-info") && names.iter().any(|n| n == &format!("{d}/WHEEL")))
+        .ok_or_else(|| bad("no .dist-info directory with a WHEEL file".into()))?
+        .to_string();
+    let data_dir = format!("{}.data", dist_info.trim_end_matches(".dist-info"));
+    let dist_name = dist_info
+        .trim_end_matches(".dist-info")
+        .rsplit_once('-')
+        .map_or(pkg.name.as_str(), |(n, _)| n)
+        .to_string();
+    let skip: HashSet<String> = [
+        format!("{dist_info}/RECORD"),
+        format!("{dist_info}/RECORD.jws"),
+        format!("{dist_info}/RECORD.p7s"),
+        format!("{dist_info}/INSTALLER"),
+        format!("{dist_info}/direct_url.json"),
+    ]
+    .into_iter()
+    .collect();
+    let site = options.site_packages.clone();
+    let mut record: Vec<(String, String, String)> = Vec::new();
+    let mut entry_points = None;
+    // Validate every path before writing anything, so a bad wheel leaves no partial layer entry.
+    for name in &names {
+        if !name.ends_with('/') {
+            destination(options, wheel, &data_dir, &dist_name, name)?;
+        }
+    }
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| bad(e.to_string()))?;
+        let name = entry.name().to_string();
+        if entry.is_dir() || name.ends_with('/') || skip.contains(&name) {
+            continue;
+        }
+        let exec = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
+        let size = entry.size();
+        if name == format!("{dist_info}/entry_points.txt") {
+            let mut text = String::new();
+            entry
+                .read_to_string(&mut text)
+                .map_err(|e| bad(format!("{name}: {e}")))?;
+            let bytes = text.clone().into_bytes();
+            let dest = site.join(&name);
+            out.file(&dest, 0o644, bytes.len() as u64, &mut bytes.as_slice())?;
+            record.push((
+                relative_to(&dest, &site),
+                record_hash(&Sha256::digest(&bytes)),
+                bytes.len().to_string(),
+            ));
+            entry_points = Some(text);
+            continue;
+        }
+        match destination(options, wheel, &data_dir, &dist_name, &name)? {
+            Dest::File(dest) => {
+                let mut reader = HashingReader {
+                    inner: &mut entry,
+                    hasher: Sha256::new(),
+                    count: 0,
+                };
+                if out.file(&dest, if exec { 0o755 } else { 0o644 }, size, &mut reader)? {
+                    record.push((
+                        relative_to(&dest, &site),
+                        record_hash(&reader.hasher.finalize()),
+                        reader.count.to_string(),
+                    ));
+                }
+            }
+            Dest::Script(dest) => {
+                let mut bytes = Vec::with_capacity(size as usize);
+                entry
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| bad(format!("{name}: {e}")))?;
+                // `#!python` (and `#!pythonw`) shebangs point at the image's interpreter.
+                if bytes.starts_with(b"#!python") {
+                    let end = bytes
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .unwrap_or(bytes.len());
+                    let mut new = format!("#!{}", options.python.display()).into_bytes();
+                    new.extend_from_slice(&bytes[end..]);
+                    bytes = new;
+                }
+                if out.file(&dest, 0o755, bytes.len() as u64, &mut bytes.as_slice())? {
+                    record.push((
+                        relative_to(&dest, &site),
+                        record_hash(&Sha256::digest(&bytes)),
+                        bytes.len().to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(text) = entry_points {
+        for (script, target) in console_scripts(&text) {
+            let Some(content) = launcher(&options.python, &target) else {
+                tracing::warn!(wheel, script, target, "ignoring malformed entry point");
+                continue;
+            };
+            if script.contains('/') || script.contains("..") {
+                return Err(Error::UnsafePath {
+                    file: wheel.to_string(),
+                    path: script,
+                });
+            }
+            let dest = options.prefix.join("bin").join(&script);
+            if out.file(&dest, 0o755, content.len() as u64, &mut content.as_bytes())? {
+                record.push((
+                    relative_to(&dest, &site),
+                    record_hash(&Sha256::digest(content.as_bytes())),
+                    content.len().to_string(),
+                ));
+            }
+        }
+    }
+    let mut extra = vec![(format!("{dist_info}/INSTALLER"), "cog\n".to_string())];
+    if let Some(url) = &pkg.direct_url {
+        extra.push((
+            format!("{dist_info}/direct_url.json"),
+            direct_url_json(url, sha256),
+        ));
+    }
+    for (name, content) in extra {
+        let dest = site.join(&name);
+        out.file(&dest, 0o644, content.len() as u64, &mut content.as_bytes())?;
+        record.push((
+            name,
+            record_hash(&Sha256::digest(content.as_bytes())),
+            content.len().to_string(),
+        ));
+    }
+    let mut text = String::new();
+    for (p, h, s) in &record {
+        text.push_str(&format!("{},{h},{s}\n", csv_field(p)));
+    }
+    text.push_str(&format!("{dist_info}/RECORD,,\n"));
+    out.file(
+        &site.join(format!("{dist_info}/RECORD")),
+        0o644,
+        text.len() as u64,
+        &mut text.as_bytes(),
+    )?;
+    Ok(())
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// pip's `direct_url.json` for an archive URL (keys sorted, as pip writes them).
+fn direct_url_json(url: &str, sha256: &str) -> String {
+    serde_json::json!({
+        "archive_info": {"hash": format!("sha256={sha256}"), "hashes": {"sha256": sha256}},
+        "url": url,
+    })
+    .to_string()
+}
+
+/// `(name, "module:attr")` of `[console_scripts]` and `[gui_scripts]`.
+fn console_scripts(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut in_scripts = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_scripts = line == "[console_scripts]" || line == "[gui_scripts]";
+            continue;
+        }
+        if !in_scripts || line.is_empty() || line.starts_with(['#', ';']) {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            out.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// pip's console-script launcher for `module:attr [extras]`.
+fn launcher(python: &Path, target: &str) -> Option<String> {
+    let target = target.split('[').next()?.trim();
+    let (module, attr) = target.split_once(':')?;
+    let (module, attr) = (module.trim(), attr.trim());
+    if module.is_empty() || attr.is_empty() {
+        return None;
+    }
+    let import_name = attr.split('.').next()?;
+    Some(format!(
+        "#!{}\n# -*- coding: utf-8 -*-\nimport re\nimport sys\nfrom {module} import {import_name}\nif __name__ == \"__main__\":\n    sys.argv[0] = re.sub(r\"(-script\\.pyw|\\.exe)?$\", \"\", sys.argv[0])\n    sys.exit({attr}())\n",
+        python.display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn launchers_match_pip() {
+        let l = launcher(
+            Path::new("/usr/local/bin/python3.11"),
+            "transformers.commands.cli:main",
+        )
+        .unwrap();
+        assert!(l.starts_with("#!/usr/local/bin/python3.11\n"));
+        assert!(l.contains("from transformers.commands.cli import main\n"));
+        assert!(l.ends_with("    sys.exit(main())\n"));
+        let l = launcher(Path::new("/p"), "a.b:C.run [extra]").unwrap();
+        assert!(l.contains("from a.b import C\n") && l.contains("sys.exit(C.run())"));
+        assert!(launcher(Path::new("/p"), "nocolon").is_none());
+    }
+
+    #[test]
+    fn entry_points_sections() {
+        let t = "[console_scripts]\nfoo = a:b\n\n[other]\nx = y:z\n[gui_scripts]\ng=m:n\n";
+        assert_eq!(
+            console_scripts(t),
+            [("foo".into(), "a:b".into()), ("g".into(), "m:n".into())]
+        );
+    }
+
+    #[test]
+    fn destinations() {
+        let o = InstallOptions::python_slim("3.11");
+        let d = |m: &str| destination(&o, "w.whl", "foo-1.0.data", "foo", m);
+        assert!(
+            matches!(d("foo/__init__.py").unwrap(), Dest::File(p) if p == Path::new("/usr/local/lib/python3.11/site-packages/foo/__init__.py"))
+        );
+        assert!(
+            matches!(d("foo-1.0.data/scripts/run").unwrap(), Dest::Script(p) if p == Path::new("/usr/local/bin/run"))
+        );
+        assert!(
+            matches!(d("foo-1.0.data/headers/x.h").unwrap(), Dest::File(p) if p == Path::new("/usr/local/include/python3.11/foo/x.h"))
+        );
+        assert!(
+            matches!(d("foo-1.0.data/data/share/x").unwrap(), Dest::File(p) if p == Path::new("/usr/local/share/x"))
+        );
+        assert!(
+            matches!(d("foo-1.0.data/platlib/foo.so").unwrap(), Dest::File(p) if p == Path::new("/usr/local/lib/python3.11/site-packages/foo.so"))
+        );
+        for bad in [
+            "../etc/passwd",
+            "/etc/passwd",
+            "foo/../../x",
+            "foo-1.0.data/data/../../x",
+        ] {
+            assert!(matches!(d(bad), Err(Error::UnsafePath { .. })), "{bad}");
+        }
+        assert_eq!(
+            relative_to(Path::new("/usr/local/bin/x"), &o.site_packages),
+            "../../../bin/x"
+        );
+    }
+}
