@@ -88,10 +88,14 @@ def describe_params(fn: Any) -> tuple[list[Param], bool]:
             continue
         if p.kind is inspect.Parameter.VAR_POSITIONAL:
             continue
+        kind, is_list, nullable = _describe(hints.get(name, Any))
         default = p.default
         if isinstance(default, FieldInfo):
             default = default.default
-        kind, is_list, nullable = _describe(hints.get(name, Any))
+            # Cog's idiom: Input(default=None) on a non-Optional type means "required"
+            # (Secret excepted: it becomes optional).
+            if default is None and not nullable and kind != "secret":
+                default = _MISSING
         params.append(Param(name, kind, is_list, default, nullable))
     return params, var_kw
 
