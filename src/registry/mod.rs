@@ -1,1 +1,16 @@
-//! registry
+//! OCI distribution client: references (Docker's normalization), auth (anonymous, bearer tokens,
+//! basic, Docker's `config.json` and credential helpers) and pull into the blob store. Push will
+//! reuse `Client::send` and the token cache with `Access::Push`.
+mod auth;
+mod client;
+mod credentials;
+mod error;
+mod pull;
+pub mod reference;
+
+pub use auth::Challenge;
+pub use client::{Access, Client, ClientOptions};
+pub use credentials::{Credential, CredentialLookup, DockerConfig};
+pub use error::RegistryError;
+pub use pull::FetchedManifest;
+pub use reference::{Reference, ReferenceError};

@@ -1,0 +1,510 @@
+//! The HTTP side of the distribution API: one `Client` per process, shared by every transfer.
+//! It learns each registry's auth scheme from `GET /v2/`, caches bearer tokens per scope, and
+//! retries transient failures with backoff.
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::{Method, Response, StatusCode};
+
+use super::auth::{CachedToken, Challenge, TokenReply, token_request};
+use super::credentials::{CredentialLookup, DockerConfig};
+use super::error::RegistryError;
+use super::reference::{Reference, is_loopback_host};
+
+/// Settings of a [`Client`]; `Default` is what `cog` uses.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Plain HTTP for every registry (loopback registries always get it).
+    pub insecure: bool,
+    /// Blobs transferred at once.
+    pub concurrency: usize,
+    /// Tries per request (and per blob transfer) before giving up on transient failures.
+    pub max_attempts: u32,
+    /// First retry delay; doubles on each try.
+    pub backoff: Duration,
+    /// The Docker config to read credentials from; `None`: `$DOCKER_CONFIG` or `~/.docker`.
+    pub docker_config: Option<PathBuf>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            insecure: false,
+            concurrency: 4,
+            max_attempts: 4,
+            backoff: Duration::from_millis(250),
+            docker_config: None,
+        }
+    }
+}
+
+/// What the client is allowed to do in a repository (the token scope's actions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Pull,
+    Push,
+}
+
+impl Access {
+    fn actions(self) -> &'static str {
+        match self {
+            Self::Pull => "pull",
+            Self::Push => "pull,push",
+        }
+    }
+}
+
+/// What we know about a registry's auth.
+#[derive(Debug, Clone)]
+enum RegistryAuth {
+    Anonymous,
+    Basic(CredentialLookup),
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        lookup: CredentialLookup,
+    },
+}
+
+/// An OCI distribution client. Cheap to clone; clones share tokens and connections.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) http: reqwest::Client,
+    pub(crate) options: Arc<ClientOptions>,
+    registries: Arc<Mutex<HashMap<String, RegistryAuth>>>,
+    tokens: Arc<Mutex<HashMap<(String, String), CachedToken>>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The reference and registry a request is for, carried into every error.
+pub(crate) struct Target<'a> {
+    pub reference: &'a Reference,
+    pub access: Access,
+}
+
+impl Target<'_> {
+    pub(crate) fn reference(&self) -> String {
+        self.reference.to_string()
+    }
+
+    pub(crate) fn registry(&self) -> String {
+        self.reference.registry().to_string()
+    }
+
+    fn scope(&self) -> String {
+        format!(
+            "repository:{}:{}",
+            self.reference.repository(),
+            self.access.actions()
+        )
+    }
+
+    pub(crate) fn connect_error(&self, err: &reqwest::Error) -> RegistryError {
+        RegistryError::Connect {
+            reference: self.reference(),
+            registry: self.registry(),
+            message: describe(err),
+        }
+    }
+}
+
+/// reqwest's message plus its causes: "error sending request: … Connection refused (os error 111)".
+fn describe(err: &reqwest::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+impl Client {
+    pub fn new(options: ClientOptions) -> Result<Self, RegistryError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("cog-rs/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(120))
+            // reqwest drops Authorization when a redirect leaves the host (blob storage).
+            .redirect(reqwest::redirect::Policy::limited(10))
+            .build()
+            .map_err(|e| RegistryError::Client(describe(&e)))?;
+        Ok(Self {
+            http,
+            options: Arc::new(options),
+            registries: Arc::default(),
+            tokens: Arc::default(),
+        })
+    }
+
+    /// `http(s)://host/v2/`: plain HTTP for loopback registries (as Docker does) or when insecure.
+    pub fn base_url(&self, reference: &Reference) -> String {
+        let host = reference.api_host();
+        let scheme = if self.options.insecure || is_loopback_host(host) {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{host}/v2/")
+    }
+
+    fn docker_config(&self) -> Result<DockerConfig, RegistryError> {
+        match &self.options.docker_config {
+            Some(path) => DockerConfig::load(path),
+            None => DockerConfig::load_default(),
+        }
+    }
+
+    /// Sends a request with auth and retries. 2xx and 404 come back to the caller; 401 becomes
+    /// `Unauthorized`, other failures `Http` or `Connect`.
+    pub(crate) async fn send(
+        &self,
+        target: &Target<'_>,
+        method: Method,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<Response, RegistryError> {
+        let mut attempt = 1;
+        let mut refreshed = false;
+        loop {
+            let result = self.send_once(target, method.clone(), url, accept).await;
+            let response = match result {
+                Ok(response) => response,
+                Err(err) if err.is_transient() && attempt < self.options.max_attempts => {
+                    self.backoff(attempt, None).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            let status = response.status();
+            if status.is_success() || status == StatusCode::NOT_FOUND {
+                return Ok(response);
+            }
+            if status == StatusCode::UNAUTHORIZED && !refreshed {
+                // An expired token or a scope the registry wants differently: learn and retry once.
+                refreshed = true;
+                if let Ok(mut tokens) = self.tokens.lock() {
+                    tokens.remove(&(target.registry(), target.scope()));
+                }
+                if let Some(challenge) = response
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(Challenge::parse)
+                {
+                    self.learn(target, challenge).await?;
+                    continue;
+                }
+            }
+            if status == StatusCode::UNAUTHORIZED {
+                return Err(self.unauthorized(target).await);
+            }
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            let err = http_error(target, &method, url, response).await;
+            if err.is_transient() && attempt < self.options.max_attempts {
+                self.backoff(attempt, retry_after).await;
+                attempt += 1;
+                continue;
+            }
+            return Err(err);
+        }
+    }
+
+    async fn backoff(&self, attempt: u32, retry_after: Option<u64>) {
+        let exponential = self.options.backoff * 2u32.saturating_pow(attempt - 1);
+        let delay = retry_after.map_or(exponential, |s| Duration::from_secs(s.min(30)));
+        tracing::debug!(?delay, attempt, "registry: retrying");
+        tokio::time::sleep(delay).await;
+    }
+
+    async fn send_once(
+        &self,
+        target: &Target<'_>,
+        method: Method,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<Response, RegistryError> {
+        let authorization = self.authorization(target).await?;
+        let mut request = self.http.request(method, url);
+        if let Some(accept) = accept {
+            request = request.header(ACCEPT, accept);
+        }
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        request.send().await.map_err(|e| target.connect_error(&e))
+    }
+
+    /// The Authorization header for `target`, pinging the registry first if it is new to us.
+    async fn authorization(
+        &self,
+        target: &Target<'_>,
+    ) -> Result<Option<HeaderValue>, RegistryError> {
+        let known = self
+            .registries
+            .lock()
+            .ok()
+            .and_then(|r| r.get(&target.registry()).cloned());
+        let auth = match known {
+            Some(auth) => auth,
+            None => self.ping(target).await?,
+        };
+        let value = match auth {
+            RegistryAuth::Anonymous => return Ok(None),
+            RegistryAuth::Basic(lookup) => match lookup.credential {
+                Some(c) => c.basic_header(),
+                None => return Ok(None),
+            },
+            RegistryAuth::Bearer {
+                realm,
+                service,
+                lookup,
+            } => {
+                let key = (target.registry(), target.scope());
+                let cached = self
+                    .tokens
+                    .lock()
+                    .ok()
+                    .and_then(|t| t.get(&key).filter(|t| t.is_fresh()).cloned());
+                let token = match cached {
+                    Some(token) => token,
+                    None => {
+                        self.fetch_token(target, &realm, service.as_deref(), &lookup)
+                            .await?
+                    }
+                };
+                format!("Bearer {}", token.value)
+            }
+        };
+        HeaderValue::from_str(&value)
+            .map(Some)
+            .map_err(|_| RegistryError::InvalidResponse {
+                reference: target.reference(),
+                registry: target.registry(),
+                what: "a token",
+                message: "not a valid HTTP header value".to_string(),
+            })
+    }
+
+    /// `GET /v2/`: 200 means anonymous access; 401 carries the challenge.
+    async fn ping(&self, target: &Target<'_>) -> Result<RegistryAuth, RegistryError> {
+        let url = self.base_url(target.reference);
+        let mut attempt = 1;
+        let response = loop {
+            match self
+                .http
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| target.connect_error(&e))
+            {
+                Ok(response) => break response,
+                Err(err) if err.is_transient() && attempt < self.options.max_attempts => {
+                    self.backoff(attempt, None).await;
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        };
+        let challenge = response
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Challenge::parse);
+        match challenge {
+            Some(challenge) if response.status() == StatusCode::UNAUTHORIZED => {
+                self.learn(target, challenge).await
+            }
+            _ => {
+                let auth = RegistryAuth::Anonymous;
+                self.remember(target, &auth);
+                Ok(auth)
+            }
+        }
+    }
+
+    /// Records how a registry authenticates (looking its credentials up once).
+    async fn learn(
+        &self,
+        target: &Target<'_>,
+        challenge: Challenge,
+    ) -> Result<RegistryAuth, RegistryError> {
+        let lookup = self
+            .docker_config()?
+            .lookup(target.reference.registry())
+            .await?;
+        let auth = match challenge {
+            Challenge::Basic => RegistryAuth::Basic(lookup),
+            Challenge::Bearer { realm, service, .. } => RegistryAuth::Bearer {
+                realm,
+                service,
+                lookup,
+            },
+        };
+        self.remember(target, &auth);
+        Ok(auth)
+    }
+
+    fn remember(&self, target: &Target<'_>, auth: &RegistryAuth) {
+        if let Ok(mut registries) = self.registries.lock() {
+            registries.insert(target.registry(), auth.clone());
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        target: &Target<'_>,
+        realm: &str,
+        service: Option<&str>,
+        lookup: &CredentialLookup,
+    ) -> Result<CachedToken, RegistryError> {
+        let scope = target.scope();
+        let request = token_request(
+            &self.http,
+            realm,
+            service,
+            &scope,
+            lookup.credential.as_ref(),
+        );
+        let response = request.send().await.map_err(|e| target.connect_error(&e))?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(RegistryError::Unauthorized {
+                reference: target.reference(),
+                registry: target.registry(),
+                credentials: format!(
+                    "token server {realm} refused {}; {}",
+                    credential_summary(lookup),
+                    lookup.source
+                ),
+            });
+        }
+        if !status.is_success() {
+            return Err(http_error(target, &Method::GET, realm, response).await);
+        }
+        let reply: TokenReply =
+            response
+                .json()
+                .await
+                .map_err(|e| RegistryError::InvalidResponse {
+                    reference: target.reference(),
+                    registry: target.registry(),
+                    what: "a token reply",
+                    message: describe(&e),
+                })?;
+        let token = reply
+            .into_token()
+            .ok_or_else(|| RegistryError::InvalidResponse {
+                reference: target.reference(),
+                registry: target.registry(),
+                what: "a token reply",
+                message: "neither \"token\" nor \"access_token\" is set".to_string(),
+            })?;
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.insert((target.registry(), scope), token.clone());
+        }
+        Ok(token)
+    }
+
+    async fn unauthorized(&self, target: &Target<'_>) -> RegistryError {
+        let known = self
+            .registries
+            .lock()
+            .ok()
+            .and_then(|r| r.get(&target.registry()).cloned());
+        let credentials = match known {
+            Some(RegistryAuth::Basic(lookup) | RegistryAuth::Bearer { lookup, .. }) => {
+                format!("{}; {}", credential_summary(&lookup), lookup.source)
+            }
+            _ => match self.docker_config() {
+                Ok(config) => match config.lookup(target.reference.registry()).await {
+                    Ok(lookup) => format!("{}; {}", credential_summary(&lookup), lookup.source),
+                    Err(err) => err.to_string(),
+                },
+                Err(err) => err.to_string(),
+            },
+        };
+        RegistryError::Unauthorized {
+            reference: target.reference(),
+            registry: target.registry(),
+            credentials,
+        }
+    }
+}
+
+fn credential_summary(lookup: &CredentialLookup) -> String {
+    match &lookup.credential {
+        Some(c) if c.is_identity_token() => "sent an identity token".to_string(),
+        Some(c) => format!("sent the credentials of user {:?}", c.username),
+        None => "sent no credentials".to_string(),
+    }
+}
+
+/// A failed response as an error, with the registry's own error codes when it sent them.
+pub(crate) async fn http_error(
+    target: &Target<'_>,
+    method: &Method,
+    url: &str,
+    response: Response,
+) -> RegistryError {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<ErrorEntry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorEntry {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    let status = response.status();
+    let body = response.bytes().await.unwrap_or_default();
+    let message = match serde_json::from_slice::<Errors>(&body) {
+        Ok(errors) if !errors.errors.is_empty() => errors
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.code, e.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => String::from_utf8_lossy(&body[..body.len().min(512)])
+            .trim()
+            .to_string(),
+    };
+    let message = if message.is_empty() {
+        status.canonical_reason().unwrap_or("").to_string()
+    } else {
+        message
+    };
+    if status == StatusCode::FORBIDDEN {
+        return RegistryError::Denied {
+            reference: target.reference(),
+            registry: target.registry(),
+            message,
+        };
+    }
+    RegistryError::Http {
+        reference: target.reference(),
+        registry: target.registry(),
+        method: method.to_string(),
+        url: url.to_string(),
+        status: status.as_u16(),
+        message,
+    }
+}

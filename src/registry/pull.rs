@@ -1,0 +1,304 @@
+//! Pull: resolve the manifest (an index picks the platform), then fetch the config and every
+//! missing layer into the blob store, streamed and verified, several at once.
+use std::collections::HashSet;
+use std::io::Write;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use layers::{BlobStore, Digest};
+use reqwest::{Method, StatusCode};
+
+use super::client::{Access, Client, Target};
+use super::error::RegistryError;
+use super::reference::Reference;
+use crate::oci::{self, Descriptor, Index, Manifest, Platform, SourceImage, media_types};
+use crate::progress::{Progress, Unit};
+
+/// Manifests larger than this are refused (containerd's limit too).
+const MAX_MANIFEST_BYTES: usize = 4 << 20;
+
+/// A manifest or index as the registry sent it.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub digest: Digest,
+}
+
+impl Client {
+    /// Pulls `reference` for `platform` into `store` and returns the image. Blobs already in the
+    /// store are not fetched again; layers are stored exactly as served.
+    pub async fn pull(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+        store: &BlobStore,
+        progress: &Progress,
+    ) -> Result<SourceImage, RegistryError> {
+        let target = Target {
+            reference,
+            access: Access::Pull,
+        };
+        let mut fetched = self.fetch_manifest(reference).await?;
+        if media_types::is_index(&fetched.media_type) {
+            let index: Index = serde_json::from_slice(&fetched.bytes)
+                .map_err(|e| invalid(&target, "an index", &e.to_string()))?;
+            store.put_bytes(&fetched.bytes)?;
+            let chosen =
+                oci::select_platform(&index, platform, &reference.to_string()).map_err(|_| {
+                    RegistryError::PlatformNotFound {
+                        reference: reference.to_string(),
+                        registry: reference.registry().to_string(),
+                        wanted: platform.to_string(),
+                        available: oci::available_platforms(&index),
+                    }
+                })?;
+            fetched = self
+                .fetch_manifest(&reference.with_digest(&chosen.digest.to_string()))
+                .await?;
+        }
+        if !media_types::is_manifest(&fetched.media_type) {
+            return Err(invalid(
+                &target,
+                "a manifest",
+                &format!("unsupported media type {:?}", fetched.media_type),
+            ));
+        }
+        let manifest: Manifest = serde_json::from_slice(&fetched.bytes)
+            .map_err(|e| invalid(&target, "a manifest", &e.to_string()))?;
+        store.put_bytes(&fetched.bytes)?;
+
+        let mut seen = HashSet::new();
+        let missing: Vec<Descriptor> = std::iter::once(&manifest.config)
+            .chain(&manifest.layers)
+            .filter(|d| seen.insert(d.digest) && !store.has(&d.digest))
+            .cloned()
+            .collect();
+        futures::stream::iter(
+            missing
+                .iter()
+                .map(|d| self.fetch_blob(&target, d, store, progress)),
+        )
+        .buffer_unordered(self.options.concurrency.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+        Ok(SourceImage::from_store(
+            store,
+            &fetched.digest,
+            &reference.to_string(),
+        )?)
+    }
+
+    /// `GET /v2/<repo>/manifests/<tag or digest>`, with every manifest type we read accepted.
+    /// A manifest asked for by digest is verified against it.
+    pub async fn fetch_manifest(
+        &self,
+        reference: &Reference,
+    ) -> Result<FetchedManifest, RegistryError> {
+        let target = Target {
+            reference,
+            access: Access::Pull,
+        };
+        let url = format!(
+            "{}{}/manifests/{}",
+            self.base_url(reference),
+            reference.repository(),
+            reference.manifest_ref()
+        );
+        let response = self
+            .send(
+                &target,
+                Method::GET,
+                &url,
+                Some(media_types::MANIFEST_ACCEPT),
+            )
+            .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(RegistryError::ManifestUnknown {
+                reference: reference.to_string(),
+                registry: reference.registry().to_string(),
+            });
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_MANIFEST_BYTES as u64)
+        {
+            return Err(invalid(&target, "a manifest", "larger than 4 MiB"));
+        }
+        let mut bytes = Vec::new();
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            bytes.extend_from_slice(&chunk.map_err(|e| target.connect_error(&e))?);
+            if bytes.len() > MAX_MANIFEST_BYTES {
+                return Err(invalid(&target, "a manifest", "larger than 4 MiB"));
+            }
+        }
+        let digest = Digest::of(&bytes);
+        if let Some(pinned) = reference.digest() {
+            if pinned != digest.to_string() {
+                let expected = pinned
+                    .parse::<Digest>()
+                    .map_err(|e| invalid(&target, "a manifest", &e.to_string()))?;
+                return Err(RegistryError::DigestMismatch {
+                    reference: reference.to_string(),
+                    registry: reference.registry().to_string(),
+                    expected,
+                    actual: digest,
+                });
+            }
+        }
+        // The document's own mediaType wins over a generic Content-Type (some servers send
+        // application/json or application/octet-stream).
+        let media_type = oci::declared_media_type(&bytes)
+            .or(content_type)
+            .ok_or_else(|| invalid(&target, "a manifest", "no media type"))?;
+        Ok(FetchedManifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// Fetches one blob into the store, retrying transient failures from the start.
+    async fn fetch_blob(
+        &self,
+        target: &Target<'_>,
+        descriptor: &Descriptor,
+        store: &BlobStore,
+        progress: &Progress,
+    ) -> Result<(), RegistryError> {
+        let mut attempt = 1;
+        loop {
+            match self
+                .fetch_blob_once(target, descriptor, store, progress)
+                .await
+            {
+                Err(err) if err.is_transient() && attempt < self.options.max_attempts => {
+                    tracing::debug!(digest = %descriptor.digest, %err, "registry: blob transfer failed, retrying");
+                    let delay = self.options.backoff * 2u32.saturating_pow(attempt - 1);
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn fetch_blob_once(
+        &self,
+        target: &Target<'_>,
+        descriptor: &Descriptor,
+        store: &BlobStore,
+        progress: &Progress,
+    ) -> Result<(), RegistryError> {
+        let reference = target.reference;
+        let digest = descriptor.digest;
+        let url = format!(
+            "{}{}/blobs/{digest}",
+            self.base_url(reference),
+            reference.repository()
+        );
+        let response = self.send(target, Method::GET, &url, None).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(RegistryError::BlobUnknown {
+                reference: target.reference(),
+                registry: target.registry(),
+                digest,
+            });
+        }
+        let mut task = progress.task(&digest.hex()[..12], Some(descriptor.size), Unit::Bytes);
+
+        // Disk writes (and the final fsync) run on a blocking thread fed through a channel, so a
+        // multi-GB layer is never held in memory and never blocks the runtime.
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Chunk>(16);
+        let writer_store = store.clone();
+        let expected_size = descriptor.size;
+        let writer =
+            tokio::task::spawn_blocking(move || -> Result<Option<(Digest, u64)>, layers::Error> {
+                let mut blob = writer_store.writer()?;
+                while let Some(chunk) = receiver.blocking_recv() {
+                    match chunk {
+                        Chunk::Data(bytes) => blob.write_all(&bytes)?,
+                        Chunk::Done => {
+                            return blob.commit(Some((&digest, expected_size))).map(Some);
+                        }
+                    }
+                }
+                // The sender gave up: dropping the writer deletes the partial blob.
+                Ok(None)
+            });
+
+        let mut received = 0u64;
+        let mut body = response.bytes_stream();
+        let streamed = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| target.connect_error(&e))?;
+                received += chunk.len() as u64;
+                if received > expected_size {
+                    break;
+                }
+                task.inc(chunk.len() as u64);
+                if sender.send(Chunk::Data(chunk)).await.is_err() {
+                    break; // the writer failed: its error is reported below
+                }
+            }
+            Ok::<(), RegistryError>(())
+        }
+        .await;
+        let complete = streamed.is_ok() && received == expected_size;
+        if complete {
+            let _ = sender.send(Chunk::Done).await;
+        }
+        drop(sender);
+        let written = writer
+            .await
+            .map_err(|e| RegistryError::Client(format!("blob writer for {digest}: {e}")))?;
+        streamed?;
+        if received != expected_size {
+            return Err(RegistryError::SizeMismatch {
+                reference: target.reference(),
+                registry: target.registry(),
+                digest,
+                expected: expected_size,
+                actual: received,
+            });
+        }
+        match written {
+            Ok(Some(_)) => {
+                task.finish("pulled");
+                Ok(())
+            }
+            Ok(None) => Err(RegistryError::Client(format!(
+                "blob writer for {digest} stopped early"
+            ))),
+            Err(layers::Error::DigestMismatch { expected, actual }) => {
+                Err(RegistryError::DigestMismatch {
+                    reference: target.reference(),
+                    registry: target.registry(),
+                    expected,
+                    actual,
+                })
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+enum Chunk {
+    Data(Bytes),
+    Done,
+}
+
+fn invalid(target: &Target<'_>, what: &'static str, message: &str) -> RegistryError {
+    RegistryError::InvalidResponse {
+        reference: target.reference(),
+        registry: target.registry(),
+        what,
+        message: message.to_string(),
+    }
+}
