@@ -6,6 +6,7 @@ mod dockerignore;
 mod error;
 mod header;
 pub mod pgzip;
+mod spec;
 mod store;
 mod writer;
 
@@ -16,5 +17,6 @@ pub use compress::{
 pub use digest::{Digest, HashingWriter};
 pub use dockerignore::{IgnoreMatcher, parse_dockerignore};
 pub use error::{Error, Result};
+pub use spec::{LayerSpec, build_all};
 pub use store::{BlobStore, BlobWriter, LayerInfo};
 pub use writer::{LayerOptions, LayerWriter, archive_path, normalize_mode};

@@ -155,6 +155,15 @@ impl BlobStore {
         }
     }
 
+    /// Drops what is recorded for `key`, so the next build of it writes the layer again
+    /// (`cog build --no-cache`). Blobs are left in place: other keys may share them.
+    pub fn forget_key(&self, key: &str) -> Result<()> {
+        match fs_err::remove_file(self.key_path(key)) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(self.write_error(err)),
+            _ => Ok(()),
+        }
+    }
+
     /// Records that `key` produced `layer` (atomically: temp file, then rename).
     pub fn record_key(&self, key: &str, layer: &LayerInfo) -> Result<()> {
         let keys_dir = self.root.join("keys");

@@ -1,0 +1,437 @@
+//! `LayerSpec`: a declarative layer (trees, in-memory files, dirs, symlinks), sorted, keyed
+//! cheaply for the cache, and built into the store.
+
+use std::collections::BTreeMap;
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::Digest;
+use crate::dockerignore::IgnoreMatcher;
+use crate::error::{Error, Result};
+use crate::store::{BlobStore, LayerInfo};
+use crate::writer::{LayerOptions, LayerWriter, archive_path};
+
+/// Bumped whenever the bytes a spec produces could change for the same inputs.
+const KEY_VERSION: &str = "layers/spec/v1";
+
+/// A layer described as data. Entries may overlap: for the same path the one added last wins.
+#[derive(Clone, Debug, Default)]
+pub struct LayerSpec {
+    entries: Vec<SpecEntry>,
+}
+
+#[derive(Clone, Debug)]
+enum SpecEntry {
+    Tree {
+        source: PathBuf,
+        dest: String,
+        ignore: IgnoreMatcher,
+    },
+    DiskFile {
+        source: PathBuf,
+        dest: String,
+        mode: Option<u32>,
+    },
+    MemFile {
+        dest: String,
+        mode: u32,
+        content: Arc<[u8]>,
+        digest: Digest,
+    },
+    Dir {
+        dest: String,
+        mode: u32,
+    },
+    Symlink {
+        dest: String,
+        target: String,
+    },
+}
+
+/// One resolved entry of the layer, keyed by its path components.
+#[derive(Clone, Debug)]
+enum Planned {
+    Dir {
+        mode: u32,
+    },
+    DiskFile {
+        source: PathBuf,
+        mode: u32,
+        size: u64,
+        stamp: Stamp,
+    },
+    MemFile {
+        mode: u32,
+        content: Arc<[u8]>,
+        digest: Digest,
+    },
+    Symlink {
+        target: String,
+    },
+}
+
+/// Metadata that changes when a file's content may have: the cheap cache key of a tree.
+#[derive(Clone, Copy, Debug)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(metadata: &Metadata) -> Self {
+        Stamp {
+            dev: metadata.dev(),
+            ino: metadata.ino(),
+            mtime: (metadata.mtime(), metadata.mtime_nsec()),
+            ctime: (metadata.ctime(), metadata.ctime_nsec()),
+        }
+    }
+}
+
+type Plan = BTreeMap<Vec<String>, Planned>;
+
+fn dest_path(dest: &str) -> Result<String> {
+    archive_path(Path::new(dest))
+}
+
+impl LayerSpec {
+    pub fn new() -> Self {
+        LayerSpec::default()
+    }
+
+    /// Copies the directory `source` to `dest` (like `COPY source dest`), leaving out what the
+    /// `.dockerignore`-style `ignore` rules exclude. Symlinks are kept as symlinks, empty
+    /// directories are kept, hard links become separate files; sockets, FIFOs and devices are
+    /// skipped. A `source` that is a file is copied to `dest` itself.
+    pub fn tree<S: AsRef<str>>(
+        mut self,
+        source: impl Into<PathBuf>,
+        dest: &str,
+        ignore: &[S],
+    ) -> Result<Self> {
+        self.entries.push(SpecEntry::Tree {
+            source: source.into(),
+            dest: dest_path(dest)?,
+            ignore: IgnoreMatcher::new(ignore)?,
+        });
+        Ok(self)
+    }
+
+    /// Like [`LayerSpec::tree`] with an already compiled matcher.
+    pub fn tree_with_matcher(
+        mut self,
+        source: impl Into<PathBuf>,
+        dest: &str,
+        ignore: IgnoreMatcher,
+    ) -> Result<Self> {
+        self.entries.push(SpecEntry::Tree {
+            source: source.into(),
+            dest: dest_path(dest)?,
+            ignore,
+        });
+        Ok(self)
+    }
+
+    /// The file at `source` as `dest`; `mode` `None` keeps the file's exec bit.
+    pub fn file_from_path(
+        mut self,
+        source: impl Into<PathBuf>,
+        dest: &str,
+        mode: Option<u32>,
+    ) -> Result<Self> {
+        self.entries.push(SpecEntry::DiskFile {
+            source: source.into(),
+            dest: dest_path(dest)?,
+            mode,
+        });
+        Ok(self)
+    }
+
+    /// An in-memory file.
+    pub fn file(mut self, dest: &str, mode: u32, content: impl Into<Arc<[u8]>>) -> Result<Self> {
+        let content = content.into();
+        self.entries.push(SpecEntry::MemFile {
+            dest: dest_path(dest)?,
+            mode,
+            digest: Digest::of(&content),
+            content,
+        });
+        Ok(self)
+    }
+
+    pub fn dir(mut self, dest: &str, mode: u32) -> Result<Self> {
+        self.entries.push(SpecEntry::Dir {
+            dest: dest_path(dest)?,
+            mode,
+        });
+        Ok(self)
+    }
+
+    pub fn symlink(mut self, dest: &str, target: &str) -> Result<Self> {
+        self.entries.push(SpecEntry::Symlink {
+            dest: dest_path(dest)?,
+            target: target.to_owned(),
+        });
+        Ok(self)
+    }
+
+    /// A key for the layer cache: a hash of the entries' paths, kinds, modes, link targets,
+    /// in-memory contents, trees' file metadata (size, mtime, ctime, inode; never contents) and
+    /// the options. Stable across runs while the inputs are unchanged.
+    pub fn cache_key(&self, options: &LayerOptions) -> Result<String> {
+        Ok(key_of(&self.plan()?, options)?)
+    }
+
+    /// Builds the layer into `store`, or returns the cached one when the key is known.
+    pub fn build(&self, store: &BlobStore, options: &LayerOptions) -> Result<LayerInfo> {
+        let plan = self.plan()?;
+        let key = key_of(&plan, options)?;
+        if let Some(cached) = store.lookup_key(&key) {
+            tracing::debug!(key, digest = %cached.digest, "layer cache hit");
+            return Ok(cached);
+        }
+        let layer = write_plan(&plan, store, options)?;
+        store.record_key(&key, &layer)?;
+        tracing::debug!(key, digest = %layer.digest, size = layer.size, "layer built");
+        Ok(layer)
+    }
+
+    fn plan(&self) -> Result<Plan> {
+        let mut plan = Plan::new();
+        for entry in &self.entries {
+            match entry {
+                SpecEntry::Tree {
+                    source,
+                    dest,
+                    ignore,
+                } => plan_tree(&mut plan, source, dest, ignore)?,
+                SpecEntry::DiskFile { source, dest, mode } => {
+                    let metadata = fs_err::metadata(source)?;
+                    if !metadata.is_file() {
+                        return Err(Error::InvalidEntry {
+                            path: dest.clone(),
+                            reason: format!("{} is not a regular file", source.display()),
+                        });
+                    }
+                    let mode = mode.unwrap_or(metadata.mode());
+                    insert(&mut plan, dest, disk_file(source.clone(), mode, &metadata));
+                }
+                SpecEntry::MemFile {
+                    dest,
+                    mode,
+                    content,
+                    digest,
+                } => insert(
+                    &mut plan,
+                    dest,
+                    Planned::MemFile {
+                        mode: *mode,
+                        content: content.clone(),
+                        digest: *digest,
+                    },
+                ),
+                SpecEntry::Dir { dest, mode } => {
+                    insert(&mut plan, dest, Planned::Dir { mode: *mode });
+                }
+                SpecEntry::Symlink { dest, target } => insert(
+                    &mut plan,
+                    dest,
+                    Planned::Symlink {
+                        target: target.clone(),
+                    },
+                ),
+            }
+        }
+        imply_parents(&mut plan)?;
+        Ok(plan)
+    }
+}
+
+/// Builds independent layers in parallel; results are in the order of `specs`.
+pub fn build_all(
+    store: &BlobStore,
+    specs: Vec<LayerSpec>,
+    options: &LayerOptions,
+) -> Result<Vec<LayerInfo>> {
+    specs
+        .into_par_iter()
+        .map(|spec| spec.build(store, options))
+        .collect()
+}
+
+fn components(path: &str) -> Vec<String> {
+    path.split('/').map(str::to_owned).collect()
+}
+
+fn insert(plan: &mut Plan, path: &str, entry: Planned) {
+    plan.insert(components(path), entry);
+}
+
+fn disk_file(source: PathBuf, mode: u32, metadata: &Metadata) -> Planned {
+    Planned::DiskFile {
+        source,
+        mode,
+        size: metadata.len(),
+        stamp: Stamp::of(metadata),
+    }
+}
+
+fn plan_tree(plan: &mut Plan, source: &Path, dest: &str, ignore: &IgnoreMatcher) -> Result<()> {
+    let metadata = fs_err::metadata(source)?;
+    if metadata.is_file() {
+        insert(
+            plan,
+            dest,
+            disk_file(source.to_owned(), metadata.mode(), &metadata),
+        );
+        return Ok(());
+    }
+    insert(
+        plan,
+        dest,
+        Planned::Dir {
+            mode: metadata.mode(),
+        },
+    );
+    walk(plan, source, "", dest, ignore)
+}
+
+/// Adds the contents of `dir` (at `rel` inside the tree) under `dest`.
+fn walk(plan: &mut Plan, dir: &Path, rel: &str, dest: &str, ignore: &IgnoreMatcher) -> Result<()> {
+    for item in fs_err::read_dir(dir)? {
+        let item = item?;
+        let source = item.path();
+        let name = item.file_name();
+        let name = name.to_str().ok_or_else(|| Error::InvalidEntry {
+            path: source.to_string_lossy().into_owned(),
+            reason: "the file name is not valid UTF-8".to_owned(),
+        })?;
+        let rel = if rel.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{rel}/{name}")
+        };
+        let target = format!("{dest}/{name}");
+        let excluded = !ignore.is_empty() && ignore.matches(&rel);
+        let metadata = fs_err::symlink_metadata(&source)?;
+        let file_type = metadata.file_type();
+        if file_type.is_dir() {
+            if !excluded {
+                insert(
+                    plan,
+                    &target,
+                    Planned::Dir {
+                        mode: metadata.mode(),
+                    },
+                );
+                walk(plan, &source, &rel, &target, ignore)?;
+            } else if ignore.may_reinclude_under(&rel) {
+                walk(plan, &source, &rel, &target, ignore)?;
+            }
+        } else if excluded {
+            continue;
+        } else if file_type.is_file() {
+            insert(plan, &target, disk_file(source, metadata.mode(), &metadata));
+        } else if file_type.is_symlink() {
+            let link = fs_err::read_link(&source)?;
+            let link = link.to_str().ok_or_else(|| Error::InvalidEntry {
+                path: source.to_string_lossy().into_owned(),
+                reason: "the symlink target is not valid UTF-8".to_owned(),
+            })?;
+            insert(
+                plan,
+                &target,
+                Planned::Symlink {
+                    target: link.to_owned(),
+                },
+            );
+        } else {
+            tracing::warn!(
+                "skipping {}: not a file, directory or symlink",
+                source.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Adds missing parent directories (0755) and rejects an entry whose parent is not a directory.
+fn imply_parents(plan: &mut Plan) -> Result<()> {
+    let mut missing = Vec::new();
+    for path in plan.keys() {
+        for end in 1..path.len() {
+            let parent = &path[..end];
+            match plan.get(parent) {
+                Some(Planned::Dir { .. }) => {}
+                Some(_) => {
+                    return Err(Error::InvalidEntry {
+                        path: path.join("/"),
+                        reason: format!("its parent {} is not a directory", parent.join("/")),
+                    });
+                }
+                None => missing.push(parent.to_vec()),
+            }
+        }
+    }
+    for parent in missing {
+        plan.entry(parent).or_insert(Planned::Dir { mode: 0o755 });
+    }
+    Ok(())
+}
+
+fn key_of(plan: &Plan, options: &LayerOptions) -> Result<String> {
+    let mut hasher = Sha256::new();
+    let mut line = |text: String| {
+        hasher.update(text.as_bytes());
+        hasher.update(b"\n");
+    };
+    line(KEY_VERSION.to_owned());
+    line(format!("{:?}", options.compression));
+    line(format!("mtime {}", options.resolved_mtime()?));
+    for (path, entry) in plan {
+        let path = path.join("/");
+        line(match entry {
+            Planned::Dir { mode } => format!("dir {path:?} {mode:o}"),
+            Planned::DiskFile {
+                source,
+                mode,
+                size,
+                stamp,
+            } => format!(
+                "file {path:?} {mode:o} {size} {source:?} {} {} {}.{} {}.{}",
+                stamp.dev, stamp.ino, stamp.mtime.0, stamp.mtime.1, stamp.ctime.0, stamp.ctime.1
+            ),
+            Planned::MemFile { mode, digest, .. } => format!("mem {path:?} {mode:o} {digest}"),
+            Planned::Symlink { target } => format!("symlink {path:?} {target:?}"),
+        });
+    }
+    Ok(format!("{KEY_VERSION}:{}", hex::encode(hasher.finalize())))
+}
+
+fn write_plan(plan: &Plan, store: &BlobStore, options: &LayerOptions) -> Result<LayerInfo> {
+    let mut writer = LayerWriter::new(store, options)?;
+    for (path, entry) in plan {
+        let path = path.join("/");
+        match entry {
+            Planned::Dir { mode } => writer.append_dir(&path, *mode)?,
+            Planned::DiskFile {
+                source, mode, size, ..
+            } => {
+                let mut file = fs_err::File::open(source)?;
+                writer.append_file(&path, *mode, *size, &mut file)?;
+            }
+            Planned::MemFile { mode, content, .. } => {
+                writer.append_file(&path, *mode, content.len() as u64, &mut &content[..])?;
+            }
+            Planned::Symlink { target } => writer.append_symlink(&path, target)?,
+        }
+    }
+    writer.finish()
+}
