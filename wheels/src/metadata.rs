@@ -67,7 +67,9 @@ impl CoreMetadata {
 pub(crate) fn headers(text: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     for line in text.lines() {
-        if line.trim().is_empty() {
+        // Only a truly empty line ends the headers: a whitespace-only line continues a
+        // multi-line field (License texts do this).
+        if line.is_empty() {
             break;
         }
         if line.starts_with([' ', '\t']) {
@@ -90,7 +92,7 @@ mod tests {
 
     #[test]
     fn parses_metadata() {
-        let text = "Metadata-Version: 2.1\nName: Foo_Bar\nVersion: 1.0\nRequires-Python: >=3.8\nRequires-Dist: numpy>=1.20\nRequires-Dist: torch; extra == 'gpu'\n\nBody: not a header\n";
+        let text = "Metadata-Version: 2.1\nName: Foo_Bar\nLicense: a\n        \n  b\nVersion: 1.0\nRequires-Python: >=3.8\nRequires-Dist: numpy>=1.20\nRequires-Dist: torch; extra == 'gpu'\n\nBody: not a header\n";
         let m = CoreMetadata::parse(text, "foo.whl").unwrap();
         assert_eq!(m.name.as_ref(), "foo-bar");
         assert_eq!(m.requires_dist.len(), 2);
