@@ -4,7 +4,6 @@
 //! -> layers (the `layers` crate) -> `oci` / `registry`.
 
 pub mod blocks;
-#[cfg(any())] // wip: waits for layers::LayerSpec and registry::pull_base
 pub mod builder;
 pub mod cli;
 pub mod config;

@@ -6,6 +6,7 @@ use layers::BlobStore;
 use crate::oci::{LocalSource, Platform, SourceImage};
 use crate::plan::BaseImage;
 use crate::progress::Progress;
+use crate::registry::{Client, ClientOptions, Reference};
 
 use super::BuildError;
 
@@ -19,10 +20,14 @@ pub async fn resolve_base(
     let local = match base {
         BaseImage::Scratch => return Ok(None),
         BaseImage::Registry { reference } => {
-            return crate::registry::pull_base(reference, platform, store, progress)
+            let failed = |message: String| BuildError::Base { base: base.to_string(), message };
+            let reference = Reference::parse(reference).map_err(|e| failed(e.to_string()))?;
+            let client = Client::new(ClientOptions::default()).map_err(|e| failed(e.to_string()))?;
+            let image = client
+                .pull(&reference, platform, store, progress)
                 .await
-                .map(Some)
-                .map_err(|e| BuildError::Base { base: base.to_string(), message: format!("{e:#}") });
+                .map_err(|e| failed(e.to_string()))?;
+            return Ok(Some(image));
         }
         BaseImage::OciLayout { path, tag } => LocalSource::OciDir { dir: PathBuf::from(path), tag: tag.clone() },
         BaseImage::OciArchive { path, tag } => {

@@ -3,7 +3,6 @@ use std::path::Path;
 
 use layers::{BlobStore, LayerInfo, LayerOptions, LayerSpec};
 use rayon::prelude::*;
-use sha2::{Digest as _, Sha256};
 
 use crate::plan::{LayerContent, LayerStep};
 
@@ -46,17 +45,14 @@ fn build_step(
 ) -> Result<LayerOutcome, BuildError> {
     let err = |source| BuildError::Layer { id: step.id.clone(), source };
     let spec = spec_for(step, project_dir).map_err(err)?;
-    let key = cache_key(&spec, layer_options).map_err(err)?;
-    if !no_cache {
-        if let Some(info) = store.lookup_key(&key) {
-            tracing::debug!(layer = %step.id, digest = %info.digest, "layer cache hit");
-            return Ok(LayerOutcome { id: step.id.clone(), info, cached: true });
-        }
+    let key = spec.cache_key(layer_options).map_err(err)?;
+    let cached = !no_cache && store.lookup_key(&key).is_some();
+    if no_cache {
+        store.forget_key(&key).map_err(err)?;
     }
     let info = spec.build(store, layer_options).map_err(err)?;
-    store.record_key(&key, &info).map_err(err)?;
-    tracing::debug!(layer = %step.id, digest = %info.digest, "layer built");
-    Ok(LayerOutcome { id: step.id.clone(), info, cached: false })
+    tracing::debug!(layer = %step.id, digest = %info.digest, cached, "layer ready");
+    Ok(LayerOutcome { id: step.id.clone(), info, cached })
 }
 
 /// The layer's inputs as a `LayerSpec`. Host paths in the plan are relative to the project.
@@ -64,22 +60,13 @@ fn spec_for(step: &LayerStep, project_dir: &Path) -> Result<LayerSpec, layers::E
     let mut spec = LayerSpec::new();
     match &step.content {
         LayerContent::Tree { source, dest, excludes } => {
-            spec.add_tree(project_dir.join(source), dest, excludes)?;
+            spec = spec.tree(project_dir.join(source), dest, excludes)?;
         }
         LayerContent::Files { files } => {
             for file in files {
-                spec.add_file(&file.path, file.mode, file.contents.as_bytes().to_vec())?;
+                spec = spec.file(&file.path, file.mode, file.contents.as_bytes())?;
             }
         }
     }
     Ok(spec)
-}
-
-/// The cache key: the spec's own key plus everything about how it is written.
-fn cache_key(spec: &LayerSpec, options: &LayerOptions) -> Result<String, layers::Error> {
-    let mut hasher = Sha256::new();
-    hasher.update(b"cog-rs layer v1\0");
-    hasher.update(spec.cache_key()?.as_bytes());
-    hasher.update(format!("{:?}\0{}", options.compression, options.resolved_mtime()?).as_bytes());
-    Ok(format!("layer-{}", hex::encode(hasher.finalize())))
 }

@@ -38,6 +38,9 @@ pub struct BuildArgs {
     /// Target platform
     #[arg(long, default_value = "linux/amd64")]
     platform: String,
+    /// Load OpenAPI schema from a file instead of generating it
+    #[arg(long, value_name = "FILE")]
+    openapi_schema: Option<PathBuf>,
     /// Layer compression
     #[arg(long, value_enum, default_value = "gzip")]
     compression: CompressionArg,
@@ -54,6 +57,7 @@ pub fn run(args: &BuildArgs) -> Result<ExitCode> {
         config_file: Some(&args.file),
         base: args.base.as_deref(),
         platform: &args.platform,
+        openapi_schema: args.openapi_schema.as_deref(),
     })?;
     let name = image_name(args.tag.as_deref(), &loaded.config, &loaded.dir);
     let plan = PythonStack.plan(&loaded.inputs)?;

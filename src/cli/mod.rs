@@ -1,5 +1,4 @@
 //! The `cog` command line: one module per command. Errors become `anyhow` here, at the edge.
-#[cfg(any())] // wip: waits for the builder
 mod build;
 mod plan;
 mod project;
@@ -31,6 +30,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build an image from cog.yaml
+    Build(build::BuildArgs),
     /// Print the build plan for cog.yaml without building
     Plan(plan::PlanArgs),
 }
@@ -39,6 +40,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.debug, cli.no_color);
     let result = match cli.command {
+        Command::Build(args) => build::run(&args),
         Command::Plan(args) => plan::run(&args),
     };
     match result {

@@ -22,6 +22,9 @@ pub struct PlanArgs {
     /// Print the plan as JSON
     #[arg(long)]
     json: bool,
+    /// Load OpenAPI schema from a file instead of generating it
+    #[arg(long, value_name = "FILE")]
+    openapi_schema: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: &PlanArgs) -> Result<ExitCode> {
@@ -29,6 +32,7 @@ pub fn run(args: &PlanArgs) -> Result<ExitCode> {
         config_file: Some(&args.file),
         base: args.base.as_deref(),
         platform: &args.platform,
+        openapi_schema: args.openapi_schema.as_deref(),
     })?;
     let plan = PythonStack.plan(&loaded.inputs)?;
     if args.json {

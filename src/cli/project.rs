@@ -1,7 +1,7 @@
 //! Gathers everything a plan needs from the project directory: config, `.dockerignore`, git.
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::config;
 use crate::plan::{BaseImage, Project};
@@ -20,6 +20,9 @@ pub struct ProjectOptions<'a> {
     pub config_file: Option<&'a str>,
     pub base: Option<&'a str>,
     pub platform: &'a str,
+    /// `--openapi-schema FILE` (else `$COG_OPENAPI_SCHEMA`): use this document instead of
+    /// generating one.
+    pub openapi_schema: Option<&'a Path>,
 }
 
 pub fn load(options: &ProjectOptions<'_>) -> Result<LoadedProject> {
@@ -37,7 +40,8 @@ pub fn load(options: &ProjectOptions<'_>) -> Result<LoadedProject> {
         .into_owned();
     let config_file_contents = fs_err::read_to_string(&config_path)?;
     let python_version = Some(config.build.python_version.clone()).filter(|v| !v.is_empty());
-    let max = config.max_concurrency();
+    let schema = load_schema(&dir, &config, options.openapi_schema)?;
+    let concurrency_max = effective_concurrency(&config, schema.as_ref())?;
     let inputs = Project {
         config_file_name,
         config_file_contents,
@@ -46,9 +50,9 @@ pub fn load(options: &ProjectOptions<'_>) -> Result<LoadedProject> {
         predict_ref: config.predict.clone(),
         train_ref: config.train.clone(),
         environment: config.parsed_environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        config_label: config.label_json(None),
-        concurrency_max: (max > 1).then_some(max as u32),
-        openapi_schema: None,
+        config_label: config.label_json(concurrency_max.map(i64::from)),
+        concurrency_max,
+        openapi_schema: schema.map(|s| (s.document, s.label)),
         dockerignore: read_dockerignore(&dir)?,
         base_override: options.base.map(BaseImage::parse),
         platform: options.platform.to_string(),
@@ -59,16 +63,60 @@ pub fn load(options: &ProjectOptions<'_>) -> Result<LoadedProject> {
     Ok(LoadedProject { dir, config, inputs })
 }
 
-/// The patterns of `.dockerignore`: one per line, `#` comments and blank lines dropped.
+/// The schema document: from `--openapi-schema`/`COG_OPENAPI_SCHEMA`, else generated
+/// statically from the runner (Cog 0.22's default), else none when cog.yaml names no runner.
+fn load_schema(
+    dir: &Path,
+    config: &config::Config,
+    file: Option<&Path>,
+) -> Result<Option<crate::schema::SchemaOutput>> {
+    let env_file = std::env::var_os("COG_OPENAPI_SCHEMA").map(PathBuf::from);
+    if let Some(file) = file.map(Path::to_path_buf).or(env_file) {
+        let text = fs_err::read_to_string(&file)?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a JSON OpenAPI document", file.display()))?;
+        let label = serde_json::to_string(&value)?;
+        return Ok(Some(crate::schema::SchemaOutput {
+            document: text,
+            label,
+            concurrency_max: None,
+            run_is_async: false,
+            predict: None,
+            train: None,
+        }));
+    }
+    if config.predict.is_none() && config.train.is_none() {
+        return Ok(None);
+    }
+    let schema = crate::schema::generate(dir, config.predict.as_deref(), config.train.as_deref())?;
+    Ok(Some(schema))
+}
+
+/// `concurrency.max` (deprecated) wins over `@cog.concurrent(max=N)`; above 1 the runner must be
+/// async (Cog checks this at build time).
+fn effective_concurrency(
+    config: &config::Config,
+    schema: Option<&crate::schema::SchemaOutput>,
+) -> Result<Option<u32>> {
+    let from_config = config.concurrency.flatten().filter(|max| *max >= 1);
+    let max = match (from_config, schema.and_then(|s| s.concurrency_max)) {
+        (Some(max), _) => u32::try_from(max).ok(),
+        (None, decorator) => decorator,
+    };
+    if let (Some(max), Some(schema)) = (max, schema) {
+        let parsed = schema.predict.is_some() || schema.train.is_some();
+        if max > 1 && parsed && !schema.run_is_async {
+            bail!("concurrency.max > 1 requires an async run() or predict() method");
+        }
+    }
+    Ok(max.filter(|m| *m > 1))
+}
+
+/// The patterns of the project's `.dockerignore`, read as Docker reads them.
 fn read_dockerignore(dir: &Path) -> Result<Vec<String>> {
     let path = dir.join(".dockerignore");
     match fs_err::read_to_string(&path) {
-        Ok(text) => Ok(text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(str::to_string)
-            .collect()),
+        Ok(text) => Ok(layers::parse_dockerignore(&text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e.into()),
     }
