@@ -124,7 +124,7 @@ mod tests {
         assert_eq!(expand("$PATH:/x", &base), "/usr/bin:/x");
         assert_eq!(expand("${PATH}/y", &base), "/usr/bin/y");
         assert_eq!(expand("$LD_LIBRARY_PATH:/lib", &base), ":/lib");
-        assert_eq!(expand("cost $5", &base), "cost ");
+        assert_eq!(expand("cost $5", &base), "cost $5", "not a name: kept");
         assert_eq!(expand("a$", &base), "a$");
         assert_eq!(expand("no vars", &base), "no vars");
     }
