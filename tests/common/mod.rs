@@ -1,0 +1,38 @@
+//! Test support shared by the integration tests: a real registry, a scriptable front proxy
+//! (token auth, tampering) and a tiny busybox base image made with our own code.
+#![allow(
+    dead_code,
+    clippy::missing_panics_doc,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+
+pub mod proxy;
+pub mod registry;
+
+/// Panics with a clear message when a tool the test needs is missing (CI installs them all).
+pub fn require_tool(name: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()));
+    assert!(
+        found,
+        "this test needs `{name}` on PATH: install the Debian package `{package}` (apt-get install {package})"
+    );
+}
+
+/// Runs a command and returns stdout; panics with stdout and stderr when it fails.
+pub fn run(program: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{program} {} failed ({}):\nstdout: {stdout}\nstderr: {}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}

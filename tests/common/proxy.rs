@@ -1,0 +1,247 @@
+//! A small HTTP front for a [`super::registry::TestRegistry`]: it can demand bearer tokens from its
+//! own token endpoint (`/token`, Docker's token protocol), flip bytes of a blob on the way, and
+//! records what it saw. It runs on its own thread and runtime, so sync and async tests can use it.
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use base64::Engine as _;
+
+#[derive(Debug, Clone, Default)]
+pub struct FrontOptions {
+    /// Demand `Authorization: Bearer <token from /token>` on every `/v2/` request.
+    pub bearer: bool,
+    /// Basic credentials the token endpoint wants (`None`: anonymous tokens).
+    pub token_credentials: Option<(String, String)>,
+    /// Reply `{"access_token": …}` (OAuth2 style) instead of `{"token": …}`.
+    pub access_token_field: bool,
+    /// Flip a byte in the body of this blob (`sha256:…`).
+    pub tamper_blob: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Query strings of token requests (`scope=…&service=…`).
+    pub token_requests: Vec<String>,
+    /// `METHOD path` of every request forwarded to the registry.
+    pub forwarded: Vec<String>,
+}
+
+struct Shared {
+    upstream: String,
+    options: FrontOptions,
+    issued: Mutex<Vec<String>>,
+    seen: Mutex<Seen>,
+    http: reqwest::Client,
+}
+
+pub struct FrontProxy {
+    /// `127.0.0.1:PORT`
+    pub host: String,
+    shared: Arc<Shared>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FrontProxy {
+    /// Starts a front for the registry at `upstream` (`127.0.0.1:PORT`).
+    pub fn start(upstream: &str, options: FrontOptions) -> Self {
+        let shared = Arc::new(Shared {
+            upstream: upstream.to_string(),
+            options,
+            issued: Mutex::default(),
+            seen: Mutex::default(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        });
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let state = shared.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let app = axum::Router::new().fallback(handle).with_state(state);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = shutdown_rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        let addr = addr_rx.recv().unwrap();
+        Self {
+            host: addr.to_string(),
+            shared,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn token_requests(&self) -> Vec<String> {
+        self.shared.seen.lock().unwrap().token_requests.clone()
+    }
+
+    pub fn forwarded(&self) -> Vec<String> {
+        self.shared.seen.lock().unwrap().forwarded.clone()
+    }
+}
+
+impl Drop for FrontProxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or("").to_string();
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if path == "/token" {
+        return token(&shared, request.headers(), &query);
+    }
+    if shared.options.bearer && !has_issued_token(&shared, request.headers()) {
+        let repo = path.strip_prefix("/v2/").and_then(|rest| {
+            ["/manifests/", "/blobs/", "/tags/"]
+                .iter()
+                .find_map(|marker| rest.find(marker).map(|i| &rest[..i]))
+        });
+        let scope = repo
+            .map(|r| format!(",scope=\"repository:{r}:pull\""))
+            .unwrap_or_default();
+        let challenge = format!("Bearer realm=\"http://{host}/token\",service=\"cog-test\"{scope}");
+        return Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .header(header::WWW_AUTHENTICATE, challenge)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            ))
+            .unwrap();
+    }
+    forward(&shared, request, &path, &query).await
+}
+
+fn token(shared: &Shared, headers: &HeaderMap, query: &str) -> Response {
+    shared
+        .seen
+        .lock()
+        .unwrap()
+        .token_requests
+        .push(query.to_string());
+    if let Some((user, password)) = &shared.options.token_credentials {
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        );
+        if headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            != Some(expected.as_str())
+        {
+            return Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .body(Body::from("bad credentials"))
+                .unwrap();
+        }
+    }
+    let mut issued = shared.issued.lock().unwrap();
+    let value = format!("tok-{}", issued.len() + 1);
+    issued.push(value.clone());
+    let field = if shared.options.access_token_field {
+        "access_token"
+    } else {
+        "token"
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(format!(
+            r#"{{"{field}":"{value}","expires_in":300}}"#
+        )))
+        .unwrap()
+}
+
+fn has_issued_token(shared: &Shared, headers: &HeaderMap) -> bool {
+    let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    shared.issued.lock().unwrap().iter().any(|t| t == token)
+}
+
+async fn forward(shared: &Shared, request: Request, path: &str, query: &str) -> Response {
+    let method = request.method().clone();
+    shared
+        .seen
+        .lock()
+        .unwrap()
+        .forwarded
+        .push(format!("{method} {path}"));
+    let url = if query.is_empty() {
+        format!("http://{}{path}", shared.upstream)
+    } else {
+        format!("http://{}{path}?{query}", shared.upstream)
+    };
+    let mut upstream = shared.http.request(method, url);
+    if let Some(accept) = request.headers().get(header::ACCEPT) {
+        upstream = upstream.header(header::ACCEPT, accept.clone());
+    }
+    let reply = match upstream.send().await {
+        Ok(reply) => reply,
+        Err(err) => {
+            return Response::builder()
+                .status(StatusCode::BAD_GATEWAY)
+                .body(Body::from(err.to_string()))
+                .unwrap();
+        }
+    };
+    let status = reply.status();
+    let headers = reply.headers().clone();
+    let mut body = reply.bytes().await.unwrap_or_default().to_vec();
+    let tampered = shared
+        .options
+        .tamper_blob
+        .as_ref()
+        .is_some_and(|d| path.ends_with(&format!("/blobs/{d}")));
+    if tampered && !body.is_empty() {
+        let middle = body.len() / 2;
+        body[middle] ^= 0xff;
+    }
+    let mut response = Response::builder().status(status);
+    for name in [
+        header::CONTENT_TYPE,
+        header::LOCATION,
+        header::WWW_AUTHENTICATE,
+    ] {
+        if let Some(value) = headers.get(&name) {
+            response = response.header(name, value.clone());
+        }
+    }
+    if let Some(value) = headers.get("docker-content-digest") {
+        response = response.header("docker-content-digest", value.clone());
+    }
+    response.body(Body::from(body)).unwrap()
+}
