@@ -121,6 +121,9 @@ fn fail(reason: impl Into<String>, value: &Value) -> Failure {
 }
 
 fn check_default(field: &InputField, value: &Value) -> Result<(), Failure> {
+    if *value == Value::None && field.is_nullable() {
+        return Ok(());
+    }
     if !field.choices.is_empty() {
         let (flat, _) = field.input_type.flat();
         check_type(flat, value).map_err(|mut f| {

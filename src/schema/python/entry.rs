@@ -292,7 +292,7 @@ fn collect_registry(ctx: &Ctx<'_>) -> InputRegistry {
                 && is_input_call(ctx, right)
             {
                 let key = format!("{class_name}.{}", text(left, src));
-                if let Ok(call) = parse_input_call(ctx, right, &key) {
+                if let Ok(call) = parse_input_call(ctx, right, &key, true) {
                     registry.attributes.insert(key, call);
                 }
             }
@@ -317,7 +317,7 @@ fn collect_registry(ctx: &Ctx<'_>) -> InputRegistry {
                 .find_map(|s| s.named_child(0).filter(|e| is_input_call(ctx, *e)));
             if let Some(call_node) = ret {
                 let key = format!("{class_name}.{method}");
-                if let Ok(call) = parse_input_call(ctx, call_node, &key) {
+                if let Ok(call) = parse_input_call(ctx, call_node, &key, true) {
                     registry.methods.insert(key, (names, call));
                 }
             }
@@ -412,7 +412,14 @@ fn not_resolvable(param: &str, expr: &str) -> SchemaError {
     )
 }
 
-fn parse_input_call(ctx: &Ctx<'_>, node: Node<'_>, param: &str) -> Result<InputCall, SchemaError> {
+/// `lenient` is for registry helpers, whose defaults may be their own parameters
+/// (`def steps(default=20): return Input(default=default)`): those are filled at the call site.
+fn parse_input_call(
+    ctx: &Ctx<'_>,
+    node: Node<'_>,
+    param: &str,
+    lenient: bool,
+) -> Result<InputCall, SchemaError> {
     let src = &ctx.file.src;
     let mut call = InputCall::default();
     let Some(args) = node.child_by_field_name("arguments") else {
@@ -449,12 +456,11 @@ fn parse_input_call(ctx: &Ctx<'_>, node: Node<'_>, param: &str) -> Result<InputC
             );
         };
         match key {
-            "default" => {
-                call.default = Some(literal::eval(value, src, &ctx.consts).ok_or_else(|| {
-                    ctx.file
-                        .locate(not_resolvable(param, text(value, src)), value)
-                })?);
-            }
+            "default" => match literal::eval(value, src, &ctx.consts) {
+                Some(v) => call.default = Some(v),
+                None if lenient => {}
+                None => return Err(ctx.file.locate(not_resolvable(param, text(value, src)), value)),
+            },
             "default_factory" => {
                 return Err(ctx.file.locate(
                     SchemaError::new(
@@ -640,7 +646,7 @@ fn extract_inputs(
         let call =
             match value {
                 None => InputCall::default(),
-                Some(v) if is_input_call(ctx, v) => parse_input_call(ctx, v, name)?,
+                Some(v) if is_input_call(ctx, v) => parse_input_call(ctx, v, name, false)?,
                 Some(v) => match registry_reference(ctx, v) {
                     Some(call) => call,
                     None => InputCall {

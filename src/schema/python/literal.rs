@@ -67,7 +67,7 @@ fn eval_depth(node: Node<'_>, src: &str, consts: &Constants, depth: usize) -> Op
             }
             Some(Value::Dict(pairs))
         }
-        "identifier" => consts.get(text(node, src)).cloned(),
+        "identifier" | "attribute" => consts.get(text(node, src)).cloned(),
         _ => None,
     }
 }

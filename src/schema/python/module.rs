@@ -175,7 +175,7 @@ impl Project {
         let src = fs_err::read_to_string(&full).map_err(|e| {
             SchemaError::new(
                 SchemaErrorKind::Io,
-                format!("failed to read predictor source {}: {e}", full.display()),
+                format!("failed to read predictor source: {e}"),
             )
         })?;
         self.insert(rel, src, depth)

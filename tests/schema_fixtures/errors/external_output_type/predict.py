@@ -1,0 +1,6 @@
+from cog import BasePredictor
+from transformers import PipelineOutput
+
+class Predictor(BasePredictor):
+    def predict(self, x: str) -> PipelineOutput:
+        ...

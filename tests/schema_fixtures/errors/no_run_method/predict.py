@@ -1,0 +1,5 @@
+from cog import BaseRunner
+
+class Predictor(BaseRunner):
+    def setup(self):
+        pass

@@ -1,0 +1,6 @@
+from typing import Optional
+from cog import BasePredictor
+
+class Predictor(BasePredictor):
+    def predict(self, x: str) -> Optional[str]:
+        return x

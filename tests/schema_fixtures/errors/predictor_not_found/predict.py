@@ -1,0 +1,5 @@
+from cog import BasePredictor
+
+class Other(BasePredictor):
+    def predict(self) -> str:
+        ...

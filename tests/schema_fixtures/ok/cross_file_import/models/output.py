@@ -1,0 +1,5 @@
+from cog import BaseModel
+
+class Result(BaseModel):
+    label: str
+    score: float

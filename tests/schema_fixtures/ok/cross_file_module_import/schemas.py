@@ -1,0 +1,4 @@
+from cog import BaseModel
+
+class Output(BaseModel):
+    text: str

@@ -1,0 +1,6 @@
+from typing import Any
+from cog import BasePredictor
+
+class Predictor(BasePredictor):
+    def predict(self, x: str) -> Any:
+        ...

@@ -1,0 +1,6 @@
+from typing import AsyncIterator
+from cog import BasePredictor, Path
+
+class Predictor(BasePredictor):
+    async def predict(self, n: int) -> AsyncIterator[Path]:
+        yield Path("x")

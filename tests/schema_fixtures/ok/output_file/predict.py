@@ -1,0 +1,6 @@
+from cog import File
+from cog import BasePredictor
+
+class Predictor(BasePredictor):
+    def predict(self, x: str) -> File:
+        ...

@@ -1,0 +1,6 @@
+from cog import Path
+from cog import BasePredictor
+
+class Predictor(BasePredictor):
+    def predict(self, x: str) -> Path:
+        ...
