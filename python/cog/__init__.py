@@ -1,13 +1,13 @@
 """Cog SDK: define machine learning models with standard Python.
 
-    from cog import BaseRunner, Input, Path
+from cog import BaseRunner, Input, Path
 
-    class Runner(BaseRunner):
-        def setup(self) -> None:
-            self.model = load_model()
+class Runner(BaseRunner):
+    def setup(self) -> None:
+        self.model = load_model()
 
-        def run(self, prompt: str = Input(description="Prompt")) -> str:
-            return self.model.generate(prompt)
+    def run(self, prompt: str = Input(description="Prompt")) -> str:
+        return self.model.generate(prompt)
 """
 
 from __future__ import annotations
@@ -59,10 +59,10 @@ def concurrent(fn: _F) -> _F: ...
 
 
 @overload
-def concurrent(fn: None = None, *, max: int = 1) -> Callable[[_F], _F]: ...  # noqa: A002
+def concurrent(fn: None = None, *, max: int = 1) -> Callable[[_F], _F]: ...
 
 
-def concurrent(fn: _F | None = None, *, max: int = 1) -> _F | Callable[[_F], _F]:  # noqa: A002
+def concurrent(fn: _F | None = None, *, max: int = 1) -> _F | Callable[[_F], _F]:
     """Allow up to `max` concurrent predictions (async run() only when max > 1).
 
     Read statically at build time (an integer literal); at run time `COG_MAX_CONCURRENCY`

@@ -40,7 +40,7 @@ def _check_length(name: str, value: Any) -> None:
         raise ValueError(f"Input() argument {name!r} must be >= 0, got {value}")
 
 
-def Input(  # noqa: N802 - Cog's public spelling
+def Input(
     default: Any = None,
     *,
     description: str | None = None,

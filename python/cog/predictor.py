@@ -15,12 +15,12 @@ from .types import Path
 class BaseRunner:
     """Subclass this, load the model in `setup()` and compute in `run()`:
 
-        class Runner(BaseRunner):
-            def setup(self) -> None:
-                self.model = load()
+    class Runner(BaseRunner):
+        def setup(self) -> None:
+            self.model = load()
 
-            def run(self, prompt: str = Input(description="Text")) -> str:
-                return self.model(prompt)
+        def run(self, prompt: str = Input(description="Text")) -> str:
+            return self.model(prompt)
     """
 
     def setup(self, weights: Path | str | None = None) -> None:

@@ -194,7 +194,9 @@ class URLFile(io.IOBase):
     def __init__(self, url: str, filename: str | None = None) -> None:
         parsed = urllib.parse.urlparse(url)
         if parsed.scheme not in ("http", "https"):
-            raise ValueError(f"URLFile requires URL to conform to HTTP or HTTPS protocol, got {url!r}")
+            raise ValueError(
+                f"URLFile requires URL to conform to HTTP or HTTPS protocol, got {url!r}"
+            )
         object.__setattr__(self, "name", filename or get_filename(url))
         object.__setattr__(self, "__url__", url)
         object.__setattr__(self, "__target__", None)

@@ -51,7 +51,9 @@ def _handler(recorder: Recorder) -> type[http.server.BaseHTTPRequestHandler]:
             n = int(self.headers.get("Content-Length") or 0)
             return self.rfile.read(n) if n else b""
 
-        def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        def _reply(
+            self, status: int, body: bytes = b"", headers: dict[str, str] | None = None
+        ) -> None:
             self.send_response(status)
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
@@ -59,7 +61,7 @@ def _handler(recorder: Recorder) -> type[http.server.BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             recorder.record({"method": "GET", "path": self.path, "headers": dict(self.headers)})
             name = self.path.split("?")[0]
             if name in recorder.files:
@@ -67,7 +69,7 @@ def _handler(recorder: Recorder) -> type[http.server.BaseHTTPRequestHandler]:
             else:
                 self._reply(404, b"not found")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self._body()
             try:
                 parsed = json.loads(body) if body else None
@@ -78,7 +80,7 @@ def _handler(recorder: Recorder) -> type[http.server.BaseHTTPRequestHandler]:
             )
             self._reply(status, b"{}")
 
-        def do_PUT(self) -> None:  # noqa: N802
+        def do_PUT(self) -> None:
             body = self._body()
             status = recorder.record(
                 {"method": "PUT", "path": self.path, "headers": dict(self.headers), "body": body}

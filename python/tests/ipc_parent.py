@@ -146,7 +146,9 @@ class WorkerProcess:
             if msg["type"] in ("done", "failed", "invalid_input", "cancelled"):
                 return events
 
-    def predict(self, input: dict[str, Any], slot: int = 0, pid: str | None = None, **kw: Any) -> list[dict[str, Any]]:
+    def predict(
+        self, input: dict[str, Any], slot: int = 0, pid: str | None = None, **kw: Any
+    ) -> list[dict[str, Any]]:
         pid = pid or f"p{time.monotonic_ns()}"
         self.start_predict(slot, pid, input, **kw)
         return self.read_until_terminal(slot)

@@ -99,7 +99,12 @@ def test_input_returns_frozen_fieldinfo() -> None:
         info.default = 6  # type: ignore[misc]
     assert Input().default is None
     full = Input(
-        "a", min_length=1, max_length=3, regex=r"^\w+$", choices=["a", "b"], deprecated=True,
+        "a",
+        min_length=1,
+        max_length=3,
+        regex=r"^\w+$",
+        choices=["a", "b"],
+        deprecated=True,
         accept="image/*",
     )
     assert full.choices == ["a", "b"] and full.accept == "image/*" and full.deprecated is True
@@ -316,16 +321,30 @@ def _write(tmp_path: StdPath, source: str, name: str = "predict.py") -> str:
 
 
 def test_load_runner_and_fallbacks(tmp_path: StdPath) -> None:
-    ref = _write(tmp_path, "from cog import BaseRunner\nclass Runner(BaseRunner):\n    def run(self) -> str:\n        return 'r'\n")
+    ref = _write(
+        tmp_path,
+        "from cog import BaseRunner\n"
+        "class Runner(BaseRunner):\n    def run(self) -> str:\n        return 'r'\n",
+    )
     assert load_predictor_from_ref(ref).run() == "r"
     assert load_predictor_from_ref(ref + ":Runner").run() == "r"
     assert "predict" in sys.modules
 
-    both = _write(tmp_path, "class Runner:\n    def run(self): return 1\nclass Predictor:\n    def predict(self): return 2\n", "both.py")
+    both = _write(
+        tmp_path,
+        "class Runner:\n    def run(self): return 1\n"
+        "class Predictor:\n    def predict(self): return 2\n",
+        "both.py",
+    )
     with pytest.warns(UserWarning, match="Both Runner and Predictor are defined; using Runner"):
         assert load_predictor_from_ref(both).run() == 1
 
-    legacy = _write(tmp_path, "from cog import BasePredictor\nclass Predictor(BasePredictor):\n    def predict(self): return 2\n", "legacy.py")
+    legacy = _write(
+        tmp_path,
+        "from cog import BasePredictor\n"
+        "class Predictor(BasePredictor):\n    def predict(self): return 2\n",
+        "legacy.py",
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert load_predictor_from_ref(legacy).predict() == 2
@@ -342,11 +361,17 @@ def test_load_runner_and_fallbacks(tmp_path: StdPath) -> None:
     ("source", "error", "match"),
     [
         ("x = 1\n", AttributeError, "module 'bad' has no Runner or Predictor"),
-        ("class Runner:\n    def run(self): pass\n    def predict(self): pass\n", ValueError,
-         "Runner must define either run\\(\\) or predict\\(\\), not both"),
+        (
+            "class Runner:\n    def run(self): pass\n    def predict(self): pass\n",
+            ValueError,
+            "Runner must define either run\\(\\) or predict\\(\\), not both",
+        ),
         ("class Runner:\n    pass\n", ValueError, "run or predict method not found: Runner"),
-        ("from cog import BaseRunner\nclass Runner(BaseRunner):\n    pass\n", ValueError,
-         "run or predict method not found: Runner"),
+        (
+            "from cog import BaseRunner\nclass Runner(BaseRunner):\n    pass\n",
+            ValueError,
+            "run or predict method not found: Runner",
+        ),
     ],
 )
 def test_load_errors(tmp_path: StdPath, source: str, error: type, match: str) -> None:
@@ -360,7 +385,11 @@ def test_load_missing_file(tmp_path: StdPath) -> None:
 
 
 def test_non_base_runner_class_works(tmp_path: StdPath) -> None:
-    ref = _write(tmp_path, "class Runner:\n    def setup(self): self.x = 1\n    def run(self): return self.x\n", "plain.py")
+    ref = _write(
+        tmp_path,
+        "class Runner:\n    def setup(self): self.x = 1\n    def run(self): return self.x\n",
+        "plain.py",
+    )
     r = load_predictor_from_ref(ref)
     r.setup()
     assert r.run() == 1
@@ -398,7 +427,10 @@ def _launcher(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
     clean = {k: v for k, v in os.environ.items() if not k.startswith("COG_")}
     return subprocess.run(
         [sys.executable, "-m", "cog.server.http", *args],
-        capture_output=True, text=True, timeout=30, env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**clean, **(env or {})},
     )
 
 

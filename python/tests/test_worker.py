@@ -17,8 +17,8 @@ import pytest
 
 pytest.importorskip("coglet")
 
-from conftest import FIXTURES  # noqa: E402
-from ipc_parent import WorkerProcess  # noqa: E402
+from conftest import FIXTURES
+from ipc_parent import WorkerProcess
 
 
 @pytest.fixture
@@ -373,7 +373,9 @@ def test_eight_concurrent_async_predictions(spawn) -> None:  # type: ignore[no-u
     w = spawn("async_concurrent", num_slots=8)
     started = time.monotonic()
     for slot in range(8):
-        w.start_predict(slot, f"c{slot}", {"seconds": 0.5, "tag": f"t{slot}"}, context={"who": f"w{slot}"})
+        w.start_predict(
+            slot, f"c{slot}", {"seconds": 0.5, "tag": f"t{slot}"}, context={"who": f"w{slot}"}
+        )
     results = {}
 
     def read(slot: int) -> None:
@@ -388,7 +390,7 @@ def test_eight_concurrent_async_predictions(spawn) -> None:  # type: ignore[no-u
     assert elapsed < 1.5, f"8 x 0.5 s took {elapsed:.2f}s: not concurrent"
     for slot, events in results.items():
         done = terminal(events)
-        tag, who, peak = done["output"]["value"].split(":")
+        tag, who, _peak = done["output"]["value"].split(":")
         assert (tag, who) == (f"t{slot}", f"w{slot}")  # context and logs stay per prediction
         assert logs(events) == f"start t{slot}\nend t{slot}\n"
         assert of_type(events, "metric")[0]["value"] == 2

@@ -1,6 +1,5 @@
 """Type stubs for the PyO3 extension `coglet._impl`."""
 
-
 from . import _sdk as _sdk
 
 __version__: str
@@ -21,4 +20,3 @@ def serve(
 
 def _run_worker() -> None:
     """The worker subprocess's entry point; call from the main thread."""
-

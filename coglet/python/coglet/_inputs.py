@@ -66,7 +66,7 @@ def _kind_of(tp: Any) -> str:
 
 def _describe(tp: Any) -> tuple[str, bool, bool]:
     inner, nullable = _strip_optional(tp)
-    if typing.get_origin(inner) in (list, typing.List):  # noqa: UP006
+    if typing.get_origin(inner) is list:  # also typing.List[T]
         args = typing.get_args(inner)
         elem, _ = _strip_optional(args[0]) if args else (Any, False)
         return _kind_of(elem), True, nullable
@@ -177,7 +177,7 @@ def _download_all(out: Coerced, pending: list[tuple[URLPath, Any]]) -> None:
         futures = [pool.submit(u.convert) for u in urls]
     errors = []
     local: dict[int, pathlib.Path] = {}
-    for u, fut in zip(urls, futures):
+    for u, fut in zip(urls, futures, strict=True):
         try:
             path = fut.result()
         except Exception as e:

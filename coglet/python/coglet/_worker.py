@@ -65,9 +65,7 @@ def _user_method(instance: Any, names: tuple[str, ...]) -> Any:
                 return getattr(instance, name)
     for name in names:
         fn = getattr(instance, name, None)
-        if callable(fn) and not (
-            getattr(fn, "__func__", None) is getattr(BaseRunner, name, None)
-        ):
+        if callable(fn) and getattr(fn, "__func__", None) is not getattr(BaseRunner, name, None):
             return fn
     raise ValueError(f"run or predict method not found: {type(instance).__name__}")
 
@@ -157,15 +155,17 @@ class Worker:
         needs_loop = (
             self.is_async
             or (setup is not None and inspect.iscoroutinefunction(setup))
-            or (self.healthcheck_fn is not None and inspect.iscoroutinefunction(self.healthcheck_fn))
+            or (
+                self.healthcheck_fn is not None and inspect.iscoroutinefunction(self.healthcheck_fn)
+            )
         )
         if needs_loop:
             self._start_loop()
         if setup is not None:
             args: dict[str, Any] = {}
             if has_setup_weights(self.runner):
-                args["weights"] = weights if weights is not None else extract_setup_weights(
-                    self.runner
+                args["weights"] = (
+                    weights if weights is not None else extract_setup_weights(self.runner)
                 )
             result = setup(**args)
             if inspect.isawaitable(result):
