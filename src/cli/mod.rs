@@ -46,10 +46,24 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("ⅹ {err:#}");
+            eprintln!("ⅹ {}", error_message(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, skipping a cause whose text an outer message already
+/// quotes (library errors often include their source in their own message).
+fn error_message(err: &anyhow::Error) -> String {
+    let mut message = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    message
 }
 
 fn init_logging(debug: bool, no_color: bool) {
@@ -62,4 +76,20 @@ fn init_logging(debug: bool, no_color: bool) {
         .with_writer(std::io::stderr)
         .with_ansi(!no_color)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("store at /x: {0}")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn error_causes_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::Other, "Read-only file system");
+        let err = anyhow::Error::new(Outer(io)).context("opening the cog cache");
+        assert_eq!(error_message(&err), "opening the cog cache: store at /x: Read-only file system");
+    }
 }
