@@ -32,7 +32,8 @@ target_args=()
 if [ -n "${COGLET_TARGET:-}" ]; then
   target_args=(--target "$COGLET_TARGET")
 fi
-"$VENV/bin/maturin" build --release --zig --compatibility manylinux2014 \
+# maturin runs zig as `python3 -m ziglang`: the build venv must come first on PATH.
+PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" build --release --zig --compatibility manylinux2014 \
   "${target_args[@]}" -m "$ROOT/coglet/python/Cargo.toml" -o "$stage"
 "$VENV/bin/python" -m build --wheel --outdir "$stage" "$ROOT/python" >/dev/null
 rm -rf "$ROOT/python/build"

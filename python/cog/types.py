@@ -154,7 +154,7 @@ class URLPath(Path):
 
     def convert(self, directory: str | None = None) -> Path:
         """Download into `NamedTemporaryFile(suffix=filename)` once; return its local Path."""
-        if self._converted is None:
+        if getattr(self, "_converted", None) is None:
             with tempfile.NamedTemporaryFile(
                 suffix=self.filename, dir=directory, delete=False
             ) as dest:
@@ -168,12 +168,16 @@ class URLPath(Path):
         return self._converted
 
     def unlink(self, missing_ok: bool = False) -> None:
-        if self._converted is not None:
+        if getattr(self, "_converted", None) is not None:
             self._converted.unlink(missing_ok=missing_ok)
 
     def __str__(self) -> str:
         # Before conversion a URLPath stands for its source URL (e.g. in logs or encoders).
-        return str(self._converted) if self._converted is not None else self.source
+        # Paths derived from it (`.parent` on 3.10/3.11) lack these attributes: plain str.
+        converted = getattr(self, "_converted", None)
+        if converted is not None:
+            return str(converted)
+        return getattr(self, "source", None) or super().__str__()
 
     def __fspath__(self) -> str:
         return os.fspath(self.convert())

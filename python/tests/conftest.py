@@ -62,7 +62,7 @@ def _handler(recorder: Recorder) -> type[http.server.BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def do_GET(self) -> None:
-            recorder.record({"method": "GET", "path": self.path, "headers": dict(self.headers)})
+            recorder.record({"method": "GET", "path": self.path, "headers": self.headers})
             name = self.path.split("?")[0]
             if name in recorder.files:
                 self._reply(200, recorder.files[name])
@@ -76,14 +76,14 @@ def _handler(recorder: Recorder) -> type[http.server.BaseHTTPRequestHandler]:
             except ValueError:
                 parsed = None
             status = recorder.record(
-                {"method": "POST", "path": self.path, "headers": dict(self.headers), "json": parsed}
+                {"method": "POST", "path": self.path, "headers": self.headers, "json": parsed}
             )
             self._reply(status, b"{}")
 
         def do_PUT(self) -> None:
             body = self._body()
             status = recorder.record(
-                {"method": "PUT", "path": self.path, "headers": dict(self.headers), "body": body}
+                {"method": "PUT", "path": self.path, "headers": self.headers, "body": body}
             )
             host = self.headers.get("Host")
             self._reply(status, b"", {"Location": f"http://{host}/stored{self.path}?sig=abc"})

@@ -226,7 +226,7 @@ def test_urlpath_downloads_http(http_server, tmp_path: StdPath) -> None:  # type
     u = Path.validate(f"{base}/dir/weights.bin")
     assert isinstance(u, URLPath)
     assert u.convert(str(tmp_path)).read_bytes() == b"\x00\x01payload"
-    assert recorder.requests[0]["headers"]["User-Agent"].startswith("cog-worker/")
+    assert recorder.requests[0]["headers"]["user-agent"].startswith("cog-worker/")
     missing = Path.validate(f"{base}/nope.bin")
     assert isinstance(missing, URLPath)
     with pytest.raises(Exception, match="404"):
@@ -445,9 +445,11 @@ def test_launcher_without_runner_ref_exits_1() -> None:
     pytest.importorskip("coglet")
     out = _launcher()
     assert out.returncode == 1
-    assert "COG_PREDICT_TYPE_STUB is not set" in out.stderr
+    assert out.stderr.startswith("ERROR: COG_PREDICT_TYPE_STUB environment variable is not set.\n")
     out = _launcher("--x-mode", "train")
-    assert out.returncode == 1 and "COG_TRAIN_TYPE_STUB is not set" in out.stderr
+    assert (
+        out.returncode == 1 and "COG_TRAIN_TYPE_STUB environment variable is not set" in out.stderr
+    )
 
 
 def test_launcher_rejects_bad_flags() -> None:

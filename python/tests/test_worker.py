@@ -162,7 +162,8 @@ def test_failed_download_is_invalid_input(spawn, http_server) -> None:  # type: 
     w = spawn("inputs")
     done = terminal(w.predict({"p": f"{base}/missing.txt"}))
     assert done["type"] == "invalid_input"
-    assert "failed to download" in done["error"] and "404" in done["error"]
+    assert done["error"].startswith("Input validation error: failed to download")
+    assert "404" in done["error"]
 
 
 # ---------------------------------------------------------------- outputs

@@ -206,7 +206,7 @@ class Worker:
         try:
             coerced = coerce(self.params, self.var_kw, raw)
         except InputError as e:
-            return ("invalid_input", str(e))
+            return ("invalid_input", f"Input validation error: {e}")
         try:
             if coerced.dropped:
                 names = ", ".join(sorted(coerced.dropped))

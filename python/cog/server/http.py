@@ -68,10 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     env_name = "COG_TRAIN_TYPE_STUB" if is_train else "COG_PREDICT_TYPE_STUB"
     predictor_ref = os.environ.get(env_name)
     if not predictor_ref:
+        # Cog's exact message.
         print(
-            f"cog: {env_name} is not set. It names the runner as 'path/to/file.py:Name' and "
-            "is baked into the image by `cog build` from the `predict`/`train` entry of "
-            "cog.yaml. Set it, e.g. COG_PREDICT_TYPE_STUB=predict.py:Runner.",
+            f"ERROR: {env_name} environment variable is not set.\n"
+            "This should be set automatically by 'cog build'. If running manually,\n"
+            f"set it to your predictor reference (e.g. {env_name}=predict.py:Predictor).",
             file=sys.stderr,
         )
         return 1
