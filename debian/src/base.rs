@@ -1,0 +1,201 @@
+//! The embedded default base: a Python image assembled from distribution packages alone
+//! (minbase + python3 + ca-certificates + tzdata + tini), no registry needed.
+
+use layers::{BlobStore, LayerInfo};
+
+use crate::Error;
+use crate::archive::{Archive, ArchiveConfig};
+use crate::install::{InstallOptions, install};
+use crate::lock::Lock;
+use crate::resolve::{minbase_names, resolve};
+
+/// The distribution release that ships a given Python as its `python3`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseRelease {
+    pub python: &'static str,
+    pub distro: &'static str,
+    pub suite: &'static str,
+}
+
+pub const RELEASES: &[BaseRelease] = &[
+    BaseRelease {
+        python: "3.10",
+        distro: "ubuntu",
+        suite: "jammy",
+    },
+    BaseRelease {
+        python: "3.11",
+        distro: "debian",
+        suite: "bookworm",
+    },
+    BaseRelease {
+        python: "3.12",
+        distro: "ubuntu",
+        suite: "noble",
+    },
+    BaseRelease {
+        python: "3.13",
+        distro: "debian",
+        suite: "trixie",
+    },
+];
+
+/// The release for `python` (`3.11`, `3.11.4`).
+pub fn release_for_python(python: &str) -> Result<&'static BaseRelease, Error> {
+    let minor: String = python.split('.').take(2).collect::<Vec<_>>().join(".");
+    RELEASES.iter().find(|r| r.python == minor).ok_or_else(|| {
+        let known: Vec<&str> = RELEASES.iter().map(|r| r.python).collect();
+        Error::Config(format!(
+            "no embedded base for python_version {python:?} (available: {})",
+            known.join(", ")
+        ))
+    })
+}
+
+impl BaseRelease {
+    pub fn archive_config(&self, arch: &str) -> ArchiveConfig {
+        if self.distro == "ubuntu" {
+            ArchiveConfig::ubuntu(self.suite, arch)
+        } else {
+            ArchiveConfig::debian(self.suite, arch)
+        }
+    }
+}
+
+/// Packages on top of minbase.
+pub const BASE_EXTRAS: &[&str] = &[
+    "python3",
+    "python-is-python3",
+    "ca-certificates",
+    "tzdata",
+    "tini",
+];
+
+/// What the image config of an assembled base needs.
+#[derive(Debug, Clone)]
+pub struct AssembledBase {
+    pub layers: Vec<LayerInfo>,
+    pub env: Vec<(String, String)>,
+    pub entrypoint: Vec<String>,
+    /// `/var/lib/dpkg/status` of the base (for an apt layer on top).
+    pub status: Vec<u8>,
+    pub lock: Lock,
+    pub arch: String,
+    /// `/usr/bin/python3`
+    pub python: String,
+    /// `3.11`
+    pub python_version: String,
+    /// Where pip would install (`/usr/local/lib/python3.11/dist-packages`).
+    pub site_packages: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AssembleOptions {
+    /// Added to the package set (e.g. `python3-pip`, `python3-venv`).
+    pub extra_packages: Vec<String>,
+    pub install: InstallOptions,
+}
+
+/// Assembles the base for `python` on `arch` from the default (or `$COG_APT_MIRROR`) mirror.
+pub async fn assemble_base(
+    python: &str,
+    arch: &str,
+    store: &BlobStore,
+) -> Result<AssembledBase, Error> {
+    let release = release_for_python(python)?;
+    let archive = Archive::fetch(release.archive_config(arch)).await?;
+    assemble_base_from(&archive, &AssembleOptions::default(), store).await
+}
+
+/// The base's package selection (names) for an archive.
+pub fn base_package_names(archive: &Archive, extra: &[String]) -> Vec<String> {
+    let mut names = minbase_names(&archive.index);
+    names.extend(BASE_EXTRAS.iter().map(|s| (*s).to_owned()));
+    names.extend(extra.iter().cloned());
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Resolves the base's lock against `archive` (for `cog` to write and reuse).
+pub fn base_lock(archive: &Archive, extra: &[String]) -> Result<Lock, Error> {
+    resolve(
+        archive,
+        &base_package_names(archive, extra),
+        b"",
+        &archive.config.arch,
+    )
+}
+
+pub async fn assemble_base_from(
+    archive: &Archive,
+    opts: &AssembleOptions,
+    store: &BlobStore,
+) -> Result<AssembledBase, Error> {
+    let lock = base_lock(archive, &opts.extra_packages)?;
+    assemble_base_from_lock(&lock, opts, store).await
+}
+
+/// Builds the base from a lock: two builds from the same lock give the same layer digest.
+pub async fn assemble_base_from_lock(
+    lock: &Lock,
+    opts: &AssembleOptions,
+    store: &BlobStore,
+) -> Result<AssembledBase, Error> {
+    let python_pkg = lock
+        .packages
+        .iter()
+        .find(|p| p.name == "python3")
+        .ok_or_else(|| Error::Config("the base lock has no python3 package".into()))?;
+    let python_version: String = python_pkg
+        .version
+        .upstream
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".");
+    let mut install_opts = opts.install.clone();
+    install_opts.new_root = true;
+    // Cog's images run `/sbin/tini --`; Debian ships tini in /usr/bin.
+    install_opts
+        .extra_links
+        .push(("/usr/sbin/tini".into(), "/usr/bin/tini".into()));
+    let installed = install(lock, b"", store, &install_opts).await?;
+    Ok(AssembledBase {
+        layers: vec![installed.layer],
+        env: vec![
+            (
+                "PATH".into(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("LC_ALL".into(), "C.UTF-8".into()),
+            ("DEBIAN_FRONTEND".into(), "noninteractive".into()),
+            ("PYTHONUNBUFFERED".into(), "1".into()),
+        ],
+        entrypoint: vec!["/sbin/tini".into(), "--".into()],
+        status: installed.status,
+        arch: lock.arch.clone(),
+        python: "/usr/bin/python3".into(),
+        site_packages: format!("/usr/local/lib/python{python_version}/dist-packages"),
+        python_version,
+        lock: lock.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_python_versions_to_releases() {
+        assert_eq!(release_for_python("3.11").unwrap().suite, "bookworm");
+        assert_eq!(release_for_python("3.13.1").unwrap().suite, "trixie");
+        assert_eq!(release_for_python("3.10").unwrap().distro, "ubuntu");
+        let err = release_for_python("2.7").unwrap_err().to_string();
+        assert!(
+            err.contains("\"2.7\"") && err.contains("3.10, 3.11, 3.12, 3.13"),
+            "{err}"
+        );
+    }
+}

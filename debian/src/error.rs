@@ -1,0 +1,44 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{origin}: {reason}")]
+    Index { origin: String, reason: String },
+    #[error("cannot fetch {url}: {reason}")]
+    Fetch { url: String, reason: String },
+    #[error("OpenPGP signature check failed for {url}: {reason}")]
+    Signature { url: String, reason: String },
+    #[error("hash mismatch for {what}: expected sha256 {expected}, got {actual}")]
+    HashMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{release} does not list {path} (components or architecture not in this suite?)")]
+    NotInRelease { release: String, path: String },
+    #[error("unable to locate package {name}{}", did_you_mean(.suggestions))]
+    UnknownPackage {
+        name: String,
+        suggestions: Vec<String>,
+    },
+    #[error("unsatisfiable dependencies:\n{0}")]
+    Unsatisfiable(String),
+    #[error("invalid .deb {name}: {reason}")]
+    Deb { name: String, reason: String },
+    #[error("invalid lock file {path}: {reason}")]
+    Lock { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Layers(#[from] layers::Error),
+}
+
+fn did_you_mean(suggestions: &[String]) -> String {
+    if suggestions.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean: {}?)", suggestions.join(", "))
+    }
+}
