@@ -58,3 +58,78 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A copy of a shared error (resolver futures share theirs); I/O and layer errors keep
+    /// their message only.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Requirements {
+                file,
+                line,
+                message,
+            } => Error::Requirements {
+                file: file.clone(),
+                line: *line,
+                message: message.clone(),
+            },
+            Error::Target(m) => Error::Target(m.clone()),
+            Error::PackageNotFound { name, indexes } => Error::PackageNotFound {
+                name: name.clone(),
+                indexes: indexes.clone(),
+            },
+            Error::NoCompatibleWheel(m) => Error::NoCompatibleWheel(m.clone()),
+            Error::SourceOnly {
+                name,
+                version,
+                file,
+            } => Error::SourceOnly {
+                name: name.clone(),
+                version: version.clone(),
+                file: file.clone(),
+            },
+            Error::Conflict(m) => Error::Conflict(m.clone()),
+            Error::Http { url, message } => Error::Http {
+                url: url.clone(),
+                message: message.clone(),
+            },
+            Error::Unreachable {
+                url,
+                attempts,
+                message,
+            } => Error::Unreachable {
+                url: url.clone(),
+                attempts: *attempts,
+                message: message.clone(),
+            },
+            Error::HashMismatch {
+                file,
+                expected,
+                actual,
+            } => Error::HashMismatch {
+                file: file.clone(),
+                expected: expected.clone(),
+                actual: actual.clone(),
+            },
+            Error::Metadata { file, message } => Error::Metadata {
+                file: file.clone(),
+                message: message.clone(),
+            },
+            Error::UnsafePath { file, path } => Error::UnsafePath {
+                file: file.clone(),
+                path: path.clone(),
+            },
+            Error::InvalidWheel { file, message } => Error::InvalidWheel {
+                file: file.clone(),
+                message: message.clone(),
+            },
+            Error::Lock { path, message } => Error::Lock {
+                path: path.clone(),
+                message: message.clone(),
+            },
+            Error::Other(m) => Error::Other(m.clone()),
+            Error::Io(e) => Error::Other(e.to_string()),
+            Error::Layer(e) => Error::Other(e.to_string()),
+        }
+    }
+}

@@ -99,13 +99,23 @@ pub struct WheelLayer {
 
 /// Builds the layers for `lock` (on a dedicated runtime; callable from anywhere).
 pub fn layers(lock: &Lock, options: &InstallOptions, store: &BlobStore) -> Result<Vec<WheelLayer>> {
-    let (lock, options, store) = (lock.clone(), options.clone(), store.clone());
+    install_packages(&lock.packages, options, store)
+}
+
+/// Builds the layers for pinned packages that need not come from one lock (the cog runtime
+/// wheels, or a lock split by phase), on a dedicated runtime; callable from anywhere.
+pub fn install_packages(
+    packages: &[LockedPackage],
+    options: &InstallOptions,
+    store: &BlobStore,
+) -> Result<Vec<WheelLayer>> {
+    let (packages, options, store) = (packages.to_vec(), options.clone(), store.clone());
     std::thread::scope(|s| {
         s.spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(layers_async(&lock, &options, &store))
+            rt.block_on(install_packages_async(&packages, &options, &store))
         })
         .join()
         .map_err(|_| Error::Other("install thread panicked".into()))?
@@ -113,10 +123,10 @@ pub fn layers(lock: &Lock, options: &InstallOptions, store: &BlobStore) -> Resul
 }
 
 /// Groups the lock's wheels into layers: large ones alone, small ones in name-hash buckets.
-fn group(lock: &Lock, options: &InstallOptions) -> Vec<Vec<LockedPackage>> {
+fn group(packages: &[LockedPackage], options: &InstallOptions) -> Vec<Vec<LockedPackage>> {
     let mut large = Vec::new();
     let mut buckets: BTreeMap<u32, Vec<LockedPackage>> = BTreeMap::new();
-    for p in &lock.packages {
+    for p in packages {
         if p.size.is_some_and(|s| s > options.large_wheel_bytes) {
             large.push(vec![p.clone()]);
         } else {
@@ -135,9 +145,18 @@ pub async fn layers_async(
     options: &InstallOptions,
     store: &BlobStore,
 ) -> Result<Vec<WheelLayer>> {
+    install_packages_async(&lock.packages, options, store).await
+}
+
+/// Async form of [`install_packages`].
+pub async fn install_packages_async(
+    packages: &[LockedPackage],
+    options: &InstallOptions,
+    store: &BlobStore,
+) -> Result<Vec<WheelLayer>> {
     let client = Client::new(options.client.clone())?;
     let options = Arc::new(options.clone());
-    let jobs = group(lock, &options).into_iter().map(|packages| {
+    let jobs = group(packages, &options).into_iter().map(|packages| {
         let client = client.clone();
         let options = options.clone();
         let store = store.clone();

@@ -564,7 +564,7 @@ impl State {
             || project.versions.iter().all(|(v, _)| v.any_prerelease())
     }
 
-    /// Newest installable version in `range` (stable first unless pre-releases are allowed).
+    /// Newest installable version in `range`; pre-releases only when allowed.
     fn pick(
         &self,
         name: &PackageName,
@@ -579,13 +579,11 @@ impl State {
                 _ => None,
             })
         };
-        find(false).or_else(|| {
-            if self.allows_pre(name, project) {
-                find(true)
-            } else {
-                None
-            }
-        })
+        if self.allows_pre(name, project) {
+            find(true)
+        } else {
+            find(false)
+        }
     }
 
     fn unavailable_error(&self, name: &PackageName, version: &Version, why: &Unavailable) -> Error {
@@ -711,13 +709,7 @@ impl std::error::Error for ProviderError {}
 
 impl ProviderError {
     fn into_error(self) -> Error {
-        Arc::try_unwrap(self.0).unwrap_or_else(|e| match &*e {
-            Error::PackageNotFound { name, indexes } => Error::PackageNotFound {
-                name: name.clone(),
-                indexes: indexes.clone(),
-            },
-            other => Error::Other(other.to_string()),
-        })
+        Arc::try_unwrap(self.0).unwrap_or_else(|e| e.duplicate())
     }
 }
 
@@ -785,6 +777,12 @@ impl DependencyProvider for Provider {
             return Ok(range.contains(&d.version).then(|| d.version.clone()));
         }
         let project = self.project(name)?;
+        if project.versions.is_empty() {
+            return Err(Error::NoCompatibleWheel(format!(
+                "`{name}` has no installable files (no wheels or source archives with a valid name)"
+            ))
+            .into());
+        }
         if let Some((v, _)) = self.state.pick(name, &project, range) {
             return Ok(Some(v));
         }

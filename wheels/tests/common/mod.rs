@@ -60,3 +60,5 @@ pub fn parse_pins(text: &str) -> Vec<(String, String)> {
     pins.sort();
     pins
 }
+
+pub mod server;
