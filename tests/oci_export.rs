@@ -1,6 +1,8 @@
 //! The exported tarball is at once an OCI archive and a docker-archive: docker, podman and skopeo
 //! (both transports) accept the same file; umoci unpacks our OCI layout; and we import what
 //! `docker save` and skopeo write. Needs Docker, podman, skopeo, umoci and busybox-static.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

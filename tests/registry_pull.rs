@@ -1,6 +1,8 @@
 //! Pulls from a real registry (`docker-registry` on 127.0.0.1), through a token-auth front and a
 //! tampering proxy. Needs the Debian packages docker-registry, skopeo, apache2-utils and
 //! busybox-static.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

@@ -139,18 +139,18 @@ impl Client {
             }
         }
         let digest = Digest::of(&bytes);
-        if let Some(pinned) = reference.digest() {
-            if pinned != digest.to_string() {
-                let expected = pinned
-                    .parse::<Digest>()
-                    .map_err(|e| invalid(&target, "a manifest", &e.to_string()))?;
-                return Err(RegistryError::DigestMismatch {
-                    reference: reference.to_string(),
-                    registry: reference.registry().to_string(),
-                    expected,
-                    actual: digest,
-                });
-            }
+        if let Some(pinned) = reference.digest()
+            && pinned != digest.to_string()
+        {
+            let expected = pinned
+                .parse::<Digest>()
+                .map_err(|e| invalid(&target, "a manifest", &e.to_string()))?;
+            return Err(RegistryError::DigestMismatch {
+                reference: reference.to_string(),
+                registry: reference.registry().to_string(),
+                expected,
+                actual: digest,
+            });
         }
         // The document's own mediaType wins over a generic Content-Type (some servers send
         // application/json or application/octet-stream).

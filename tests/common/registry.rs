@@ -1,6 +1,7 @@
 //! A real registry (Debian's `docker-registry`, the CNCF distribution registry) on 127.0.0.1 with
 //! a free port and temporary storage, stopped on drop; and a tiny busybox image to push to it.
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -44,10 +45,12 @@ impl TestRegistry {
             let line = run("htpasswd", &["-Bbn", user, password]);
             let htpasswd = dir.path().join("htpasswd");
             std::fs::write(&htpasswd, line.trim()).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: cog-test\n    path: {}\n",
-                htpasswd.display()
-            ));
+            let path = htpasswd.display();
+            writeln!(
+                config,
+                "auth:\n  htpasswd:\n    realm: cog-test\n    path: {path}"
+            )
+            .unwrap();
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
