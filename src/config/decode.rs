@@ -217,10 +217,30 @@ impl Decoder {
         };
         let mut seen: Vec<&'static str> = Vec::new();
         let mut fields = Vec::new();
-        for (key, value) in entries {
-            let NodeKind::Scalar { value: name, .. } = &key.kind else {
+        let mut merged: Vec<&'n (Node, Node)> = Vec::new();
+        for entry in entries {
+            let (key, value) = entry;
+            let NodeKind::Scalar {
+                value: name, style, ..
+            } = &key.kind
+            else {
                 continue;
             };
+            // `<<: *anchor` merge keys: the merged keys apply unless set explicitly.
+            if name == "<<" && *style == Style::Plain {
+                match &value.kind {
+                    NodeKind::Mapping(more) => merged.extend(more.iter()),
+                    NodeKind::Sequence(items) => {
+                        for item in items {
+                            if let NodeKind::Mapping(more) = &item.kind {
+                                merged.extend(more.iter());
+                            }
+                        }
+                    }
+                    NodeKind::Scalar { .. } => {}
+                }
+                continue;
+            }
             let Some(&field) = known.iter().find(|k| **k == name.as_str()) else {
                 continue;
             };
@@ -233,6 +253,17 @@ impl Decoder {
             }
             seen.push(field);
             fields.push((field, value));
+        }
+        for (key, value) in merged {
+            let NodeKind::Scalar { value: name, .. } = &key.kind else {
+                continue;
+            };
+            if let Some(&field) = known.iter().find(|k| **k == name.as_str())
+                && !seen.contains(&field)
+            {
+                seen.push(field);
+                fields.push((field, value));
+            }
         }
         fields
     }
@@ -622,6 +653,17 @@ mod tests {
             decode_str("build:\n  fast: false\n  python_version:\ntests: []\nimage: ~\n").unwrap();
         assert_eq!(config.build, Some(BuildFile::default()));
         assert_eq!(config.image, None);
+    }
+
+    #[test]
+    fn merge_keys_fill_unset_fields() {
+        let config = decode_str(
+            "x-base: &base\n  python_version: '3.11'\n  gpu: true\nbuild:\n  <<: *base\n  gpu: false\n",
+        )
+        .unwrap();
+        let build = config.build.unwrap();
+        assert_eq!(build.python_version.as_deref(), Some("3.11"));
+        assert_eq!(build.gpu, Some(false));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! deprecation warning), then completes it: requirements read, CUDA/cuDNN resolved, environment
 //! parsed. Every message is Cog's.
 
-mod compat;
+pub mod compat;
 mod decode;
 mod env;
 mod error;

@@ -499,7 +499,7 @@ fn resolve_cuda(config: &mut Config, warnings: &mut Vec<Warning>) -> Result<(), 
             (None, None) => {
                 build.cudnn = Some(compat::latest_cudnn_for_cuda(
                     build.cuda.as_deref().unwrap_or_default(),
-                )?)
+                )?);
             }
             (Some(cudnn), Some((_, tf_cudnn))) if cudnn != tf_cudnn => {
                 return Err(format!(
