@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Default worker command: the PyO3 bridge's worker entry point.
-pub const DEFAULT_WORKER_COMMAND: [&str; 3] = ["python", "-c", "import coglet; coglet._run_worker()"];
+pub const DEFAULT_WORKER_COMMAND: [&str; 3] =
+    ["python", "-c", "import coglet; coglet._run_worker()"];
 
 /// Server configuration. [`ServeConfig::from_env`] fills it the way `python -m cog.server.http`
 /// expects; the launcher then sets the flags it parsed.
@@ -58,7 +59,10 @@ impl Default for ServeConfig {
             is_train: false,
             await_explicit_shutdown: false,
             upload_url: None,
-            worker_command: DEFAULT_WORKER_COMMAND.iter().map(|s| (*s).to_string()).collect(),
+            worker_command: DEFAULT_WORKER_COMMAND
+                .iter()
+                .map(|s| (*s).to_string())
+                .collect(),
             worker_env: Vec::new(),
             schema_path: PathBuf::from(".cog/openapi_schema.json"),
             max_concurrency: 1,
@@ -179,6 +183,9 @@ mod tests {
         assert_eq!(parse_concurrency(Some("x")), 1);
         assert_eq!(parse_concurrency(Some("4")), 4);
         assert_eq!(parse_seconds(Some("0")), None);
-        assert_eq!(parse_seconds(Some("1.5")), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_seconds(Some("1.5")),
+            Some(Duration::from_millis(1500))
+        );
     }
 }

@@ -77,10 +77,15 @@ pub enum ControlResponse {
         versions: HashMap<String, String>,
     },
     /// Setup raised or could not load the runner. The worker exits after sending it.
-    SetupFailed { error: String },
+    SetupFailed {
+        error: String,
+    },
     /// Output captured from fds 1/2 (user code, subprocesses) or setup logs. `data` is raw
     /// text, normally one line with its newline.
-    Log { source: LogSource, data: String },
+    Log {
+        source: LogSource,
+        data: String,
+    },
     /// A structured log record from the worker's own Rust code.
     WorkerLog {
         level: String,
@@ -94,7 +99,9 @@ pub enum ControlResponse {
         error: Option<String>,
     },
     /// The worker cannot continue (for example a slot socket broke). It exits after sending it.
-    Fatal { reason: String },
+    Fatal {
+        reason: String,
+    },
     ShuttingDown,
 }
 
@@ -156,7 +163,10 @@ impl SlotResponse {
     pub fn is_terminal(&self) -> bool {
         matches!(
             self,
-            Self::Done { .. } | Self::Failed { .. } | Self::InvalidInput { .. } | Self::Cancelled { .. }
+            Self::Done { .. }
+                | Self::Failed { .. }
+                | Self::InvalidInput { .. }
+                | Self::Cancelled { .. }
         )
     }
 }
@@ -447,7 +457,9 @@ mod tests {
                 id: "pred_1".into(),
                 error: "image: could not download".into(),
             },
-            SlotResponse::Cancelled { id: "pred_1".into() },
+            SlotResponse::Cancelled {
+                id: "pred_1".into(),
+            },
         ];
         (requests, responses)
     }
@@ -489,7 +501,11 @@ mod tests {
     #[test]
     fn clean_eof_is_none_and_truncated_frame_is_an_error() {
         let empty: &[u8] = &[];
-        assert!(read_frame::<_, ControlRequest>(&mut &*empty).unwrap().is_none());
+        assert!(
+            read_frame::<_, ControlRequest>(&mut &*empty)
+                .unwrap()
+                .is_none()
+        );
         let frame = encode_frame(&ControlRequest::Shutdown).unwrap();
         let cut = &frame[..frame.len() - 1];
         assert!(read_frame::<_, ControlRequest>(&mut &*cut).is_err());
@@ -508,7 +524,10 @@ mod tests {
     #[test]
     fn metric_mode_accepts_cog_spellings() {
         assert_eq!("incr".parse::<MetricMode>().unwrap(), MetricMode::Increment);
-        assert_eq!("increment".parse::<MetricMode>().unwrap(), MetricMode::Increment);
+        assert_eq!(
+            "increment".parse::<MetricMode>().unwrap(),
+            MetricMode::Increment
+        );
         assert!("sum".parse::<MetricMode>().is_err());
     }
 

@@ -6,10 +6,18 @@
 //! - [`ipc`] is the framed, versioned protocol between the two (`docs/ipc.md`).
 
 pub mod config;
+pub mod files;
+pub mod health;
 pub mod ipc;
 pub mod metrics;
+pub mod prediction;
+pub mod routes;
+pub mod schema;
 pub mod server;
+pub mod service;
+pub mod supervisor;
+pub mod webhook;
 pub mod worker;
 
 pub use config::{ServeConfig, ServeError, serve, serve_blocking};
-pub use server::Server;
+pub use server::{Server, ShutdownHandle};

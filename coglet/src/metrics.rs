@@ -24,7 +24,9 @@ pub enum MetricError {
     },
     #[error("metric '{name}': mode 'incr' needs a number, got {got}")]
     NotNumeric { name: String, got: &'static str },
-    #[error("metric '{name}': a value of type {got} is not allowed (bool, int, float, str, list or dict)")]
+    #[error(
+        "metric '{name}': a value of type {got} is not allowed (bool, int, float, str, list or dict)"
+    )]
     BadValue { name: String, got: &'static str },
 }
 
@@ -63,7 +65,10 @@ pub fn validate_metric_name(name: &str) -> Result<(), MetricError> {
         if !last.is_ascii_alphanumeric() {
             return fail("each segment must end with a letter or digit");
         }
-        if !bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_') {
+        if !bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        {
             return fail("segments may contain only letters, digits and '_'");
         }
         if segment.contains("__") {
@@ -214,7 +219,15 @@ mod tests {
             validate_metric_name(ok).unwrap();
         }
         for bad in [
-            "", "predict_time", "cog.x", "1a", "a_", "a__b", "a.b.c.d.e", "a..b", "a-b",
+            "",
+            "predict_time",
+            "cog.x",
+            "1a",
+            "a_",
+            "a__b",
+            "a.b.c.d.e",
+            "a..b",
+            "a-b",
         ] {
             assert!(validate_metric_name(bad).is_err(), "{bad}");
         }
@@ -226,7 +239,8 @@ mod tests {
         let mut m = Metrics::new();
         m.apply("tokens", json!(1), MetricMode::Increment).unwrap();
         m.apply("tokens", json!(2), MetricMode::Increment).unwrap();
-        m.apply("timing.pre", json!(0.5), MetricMode::Replace).unwrap();
+        m.apply("timing.pre", json!(0.5), MetricMode::Replace)
+            .unwrap();
         m.apply("seen", json!("a"), MetricMode::Replace).unwrap();
         m.apply("seen", json!("b"), MetricMode::Append).unwrap();
         m.apply("gone", json!(true), MetricMode::Replace).unwrap();

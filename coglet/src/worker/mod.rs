@@ -168,8 +168,19 @@ pub fn run<H: PredictHandler>(handler: H) -> Result<(), WorkerError> {
     let stdio = stdio::isolate().map_err(WorkerError::Isolate)?;
     let mut control_in = BufReader::new(stdio.control_in);
     let control_out: ControlWriter = Arc::new(Mutex::new(stdio.control_out));
-    spawn_capture(stdio.stdout_capture, LogSource::Stdout, &control_out);
-    spawn_capture(stdio.stderr_capture, LogSource::Stderr, &control_out);
+    let captures = Arc::new(CaptureSync::default());
+    spawn_capture(
+        stdio.stdout_capture,
+        LogSource::Stdout,
+        &control_out,
+        &captures,
+    );
+    spawn_capture(
+        stdio.stderr_capture,
+        LogSource::Stderr,
+        &control_out,
+        &captures,
+    );
 
     let init: ControlRequest = ipc::read_frame(&mut control_in)
         .map_err(WorkerError::Control)?
@@ -214,7 +225,10 @@ pub fn run<H: PredictHandler>(handler: H) -> Result<(), WorkerError> {
         num_slots,
         weights,
     };
-    let info = match handler.setup(&setup) {
+    let result = handler.setup(&setup);
+    // Setup's output must reach the server before Ready/SetupFailed does.
+    captures.flush();
+    let info = match result {
         Ok(info) => info,
         Err(error) => {
             let _ = send_control(
@@ -301,8 +315,46 @@ fn connect(address: &str) -> io::Result<UnixStream> {
     UnixStream::connect(address)
 }
 
-fn spawn_capture(pipe: io::PipeReader, source: LogSource, control: &ControlWriter) {
+/// Lets the main thread wait until everything written to fds 1/2 so far has been forwarded:
+/// it writes a sentinel line to each and waits for both capture threads to read it.
+#[derive(Default)]
+struct CaptureSync {
+    seen: Mutex<[u64; 2]>,
+    cv: std::sync::Condvar,
+    sent: std::sync::atomic::AtomicU64,
+}
+
+const SENTINEL: &[u8] = b"\0coglet-capture-flush\n";
+
+impl CaptureSync {
+    fn flush(&self) {
+        let n = self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let _ = io::Write::write_all(&mut io::stdout(), SENTINEL);
+        let _ = io::Write::flush(&mut io::stdout());
+        let _ = io::Write::write_all(&mut io::stderr(), SENTINEL);
+        let guard = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = self
+            .cv
+            .wait_timeout_while(guard, std::time::Duration::from_secs(2), |seen| {
+                seen[0] < n || seen[1] < n
+            });
+    }
+
+    fn mark(&self, source: LogSource) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen[usize::from(source == LogSource::Stderr)] += 1;
+        self.cv.notify_all();
+    }
+}
+
+fn spawn_capture(
+    pipe: io::PipeReader,
+    source: LogSource,
+    control: &ControlWriter,
+    sync: &Arc<CaptureSync>,
+) {
     let control = Arc::clone(control);
+    let sync = Arc::clone(sync);
     let _ = thread::Builder::new()
         .name(format!("coglet-capture-{}", source.as_str()))
         .spawn(move || {
@@ -313,9 +365,25 @@ fn spawn_capture(pipe: io::PipeReader, source: LogSource, control: &ControlWrite
                 match reader.read_until(b'\n', &mut line) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
-                        let data = ipc::truncate_log(String::from_utf8_lossy(&line).into_owned());
-                        if send_control(&control, &ControlResponse::Log { source, data }).is_err() {
-                            break;
+                        let flushed = line.ends_with(SENTINEL);
+                        if flushed {
+                            // A partial line before the sentinel still counts as a line.
+                            line.truncate(line.len() - SENTINEL.len());
+                            if !line.is_empty() {
+                                line.push(b'\n');
+                            }
+                        }
+                        if !line.is_empty() {
+                            let data =
+                                ipc::truncate_log(String::from_utf8_lossy(&line).into_owned());
+                            if send_control(&control, &ControlResponse::Log { source, data })
+                                .is_err()
+                            {
+                                break;
+                            }
+                        }
+                        if flushed {
+                            sync.mark(source);
                         }
                     }
                 }
@@ -401,7 +469,12 @@ fn control_loop<H: PredictHandler, R: Read>(
     }
 }
 
-fn slot_loop<H: PredictHandler>(slot: SlotId, socket: UnixStream, handler: &H, states: &SlotStates) {
+fn slot_loop<H: PredictHandler>(
+    slot: SlotId,
+    socket: UnixStream,
+    handler: &H,
+    states: &SlotStates,
+) {
     let Ok(write_half) = socket.try_clone() else {
         return;
     };
@@ -478,7 +551,8 @@ fn load_input(inline: Option<Value>, file: Option<PathBuf>) -> io::Result<Value>
         (None, Some(path)) => {
             let bytes = std::fs::read(&path)?;
             let _ = std::fs::remove_file(&path);
-            serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+            serde_json::from_slice(&bytes)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
         }
         (None, None) => Ok(Value::Object(serde_json::Map::new())),
     }
@@ -494,7 +568,9 @@ fn terminal_message(
         PredictOutcome::Succeeded { output, is_stream } => {
             let output = match output {
                 None => None,
-                Some(Output::File { path, mime_type }) => Some(OutputValue::File { path, mime_type }),
+                Some(Output::File { path, mime_type }) => {
+                    Some(OutputValue::File { path, mime_type })
+                }
                 Some(Output::Json(value)) => match sink.encode_json(value) {
                     Ok(v) => Some(v),
                     Err(e) => {

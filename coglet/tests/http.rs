@@ -1,0 +1,696 @@
+//! End to end: the real HTTP server with the Rust test worker (`examples/test_worker.rs`) as its
+//! worker subprocess, driven over loopback.
+
+#![allow(clippy::unwrap_used)] // tests
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{post, put};
+use coglet::{ServeConfig, Server, ShutdownHandle};
+use serde_json::{Value, json};
+
+fn test_worker() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let path = dir.join("examples").join("test_worker");
+    assert!(path.exists(), "build the example first: {}", path.display());
+    path
+}
+
+fn schema() -> Value {
+    let any = json!({});
+    json!({
+        "openapi": "3.0.2",
+        "info": {"title": "Cog", "version": "0.1.0"},
+        "paths": {"/predictions": {"post": {"x-cog-streaming": true}}},
+        "components": {"schemas": {
+            "Input": {
+                "type": "object",
+                "properties": {
+                    "text": {"type": "string"},
+                    "count": {"type": "integer", "minimum": 1},
+                    "sleep": {"type": "number"}, "fail": {"type": "string"},
+                    "invalid": {"type": "string"}, "stream": {"type": "integer"},
+                    "delay": {"type": "number"}, "file": {"type": "string"},
+                    "log": {"type": "string"}, "metric": {"type": "integer"},
+                    "big": {"type": "integer"}, "crash": {"type": "boolean"},
+                    "exit": {"type": "integer"}, "anything": any
+                }
+            },
+            "Output": {"type": "string"}
+        }}
+    })
+}
+
+struct TestServer {
+    base: String,
+    client: reqwest::Client,
+    shutdown: ShutdownHandle,
+    task: tokio::task::JoinHandle<Result<(), coglet::ServeError>>,
+    _dir: tempfile::TempDir,
+}
+
+struct Options {
+    env: Vec<(String, String)>,
+    concurrency: u32,
+    upload_url: Option<String>,
+    schema: Option<Value>,
+    setup_timeout: Option<Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            env: Vec::new(),
+            concurrency: 1,
+            upload_url: None,
+            schema: Some(schema()),
+            setup_timeout: None,
+        }
+    }
+}
+
+async fn start(opts: Options) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let schema_path = dir.path().join("openapi_schema.json");
+    if let Some(s) = &opts.schema {
+        std::fs::write(&schema_path, s.to_string()).unwrap();
+    }
+    let config = ServeConfig {
+        host: "127.0.0.1".into(),
+        port: 0,
+        predictor_ref: Some("predict.py:Runner".into()),
+        worker_command: vec![test_worker().to_string_lossy().into_owned()],
+        worker_env: opts.env,
+        schema_path,
+        max_concurrency: opts.concurrency,
+        upload_url: opts.upload_url,
+        setup_timeout: opts.setup_timeout,
+        work_dir: dir.path().join("work"),
+        webhook_log_interval: Duration::from_millis(50),
+        webhook_auth_token: Some("secret-token".into()),
+        sdk_version: Some("0.22.0".into()),
+        ..ServeConfig::default()
+    };
+    let server = Server::bind(config).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let shutdown = server.shutdown_handle();
+    let task = tokio::spawn(server.run());
+    TestServer {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        shutdown,
+        task,
+        _dir: dir,
+    }
+}
+
+impl TestServer {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn health(&self) -> Value {
+        self.client
+            .get(self.url("/health-check"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn wait_for_status(&self, want: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let h = self.health().await;
+            if h["status"] == want {
+                return h;
+            }
+            assert!(Instant::now() < deadline, "never reached {want}: {h}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn predict(&self, body: Value) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .post(self.url("/predictions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap())
+    }
+
+    async fn stop(self) {
+        self.shutdown.shutdown();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("server stops")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn redact(mut v: Value) -> Value {
+    if let Some(t) = v.pointer_mut("/metrics/predict_time") {
+        assert!(t.as_f64().unwrap() >= 0.0);
+        *t = json!("[predict_time]");
+    }
+    v
+}
+
+#[tokio::test]
+async fn sync_prediction_discovery_and_health() {
+    let s = start(Options::default()).await;
+    let health = s.wait_for_status("READY").await;
+    assert_eq!(health["version"]["python"], "3.test");
+    assert_eq!(health["version"]["python_sdk"], "0.22.0");
+    assert_eq!(health["setup"]["status"], "succeeded");
+    assert!(
+        health["setup"]["logs"]
+            .as_str()
+            .unwrap()
+            .contains("setting up predict.py:Runner")
+    );
+
+    let (status, body) = s
+        .predict(json!({"input": {"text": "there", "unknown": 1}, "context": {"token": "t"}}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    insta::assert_json_snapshot!("sync_succeeded", redact(body));
+
+    let (status, body) = s.predict(json!({"input": {"fail": "boom"}})).await;
+    assert_eq!(status, StatusCode::OK);
+    insta::assert_json_snapshot!("sync_failed", redact(body));
+
+    let (status, body) = s
+        .predict(json!({"input": {"invalid": "cannot fetch image"}}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"], "cannot fetch image");
+
+    let discovery: Value = s
+        .client
+        .get(s.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    insta::assert_json_snapshot!("discovery", discovery);
+    let openapi: Value = s
+        .client
+        .get(s.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(openapi, schema());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn validation_errors_and_bad_requests_are_4xx_and_harmless() {
+    let s = start(Options::default()).await;
+    s.wait_for_status("READY").await;
+    let (status, body) = s.predict(json!({"input": {"count": 0, "text": 3}})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    insta::assert_json_snapshot!("validation_422", body);
+
+    let post = |body: &'static str, ct: Option<&'static str>| {
+        let mut req = s.client.post(s.url("/predictions")).body(body);
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        req.send()
+    };
+    assert_eq!(
+        post("{not json", Some("application/json"))
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        post(r#"{"input":{}}"#, Some("text/plain"))
+            .await
+            .unwrap()
+            .status(),
+        415
+    );
+    assert_eq!(
+        post(r#"{"input": 5}"#, Some("application/json"))
+            .await
+            .unwrap()
+            .status(),
+        422
+    );
+    // No body and no content type: an empty input.
+    assert_eq!(post("", None).await.unwrap().status(), 200);
+    let huge = vec![b' '; 200 * 1024 * 1024];
+    let resp = s
+        .client
+        .post(s.url("/predictions"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await;
+    if let Ok(resp) = resp {
+        assert_eq!(resp.status(), 413);
+    }
+    assert_eq!(
+        s.client.get(s.url("/nope")).send().await.unwrap().status(),
+        404
+    );
+    assert_eq!(
+        s.client
+            .get(s.url("/predictions/x/stream"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let (status, body) = s.predict(json!({"input": {"text": "still alive"}})).await;
+    assert_eq!(
+        (status, body["output"].clone()),
+        (StatusCode::OK, json!("hello still alive"))
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn not_ready_is_503_and_setup_timeout_fails_setup() {
+    let s = start(Options {
+        env: vec![("TEST_WORKER_SETUP_SLEEP".into(), "3".into())],
+        setup_timeout: Some(Duration::from_millis(700)),
+        ..Options::default()
+    })
+    .await;
+    let (status, body) = s.predict(json!({"input": {}})).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    insta::assert_json_snapshot!("not_ready_503", body);
+    let h = s.wait_for_status("SETUP_FAILED").await;
+    assert!(
+        h["setup"]["logs"]
+            .as_str()
+            .unwrap()
+            .contains("Setup timed out"),
+        "{h}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn setup_failure_is_reported_with_logs() {
+    let s = start(Options {
+        env: vec![("TEST_WORKER_SETUP_FAIL".into(), "no weights found".into())],
+        ..Options::default()
+    })
+    .await;
+    let h = s.wait_for_status("SETUP_FAILED").await;
+    let logs = h["setup"]["logs"].as_str().unwrap();
+    assert!(
+        logs.contains("about to fail") && logs.contains("no weights found"),
+        "{logs}"
+    );
+    assert_eq!(h["setup"]["status"], "failed");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn capacity_409_busy_and_back_to_back_never_409() {
+    let s = start(Options::default()).await;
+    s.wait_for_status("READY").await;
+    for i in 0..300 {
+        let (status, _) = s.predict(json!({"input": {"text": format!("{i}")}})).await;
+        assert_eq!(status, StatusCode::OK, "request {i}");
+    }
+    let resp = s
+        .client
+        .post(s.url("/predictions"))
+        .header("prefer", "respond-async")
+        .json(&json!({"input": {"sleep": 10}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let id = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(id.starts_with("pred_"));
+    assert_eq!(s.health().await["status"], "BUSY");
+    let (status, body) = s.predict(json!({"input": {}})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    insta::assert_json_snapshot!("at_capacity_409", body);
+    let cancel = s
+        .client
+        .post(s.url(&format!("/predictions/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 200);
+    s.wait_for_status("READY").await;
+    let missing = s
+        .client
+        .post(s.url("/predictions/nope/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.json::<Value>().await.unwrap(), json!({}));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn put_is_idempotent_and_checks_the_id() {
+    let s = start(Options::default()).await;
+    s.wait_for_status("READY").await;
+    let put = |body: Value| {
+        s.client
+            .put(s.url("/predictions/my-id"))
+            .header("prefer", "respond-async")
+            .json(&body)
+            .send()
+    };
+    let first = put(json!({"input": {"sleep": 0.6}})).await.unwrap();
+    assert_eq!(first.status(), 202);
+    assert_eq!(
+        first.json::<Value>().await.unwrap(),
+        json!({"id": "my-id", "status": "starting"})
+    );
+    let again = put(json!({"input": {"sleep": 0.6}})).await.unwrap();
+    assert_eq!(again.status(), 202);
+    let snapshot: Value = again.json().await.unwrap();
+    assert_eq!(snapshot["status"], "processing");
+    assert_eq!(snapshot["input"], json!({"sleep": 0.6}));
+    let mismatch = put(json!({"id": "other", "input": {}})).await.unwrap();
+    assert_eq!(mismatch.status(), 422);
+    insta::assert_json_snapshot!("put_id_mismatch", mismatch.json::<Value>().await.unwrap());
+    s.wait_for_status("READY").await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn sync_cancel_is_fast_and_disconnect_cancels() {
+    let s = start(Options::default()).await;
+    s.wait_for_status("READY").await;
+    let started = Instant::now();
+    let client = s.client.clone();
+    let url = s.url("/predictions");
+    let running = tokio::spawn(async move {
+        client
+            .post(url)
+            .json(&json!({"id": "sync-1", "input": {"sleep": 3}}))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let cancel_at = Instant::now();
+    let cancel = s
+        .client
+        .post(s.url("/predictions/sync-1/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 200);
+    let body = running.await.unwrap();
+    assert!(
+        cancel_at.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        cancel_at.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    insta::assert_json_snapshot!("sync_canceled", redact(body));
+
+    // A sync client that goes away cancels its prediction and frees the slot.
+    let short = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let err = short
+        .post(s.url("/predictions"))
+        .json(&json!({"input": {"sleep": 30}}))
+        .send()
+        .await;
+    assert!(err.is_err());
+    let freed = Instant::now();
+    s.wait_for_status("READY").await;
+    assert!(freed.elapsed() < Duration::from_secs(2));
+    s.stop().await;
+}
+
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<(HeaderMap, Value)>>>);
+
+async fn receiver(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test]
+async fn async_webhooks_with_auth_trace_and_retries() {
+    let got = Received::default();
+    let failures = Arc::new(Mutex::new(2));
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            post(
+                |State((got, failures)): State<(Received, Arc<Mutex<i32>>)>,
+                 headers: HeaderMap,
+                 body: axum::Json<Value>| async move {
+                    let terminal = body.0["status"] != "processing";
+                    if terminal {
+                        let mut f = failures.lock().unwrap();
+                        if *f > 0 {
+                            *f -= 1;
+                            return StatusCode::SERVICE_UNAVAILABLE;
+                        }
+                    }
+                    got.0.lock().unwrap().push((headers, body.0));
+                    StatusCode::OK
+                },
+            ),
+        )
+        .with_state((got.clone(), Arc::clone(&failures)));
+    let addr = receiver(app).await;
+    let s = start(Options::default()).await;
+    s.wait_for_status("READY").await;
+    let resp = s
+        .client
+        .post(s.url("/predictions"))
+        .header("prefer", "respond-async")
+        .header(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
+        .json(
+            &json!({"input": {"stream": 3, "log": "hi"}, "webhook": format!("http://{addr}/hook")}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let done = got
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, b)| b["status"] == "succeeded");
+        if done {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no completed webhook");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let events = got.0.lock().unwrap().clone();
+    let (first_headers, first) = &events[0];
+    assert_eq!(first["status"], "processing");
+    assert!(first.get("input").is_none());
+    assert_eq!(first_headers["authorization"], "Bearer secret-token");
+    assert!(
+        first_headers["user-agent"]
+            .to_str()
+            .unwrap()
+            .starts_with("coglet/")
+    );
+    assert_eq!(
+        first_headers["traceparent"],
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    );
+    let (_, last) = events.last().unwrap();
+    assert_eq!(last["output"], json!(["chunk 0", "chunk 1", "chunk 2"]));
+    assert_eq!(last["logs"], "hi\nto stderr\n");
+    assert!(last["metrics"]["predict_time"].is_number());
+    assert_eq!(*failures.lock().unwrap(), 0, "terminal webhook was retried");
+
+    // Filter: only completed.
+    got.0.lock().unwrap().clear();
+    let (status, _) = s
+        .predict(json!({"input": {"stream": 2}, "webhook": format!("http://{addr}/hook"), "webhook_events_filter": ["completed"]}))
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = got.0.lock().unwrap().clone();
+    assert_eq!(events.len(), 1, "{events:?}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn sse_streams_events_and_trainings_refuse_it() {
+    let s = start(Options::default()).await;
+    s.wait_for_status("READY").await;
+    let text = s
+        .client
+        .post(s.url("/predictions"))
+        .header("accept", "text/event-stream")
+        .json(&json!({"id": "sse-1", "input": {"stream": 2}}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(events, ["start", "output", "output", "completed"], "{text}");
+    assert!(
+        text.contains(r#"data: {"chunk":"chunk 1","index":1}"#),
+        "{text}"
+    );
+    let resp = s
+        .client
+        .post(s.url("/trainings"))
+        .header("accept", "text/event-stream")
+        .json(&json!({"input": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 406);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"error": "Training endpoints do not support streaming responses."})
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn files_logs_metrics_and_large_outputs() {
+    let uploads = Received::default();
+    let app = axum::Router::new()
+        .route(
+            "/up/{name}",
+            put(|State(got): State<Received>, headers: HeaderMap, body: axum::body::Bytes| async move {
+                got.0.lock().unwrap().push((headers, json!(String::from_utf8_lossy(&body))));
+                (StatusCode::CREATED, [("location", "http://files.example/out.txt?sig=1")])
+            }),
+        )
+        .with_state(uploads.clone());
+    let addr = receiver(app).await;
+
+    let s = start(Options::default()).await;
+    s.wait_for_status("READY").await;
+    let (_, body) = s.predict(json!({"input": {"file": "out.txt"}})).await;
+    assert_eq!(
+        body["output"],
+        "data:text/plain;base64,ZmlsZSBjb250ZW50cw=="
+    );
+    let (_, body) = s
+        .predict(json!({"input": {"log": "hello", "metric": 2}}))
+        .await;
+    assert_eq!(body["logs"], "hello\nto stderr\n");
+    assert_eq!(body["metrics"]["tokens"], 4);
+    assert_eq!(body["metrics"]["timing"]["pre"], 0.5);
+    let big = 7 * 1024 * 1024;
+    let (status, body) = s.predict(json!({"input": {"big": big}})).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["output"].as_str().unwrap().len(), big);
+    s.stop().await;
+
+    let s = start(Options {
+        upload_url: Some(format!("http://{addr}/up/")),
+        ..Options::default()
+    })
+    .await;
+    s.wait_for_status("READY").await;
+    let (_, body) = s.predict(json!({"input": {"file": "out.txt"}})).await;
+    assert_eq!(body["output"], "http://files.example/out.txt");
+    let uploaded = uploads.0.lock().unwrap().clone();
+    assert_eq!(uploaded[0].1, "file contents");
+    assert_eq!(uploaded[0].0["content-type"], "text/plain");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn worker_crash_fails_the_prediction_and_the_worker_comes_back() {
+    let s = start(Options::default()).await;
+    s.wait_for_status("READY").await;
+    let (status, body) = s.predict(json!({"input": {"crash": true}})).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "failed");
+    assert!(
+        body["error"].as_str().unwrap().contains("SIGABRT"),
+        "{body}"
+    );
+    let h = s.health().await;
+    assert_ne!(h["status"], "READY");
+    let h = s.wait_for_status("READY").await;
+    assert!(
+        h["setup"]["logs"].as_str().unwrap().contains("SIGABRT"),
+        "{h}"
+    );
+    let (status, body) = s.predict(json!({"input": {"text": "again"}})).await;
+    assert_eq!(
+        (status, body["output"].clone()),
+        (StatusCode::OK, json!("hello again"))
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_running_predictions() {
+    let s = start(Options::default()).await;
+    s.wait_for_status("READY").await;
+    let resp = s
+        .client
+        .post(s.url("/predictions"))
+        .header("prefer", "respond-async")
+        .json(&json!({"input": {"sleep": 0.5}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let started = Instant::now();
+    let resp = s.client.post(s.url("/shutdown")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    tokio::time::timeout(Duration::from_secs(20), s.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(400));
+}
