@@ -5,6 +5,7 @@
 
 mod base;
 mod labels;
+mod python;
 mod runtime;
 mod source;
 
@@ -12,6 +13,7 @@ use crate::plan::{Block, Stack};
 
 pub use base::BaseBlock;
 pub use labels::LabelsBlock;
+pub use python::{CogRuntimeBlock, PythonPackagesBlock};
 pub use runtime::{RuntimeSettingsBlock, SchemaBlock};
 pub use source::SourceBlock;
 
@@ -27,6 +29,8 @@ impl Stack for PythonStack {
     fn blocks(&self) -> Vec<Box<dyn Block>> {
         vec![
             Box::new(BaseBlock),
+            Box::new(CogRuntimeBlock),
+            Box::new(PythonPackagesBlock),
             Box::new(SourceBlock),
             Box::new(SchemaBlock),
             Box::new(RuntimeSettingsBlock),

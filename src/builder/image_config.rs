@@ -3,15 +3,16 @@
 use std::collections::BTreeMap;
 
 use crate::oci::{ContainerConfig, History, ImageConfig, Platform};
-use crate::plan::{ImageSettings, LayerStep};
+use crate::plan::ImageSettings;
 
 /// Applies `settings` to `base` (or an empty config for `scratch`) and appends one history entry
-/// per new layer. No timestamps are written: the same inputs give the same config.
+/// per new layer (`(step id, created_by)`). No timestamps are written unless `SOURCE_DATE_EPOCH`
+/// asks for one: the same inputs give the same config.
 pub fn apply(
     base: Option<&ImageConfig>,
     platform: &Platform,
     settings: &ImageSettings,
-    steps: &[&LayerStep],
+    layers: &[(&str, &str)],
 ) -> ImageConfig {
     let mut config = base.cloned().unwrap_or_else(|| ImageConfig {
         architecture: platform.architecture.clone(),
@@ -62,11 +63,11 @@ pub fn apply(
         container.cmd = Some(cmd.clone());
     }
 
-    for step in steps {
+    for (id, created_by) in layers {
         config.history.push(History {
             created: config.created.clone(),
-            created_by: Some(step.created_by.clone()),
-            comment: Some(format!("cog-rs: {} ({})", step.id, step.phase.as_str())),
+            created_by: Some((*created_by).to_string()),
+            comment: Some(format!("cog-rs: {id}")),
             ..History::default()
         });
     }

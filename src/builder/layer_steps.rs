@@ -4,14 +4,17 @@ use std::path::Path;
 use layers::{BlobStore, LayerInfo, LayerOptions, LayerSpec};
 use rayon::prelude::*;
 
-use crate::plan::{LayerContent, LayerStep};
+use crate::plan::{LayerContent, LayerStep, PythonLayout};
 
 use super::{BuildError, BuildOptions};
 
-/// One built (or cached) layer of the plan.
+/// One built (or cached) layer of the plan. A step may give several (wheels).
 #[derive(Debug, Clone)]
 pub struct LayerOutcome {
+    /// The step it came from.
     pub id: String,
+    /// What the image history says created it.
+    pub created_by: String,
     pub info: LayerInfo,
     pub cached: bool,
 }
@@ -25,12 +28,13 @@ pub fn build_steps(
 ) -> Result<Vec<LayerOutcome>, BuildError> {
     let layer_options = LayerOptions::new(options.compression);
     let mut task = options.progress.task("layers", Some(steps.len() as u64), crate::progress::Unit::Items);
-    let outcomes: Vec<Result<LayerOutcome, BuildError>> = steps
+    let outcomes: Vec<Result<Vec<LayerOutcome>, BuildError>> = steps
         .par_iter()
         .map(|step| build_step(step, project_dir, store, &layer_options, options.no_cache))
         .collect();
-    let outcomes: Vec<LayerOutcome> = outcomes.into_iter().collect::<Result<_, _>>()?;
-    task.inc(outcomes.len() as u64);
+    let outcomes: Vec<LayerOutcome> =
+        outcomes.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect();
+    task.inc(steps.len() as u64);
     let cached = outcomes.iter().filter(|o| o.cached).count();
     task.finish(&format!("{} built, {cached} cached", outcomes.len() - cached));
     Ok(outcomes)
@@ -42,7 +46,10 @@ fn build_step(
     store: &BlobStore,
     layer_options: &LayerOptions,
     no_cache: bool,
-) -> Result<LayerOutcome, BuildError> {
+) -> Result<Vec<LayerOutcome>, BuildError> {
+    if let LayerContent::Wheels { python, packages } = &step.content {
+        return wheel_layers(step, python, packages, store, layer_options);
+    }
     let err = |source| BuildError::Layer { id: step.id.clone(), source };
     let spec = spec_for(step, project_dir).map_err(err)?;
     let key = spec.cache_key(layer_options).map_err(err)?;
@@ -52,7 +59,34 @@ fn build_step(
     }
     let info = spec.build(store, layer_options).map_err(err)?;
     tracing::debug!(layer = %step.id, digest = %info.digest, cached, "layer ready");
-    Ok(LayerOutcome { id: step.id.clone(), info, cached })
+    Ok(vec![LayerOutcome { id: step.id.clone(), created_by: step.created_by.clone(), info, cached }])
+}
+
+/// Wheels are downloaded, verified and streamed into layers by the `wheels` crate, which
+/// caches each group of wheels by content.
+fn wheel_layers(
+    step: &LayerStep,
+    python: &PythonLayout,
+    packages: &[wheels::LockedPackage],
+    store: &BlobStore,
+    layer_options: &LayerOptions,
+) -> Result<Vec<LayerOutcome>, BuildError> {
+    let mut options = wheels::InstallOptions::python_slim(&python.version);
+    options.site_packages = python.site_packages.clone().into();
+    options.prefix = python.prefix.clone().into();
+    options.python = python.interpreter.clone().into();
+    options.layer = layer_options.clone();
+    let layers = wheels::install::install_packages(packages, &options, store)
+        .map_err(|e| BuildError::Wheels { id: step.id.clone(), message: e.to_string() })?;
+    Ok(layers
+        .into_iter()
+        .map(|layer| LayerOutcome {
+            id: step.id.clone(),
+            created_by: format!("pip install {}", layer.packages.join(" ")),
+            info: layer.info,
+            cached: false,
+        })
+        .collect())
 }
 
 /// The layer's inputs as a `LayerSpec`. Host paths in the plan are relative to the project.
@@ -67,6 +101,7 @@ fn spec_for(step: &LayerStep, project_dir: &Path) -> Result<LayerSpec, layers::E
                 spec = spec.file(&file.path, file.mode, file.contents.as_bytes())?;
             }
         }
+        LayerContent::Wheels { .. } => unreachable!("wheel steps are built by wheel_layers"),
     }
     Ok(spec)
 }

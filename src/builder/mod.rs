@@ -51,6 +51,8 @@ pub enum BuildError {
         #[source]
         source: layers::Error,
     },
+    #[error("layer {id:?}: {message}")]
+    Wheels { id: String, message: String },
     #[error("writing the image: {0}")]
     Oci(#[from] oci::OciError),
     #[error("a build task failed: {0}")]
@@ -78,8 +80,8 @@ pub async fn build(
     let base = resolve_base(&plan.base, &platform, store, &options.progress).await?;
     let outcomes = layer_job.await.map_err(|e| BuildError::Join(e.to_string()))??;
 
-    let step_refs: Vec<_> = plan.layers.iter().collect();
-    let config = image_config::apply(base.as_ref().map(|b| &b.config), &platform, &plan.image, &step_refs);
+    let history: Vec<(&str, &str)> = outcomes.iter().map(|o| (o.id.as_str(), o.created_by.as_str())).collect();
+    let config = image_config::apply(base.as_ref().map(|b| &b.config), &platform, &plan.image, &history);
     let mut all_layers: Vec<LayerInfo> = base.as_ref().map(|b| b.layers.clone()).unwrap_or_default();
     all_layers.extend(outcomes.iter().map(|o| o.info.clone()));
     let image = oci::assemble(store, &config, &all_layers, plan.image.annotations.clone())?;

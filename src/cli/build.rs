@@ -41,6 +41,9 @@ pub struct BuildArgs {
     /// Load OpenAPI schema from a file instead of generating it
     #[arg(long, value_name = "FILE")]
     openapi_schema: Option<PathBuf>,
+    /// Resolve Python requirements again, ignoring the lock file
+    #[arg(long)]
+    upgrade: bool,
     /// Layer compression
     #[arg(long, value_enum, default_value = "gzip")]
     compression: CompressionArg,
@@ -58,6 +61,8 @@ pub fn run(args: &BuildArgs) -> Result<ExitCode> {
         base: args.base.as_deref(),
         platform: &args.platform,
         openapi_schema: args.openapi_schema.as_deref(),
+        upgrade: args.upgrade,
+        resolve: true,
     })?;
     let name = image_name(args.tag.as_deref(), &loaded.config, &loaded.dir);
     let plan = PythonStack.plan(&loaded.inputs)?;

@@ -2,6 +2,7 @@
 mod build;
 mod plan;
 mod project;
+mod python_packages;
 
 use std::process::ExitCode;
 

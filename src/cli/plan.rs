@@ -22,6 +22,9 @@ pub struct PlanArgs {
     /// Print the plan as JSON
     #[arg(long)]
     json: bool,
+    /// Resolve Python packages into the plan (uses the network unless the lock is current)
+    #[arg(long)]
+    resolve: bool,
     /// Load OpenAPI schema from a file instead of generating it
     #[arg(long, value_name = "FILE")]
     openapi_schema: Option<std::path::PathBuf>,
@@ -33,6 +36,8 @@ pub fn run(args: &PlanArgs) -> Result<ExitCode> {
         base: args.base.as_deref(),
         platform: &args.platform,
         openapi_schema: args.openapi_schema.as_deref(),
+        upgrade: false,
+        resolve: args.resolve,
     })?;
     let plan = PythonStack.plan(&loaded.inputs)?;
     if args.json {

@@ -6,6 +6,8 @@ use anyhow::{Context, Result, bail};
 use crate::config;
 use crate::plan::{BaseImage, Project};
 
+use super::python_packages;
+
 /// A loaded project: where it is, its config, and the plan inputs derived from them.
 #[derive(Debug)]
 pub struct LoadedProject {
@@ -23,6 +25,10 @@ pub struct ProjectOptions<'a> {
     /// `--openapi-schema FILE` (else `$COG_OPENAPI_SCHEMA`): use this document instead of
     /// generating one.
     pub openapi_schema: Option<&'a Path>,
+    /// Resolve Python requirements again even when the lock matches (`--upgrade`).
+    pub upgrade: bool,
+    /// Resolve packages (off for `cog plan` without `--resolve`: planning then needs no network).
+    pub resolve: bool,
 }
 
 pub fn load(options: &ProjectOptions<'_>) -> Result<LoadedProject> {
@@ -41,6 +47,22 @@ pub fn load(options: &ProjectOptions<'_>) -> Result<LoadedProject> {
     let config_file_contents = fs_err::read_to_string(&config_path)?;
     let python_version = Some(config.build.python_version.clone()).filter(|v| !v.is_empty());
     let schema = load_schema(&dir, &config, options.openapi_schema)?;
+    let base_override = options.base.map(BaseImage::parse);
+    let python = python_version.as_deref().map(|v| python_packages::layout_for(v, false));
+    let (python_packages, runtime_wheels) = match (&python_version, options.resolve) {
+        (Some(version), true) => {
+            let target = python_packages::target(version, options.platform, python_packages::DEFAULT_GLIBC)?;
+            let packages = python_packages::resolve(&dir, &config, &target, options.upgrade)?;
+            let runtime = python_packages::runtime_wheels(target.arch)?;
+            if runtime.is_none() {
+                eprintln!(
+                    "⚠ the cog SDK and coglet wheels were not found (set COG_SDK_WHEEL and COGLET_WHEEL, or run python/build-wheels.sh): the image will have no prediction server"
+                );
+            }
+            (packages, runtime.unwrap_or_default())
+        }
+        _ => (Vec::new(), Vec::new()),
+    };
     let concurrency_max = effective_concurrency(&config, schema.as_ref())?;
     let inputs = Project {
         config_file_name,
@@ -54,7 +76,10 @@ pub fn load(options: &ProjectOptions<'_>) -> Result<LoadedProject> {
         concurrency_max,
         openapi_schema: schema.map(|s| (s.document, s.label)),
         dockerignore: read_dockerignore(&dir)?,
-        base_override: options.base.map(BaseImage::parse),
+        base_override,
+        python,
+        python_packages,
+        runtime_wheels,
         platform: options.platform.to_string(),
         cog_version: super::VERSION.to_string(),
         git_revision: git(&dir, &["rev-parse", "HEAD"]),

@@ -132,6 +132,47 @@ pub enum LayerContent {
     },
     /// Files whose content the plan carries (generated files, small configs).
     Files { files: Vec<InlineFile> },
+    /// Python wheels, pinned by name, version, URL and hash, installed into the image's Python.
+    /// Becomes one layer per large wheel and a few stable groups of small ones.
+    Wheels {
+        python: PythonLayout,
+        packages: Vec<wheels::LockedPackage>,
+    },
+}
+
+/// Where the image's Python lives, so wheels land where it looks for them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PythonLayout {
+    /// `X.Y`
+    pub version: String,
+    /// The interpreter console scripts run with (`/usr/local/bin/python3.11`).
+    pub interpreter: String,
+    /// purelib/platlib directory.
+    pub site_packages: String,
+    /// Prefix of `bin/`, `include/` and `share/` for wheel data.
+    pub prefix: String,
+}
+
+impl PythonLayout {
+    /// The official `python:X.Y-slim` images.
+    pub fn python_slim(version: &str) -> Self {
+        Self {
+            version: version.to_string(),
+            interpreter: format!("/usr/local/bin/python{version}"),
+            site_packages: format!("/usr/local/lib/python{version}/site-packages"),
+            prefix: "/usr/local".into(),
+        }
+    }
+
+    /// Debian's `python3` (where pip installs: `/usr/local/lib/python3.Y/dist-packages`).
+    pub fn debian(version: &str) -> Self {
+        Self {
+            version: version.to_string(),
+            interpreter: format!("/usr/bin/python{version}"),
+            site_packages: format!("/usr/local/lib/python{version}/dist-packages"),
+            prefix: "/usr/local".into(),
+        }
+    }
 }
 
 /// A generated file placed in a layer.

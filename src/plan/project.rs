@@ -1,7 +1,7 @@
 //! What the blocks know about the project: plain data, gathered once by the CLI.
 use serde::Serialize;
 
-use super::BaseImage;
+use super::{BaseImage, PythonLayout};
 
 /// A base chosen on the command line (`--base`), overriding the stack's default.
 pub type BaseOverride = BaseImage;
@@ -30,6 +30,12 @@ pub struct Project {
     /// Patterns from the project's `.dockerignore`.
     pub dockerignore: Vec<String>,
     pub base_override: Option<BaseOverride>,
+    /// Where the base's Python is (None: no `build.python_version`).
+    pub python: Option<PythonLayout>,
+    /// The project's Python dependencies, resolved (from the lock when inputs are unchanged).
+    pub python_packages: Vec<wheels::LockedPackage>,
+    /// The cog SDK and coglet wheels built from this repository.
+    pub runtime_wheels: Vec<wheels::LockedPackage>,
     /// Target platform, `os/arch[/variant]`.
     pub platform: String,
     /// Version of this CLI (the `run.cog.version` label).

@@ -1,0 +1,85 @@
+//! Python packages: the cog runtime (SDK + coglet, built from this repository) and the
+//! project's own requirements, split so that large, rarely changing frameworks sit in layers of
+//! their own below the application's dependencies.
+use crate::plan::{Block, Composer, LayerContent, Phase, PlanError, Project};
+
+/// Packages that belong to the framework phase: big, shared between models, rarely bumped.
+const FRAMEWORKS: &[&str] = &["torch", "torchvision", "torchaudio", "tensorflow", "jax", "jaxlib", "triton"];
+
+fn is_framework(name: &str) -> bool {
+    let name = name.to_ascii_lowercase().replace('_', "-");
+    FRAMEWORKS.contains(&name.as_str()) || name.starts_with("nvidia-") || name.starts_with("tensorflow-")
+}
+
+/// The SDK and coglet wheels: every image gets them, installed like any other wheel.
+#[derive(Debug)]
+pub struct CogRuntimeBlock;
+
+impl Block for CogRuntimeBlock {
+    fn name(&self) -> &'static str {
+        "cog-runtime"
+    }
+
+    fn applies(&self, project: &Project) -> bool {
+        project.python.is_some() && !project.runtime_wheels.is_empty()
+    }
+
+    fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError> {
+        let Some(python) = &project.python else { return Ok(()) };
+        let names: Vec<_> = project.runtime_wheels.iter().map(|p| format!("{}=={}", p.name, p.version)).collect();
+        composer.add_layer(
+            Phase::Runtime,
+            "cog-runtime",
+            format!("pip install {}", names.join(" ")),
+            LayerContent::Wheels { python: python.clone(), packages: project.runtime_wheels.clone() },
+        );
+        Ok(())
+    }
+}
+
+/// `build.python_requirements` / `build.python_packages`, resolved by our resolver.
+#[derive(Debug)]
+pub struct PythonPackagesBlock;
+
+impl Block for PythonPackagesBlock {
+    fn name(&self) -> &'static str {
+        "python-packages"
+    }
+
+    fn applies(&self, project: &Project) -> bool {
+        project.python.is_some() && !project.python_packages.is_empty()
+    }
+
+    fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError> {
+        let Some(python) = &project.python else { return Ok(()) };
+        let (framework, app): (Vec<_>, Vec<_>) =
+            project.python_packages.iter().cloned().partition(|p| is_framework(&p.name));
+        for (phase, id, packages) in [(Phase::Framework, "framework", framework), (Phase::AppDeps, "python-packages", app)] {
+            if packages.is_empty() {
+                continue;
+            }
+            composer.add_layer(
+                phase,
+                id,
+                format!("pip install -r requirements.txt ({} packages)", packages.len()),
+                LayerContent::Wheels { python: python.clone(), packages },
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frameworks_are_recognized_by_normalized_name() {
+        for name in ["torch", "TorchVision", "nvidia-cudnn-cu12", "tensorflow-io-gcs-filesystem", "jax"] {
+            assert!(is_framework(name), "{name}");
+        }
+        for name in ["numpy", "transformers", "torchmetrics"] {
+            assert!(!is_framework(name), "{name}");
+        }
+    }
+}
