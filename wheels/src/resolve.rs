@@ -915,4 +915,8 @@ fn prettify(report: &str) -> String {
             "your requirements depend on",
         )
         .replace("your requirements 0", "your requirements")
+        .replace(
+            "your requirements is forbidden",
+            "your requirements cannot be satisfied",
+        )
 }

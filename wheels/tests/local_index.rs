@@ -96,12 +96,12 @@ fn conflicts_are_explained() {
         text.starts_with("no solution for these requirements:"),
         "{text}"
     );
-    assert!(
-        text.contains("a") && text.contains("b <2") || text.contains("b<2"),
-        "{text}"
+    assert_eq!(
+        text,
+        "no solution for these requirements:\n\
+         Because a depends on b <2 and your requirements depend on a, your requirements depend on b <2.\n\
+         And because your requirements depend on b >=2, your requirements cannot be satisfied."
     );
-    assert!(text.contains(">=2"), "{text}");
-    assert!(text.lines().count() <= 6, "too long: {text}");
     assert_eq!(pins(&server, "a\n"), "a==1.0\nb==1.0\n");
 }
 
