@@ -69,7 +69,9 @@ def _describe(tp: Any) -> tuple[str, bool, bool]:
     if typing.get_origin(inner) is list:  # also typing.List[T]
         args = typing.get_args(inner)
         elem, _ = _strip_optional(args[0]) if args else (Any, False)
-        return _kind_of(elem), True, nullable
+        kind = _kind_of(elem)
+        # Cog wraps Secret, Optional[Secret] and Secret | None, but not list[Secret].
+        return ("plain" if kind == "secret" else kind), True, nullable
     return _kind_of(inner), False, nullable
 
 
