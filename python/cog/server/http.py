@@ -77,14 +77,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
 
-    coglet.server.serve(
-        predictor_ref=predictor_ref,
-        host=args.host,
-        port=_port(),
-        await_explicit_shutdown=args.await_explicit_shutdown,
-        is_train=is_train,
-        upload_url=args.upload_url,
-    )
+    try:
+        coglet.server.serve(
+            predictor_ref=predictor_ref,
+            host=args.host,
+            port=_port(),
+            await_explicit_shutdown=args.await_explicit_shutdown,
+            is_train=is_train,
+            upload_url=args.upload_url,
+        )
+    except KeyboardInterrupt:
+        # SIGINT already made the server shut down gracefully; Python only noticed it now.
+        return 0
+    except RuntimeError as e:
+        print(f"cog: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
