@@ -409,3 +409,119 @@ async fn registry_down_is_a_clear_error() {
         "a refused connection is not retried for long"
     );
 }
+
+#[tokio::test]
+async fn transient_failures_are_retried_and_cut_transfers_resume() {
+    let registry = TestRegistry::start();
+    let (_src, built) = pushed_image(&registry);
+    let front = FrontProxy::start(
+        &registry.host,
+        FrontOptions {
+            fail_blob_requests: 1,
+            cut_blob_requests: 1,
+            ..FrontOptions::default()
+        },
+    );
+    let (_dir, store) = temp_store();
+    let reference = Reference::parse(&format!("{}/test/busybox:v1", front.host)).unwrap();
+    let pulled = client()
+        .pull(
+            &reference,
+            &Platform::linux_amd64(),
+            &store,
+            &Progress::quiet(),
+        )
+        .await
+        .unwrap();
+    assert_same_image(&store, &pulled, &built);
+    let requests = front.blob_requests();
+    assert_eq!(
+        requests.len(),
+        4,
+        "config and layer, one 503 and one cut transfer retried: {requests:?}"
+    );
+    let resumed: Vec<_> = requests.iter().filter(|r| r.range.is_some()).collect();
+    assert_eq!(
+        resumed.len(),
+        1,
+        "the cut transfer resumed with a range: {requests:?}"
+    );
+    assert_eq!(
+        requests[1].path, resumed[0].path,
+        "the cut one is the one resumed: {requests:?}"
+    );
+    assert!(
+        resumed[0]
+            .range
+            .as_deref()
+            .is_some_and(|r| r.starts_with("bytes=") && r != "bytes=0-"),
+        "{resumed:?}"
+    );
+}
+
+#[tokio::test]
+async fn redirects_to_another_host_drop_the_authorization() {
+    let registry = TestRegistry::start();
+    let (_src, built) = pushed_image(&registry);
+    let storage = FrontProxy::start(&registry.host, FrontOptions::default());
+    let front = FrontProxy::start(
+        &registry.host,
+        FrontOptions {
+            bearer: true,
+            redirect_blobs_to: Some(storage.host.clone()),
+            ..FrontOptions::default()
+        },
+    );
+    let (_dir, store) = temp_store();
+    let reference = Reference::parse(&format!("{}/test/busybox:v1", front.host)).unwrap();
+    let pulled = client()
+        .pull(
+            &reference,
+            &Platform::linux_amd64(),
+            &store,
+            &Progress::quiet(),
+        )
+        .await
+        .unwrap();
+    assert_same_image(&store, &pulled, &built);
+    let at_front = front.blob_requests();
+    assert!(
+        !at_front.is_empty()
+            && at_front
+                .iter()
+                .all(|r| r.authorization.as_deref() == Some("Bearer tok-1")),
+        "{at_front:?}"
+    );
+    let at_storage = storage.blob_requests();
+    assert_eq!(
+        at_storage.len(),
+        2,
+        "config and layer followed the redirect: {at_storage:?}"
+    );
+    assert!(
+        at_storage.iter().all(|r| r.authorization.is_none()),
+        "no credentials sent to another host: {at_storage:?}"
+    );
+}
+
+#[tokio::test]
+async fn credentials_from_the_docker_config_env() {
+    let registry = TestRegistry::start_with_htpasswd("carol", "pw-from-env");
+    let (_src, built) = pushed_image(&registry);
+    let (dir, store) = temp_store();
+    let config = docker_config(dir.path(), &registry.host, "carol", "pw-from-env");
+    // Safety: nextest runs each test in its own process; no other thread reads the environment.
+    unsafe { std::env::set_var("DOCKER_CONFIG", config.parent().unwrap()) };
+    let reference = Reference::parse(&registry.reference("test/busybox:v1")).unwrap();
+    let client = Client::new(ClientOptions::default()).unwrap();
+    let pulled = client
+        .pull(
+            &reference,
+            &Platform::linux_amd64(),
+            &store,
+            &Progress::quiet(),
+        )
+        .await
+        .unwrap();
+    assert_same_image(&store, &pulled, &built);
+}

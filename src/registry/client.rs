@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
-use reqwest::{Method, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
 use super::auth::{CachedToken, Challenge, TokenReply, token_request};
 use super::credentials::{CredentialLookup, DockerConfig};
@@ -175,10 +175,26 @@ impl Client {
         url: &str,
         accept: Option<&str>,
     ) -> Result<Response, RegistryError> {
+        self.send_with(target, method, url, &|request| match accept {
+            Some(accept) => request.header(ACCEPT, accept),
+            None => request,
+        })
+        .await
+    }
+
+    /// [`Client::send`] with `customize` applied to each try's request (headers, a body that can
+    /// be rebuilt: what push needs).
+    pub(crate) async fn send_with(
+        &self,
+        target: &Target<'_>,
+        method: Method,
+        url: &str,
+        customize: &(dyn Fn(RequestBuilder) -> RequestBuilder + Sync),
+    ) -> Result<Response, RegistryError> {
         let mut attempt = 1;
         let mut refreshed = false;
         loop {
-            let result = self.send_once(target, method.clone(), url, accept).await;
+            let result = self.send_once(target, method.clone(), url, customize).await;
             let response = match result {
                 Ok(response) => response,
                 Err(err) if err.is_transient() && attempt < self.options.max_attempts => {
@@ -238,13 +254,10 @@ impl Client {
         target: &Target<'_>,
         method: Method,
         url: &str,
-        accept: Option<&str>,
+        customize: &(dyn Fn(RequestBuilder) -> RequestBuilder + Sync),
     ) -> Result<Response, RegistryError> {
         let authorization = self.authorization(target).await?;
-        let mut request = self.http.request(method, url);
-        if let Some(accept) = accept {
-            request = request.header(ACCEPT, accept);
-        }
+        let mut request = customize(self.http.request(method, url));
         if let Some(value) = authorization {
             request = request.header(AUTHORIZATION, value);
         }

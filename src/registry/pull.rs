@@ -164,7 +164,10 @@ impl Client {
         })
     }
 
-    /// Fetches one blob into the store, retrying transient failures from the start.
+    /// Fetches one blob into the store. Disk writes (and the final fsync) run on a blocking
+    /// thread fed through a channel, so a multi-GB layer is never held in memory and never blocks
+    /// the runtime. A transfer cut short resumes where it stopped (`Range`) when the registry
+    /// allows it, else starts over.
     async fn fetch_blob(
         &self,
         target: &Target<'_>,
@@ -172,58 +175,17 @@ impl Client {
         store: &BlobStore,
         progress: &Progress,
     ) -> Result<(), RegistryError> {
-        let mut attempt = 1;
-        loop {
-            match self
-                .fetch_blob_once(target, descriptor, store, progress)
-                .await
-            {
-                Err(err) if err.is_transient() && attempt < self.options.max_attempts => {
-                    tracing::debug!(digest = %descriptor.digest, %err, "registry: blob transfer failed, retrying");
-                    let delay = self.options.backoff * 2u32.saturating_pow(attempt - 1);
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
-    }
-
-    async fn fetch_blob_once(
-        &self,
-        target: &Target<'_>,
-        descriptor: &Descriptor,
-        store: &BlobStore,
-        progress: &Progress,
-    ) -> Result<(), RegistryError> {
-        let reference = target.reference;
         let digest = descriptor.digest;
-        let url = format!(
-            "{}{}/blobs/{digest}",
-            self.base_url(reference),
-            reference.repository()
-        );
-        let response = self.send(target, Method::GET, &url, None).await?;
-        if response.status() == StatusCode::NOT_FOUND {
-            return Err(RegistryError::BlobUnknown {
-                reference: target.reference(),
-                registry: target.registry(),
-                digest,
-            });
-        }
-        let mut task = progress.task(&digest.hex()[..12], Some(descriptor.size), Unit::Bytes);
-
-        // Disk writes (and the final fsync) run on a blocking thread fed through a channel, so a
-        // multi-GB layer is never held in memory and never blocks the runtime.
+        let expected_size = descriptor.size;
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<Chunk>(16);
         let writer_store = store.clone();
-        let expected_size = descriptor.size;
         let writer =
             tokio::task::spawn_blocking(move || -> Result<Option<(Digest, u64)>, layers::Error> {
                 let mut blob = writer_store.writer()?;
                 while let Some(chunk) = receiver.blocking_recv() {
                     match chunk {
                         Chunk::Data(bytes) => blob.write_all(&bytes)?,
+                        Chunk::Restart => blob = writer_store.writer()?,
                         Chunk::Done => {
                             return blob.commit(Some((&digest, expected_size))).map(Some);
                         }
@@ -232,42 +194,18 @@ impl Client {
                 // The sender gave up: dropping the writer deletes the partial blob.
                 Ok(None)
             });
-
-        let mut received = 0u64;
-        let mut body = response.bytes_stream();
-        let streamed = async {
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| target.connect_error(&e))?;
-                received += chunk.len() as u64;
-                if received > expected_size {
-                    break;
-                }
-                task.inc(chunk.len() as u64);
-                if sender.send(Chunk::Data(chunk)).await.is_err() {
-                    break; // the writer failed: its error is reported below
-                }
-            }
-            Ok::<(), RegistryError>(())
-        }
-        .await;
-        let complete = streamed.is_ok() && received == expected_size;
-        if complete {
+        let mut task = progress.task(&digest.hex()[..12], Some(expected_size), Unit::Bytes);
+        let transferred = self
+            .transfer_blob(target, descriptor, &sender, &mut task)
+            .await;
+        if transferred.is_ok() {
             let _ = sender.send(Chunk::Done).await;
         }
         drop(sender);
         let written = writer
             .await
             .map_err(|e| RegistryError::Client(format!("blob writer for {digest}: {e}")))?;
-        streamed?;
-        if received != expected_size {
-            return Err(RegistryError::SizeMismatch {
-                reference: target.reference(),
-                registry: target.registry(),
-                digest,
-                expected: expected_size,
-                actual: received,
-            });
-        }
+        transferred?;
         match written {
             Ok(Some(_)) => {
                 task.finish("pulled");
@@ -287,10 +225,101 @@ impl Client {
             Err(err) => Err(err.into()),
         }
     }
+
+    /// Streams the blob's bytes into `sender`, exactly `descriptor.size` of them, retrying (and
+    /// resuming) transient failures.
+    async fn transfer_blob(
+        &self,
+        target: &Target<'_>,
+        descriptor: &Descriptor,
+        sender: &tokio::sync::mpsc::Sender<Chunk>,
+        task: &mut crate::progress::Task,
+    ) -> Result<(), RegistryError> {
+        let reference = target.reference;
+        let digest = descriptor.digest;
+        let expected_size = descriptor.size;
+        let url = format!(
+            "{}{}/blobs/{digest}",
+            self.base_url(reference),
+            reference.repository()
+        );
+        let size_mismatch = |actual| RegistryError::SizeMismatch {
+            reference: target.reference(),
+            registry: target.registry(),
+            digest,
+            expected: expected_size,
+            actual,
+        };
+        // The writer only fails on a local error (disk): it reports it itself.
+        let writer_gone = || RegistryError::Client(format!("blob writer for {digest} stopped"));
+        let mut received = 0u64;
+        let mut attempt = 1;
+        loop {
+            let resume_from = received;
+            let response = self
+                .send_with(target, Method::GET, &url, &|request| {
+                    if resume_from > 0 {
+                        request.header(reqwest::header::RANGE, format!("bytes={resume_from}-"))
+                    } else {
+                        request
+                    }
+                })
+                .await?;
+            if response.status() == StatusCode::NOT_FOUND {
+                return Err(RegistryError::BlobUnknown {
+                    reference: target.reference(),
+                    registry: target.registry(),
+                    digest,
+                });
+            }
+            if resume_from > 0 && response.status() != StatusCode::PARTIAL_CONTENT {
+                // The registry ignored the range: start over.
+                sender
+                    .send(Chunk::Restart)
+                    .await
+                    .map_err(|_| writer_gone())?;
+                received = 0;
+            }
+            let mut body = response.bytes_stream();
+            let mut failure = None;
+            while let Some(chunk) = body.next().await {
+                match chunk {
+                    Ok(chunk) => {
+                        received += chunk.len() as u64;
+                        if received > expected_size {
+                            return Err(size_mismatch(received));
+                        }
+                        task.inc(chunk.len() as u64);
+                        sender
+                            .send(Chunk::Data(chunk))
+                            .await
+                            .map_err(|_| writer_gone())?;
+                    }
+                    Err(err) => {
+                        failure = Some(target.connect_error(&err));
+                        break;
+                    }
+                }
+            }
+            match failure {
+                None if received == expected_size => return Ok(()),
+                None => return Err(size_mismatch(received)),
+                Some(err) if err.is_transient() && attempt < self.options.max_attempts => {
+                    tracing::debug!(%digest, received, %err, "registry: blob transfer cut, resuming");
+                    tokio::time::sleep(self.options.backoff * 2u32.saturating_pow(attempt - 1))
+                        .await;
+                    attempt += 1;
+                }
+                Some(err) => return Err(err),
+            }
+        }
+    }
 }
 
 enum Chunk {
     Data(Bytes),
+    /// Discard what was written: the transfer starts over.
+    Restart,
     Done,
 }
 

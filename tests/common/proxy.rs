@@ -20,6 +20,21 @@ pub struct FrontOptions {
     pub access_token_field: bool,
     /// Flip a byte in the body of this blob (`sha256:…`).
     pub tamper_blob: Option<String>,
+    /// Answer the first N blob requests with 503 (and `Retry-After: 0`).
+    pub fail_blob_requests: usize,
+    /// Cut the first N blob responses halfway (the connection drops mid-body).
+    pub cut_blob_requests: usize,
+    /// Redirect blob requests (307) to this host (`127.0.0.1:PORT`, e.g. another front), as
+    /// registries do to their blob storage.
+    pub redirect_blobs_to: Option<String>,
+}
+
+/// A blob request as the front saw it.
+#[derive(Debug, Clone)]
+pub struct BlobRequest {
+    pub path: String,
+    pub authorization: Option<String>,
+    pub range: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -28,6 +43,8 @@ pub struct Seen {
     pub token_requests: Vec<String>,
     /// `METHOD path` of every request forwarded to the registry.
     pub forwarded: Vec<String>,
+    /// Every request for a blob, whatever the answer.
+    pub blob_requests: Vec<BlobRequest>,
 }
 
 struct Shared {
@@ -95,6 +112,10 @@ impl FrontProxy {
     pub fn forwarded(&self) -> Vec<String> {
         self.shared.seen.lock().unwrap().forwarded.clone()
     }
+
+    pub fn blob_requests(&self) -> Vec<BlobRequest> {
+        self.shared.seen.lock().unwrap().blob_requests.clone()
+    }
 }
 
 impl Drop for FrontProxy {
@@ -138,6 +159,45 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
                 r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
             ))
             .unwrap();
+    }
+    let is_blob = path.starts_with("/v2/") && path.contains("/blobs/sha256:");
+    if is_blob {
+        let authorization = header_text(request.headers(), &header::AUTHORIZATION);
+        let range = header_text(request.headers(), &header::RANGE);
+        let seen_before = {
+            let mut seen = shared.seen.lock().unwrap();
+            seen.blob_requests.push(BlobRequest {
+                path: path.clone(),
+                authorization,
+                range,
+            });
+            seen.blob_requests.len() - 1
+        };
+        if seen_before < shared.options.fail_blob_requests {
+            return Response::builder()
+                .status(StatusCode::SERVICE_UNAVAILABLE)
+                .header(header::RETRY_AFTER, "0")
+                .body(Body::from("try again"))
+                .unwrap();
+        }
+        if let Some(other) = &shared.options.redirect_blobs_to {
+            return Response::builder()
+                .status(StatusCode::TEMPORARY_REDIRECT)
+                .header(header::LOCATION, format!("http://{other}{path}"))
+                .body(Body::empty())
+                .unwrap();
+        }
+        if seen_before < shared.options.fail_blob_requests + shared.options.cut_blob_requests {
+            let response = forward(&shared, request, &path, &query).await;
+            let (parts, body) = response.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            let half = bytes.slice(..bytes.len() / 2);
+            let chunks: Vec<Result<axum::body::Bytes, std::io::Error>> = vec![
+                Ok(half),
+                Err(std::io::Error::other("cut by the test front")),
+            ];
+            return Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)));
+        }
     }
     forward(&shared, request, &path, &query).await
 }
@@ -206,8 +266,10 @@ async fn forward(shared: &Shared, request: Request, path: &str, query: &str) -> 
         format!("http://{}{path}?{query}", shared.upstream)
     };
     let mut upstream = shared.http.request(method, url);
-    if let Some(accept) = request.headers().get(header::ACCEPT) {
-        upstream = upstream.header(header::ACCEPT, accept.clone());
+    for name in [header::ACCEPT, header::RANGE] {
+        if let Some(value) = request.headers().get(&name) {
+            upstream = upstream.header(name, value.clone());
+        }
     }
     let reply = match upstream.send().await {
         Ok(reply) => reply,
@@ -244,4 +306,11 @@ async fn forward(shared: &Shared, request: Request, path: &str, query: &str) -> 
         response = response.header("docker-content-digest", value.clone());
     }
     response.body(Body::from(body)).unwrap()
+}
+
+fn header_text(headers: &HeaderMap, name: &header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
