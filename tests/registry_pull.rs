@@ -525,3 +525,73 @@ async fn credentials_from_the_docker_config_env() {
         .unwrap();
     assert_same_image(&store, &pulled, &built);
 }
+
+#[tokio::test]
+async fn docker_schema2_manifests_and_manifest_lists() {
+    let registry = TestRegistry::start();
+    let (src, src_store) = temp_store();
+    let (index, amd64, arm64) = busybox_index(&src_store);
+    let layout = layout_of(&src_store, &index, src.path(), "multi");
+    registry.push_layout_with(
+        &layout,
+        "multi",
+        "test/docker:v1",
+        &["--all", "--format", "v2s2"],
+    );
+    let reference = Reference::parse(&registry.reference("test/docker:v1")).unwrap();
+    let client = client();
+    let listed = client.fetch_manifest(&reference).await.unwrap();
+    assert_eq!(
+        listed.media_type,
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+
+    let (_dir, store) = temp_store();
+    for (platform, built) in [("linux/amd64", &amd64), ("linux/arm64", &arm64)] {
+        let pulled = client
+            .pull(
+                &reference,
+                &platform.parse().unwrap(),
+                &store,
+                &Progress::quiet(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            pulled.manifest.media_type.as_deref(),
+            Some("application/vnd.docker.distribution.manifest.v2+json")
+        );
+        assert_eq!(
+            pulled.manifest.config.media_type,
+            "application/vnd.docker.container.image.v1+json"
+        );
+        assert_eq!(
+            pulled.config.rootfs.diff_ids, built.config.rootfs.diff_ids,
+            "{platform}"
+        );
+        let layer = &pulled.layers[0];
+        assert_eq!(
+            layer.media_type,
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        );
+        assert_eq!(
+            layer.digest, built.manifest.layers[0].digest,
+            "the same gzip bytes, passed through"
+        );
+        assert!(store.has(&layer.digest));
+
+        // Built on top, the layer keeps its bytes and gets OCI's media type.
+        let rebuilt = cog::oci::assemble(
+            &store,
+            &pulled.config,
+            &pulled.layers,
+            std::collections::BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            rebuilt.manifest.layers[0].media_type,
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+        assert_eq!(rebuilt.manifest.layers[0].digest, layer.digest);
+    }
+}

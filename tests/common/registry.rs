@@ -103,18 +103,21 @@ impl TestRegistry {
     /// Pushes `oci:<layout>:<tag>` to `<host>/<name>` with skopeo, digests preserved
     /// (`all`: every platform of an index).
     pub fn push_layout(&self, layout: &Path, tag: &str, name: &str, all: bool) {
-        require_tool("skopeo", "skopeo");
-        let source = format!("oci:{}:{tag}", layout.display());
-        let dest = format!("docker://{}", self.reference(name));
-        let mut args = vec![
-            "copy",
-            "--quiet",
-            "--dest-tls-verify=false",
-            "--preserve-digests",
-        ];
+        let mut args = vec!["--preserve-digests"];
         if all {
             args.push("--all");
         }
+        self.push_layout_with(layout, tag, name, &args);
+    }
+
+    /// Pushes `oci:<layout>:<tag>` to `<host>/<name>` with extra `skopeo copy` flags
+    /// (`--format v2s2` makes Docker schema2 manifests and manifest lists).
+    pub fn push_layout_with(&self, layout: &Path, tag: &str, name: &str, extra: &[&str]) {
+        require_tool("skopeo", "skopeo");
+        let source = format!("oci:{}:{tag}", layout.display());
+        let dest = format!("docker://{}", self.reference(name));
+        let mut args = vec!["copy", "--quiet", "--dest-tls-verify=false"];
+        args.extend_from_slice(extra);
         let creds = self.credentials.as_ref().map(|(u, p)| format!("{u}:{p}"));
         if let Some(creds) = &creds {
             args.extend(["--dest-creds", creds.as_str()]);
