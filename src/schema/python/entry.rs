@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use tree_sitter::Node;
 
 use super::annotation::{self, Ann};
-use super::literal::{self, Constants};
+use super::literal;
 use super::module::{Module, Project, top_level_definitions};
 use super::resolve::Resolver;
 use super::syntax::{
@@ -41,7 +41,7 @@ struct InputRegistry {
 struct Ctx<'a> {
     module: &'a Module,
     file: &'a SourceFile,
-    consts: Constants,
+    consts: &'a HashMap<String, super::module::Symbol>,
     registry: InputRegistry,
     method: String,
 }
@@ -55,7 +55,7 @@ pub fn extract(project: &Project, name: &str, mode: Mode) -> Result<ModelSchema,
     let mut ctx = Ctx {
         module,
         file,
-        consts: module.constants(),
+        consts: &module.symbols,
         registry: InputRegistry::default(),
         method,
     };
@@ -241,7 +241,7 @@ fn read_decorators(
                             continue;
                         };
                         if key == Some("max") {
-                            max = match literal::eval(value, src, &ctx.consts) {
+                            max = match literal::eval(value, src, ctx.consts) {
                                 Some(Value::Int(n)) => n,
                                 _ => return Err(err("concurrent max must be an integer")),
                             };
@@ -373,7 +373,7 @@ fn registry_reference(ctx: &Ctx<'_>, node: Node<'_>) -> Option<InputCall> {
                 };
                 match name.as_str() {
                     "default" => {
-                        call.default = literal::eval(value, src, &ctx.consts).or(call.default);
+                        call.default = literal::eval(value, src, ctx.consts).or(call.default);
                     }
                     "description" => {
                         call.description = string_value(ctx, value).or(call.description);
@@ -391,7 +391,7 @@ fn registry_reference(ctx: &Ctx<'_>, node: Node<'_>) -> Option<InputCall> {
 
 fn string_value(ctx: &Ctx<'_>, node: Node<'_>) -> Option<String> {
     literal::string(node, &ctx.file.src).or_else(|| {
-        match literal::eval(node, &ctx.file.src, &ctx.consts) {
+        match literal::eval(node, &ctx.file.src, ctx.consts) {
             Some(Value::Str(s)) => Some(s),
             _ => None,
         }
@@ -399,7 +399,7 @@ fn string_value(ctx: &Ctx<'_>, node: Node<'_>) -> Option<String> {
 }
 
 fn number_value(ctx: &Ctx<'_>, node: Node<'_>) -> Option<f64> {
-    literal::eval(node, &ctx.file.src, &ctx.consts).and_then(|v| v.as_f64())
+    literal::eval(node, &ctx.file.src, ctx.consts).and_then(|v| v.as_f64())
 }
 
 fn not_resolvable(param: &str, expr: &str) -> SchemaError {
@@ -434,7 +434,7 @@ fn parse_input_call(
             // Input(default=None, *, ...): the one positional argument is the default.
             if positional == 0 {
                 call.default =
-                    Some(literal::eval(arg, src, &ctx.consts).ok_or_else(|| {
+                    Some(literal::eval(arg, src, ctx.consts).ok_or_else(|| {
                         ctx.file.locate(not_resolvable(param, text(arg, src)), arg)
                     })?);
             }
@@ -456,10 +456,14 @@ fn parse_input_call(
             );
         };
         match key {
-            "default" => match literal::eval(value, src, &ctx.consts) {
+            "default" => match literal::eval(value, src, ctx.consts) {
                 Some(v) => call.default = Some(v),
                 None if lenient => {}
-                None => return Err(ctx.file.locate(not_resolvable(param, text(value, src)), value)),
+                None => {
+                    return Err(ctx
+                        .file
+                        .locate(not_resolvable(param, text(value, src)), value));
+                }
             },
             "default_factory" => {
                 return Err(ctx.file.locate(
@@ -505,7 +509,7 @@ fn parse_input_call(
                     )
                 })?);
             }
-            "deprecated" => match literal::eval(value, src, &ctx.consts) {
+            "deprecated" => match literal::eval(value, src, ctx.consts) {
                 Some(Value::Bool(b)) => call.deprecated = Some(b),
                 _ => ignored("deprecated"),
             },
@@ -561,7 +565,7 @@ fn resolve_choices(ctx: &Ctx<'_>, node: Node<'_>, depth: usize) -> Option<Vec<Va
             } else {
                 (arg, "keys")
             };
-            match literal::eval(dict_node, src, &ctx.consts)? {
+            match literal::eval(dict_node, src, ctx.consts)? {
                 Value::Dict(pairs) => match method {
                     "keys" => Some(pairs.into_iter().map(|(k, _)| k).collect()),
                     "values" => Some(pairs.into_iter().map(|(_, v)| v).collect()),
@@ -571,7 +575,7 @@ fn resolve_choices(ctx: &Ctx<'_>, node: Node<'_>, depth: usize) -> Option<Vec<Va
                 _ => None,
             }
         }
-        _ => match literal::eval(node, src, &ctx.consts)? {
+        _ => match literal::eval(node, src, ctx.consts)? {
             Value::List(items) => Some(items),
             _ => None,
         },
@@ -650,7 +654,7 @@ fn extract_inputs(
                 Some(v) => match registry_reference(ctx, v) {
                     Some(call) => call,
                     None => InputCall {
-                        default: Some(literal::eval(v, src, &ctx.consts).ok_or_else(|| {
+                        default: Some(literal::eval(v, src, ctx.consts).ok_or_else(|| {
                             ctx.file.locate(not_resolvable(name, text(v, src)), v)
                         })?),
                         ..InputCall::default()

@@ -10,14 +10,23 @@ use tree_sitter::Node;
 use super::syntax::{named_children, text};
 use crate::schema::model::Value;
 
-pub type Constants = HashMap<String, Value>;
+/// Module-level constants by name (dotted names for constants of imported modules).
+pub trait Constants {
+    fn constant(&self, name: &str) -> Option<&Value>;
+}
+
+impl Constants for HashMap<String, Value> {
+    fn constant(&self, name: &str) -> Option<&Value> {
+        self.get(name)
+    }
+}
 
 /// Evaluates a literal expression; identifiers are looked up among module constants.
-pub fn eval(node: Node<'_>, src: &str, consts: &Constants) -> Option<Value> {
+pub fn eval(node: Node<'_>, src: &str, consts: &dyn Constants) -> Option<Value> {
     eval_depth(node, src, consts, 0)
 }
 
-fn eval_depth(node: Node<'_>, src: &str, consts: &Constants, depth: usize) -> Option<Value> {
+fn eval_depth(node: Node<'_>, src: &str, consts: &dyn Constants, depth: usize) -> Option<Value> {
     if depth > super::annotation::MAX_DEPTH {
         return None;
     }
@@ -67,7 +76,7 @@ fn eval_depth(node: Node<'_>, src: &str, consts: &Constants, depth: usize) -> Op
             }
             Some(Value::Dict(pairs))
         }
-        "identifier" | "attribute" => consts.get(text(node, src)).cloned(),
+        "identifier" | "attribute" => consts.constant(text(node, src)).cloned(),
         _ => None,
     }
 }

@@ -5,6 +5,7 @@ mod entry;
 mod literal;
 mod module;
 mod resolve;
+mod skim;
 mod syntax;
 
 use std::path::{Path, PathBuf};

@@ -55,16 +55,6 @@ pub struct Module {
 }
 
 impl Module {
-    pub fn constants(&self) -> Constants {
-        self.symbols
-            .iter()
-            .filter_map(|(k, s)| match s {
-                Symbol::Constant(v) => Some((k.clone(), v.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
     pub fn is_from(&self, name: &str, modules: &[&str], original: &str) -> bool {
         if let Some((first, rest)) = name.split_once('.') {
             // `typing.List`, `cog.Path`: a module import followed by the name.
@@ -81,6 +71,15 @@ impl Module {
     /// Whether `name` denotes `cog.<original>` (imported, qualified, or the bare name).
     pub fn is_cog_name(&self, name: &str, original: &str) -> bool {
         name == original || self.is_from(name, &["cog"], original)
+    }
+}
+
+impl Constants for HashMap<String, Symbol> {
+    fn constant(&self, name: &str) -> Option<&Value> {
+        match self.get(name)? {
+            Symbol::Constant(v) => Some(v),
+            _ => None,
+        }
     }
 }
 
@@ -434,7 +433,7 @@ fn collect_definition(module: &Module, node: Node<'_>) -> Definitions {
             let declared_alias = stmt
                 .child_by_field_name("type")
                 .is_some_and(|t| annotation::last_segment(text(t, src).trim()) == "TypeAlias");
-            if !declared_alias && let Some(value) = literal::eval(right, src, &module.constants()) {
+            if !declared_alias && let Some(value) = literal::eval(right, src, &module.symbols) {
                 symbols.push((name, Symbol::Constant(value)));
                 return (symbols, models);
             }
@@ -514,7 +513,7 @@ fn model_class(module: &Module, class: Node<'_>) -> Option<(String, ModelDef)> {
         return None;
     }
     let body = class.child_by_field_name("body")?;
-    let consts = module.constants();
+    let consts = &module.symbols;
     for stmt in named_children(body) {
         let stmt = unwrap_statement(stmt);
         if stmt.kind() != "assignment" {
@@ -547,7 +546,7 @@ fn model_class(module: &Module, class: Node<'_>) -> Option<(String, ModelDef)> {
         }
         let has_default = stmt
             .child_by_field_name("right")
-            .is_some_and(|r| literal::eval(r, src, &consts).is_some());
+            .is_some_and(|r| literal::eval(r, src, consts).is_some());
         let field_name = text(left, src).to_owned();
         fields.retain(|f| f.name != field_name);
         fields.push(ModelField {

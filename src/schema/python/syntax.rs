@@ -15,6 +15,8 @@ pub struct SourceFile {
 }
 
 impl SourceFile {
+    /// Parses a file. Function bodies are blanked first (see `skim`), unless that leaves
+    /// syntax errors, in which case the text is parsed as written.
     pub fn parse(rel_path: PathBuf, src: String) -> Result<SourceFile, SchemaError> {
         let mut parser = Parser::new();
         parser
@@ -25,12 +27,23 @@ impl SourceFile {
                     format!("failed to parse Python source: {e}"),
                 )
             })?;
-        let tree = parser.parse(&src, None).ok_or_else(|| {
+        let failed = || {
             SchemaError::new(
                 SchemaErrorKind::Parse,
                 "failed to parse Python source: tree-sitter parse failed",
             )
-        })?;
+        };
+        if let Some(skimmed) = super::skim::blank_function_bodies(&src) {
+            let tree = parser.parse(&skimmed, None).ok_or_else(failed)?;
+            if !tree.root_node().has_error() {
+                return Ok(SourceFile {
+                    rel_path,
+                    src: skimmed,
+                    tree,
+                });
+            }
+        }
+        let tree = parser.parse(&src, None).ok_or_else(failed)?;
         Ok(SourceFile {
             rel_path,
             src,

@@ -1,0 +1,233 @@
+//! Blanks function bodies before parsing: the schema never needs them (signatures,
+//! decorators, classes and module-level statements are kept), and they are most of a real
+//! predictor's text, so tree-sitter has far less to parse. A body becomes `0` (a valid
+//! statement) followed by the body's line breaks, so line numbers are unchanged; every other
+//! byte is kept as written. A body that mentions
+//! `Input(` is kept (helpers that return `Input(...)` are reused as defaults).
+//! The caller falls back to the original text if the skimmed text does not parse cleanly.
+
+/// One logical line (physical lines joined by brackets, strings or backslashes).
+struct LogicalLine {
+    start: usize,
+    end: usize,
+    indent: usize,
+    blank: bool,
+    /// A `def`/`async def` header whose body starts on the next line.
+    def_header: bool,
+}
+
+/// The skimmed text, or `None` when there is nothing to blank.
+pub fn blank_function_bodies(src: &str) -> Option<String> {
+    let bytes = src.as_bytes();
+    let lines = logical_lines(bytes);
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < lines.len() {
+        let header = &lines[i];
+        if !header.def_header {
+            i += 1;
+            continue;
+        }
+        // The body: following lines indented deeper than the header (blank lines included).
+        let mut last = None;
+        let mut j = i + 1;
+        while j < lines.len() {
+            let line = &lines[j];
+            if !line.blank {
+                if line.indent <= header.indent {
+                    break;
+                }
+                last = Some(j);
+            }
+            j += 1;
+        }
+        let Some(last) = last else {
+            i += 1;
+            continue;
+        };
+        let first = (i + 1..=last).find(|k| !lines[*k].blank).unwrap_or(last);
+        let (start, end) = (lines[first].start, lines[last].end);
+        if !contains(&bytes[start..end], b"Input(") {
+            let buf = out.get_or_insert_with(|| String::with_capacity(src.len() / 2));
+            let statement_at = start + lines[first].indent;
+            buf.push_str(&src[copied..statement_at]);
+            buf.push('0');
+            let breaks = bytes[statement_at..end]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count();
+            buf.extend(std::iter::repeat_n('\n', breaks));
+            copied = end;
+        }
+        i = last + 1;
+    }
+    let mut buf = out?;
+    buf.push_str(&src[copied..]);
+    Some(buf)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn logical_lines(s: &[u8]) -> Vec<LogicalLine> {
+    let mut lines = Vec::new();
+    let mut i = 0;
+    while i < s.len() {
+        let start = i;
+        let mut indent = 0;
+        while i < s.len() && (s[i] == b' ' || s[i] == b'\t') {
+            indent += 1;
+            i += 1;
+        }
+        let content_start = i;
+        let mut depth: usize = 0;
+        let mut last_significant: Option<u8> = None;
+        while i < s.len() {
+            match s[i] {
+                b'#' => {
+                    while i < s.len() && s[i] != b'\n' {
+                        i += 1;
+                    }
+                    continue;
+                }
+                b'\'' | b'"' => {
+                    i = skip_string(s, i);
+                    last_significant = Some(b'"');
+                    continue;
+                }
+                b'(' | b'[' | b'{' => {
+                    depth += 1;
+                    last_significant = Some(s[i]);
+                }
+                b')' | b']' | b'}' => {
+                    depth = depth.saturating_sub(1);
+                    last_significant = Some(s[i]);
+                }
+                b'\\' if s.get(i + 1) == Some(&b'\n') => {
+                    i += 2;
+                    continue;
+                }
+                b'\\' if s.get(i + 1) == Some(&b'\r') && s.get(i + 2) == Some(&b'\n') => {
+                    i += 3;
+                    continue;
+                }
+                b'\n' if depth == 0 => break,
+                b' ' | b'\t' | b'\r' | b'\n' => {}
+                other => last_significant = Some(other),
+            }
+            i += 1;
+        }
+        let end = i;
+        let content = &s[content_start..end];
+        let blank = last_significant.is_none();
+        let def_header = !blank
+            && last_significant == Some(b':')
+            && (content.starts_with(b"def ") || content.starts_with(b"async def "));
+        lines.push(LogicalLine {
+            start,
+            end,
+            indent,
+            blank,
+            def_header,
+        });
+        i = end + 1;
+    }
+    lines
+}
+
+/// Index just past the string literal that opens at `i`.
+fn skip_string(s: &[u8], i: usize) -> usize {
+    let quote = s[i];
+    let triple = s.get(i + 1) == Some(&quote) && s.get(i + 2) == Some(&quote);
+    let mut j = if triple { i + 3 } else { i + 1 };
+    while j < s.len() {
+        match s[j] {
+            b'\\' => j += 2,
+            b'\n' if !triple => return j,
+            c if c == quote => {
+                if !triple {
+                    return j + 1;
+                }
+                if s.get(j + 1) == Some(&quote) && s.get(j + 2) == Some(&quote) {
+                    return j + 3;
+                }
+                j += 1;
+            }
+            _ => j += 1,
+        }
+    }
+    s.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::blank_function_bodies;
+
+    #[test]
+    fn blanks_bodies_keeping_lines() {
+        let src = "def f(x: int) -> int:\n    y = x + 1\n    return y\n\nclass A:\n    def g(self) -> str:\n        \"\"\"doc\ndef not_a_def():\n\"\"\"\n        return 'x'\n\nZ = 1\n";
+        let out = blank_function_bodies(src).expect("changed");
+        assert_eq!(out.lines().count(), src.lines().count());
+        assert!(out.starts_with("def f(x: int) -> int:\n    0\n"));
+        assert!(out.contains("class A:\n    def g(self) -> str:\n        0"));
+        assert!(!out.contains("not_a_def"));
+        assert!(out.ends_with("Z = 1\n"));
+    }
+
+    #[test]
+    fn comments_end_lines() {
+        let src = "def f():  # trailing\n    x = 1\n# column zero\n    y = 2\n# at end";
+        let out = blank_function_bodies(src).expect("changed");
+        assert_eq!(out, "def f():  # trailing\n    0\n\n\n# at end");
+    }
+
+    #[test]
+    fn keeps_input_helpers_and_one_liners() {
+        let src = "class I:\n    def steps(default=1):\n        return Input(default=default)\n\ndef f(): return 1\n";
+        assert_eq!(blank_function_bodies(src), None);
+    }
+
+    #[test]
+    fn multiline_signatures() {
+        let src = "def predict(\n    self,\n    x: str = Input(description=\"a:b\"),\n) -> str:\n    return x\n";
+        let out = blank_function_bodies(src).expect("changed");
+        assert!(out.starts_with(
+            "def predict(\n    self,\n    x: str = Input(description=\"a:b\"),\n) -> str:\n    0"
+        ));
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    /// Manual timing aid: `cargo test --release -- --ignored skim_timing --nocapture`.
+    #[test]
+    #[ignore = "manual timing"]
+    fn skim_timing() {
+        let Ok(src) = std::fs::read_to_string("/tmp/gen_predict.py") else {
+            return;
+        };
+        let mut parser = tree_sitter::Parser::new();
+        parser
+            .set_language(&tree_sitter_python::LANGUAGE.into())
+            .expect("language");
+        let t = std::time::Instant::now();
+        let skimmed = (0..20)
+            .map(|_| super::blank_function_bodies(&src))
+            .last()
+            .flatten()
+            .expect("skimmed");
+        println!("skim {:?}", t.elapsed() / 20);
+        let t = std::time::Instant::now();
+        for _ in 0..20 {
+            let _ = parser.parse(&skimmed, None);
+        }
+        println!("parse skimmed {:?}", t.elapsed() / 20);
+        let t = std::time::Instant::now();
+        for _ in 0..20 {
+            let _ = parser.parse(&src, None);
+        }
+        println!("parse original {:?}", t.elapsed() / 20);
+    }
+}
