@@ -1,7 +1,7 @@
 //! Decodes the YAML node tree into [`ConfigFile`] with the rules of Cog's Go YAML decoder:
 //! any scalar fills a string field with its raw text, YAML 1.1 booleans (`yes`, `on`, ...) fill
 //! bool fields, unknown keys are dropped, and type mismatches are collected as
-//! `line N: cannot unmarshal !!tag `value` into type` while decoding goes on.
+//! `line N: cannot construct !!tag `value` into type` while decoding goes on (go-yaml v4).
 
 use super::file::{
     BuildFile, ConcurrencyFile, ConfigFile, Mount, RunItem, WeightFile, WeightSource,
@@ -163,14 +163,14 @@ struct Decoder {
 pub fn decode(root: Option<&Node>) -> Result<ConfigFile, DecodeError> {
     let mut decoder = Decoder { errors: Vec::new() };
     let config = match root {
-        Some(node) => decoder.config(node)?,
+        Some(node) => decoder.config(node),
         None => ConfigFile::default(),
     };
     if decoder.errors.is_empty() {
         Ok(config)
     } else {
         Err(DecodeError(format!(
-            "yaml: unmarshal errors:\n  {}",
+            "yaml: construct errors:\n  {}",
             decoder.errors.join("\n  ")
         )))
     }
@@ -191,15 +191,15 @@ impl Decoder {
                     value.clone()
                 };
                 format!(
-                    "line {}: cannot unmarshal {tag} `{shown}` into {into}",
+                    "line {}: cannot construct {tag} `{shown}` into {into}",
                     node.line
                 )
             }
             NodeKind::Sequence(_) => {
-                format!("line {}: cannot unmarshal !!seq into {into}", node.line)
+                format!("line {}: cannot construct !!seq into {into}", node.line)
             }
             NodeKind::Mapping(_) => {
-                format!("line {}: cannot unmarshal !!map into {into}", node.line)
+                format!("line {}: cannot construct !!map into {into}", node.line)
             }
         };
         self.errors.push(message);
@@ -284,10 +284,10 @@ impl Decoder {
         }
     }
 
-    fn config(&mut self, node: &Node) -> Result<ConfigFile, DecodeError> {
+    fn config(&mut self, node: &Node) -> ConfigFile {
         let mut config = ConfigFile::default();
         let Some(node) = self.struct_node(node, "config.configFile") else {
-            return Ok(config);
+            return config;
         };
         let known = [
             "build",
@@ -302,7 +302,7 @@ impl Decoder {
         ];
         for (field, value) in self.fields(node, "config.configFile", &known) {
             match field {
-                "build" => config.build = self.build(value)?,
+                "build" => config.build = self.build(value),
                 "image" => config.image = self.opt_string(value),
                 "model" => config.model = self.opt_string(value),
                 "run" => config.run = self.opt_string(value),
@@ -310,17 +310,15 @@ impl Decoder {
                 "train" => config.train = self.opt_string(value),
                 "concurrency" => config.concurrency = self.concurrency(value),
                 "environment" => config.environment = self.string_list(value),
-                "weights" => config.weights = self.weights(value)?,
+                "weights" => config.weights = self.weights(value),
                 _ => {}
             }
         }
-        Ok(config)
+        config
     }
 
-    fn build(&mut self, node: &Node) -> Result<Option<BuildFile>, DecodeError> {
-        let Some(node) = self.struct_node(node, "config.buildFile") else {
-            return Ok(None);
-        };
+    fn build(&mut self, node: &Node) -> Option<BuildFile> {
+        let node = self.struct_node(node, "config.buildFile")?;
         let mut build = BuildFile::default();
         let known = [
             "gpu",
@@ -339,7 +337,7 @@ impl Decoder {
                 "gpu" => build.gpu = self.opt_bool(value),
                 "python_version" => build.python_version = self.opt_string(value),
                 "python_requirements" => build.python_requirements = self.opt_string(value),
-                "run" => build.run = self.run_items(value)?,
+                "run" => build.run = self.run_items(value),
                 "system_packages" => build.system_packages = self.string_list(value),
                 "cuda" => build.cuda = self.opt_string(value),
                 "cudnn" => build.cudnn = self.opt_string(value),
@@ -349,7 +347,7 @@ impl Decoder {
                 _ => {}
             }
         }
-        Ok(Some(build))
+        Some(build)
     }
 
     fn concurrency(&mut self, node: &Node) -> Option<ConcurrencyFile> {
@@ -425,43 +423,50 @@ impl Decoder {
         }
     }
 
-    fn run_items(&mut self, node: &Node) -> Result<Option<Vec<RunItem>>, DecodeError> {
+    fn run_items(&mut self, node: &Node) -> Option<Vec<RunItem>> {
         match &node.kind {
-            NodeKind::Sequence(items) => items
-                .iter()
-                .map(|item| self.run_item(item))
-                .collect::<Result<_, _>>()
-                .map(Some),
+            NodeKind::Sequence(items) => {
+                Some(items.iter().map(|item| self.run_item(item)).collect())
+            }
             NodeKind::Scalar { value, style, tag }
                 if resolve(value, *style, tag.as_deref()) == Resolved::Null =>
             {
-                Ok(None)
+                None
             }
             _ => {
                 self.type_error(node, "[]config.runItemFile");
-                Ok(None)
+                None
             }
         }
     }
 
-    /// Cog's custom unmarshaler: a string or a mapping, anything else aborts parsing.
-    fn run_item(&mut self, node: &Node) -> Result<RunItem, DecodeError> {
+    /// Cog's custom unmarshaler: a string or a mapping; anything else is an error for this
+    /// item, reported with its line, and decoding goes on.
+    fn run_item(&mut self, node: &Node) -> RunItem {
         match &node.kind {
             NodeKind::Scalar { value, style, tag } => {
                 match resolve(value, *style, tag.as_deref()) {
-                    Resolved::Str => Ok(RunItem {
+                    Resolved::Str => RunItem {
                         command: value.clone(),
                         mounts: Vec::new(),
-                    }),
-                    other => Err(DecodeError(format!(
-                        "unexpected type {} for runItemFile",
-                        other.go_type()
-                    ))),
+                    },
+                    other => {
+                        self.errors.push(format!(
+                            "line {}: unexpected type {} for runItemFile",
+                            node.line,
+                            other.go_type()
+                        ));
+                        RunItem::default()
+                    }
                 }
             }
-            NodeKind::Sequence(_) => Err(DecodeError(
-                "unexpected type []interface {} for runItemFile".to_owned(),
-            )),
+            NodeKind::Sequence(_) => {
+                self.errors.push(format!(
+                    "line {}: unexpected type []interface {{}} for runItemFile",
+                    node.line
+                ));
+                RunItem::default()
+            }
             NodeKind::Mapping(_) => {
                 let mut item = RunItem::default();
                 for (field, value) in self.fields(node, "struct { Command string \"yaml:\\\"command\\\"\"; Mounts []struct { Type string \"yaml:\\\"type\\\"\"; ID string \"yaml:\\\"id\\\"\"; Target string \"yaml:\\\"target\\\"\" } \"yaml:\\\"mounts,omitempty\\\"\" }", &["command", "mounts"]) {
@@ -471,7 +476,7 @@ impl Decoder {
                         _ => {}
                     }
                 }
-                Ok(item)
+                item
             }
         }
     }
@@ -503,29 +508,25 @@ impl Decoder {
         mounts
     }
 
-    fn weights(&mut self, node: &Node) -> Result<Option<Vec<WeightFile>>, DecodeError> {
+    fn weights(&mut self, node: &Node) -> Option<Vec<WeightFile>> {
         match &node.kind {
-            NodeKind::Sequence(items) => items
-                .iter()
-                .map(|item| self.weight(item))
-                .collect::<Result<_, _>>()
-                .map(Some),
+            NodeKind::Sequence(items) => Some(items.iter().map(|item| self.weight(item)).collect()),
             NodeKind::Scalar { value, style, tag }
                 if resolve(value, *style, tag.as_deref()) == Resolved::Null =>
             {
-                Ok(None)
+                None
             }
             _ => {
                 self.type_error(node, "[]config.weightFile");
-                Ok(None)
+                None
             }
         }
     }
 
-    fn weight(&mut self, node: &Node) -> Result<WeightFile, DecodeError> {
+    fn weight(&mut self, node: &Node) -> WeightFile {
         let mut weight = WeightFile::default();
         let Some(node) = self.struct_node(node, "config.weightFile") else {
-            return Ok(weight);
+            return weight;
         };
         for (field, value) in self.fields(node, "config.weightFile", &["name", "target", "source"])
         {
@@ -533,42 +534,43 @@ impl Decoder {
                 "name" => weight.name = self.string(value),
                 "target" => weight.target = self.string(value),
                 "source" => {
-                    let (sources, is_list) = Self::weight_sources(value)?;
+                    let (sources, is_list) = self.weight_sources(value);
                     weight.source = sources;
                     weight.source_is_list = is_list;
                 }
                 _ => {}
             }
         }
-        Ok(weight)
+        weight
     }
 
     /// Cog's `WeightSourceList`: a list of source objects, else a single one, else an error
-    /// that aborts parsing.
-    fn weight_sources(node: &Node) -> Result<(Vec<WeightSource>, bool), DecodeError> {
+    /// for this field.
+    fn weight_sources(&mut self, node: &Node) -> (Vec<WeightSource>, bool) {
         if let NodeKind::Sequence(items) = &node.kind {
             let mut inner = Decoder { errors: Vec::new() };
             let sources: Vec<WeightSource> =
                 items.iter().map(|item| inner.weight_source(item)).collect();
             if inner.errors.is_empty() {
-                return Ok((sources, true));
+                return (sources, true);
             }
         }
         if let NodeKind::Scalar { value, style, tag } = &node.kind
             && resolve(value, *style, tag.as_deref()) == Resolved::Null
         {
-            return Ok((Vec::new(), false));
+            return (Vec::new(), false);
         }
         let mut inner = Decoder { errors: Vec::new() };
         let source = inner.weight_source(node);
         if inner.errors.is_empty() {
-            Ok((vec![source], false))
-        } else {
-            Err(DecodeError(format!(
-                "source must be an object or array of objects: yaml: unmarshal errors:\n  {}",
-                inner.errors.join("\n  ")
-            )))
+            return (vec![source], false);
         }
+        self.errors.push(format!(
+            "line {}: source must be an object or array of objects: yaml: construct errors:\n  {}",
+            node.line,
+            inner.errors.join("\n  ")
+        ));
+        (Vec::new(), false)
     }
 
     fn weight_source(&mut self, node: &Node) -> WeightSource {
@@ -634,7 +636,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.0,
-            "yaml: unmarshal errors:\n  line 2: cannot unmarshal !!str `true` into bool\n  line 3: cannot unmarshal !!str `curl` into []string\n  line 5: cannot unmarshal !!str `lots` into int"
+            "yaml: construct errors:\n  line 2: cannot construct !!str `true` into bool\n  line 3: cannot construct !!str `curl` into []string\n  line 5: cannot construct !!str `lots` into int"
         );
     }
 
@@ -643,7 +645,7 @@ mod tests {
         let err = decode_str("build: a-very-long-value\n").unwrap_err();
         assert_eq!(
             err.0,
-            "yaml: unmarshal errors:\n  line 1: cannot unmarshal !!str `a-very-...` into config.buildFile"
+            "yaml: construct errors:\n  line 1: cannot construct !!str `a-very-...` into config.buildFile"
         );
     }
 
@@ -671,7 +673,7 @@ mod tests {
         let err = decode_str("image: a\nimage: b\n").unwrap_err();
         assert_eq!(
             err.0,
-            "yaml: unmarshal errors:\n  line 2: field image already set in type config.configFile"
+            "yaml: construct errors:\n  line 2: field image already set in type config.configFile"
         );
     }
 
@@ -694,10 +696,10 @@ mod tests {
     }
 
     #[test]
-    fn run_item_of_another_type_aborts() {
+    fn run_item_of_another_type_is_an_error() {
         assert_eq!(
             decode_str("build:\n  run:\n    - 42\n").unwrap_err().0,
-            "unexpected type int for runItemFile"
+            "yaml: construct errors:\n  line 3: unexpected type int for runItemFile"
         );
     }
 

@@ -283,26 +283,29 @@ fn many_errors_are_all_reported_one_per_line() {
 
 #[test]
 fn yaml_syntax_error() {
-    insta::assert_snapshot!(error_text("build:\n  python_version: \"3.12\"\n   gpu: true\n"), @"failed to parse cog.yaml: invalid YAML: yaml: line 1: did not find expected key");
+    insta::assert_snapshot!(error_text("build:\n  python_version: \"3.12\"\n   gpu: true\n"), @"failed to parse cog.yaml: invalid YAML: yaml: while parsing a block mapping at line 2, column 3: line 3, column 4: did not find expected key");
 }
 
 #[test]
 fn yaml_type_errors() {
     insta::assert_snapshot!(error_text("build:\n  gpu: \"true\"\n  python_version: [3, 12]\n  system_packages: ffmpeg\n"), @r"
-    failed to parse cog.yaml: invalid YAML: yaml: unmarshal errors:
-      line 2: cannot unmarshal !!str `true` into bool
-      line 3: cannot unmarshal !!seq into string
-      line 4: cannot unmarshal !!str `ffmpeg` into []string
+    failed to parse cog.yaml: invalid YAML: yaml: construct errors:
+      line 2: cannot construct !!str `true` into bool
+      line 3: cannot construct !!seq into string
+      line 4: cannot construct !!str `ffmpeg` into []string
     ");
     insta::assert_snapshot!(error_text("- build\n"), @r"
-    failed to parse cog.yaml: invalid YAML: yaml: unmarshal errors:
-      line 1: cannot unmarshal !!seq into config.configFile
+    failed to parse cog.yaml: invalid YAML: yaml: construct errors:
+      line 1: cannot construct !!seq into config.configFile
     ");
 }
 
 #[test]
 fn run_item_type_error() {
-    insta::assert_snapshot!(error_text("build:\n  python_version: '3.12'\n  run:\n    - true\n"), @"failed to parse cog.yaml: invalid YAML: unexpected type bool for runItemFile");
+    insta::assert_snapshot!(error_text("build:\n  python_version: '3.12'\n  run:\n    - true\n"), @r"
+    failed to parse cog.yaml: invalid YAML: yaml: construct errors:
+      line 4: unexpected type bool for runItemFile
+    ");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::ffi::CStr;
+use std::fmt::Write as _;
 use std::mem::MaybeUninit;
 
 use unsafe_libyaml as unsafe_yaml;
@@ -133,31 +134,55 @@ impl Drop for EventReader<'_> {
     }
 }
 
-/// go-yaml's `parser.fail`: the context line wins over the problem line, both are libyaml's
-/// 0-based lines, and only scanner errors add one.
+/// A libyaml position as go-yaml v4 prints it: 1-based line, column shown (1-based) only when
+/// not at the start of the line.
+#[derive(PartialEq, Eq)]
+struct Mark {
+    index: u64,
+    line: u64,
+    column: u64,
+}
+
+impl Mark {
+    fn from_sys(mark: unsafe_yaml::yaml_mark_t) -> Self {
+        Mark {
+            index: mark.index,
+            line: mark.line + 1,
+            column: mark.column,
+        }
+    }
+}
+
+impl std::fmt::Display for Mark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}", self.line)?;
+        if self.column != 0 {
+            write!(f, ", column {}", self.column + 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// go-yaml v4's `MarkedYAMLError`: `yaml: [<context> at <mark>: ][<mark>: ]<problem>`.
 unsafe fn syntax_error(parser: *mut unsafe_yaml::yaml_parser_t) -> SyntaxError {
     // SAFETY: the caller passes an initialized parser in an error state.
     unsafe {
         let state: &unsafe_yaml::yaml_parser_t = &*parser;
-        let scanner = state.error == unsafe_yaml::YAML_SCANNER_ERROR;
-        let bump = usize::from(scanner);
-        let context_line = state.context_mark.line as usize;
-        let problem_line = state.problem_mark.line as usize;
-        let line = if context_line != 0 {
-            context_line + bump
-        } else if problem_line != 0 {
-            problem_line + bump
-        } else {
-            0
-        };
         let problem = c_string(state.problem)
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| "unknown problem parsing YAML content".to_owned());
-        if line == 0 {
-            SyntaxError(format!("yaml: {problem}"))
-        } else {
-            SyntaxError(format!("yaml: line {line}: {problem}"))
+        let context = c_string(state.context).unwrap_or_default();
+        let mark = Mark::from_sys(state.problem_mark);
+        let context_mark = Mark::from_sys(state.context_mark);
+        let mut message = String::from("yaml: ");
+        if !context.is_empty() {
+            let _ = write!(message, "{context} at {context_mark}: ");
         }
+        if context.is_empty() || context_mark != mark {
+            let _ = write!(message, "{mark}: ");
+        }
+        message.push_str(&problem);
+        SyntaxError(message)
     }
 }
 
@@ -356,15 +381,15 @@ mod tests {
             parse("build:\n  gpu: true\n python_version: 3.11\n")
                 .unwrap_err()
                 .0,
-            "yaml: line 2: did not find expected key"
+            "yaml: while parsing a block mapping at line 1: line 3, column 2: did not find expected key"
         );
         assert_eq!(
             parse("a: b: c\n").unwrap_err().0,
-            "yaml: mapping values are not allowed in this context"
+            "yaml: line 1, column 5: mapping values are not allowed in this context"
         );
         assert_eq!(
             parse("a: \"unterminated\n").unwrap_err().0,
-            "yaml: line 2: found unexpected end of stream"
+            "yaml: while scanning a quoted scalar at line 1, column 4: line 2: found unexpected end of stream"
         );
     }
 
