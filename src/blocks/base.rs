@@ -1,8 +1,9 @@
 //! The base image and the environment Cog's generated Dockerfile sets first.
 use crate::plan::{BaseImage, Block, Composer, PlanError, Project};
 
-/// Picks the base image: `--base` when given, else Cog's default for a CPU model,
-/// `python:<python_version>-slim` (reference section 5.2).
+/// Picks the base image: `--base` when given, else the base assembled from distribution packages
+/// (our default), else Cog's default for a CPU model, `python:<python_version>-slim`
+/// (reference section 5.2).
 #[derive(Debug)]
 pub struct BaseBlock;
 
@@ -20,9 +21,10 @@ impl Block for BaseBlock {
     }
 
     fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError> {
-        let base = match &project.base_override {
-            Some(base) => base.clone(),
-            None => {
+        let base = match (&project.base_override, &project.assembled_base) {
+            (Some(base), _) => base.clone(),
+            (None, Some(assembled)) => assembled.clone(),
+            (None, None) => {
                 let Some(version) = project.python_version.as_deref() else {
                     return Err(PlanError::Block {
                         block: "base",
@@ -34,6 +36,10 @@ impl Block for BaseBlock {
                 BaseImage::Registry { reference: format!("python:{}-slim", minor.join(".")) }
             }
         };
+        if let BaseImage::Assembled { .. } = &base {
+            // The assembled base runs tini as PID 1, as Cog's images do.
+            composer.set_label("run.cog.has_init", "true");
+        }
         composer.set_base(base);
         for (name, value) in PREAMBLE_ENV {
             composer.set_env(name, value);

@@ -8,6 +8,7 @@ mod labels;
 mod python;
 mod runtime;
 mod source;
+mod system;
 
 use crate::plan::{Block, Stack};
 
@@ -16,6 +17,7 @@ pub use labels::LabelsBlock;
 pub use python::{CogRuntimeBlock, PythonPackagesBlock};
 pub use runtime::{RuntimeSettingsBlock, SchemaBlock};
 pub use source::SourceBlock;
+pub use system::SystemPackagesBlock;
 
 /// The stack for Cog's Python projects.
 #[derive(Debug, Default)]
@@ -29,6 +31,7 @@ impl Stack for PythonStack {
     fn blocks(&self) -> Vec<Box<dyn Block>> {
         vec![
             Box::new(BaseBlock),
+            Box::new(SystemPackagesBlock),
             Box::new(CogRuntimeBlock),
             Box::new(PythonPackagesBlock),
             Box::new(SourceBlock),

@@ -101,7 +101,9 @@ fn spec_for(step: &LayerStep, project_dir: &Path) -> Result<LayerSpec, layers::E
                 spec = spec.file(&file.path, file.mode, file.contents.as_bytes())?;
             }
         }
-        LayerContent::Wheels { .. } => unreachable!("wheel steps are built by wheel_layers"),
+        LayerContent::Wheels { .. } | LayerContent::Debs { .. } => {
+            unreachable!("wheel and package steps have builders of their own")
+        }
     }
     Ok(spec)
 }

@@ -13,11 +13,11 @@ use std::time::Instant;
 
 use layers::{BlobStore, Compression, LayerInfo};
 
-use crate::oci::{self, BuiltImage, Platform, SourceImage};
-use crate::plan::Plan;
+use crate::oci::{self, BuiltImage, Platform};
+use crate::plan::{LayerContent, Plan};
 use crate::progress::Progress;
 
-pub use base::resolve_base;
+pub use base::{ResolvedBase, resolve_base};
 pub use layer_steps::LayerOutcome;
 
 /// How to build.
@@ -33,7 +33,8 @@ pub struct BuildOptions {
 #[derive(Debug)]
 pub struct BuildResult {
     pub image: BuiltImage,
-    pub base: Option<SourceImage>,
+    /// Layers that came from the base image, untouched.
+    pub base_layers: usize,
     /// The plan's own layers, in image order, each with whether the cache had it.
     pub layers: Vec<LayerOutcome>,
 }
@@ -53,6 +54,8 @@ pub enum BuildError {
     },
     #[error("layer {id:?}: {message}")]
     Wheels { id: String, message: String },
+    #[error("layer {id:?}: {message}")]
+    Packages { id: String, message: String },
     #[error("writing the image: {0}")]
     Oci(#[from] oci::OciError),
     #[error("a build task failed: {0}")]
@@ -69,20 +72,26 @@ pub async fn build(
     let started = Instant::now();
     let platform: Platform = plan.platform.parse()?;
 
-    // Base fetch (I/O) and layer builds (CPU) overlap.
+    // Base fetch (I/O) and layer builds (CPU) overlap; system packages need the base's dpkg
+    // database, so they wait for it.
+    let (deb_steps, other_steps): (Vec<_>, Vec<_>) =
+        plan.layers.iter().cloned().partition(|s| matches!(s.content, LayerContent::Debs { .. }));
     let layer_job = {
-        let steps = plan.layers.clone();
         let dir = project_dir.to_path_buf();
         let store = store.clone();
         let options = options.clone();
-        tokio::task::spawn_blocking(move || layer_steps::build_steps(&steps, &dir, &store, &options))
+        tokio::task::spawn_blocking(move || layer_steps::build_steps(&other_steps, &dir, &store, &options))
     };
     let base = resolve_base(&plan.base, &platform, store, &options.progress).await?;
-    let outcomes = layer_job.await.map_err(|e| BuildError::Join(e.to_string()))??;
+    let mut outcomes = system_package_layers(&deb_steps, &base, store, options).await?;
+    outcomes.extend(layer_job.await.map_err(|e| BuildError::Join(e.to_string()))??);
+    // Image order is the plan's order (phases), whichever finished first.
+    let position = |id: &str| plan.layers.iter().position(|l| l.id == id).unwrap_or(usize::MAX);
+    outcomes.sort_by_key(|o| position(&o.id));
 
     let history: Vec<(&str, &str)> = outcomes.iter().map(|o| (o.id.as_str(), o.created_by.as_str())).collect();
-    let config = image_config::apply(base.as_ref().map(|b| &b.config), &platform, &plan.image, &history);
-    let mut all_layers: Vec<LayerInfo> = base.as_ref().map(|b| b.layers.clone()).unwrap_or_default();
+    let config = image_config::apply(base.config.as_ref(), &platform, &plan.image, &history);
+    let mut all_layers: Vec<LayerInfo> = base.layers.clone();
     all_layers.extend(outcomes.iter().map(|o| o.info.clone()));
     let image = oci::assemble(store, &config, &all_layers, plan.image.annotations.clone())?;
     let cached = outcomes.iter().filter(|o| o.cached).count();
@@ -90,9 +99,45 @@ pub async fn build(
         "built {} in {:.2}s ({} layers from the base, {} built, {} cached)",
         image.manifest_digest,
         started.elapsed().as_secs_f64(),
-        base.as_ref().map_or(0, |b| b.layers.len()),
+        base.layers.len(),
         outcomes.len() - cached,
         cached
     ));
-    Ok(BuildResult { image, base, layers: outcomes })
+    Ok(BuildResult { image, base_layers: base.layers.len(), layers: outcomes })
+}
+
+/// The apt layers, in plan order, each on the dpkg database the previous one left.
+async fn system_package_layers(
+    steps: &[crate::plan::LayerStep],
+    base: &ResolvedBase,
+    store: &BlobStore,
+    options: &BuildOptions,
+) -> Result<Vec<LayerOutcome>, BuildError> {
+    let mut status = base.dpkg_status.clone();
+    let mut libraries = base.libraries.clone();
+    let mut outcomes = Vec::new();
+    for step in steps {
+        let LayerContent::Debs { lock } = &step.content else { continue };
+        let failed = |message: String| BuildError::Packages { id: step.id.clone(), message };
+        let Some(current) = &status else {
+            return Err(failed(
+                "system_packages need a base whose dpkg database cog-rs knows: the default base (assembled from packages); registry bases are not supported for them yet".into(),
+            ));
+        };
+        let install_options = debian::InstallOptions {
+            compression: options.compression,
+            base_libraries: libraries.clone(),
+            ..debian::InstallOptions::default()
+        };
+        let installed = debian::install(lock, current, store, &install_options).await.map_err(|e| failed(e.to_string()))?;
+        outcomes.push(LayerOutcome {
+            id: step.id.clone(),
+            created_by: step.created_by.clone(),
+            info: installed.layer,
+            cached: false,
+        });
+        status = Some(installed.status);
+        libraries = Some(installed.libraries);
+    }
+    Ok(outcomes)
 }

@@ -3,6 +3,7 @@ mod build;
 mod plan;
 mod project;
 mod python_packages;
+mod system_packages;
 
 use std::process::ExitCode;
 

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use crate::config;
 use crate::plan::{BaseImage, Project};
 
-use super::python_packages;
+use super::{python_packages, system_packages};
 
 /// A loaded project: where it is, its config, and the plan inputs derived from them.
 #[derive(Debug)]
@@ -48,7 +48,21 @@ pub fn load(options: &ProjectOptions<'_>) -> Result<LoadedProject> {
     let python_version = Some(config.build.python_version.clone()).filter(|v| !v.is_empty());
     let schema = load_schema(&dir, &config, options.openapi_schema)?;
     let base_override = options.base.map(BaseImage::parse);
-    let python = python_version.as_deref().map(|v| python_packages::layout_for(v, false));
+    // The default base is assembled from distribution packages, pinned by a lock; `cog plan`
+    // without `--resolve` shows it only when the lock already exists.
+    let assembled = match (&base_override, &python_version) {
+        (None, Some(version)) if options.resolve || dir.join(system_packages::BASE_LOCK_FILE).is_file() => {
+            Some(system_packages::resolve(&dir, &config, version, options.platform, options.upgrade)?)
+        }
+        _ => None,
+    };
+    if base_override.is_some() && !config.build.system_packages.is_empty() {
+        bail!(
+            "build.system_packages in {}: with --base they are not supported yet; leave out --base to use the base assembled from Debian/Ubuntu packages",
+            config_path.display()
+        );
+    }
+    let python = python_version.as_deref().map(|v| python_packages::layout_for(v, assembled.is_some()));
     let (python_packages, runtime_wheels) = match (&python_version, options.resolve) {
         (Some(version), true) => {
             let target = python_packages::target(version, options.platform, python_packages::DEFAULT_GLIBC)?;
@@ -77,6 +91,8 @@ pub fn load(options: &ProjectOptions<'_>) -> Result<LoadedProject> {
         openapi_schema: schema.map(|s| (s.document, s.label)),
         dockerignore: read_dockerignore(&dir)?,
         base_override,
+        assembled_base: assembled.as_ref().map(|a| a.base.clone()),
+        system_packages: assembled.and_then(|a| a.system_packages),
         python,
         python_packages,
         runtime_wheels,

@@ -63,6 +63,14 @@ pub enum BaseImage {
     DockerArchive { path: String },
     /// No base at all: the image holds only the plan's layers.
     Scratch,
+    /// Our embedded default: a Python base assembled from Debian/Ubuntu packages (minbase,
+    /// python3, ca-certificates, tzdata, tini), pinned by the lock. No registry needed.
+    Assembled {
+        distro: String,
+        suite: String,
+        python_version: String,
+        lock: debian::Lock,
+    },
 }
 
 impl BaseImage {
@@ -103,6 +111,9 @@ impl std::fmt::Display for BaseImage {
             Self::OciArchive { path, tag: None } => write!(f, "oci-archive:{path}"),
             Self::DockerArchive { path } => write!(f, "docker-archive:{path}"),
             Self::Scratch => f.write_str("scratch"),
+            Self::Assembled { distro, suite, python_version, .. } => {
+                write!(f, "{distro} {suite} with python {python_version} (assembled from packages)")
+            }
         }
     }
 }
@@ -132,6 +143,9 @@ pub enum LayerContent {
     },
     /// Files whose content the plan carries (generated files, small configs).
     Files { files: Vec<InlineFile> },
+    /// Debian/Ubuntu packages, pinned by version and hash, unpacked into one layer with the
+    /// dpkg database updated (no maintainer scripts run).
+    Debs { lock: debian::Lock },
     /// Python wheels, pinned by name, version, URL and hash, installed into the image's Python.
     /// Becomes one layer per large wheel and a few stable groups of small ones.
     Wheels {

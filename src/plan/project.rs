@@ -30,10 +30,14 @@ pub struct Project {
     /// Patterns from the project's `.dockerignore`.
     pub dockerignore: Vec<String>,
     pub base_override: Option<BaseOverride>,
+    /// The default base when there is no override: assembled from packages (a `BaseImage::Assembled`).
+    pub assembled_base: Option<BaseImage>,
     /// Where the base's Python is (None: no `build.python_version`).
     pub python: Option<PythonLayout>,
     /// The project's Python dependencies, resolved (from the lock when inputs are unchanged).
     pub python_packages: Vec<wheels::LockedPackage>,
+    /// `build.system_packages`, resolved against the base's distribution (new packages only).
+    pub system_packages: Option<debian::Lock>,
     /// The cog SDK and coglet wheels built from this repository.
     pub runtime_wheels: Vec<wheels::LockedPackage>,
     /// Target platform, `os/arch[/variant]`.

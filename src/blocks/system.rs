@@ -1,0 +1,26 @@
+//! `build.system_packages`: one apt layer, without running apt.
+use crate::plan::{Block, Composer, LayerContent, Phase, PlanError, Project};
+
+#[derive(Debug)]
+pub struct SystemPackagesBlock;
+
+impl Block for SystemPackagesBlock {
+    fn name(&self) -> &'static str {
+        "system-packages"
+    }
+
+    fn applies(&self, project: &Project) -> bool {
+        project.system_packages.as_ref().is_some_and(|lock| !lock.packages.is_empty())
+    }
+
+    fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError> {
+        let Some(lock) = &project.system_packages else { return Ok(()) };
+        composer.add_layer(
+            Phase::System,
+            "system-packages",
+            format!("apt-get install -qqy {}", lock.requested.join(" ")),
+            LayerContent::Debs { lock: lock.clone() },
+        );
+        Ok(())
+    }
+}
