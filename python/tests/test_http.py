@@ -248,6 +248,17 @@ def test_outputs(start, kind: str, expected: Any) -> None:  # type: ignore[no-un
     assert body.get("output") == expected
 
 
+def test_large_inputs_and_outputs_spill(start) -> None:  # type: ignore[no-untyped-def]
+    s = start("outputs")
+    body = s.predict({"kind": "big"}).json()
+    assert body["status"] == "succeeded" and body["output"] == "x" * 7_000_000
+    body = s.predict({"kind": "big_stream"}).json()
+    assert body["output"] == ["y" * 7_000_000, "z"]
+    b = start("basic")
+    text = "t" * 7_000_000
+    assert b.predict({"text": text}).json()["output"] == f"hello {text}"
+
+
 def test_upload_url(start, http_server) -> None:  # type: ignore[no-untyped-def]
     base, recorder = http_server
     s = start("outputs", args=("--upload-url", f"{base}/upload/"))
