@@ -137,6 +137,19 @@ async fn pulls_by_digest() {
         .await
         .unwrap();
     assert_same_image(&store, &pulled, &built);
+
+    // Pinned and complete in the store: no registry needed any more.
+    drop(registry);
+    let again = client()
+        .pull(
+            &reference,
+            &Platform::linux_amd64(),
+            &store,
+            &Progress::quiet(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, pulled);
 }
 
 #[tokio::test]

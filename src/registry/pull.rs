@@ -27,7 +27,8 @@ pub struct FetchedManifest {
 
 impl Client {
     /// Pulls `reference` for `platform` into `store` and returns the image. Blobs already in the
-    /// store are not fetched again; layers are stored exactly as served.
+    /// store are not fetched again; layers are stored exactly as served. A reference pinned by
+    /// digest whose blobs are all in the store needs no registry at all.
     pub async fn pull(
         &self,
         reference: &Reference,
@@ -35,12 +36,17 @@ impl Client {
         store: &BlobStore,
         progress: &Progress,
     ) -> Result<SourceImage, RegistryError> {
+        if let Some(image) = pinned_in_store(reference, platform, store) {
+            tracing::debug!(%reference, "registry: pinned image already in the store");
+            return Ok(image);
+        }
         let target = Target {
             reference,
             access: Access::Pull,
         };
         let mut fetched = self.fetch_manifest(reference).await?;
-        if media_types::is_index(&fetched.media_type) {
+        let from_index = media_types::is_index(&fetched.media_type);
+        if from_index {
             let index: Index = serde_json::from_slice(&fetched.bytes)
                 .map_err(|e| invalid(&target, "an index", &e.to_string()))?;
             store.put_bytes(&fetched.bytes)?;
@@ -69,11 +75,20 @@ impl Client {
         store.put_bytes(&fetched.bytes)?;
 
         let mut seen = HashSet::new();
-        let missing: Vec<Descriptor> = std::iter::once(&manifest.config)
-            .chain(&manifest.layers)
-            .filter(|d| seen.insert(d.digest) && !store.has(&d.digest))
-            .cloned()
-            .collect();
+        let mut missing = Vec::new();
+        for descriptor in std::iter::once(&manifest.config).chain(&manifest.layers) {
+            if !seen.insert(descriptor.digest) {
+                continue;
+            }
+            if store.has(&descriptor.digest) {
+                progress.message(&format!(
+                    "{}: already exists",
+                    &descriptor.digest.hex()[..12]
+                ));
+            } else {
+                missing.push(descriptor.clone());
+            }
+        }
         futures::stream::iter(
             missing
                 .iter()
@@ -82,11 +97,11 @@ impl Client {
         .buffer_unordered(self.options.concurrency.max(1))
         .try_collect::<Vec<()>>()
         .await?;
-        Ok(SourceImage::from_store(
-            store,
-            &fetched.digest,
-            &reference.to_string(),
-        )?)
+        let image = SourceImage::from_store(store, &fetched.digest, &reference.to_string())?;
+        if !from_index {
+            warn_on_platform_mismatch(reference, &image, platform);
+        }
+        Ok(image)
     }
 
     /// `GET /v2/<repo>/manifests/<tag or digest>`, with every manifest type we read accepted.
@@ -313,6 +328,36 @@ impl Client {
                 Some(err) => return Err(err),
             }
         }
+    }
+}
+
+/// The image, read from the store alone, when `reference` is pinned by digest and every blob it
+/// needs is there.
+fn pinned_in_store(
+    reference: &Reference,
+    platform: &Platform,
+    store: &BlobStore,
+) -> Option<SourceImage> {
+    let digest: Digest = reference.digest()?.parse().ok()?;
+    if !store.has(&digest) {
+        return None;
+    }
+    let root = Descriptor::new(media_types::OCI_MANIFEST, digest, 0);
+    let image = oci::resolve_in_store(store, &root, platform, &reference.to_string()).ok()?;
+    image
+        .layers
+        .iter()
+        .all(|l| store.has(&l.digest))
+        .then_some(image)
+}
+
+/// Docker warns when a single-platform image is not for the platform asked for; so do we.
+fn warn_on_platform_mismatch(reference: &Reference, image: &SourceImage, platform: &Platform) {
+    let actual = image.config.platform();
+    if !actual.matches(platform) {
+        tracing::warn!(
+            "the image {reference} is for {actual}, which does not match the requested platform {platform}"
+        );
     }
 }
 

@@ -163,6 +163,20 @@ impl Reference {
         }
     }
 
+    /// The short form Docker shows: `python:3.11` for `docker.io/library/python:3.11`,
+    /// `user/x:tag` for `docker.io/user/x:tag`; other registries stay in full.
+    pub fn familiar(&self) -> String {
+        let full = self.to_string();
+        match full.strip_prefix("docker.io/") {
+            Some(rest) => rest
+                .strip_prefix("library/")
+                .filter(|r| !r.contains('/'))
+                .unwrap_or(rest)
+                .to_string(),
+            None => full,
+        }
+    }
+
     /// `localhost`, `127.0.0.0/8` and `[::1]` registries are spoken to over plain HTTP, as Docker does.
     pub fn is_loopback(&self) -> bool {
         is_loopback_host(&self.registry)
@@ -407,6 +421,23 @@ mod tests {
         let remote = Reference::parse("ghcr.io/a/b").unwrap();
         assert_eq!(remote.api_host(), "ghcr.io");
         assert!(!remote.is_loopback());
+    }
+
+    #[test]
+    fn familiar_names() {
+        for (input, familiar) in [
+            ("python:3.11", "python:3.11"),
+            ("docker.io/library/python", "python:latest"),
+            ("user/model:v1", "user/model:v1"),
+            ("docker.io/library/a/b", "library/a/b:latest"),
+            ("localhost:5000/a:b", "localhost:5000/a:b"),
+        ] {
+            assert_eq!(
+                Reference::parse(input).unwrap().familiar(),
+                familiar,
+                "{input}"
+            );
+        }
     }
 
     #[test]
