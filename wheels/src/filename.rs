@@ -71,7 +71,7 @@ pub fn parse_sdist(filename: &str) -> Option<(PackageName, Version)> {
         .char_indices()
         .filter(|(i, c)| *c == '-' && stem[i + 1..].starts_with(|d: char| d.is_ascii_digit()))
         .map(|(i, _)| i)
-        .last()?;
+        .next_back()?;
     let name = PackageName::new(stem[..idx].to_string()).ok()?;
     let version = stem[idx + 1..].parse().ok()?;
     Some((name, version))

@@ -7,6 +7,7 @@
 //! wheel set shared by two models is layered once.
 
 use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -547,9 +548,9 @@ fn install_wheel(
     }
     let mut text = String::new();
     for (p, h, s) in &record {
-        text.push_str(&format!("{},{h},{s}\n", csv_field(p)));
+        let _ = writeln!(text, "{},{h},{s}", csv_field(p));
     }
-    text.push_str(&format!("{dist_info}/RECORD,,\n"));
+    let _ = writeln!(text, "{dist_info}/RECORD,,");
     out.file(
         &site.join(format!("{dist_info}/RECORD")),
         0o644,

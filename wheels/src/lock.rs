@@ -1,5 +1,6 @@
 //! The lock: what a resolution chose, and a hash of what it was chosen from.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -98,10 +99,11 @@ impl Lock {
 
     /// `name==version` lines, the lock as a pip requirements file.
     pub fn pins(&self) -> String {
-        self.packages
-            .iter()
-            .map(|p| format!("{}=={}\n", p.name, p.version))
-            .collect()
+        let mut out = String::new();
+        for p in &self.packages {
+            let _ = writeln!(out, "{}=={}", p.name, p.version);
+        }
+        out
     }
 }
 

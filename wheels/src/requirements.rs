@@ -383,7 +383,7 @@ fn parse_option(
     err: &dyn Fn(String) -> Error,
 ) -> Result<()> {
     let (flag, value) = match line.split_once(['=', ' ', '\t']) {
-        Some((f, v)) if !(f.starts_with("-") && !f.starts_with("--") && f.len() > 2) => {
+        Some((f, v)) if !(f.starts_with('-') && !f.starts_with("--") && f.len() > 2) => {
             (f, v.trim().to_string())
         }
         // `-rfile.txt`

@@ -141,12 +141,12 @@ pub fn resolve_locked(
     options: &ResolveOptions,
 ) -> Result<(Lock, bool)> {
     let hash = input_hash(reqs, target, options);
-    if !options.upgrade {
-        if let Some(lock) = Lock::read(path)? {
-            if lock.input_hash == hash && lock.version == LOCK_VERSION {
-                return Ok((lock, true));
-            }
-        }
+    if !options.upgrade
+        && let Some(lock) = Lock::read(path)?
+        && lock.input_hash == hash
+        && lock.version == LOCK_VERSION
+    {
+        return Ok((lock, true));
     }
     let lock = resolve(reqs, target, options)?;
     lock.write(path)?;
@@ -165,16 +165,16 @@ pub async fn resolve_async(
     state.load_direct(reqs).await?;
     let handle = tokio::runtime::Handle::current();
     for e in &reqs.requirements {
-        if let Source::Pep508(r) = &e.source {
-            if r.marker.evaluate(&state.env, &[]) {
-                state.prefetch(&handle, &r.name, &state.root_range(r));
-            }
+        if let Source::Pep508(r) = &e.source
+            && r.marker.evaluate(&state.env, &[])
+        {
+            state.prefetch(&handle, &r.name, &state.root_range(r));
         }
     }
     let provider = Provider {
         state: state.clone(),
         handle: handle.clone(),
-        root: root_dependencies(reqs, &state)?,
+        root: root_dependencies(reqs, &state),
         order: Mutex::new(HashMap::new()),
     };
     let selected = tokio::task::spawn_blocking(move || {
@@ -284,20 +284,20 @@ impl State {
         let mut hashes: HashMap<PackageName, Vec<String>> = HashMap::new();
         let mut constraints: HashMap<PackageName, Ranges<Version>> = HashMap::new();
         for e in reqs.requirements.iter().chain(&reqs.constraints) {
-            if let Source::Pep508(r) = &e.source {
-                if let Some(VersionOrUrl::VersionSpecifier(s)) = &r.version_or_url {
-                    if mentions_prerelease(s) {
-                        pre_explicit.insert(r.name.clone());
-                    }
-                    if s.iter().any(|s| {
-                        matches!(
-                            s.operator(),
-                            pep508_rs::pep440_rs::Operator::Equal
-                                | pep508_rs::pep440_rs::Operator::ExactEqual
-                        )
-                    }) {
-                        pinned.insert(r.name.clone());
-                    }
+            if let Source::Pep508(r) = &e.source
+                && let Some(VersionOrUrl::VersionSpecifier(s)) = &r.version_or_url
+            {
+                if mentions_prerelease(s) {
+                    pre_explicit.insert(r.name.clone());
+                }
+                if s.iter().any(|s| {
+                    matches!(
+                        s.operator(),
+                        pep508_rs::pep440_rs::Operator::Equal
+                            | pep508_rs::pep440_rs::Operator::ExactEqual
+                    )
+                }) {
+                    pinned.insert(r.name.clone());
                 }
             }
             if !e.hashes.is_empty() {
@@ -488,10 +488,10 @@ impl State {
                         }
                     }
                 }
-            } else if let Some((n, v)) = parse_sdist(&f.filename) {
-                if &n == name {
-                    groups.entry(v).or_default().sdist = Some(f.filename);
-                }
+            } else if let Some((n, v)) = parse_sdist(&f.filename)
+                && &n == name
+            {
+                groups.entry(v).or_default().sdist = Some(f.filename);
             }
         }
         let versions = groups
@@ -662,7 +662,7 @@ impl State {
     }
 }
 
-fn root_dependencies(reqs: &Requirements, state: &State) -> Result<Vec<(Pkg, Ranges<Version>)>> {
+fn root_dependencies(reqs: &Requirements, state: &State) -> Vec<(Pkg, Ranges<Version>)> {
     let mut deps: Vec<(Pkg, Ranges<Version>)> = Vec::new();
     let mut add = |pkg: Pkg, range: Ranges<Version>| {
         if let Some((_, r)) = deps.iter_mut().find(|(p, _)| *p == pkg) {
@@ -692,7 +692,7 @@ fn root_dependencies(reqs: &Requirements, state: &State) -> Result<Vec<(Pkg, Ran
             }
         }
     }
-    Ok(deps)
+    deps
 }
 
 /// The provider's error: shared between futures, unwrapped at the end.
@@ -792,10 +792,10 @@ impl DependencyProvider for Provider {
             .versions
             .iter()
             .find(|(v, a)| a.is_err() && range.contains(v) && (allow_pre || !v.any_prerelease()));
-        if let Some((v, Err(why))) = blocked {
-            if range != &Ranges::full() || project.versions.iter().all(|(_, a)| a.is_err()) {
-                return Err(self.state.unavailable_error(name, v, why).into());
-            }
+        if let Some((v, Err(why))) = blocked
+            && (range != &Ranges::full() || project.versions.iter().all(|(_, a)| a.is_err()))
+        {
+            return Err(self.state.unavailable_error(name, v, why).into());
         }
         Ok(None)
     }
@@ -834,12 +834,12 @@ impl DependencyProvider for Provider {
             .python_full_version()
             .parse()
             .unwrap_or_else(|_| Version::new([3u64]));
-        if let Some(rp) = &metadata.requires_python {
-            if !rp.contains(&target_python) {
-                return Ok(Dependencies::Unavailable(format!(
-                    "it requires Python {rp}"
-                )));
-            }
+        if let Some(rp) = &metadata.requires_python
+            && !rp.contains(&target_python)
+        {
+            return Ok(Dependencies::Unavailable(format!(
+                "it requires Python {rp}"
+            )));
         }
         let mut deps: Vec<(Pkg, Ranges<Version>)> = Vec::new();
         let mut add = |pkg: Pkg, range: Ranges<Version>| {

@@ -1,6 +1,8 @@
 //! The files our layers put in site-packages equal what `uv pip install --target` installs for
 //! the same pins (names and bytes; RECORD, INSTALLER, REQUESTED and .pyc aside).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -23,7 +25,7 @@ fn ignored(rel: &str) -> bool {
             file,
             "RECORD" | "INSTALLER" | "REQUESTED" | "direct_url.json"
         ))
-        || file.ends_with(".pyc")
+        || Path::new(file).extension().is_some_and(|e| e == "pyc")
         || rel.contains("__pycache__/")
         || rel == ".lock" // uv's lock file in the --target directory
 }

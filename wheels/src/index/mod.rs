@@ -370,10 +370,10 @@ impl Client {
                 last_modified: header(LAST_MODIFIED),
                 files,
             };
-            if let Ok(bytes) = serde_json::to_vec(&entry) {
-                if let Err(e) = write_atomic(&path, &bytes) {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot write index cache");
-                }
+            if let Ok(bytes) = serde_json::to_vec(&entry)
+                && let Err(e) = write_atomic(&path, &bytes)
+            {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write index cache");
             }
             return Ok(entry.files);
         }
@@ -397,10 +397,10 @@ impl Client {
             return Ok(text);
         }
         let text = self.fetch_metadata(file).await?;
-        if let Some(p) = cache {
-            if let Err(e) = write_atomic(&p, text.as_bytes()) {
-                tracing::warn!(path = %p.display(), error = %e, "cannot write metadata cache");
-            }
+        if let Some(p) = cache
+            && let Err(e) = write_atomic(&p, text.as_bytes())
+        {
+            tracing::warn!(path = %p.display(), error = %e, "cannot write metadata cache");
         }
         Ok(text)
     }
@@ -423,7 +423,7 @@ impl Client {
             Ok(Some(text)) => return Ok(text),
             Ok(None) => tracing::debug!(url = %file.url, "range read not possible; downloading"),
             Err(e) => {
-                tracing::debug!(url = %file.url, error = %e, "range read failed; downloading")
+                tracing::debug!(url = %file.url, error = %e, "range read failed; downloading");
             }
         }
         let path = self.download(file, &[]).await?;
@@ -513,7 +513,7 @@ impl Client {
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || sha256_file(&path))
                     .await
-                    .map_err(join_error)??
+                    .map_err(|e| join_error(&e))??
             };
             verify(&file.filename, &digest, file.sha256.as_deref(), hashes)?;
             return Ok(path);
@@ -559,20 +559,20 @@ impl Client {
     }
 }
 
-fn join_error(e: tokio::task::JoinError) -> Error {
+fn join_error(e: &tokio::task::JoinError) -> Error {
     Error::Io(std::io::Error::other(e.to_string()))
 }
 
 /// Checks a computed sha256 against the index's and the `--hash` values.
 pub fn verify(filename: &str, actual: &str, index: Option<&str>, hashes: &[String]) -> Result<()> {
-    if let Some(expected) = index {
-        if !expected.eq_ignore_ascii_case(actual) {
-            return Err(Error::HashMismatch {
-                file: filename.to_string(),
-                expected: expected.to_string(),
-                actual: actual.to_string(),
-            });
-        }
+    if let Some(expected) = index
+        && !expected.eq_ignore_ascii_case(actual)
+    {
+        return Err(Error::HashMismatch {
+            file: filename.to_string(),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        });
     }
     if !hashes.is_empty() && !hashes.iter().any(|h| h.eq_ignore_ascii_case(actual)) {
         return Err(Error::HashMismatch {

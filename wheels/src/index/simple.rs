@@ -86,7 +86,7 @@ pub fn parse_json(body: &[u8], base: &Url) -> Result<Vec<DistFile>, String> {
 /// Parses a PEP 503 HTML page (or a find-links page): every `<a href>` is a file.
 pub fn parse_html(body: &str, base: &Url) -> Vec<DistFile> {
     let (Ok(anchor), Ok(attr), Ok(base_tag)) = (
-        regex::Regex::new(r#"(?is)<a\s([^>]*)>(.*?)</a\s*>"#),
+        regex::Regex::new(r"(?is)<a\s([^>]*)>(.*?)</a\s*>"),
         regex::Regex::new(r#"(?s)([a-zA-Z_:-]+)\s*(?:=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?"#),
         regex::Regex::new(r#"(?is)<base\s[^>]*href\s*=\s*["']([^"']+)["']"#),
     ) else {
@@ -132,7 +132,7 @@ pub fn parse_html(body: &str, base: &Url) -> Vec<DistFile> {
         let filename = url
             .path_segments()
             .and_then(|mut s| s.next_back())
-            .map(|s| percent_decode(s))
+            .map(percent_decode)
             .filter(|s| !s.is_empty())
             .unwrap_or(text);
         files.push(DistFile {
@@ -162,12 +162,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;

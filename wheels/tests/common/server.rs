@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -111,9 +112,7 @@ impl Server {
     pub fn put_project_html(&self, name: &str, files: &[(&str, &str)]) {
         let mut html = String::from("<!DOCTYPE html><html><body>\n");
         for (f, sha) in files {
-            html.push_str(&format!(
-                "<a href=\"/files/{f}#sha256={sha}\">{f}</a><br/>\n"
-            ));
+            let _ = writeln!(html, "<a href=\"/files/{f}#sha256={sha}\">{f}</a><br/>");
         }
         html.push_str("</body></html>\n");
         self.put(&format!("/simple/{name}/"), "text/html", html.into_bytes());
@@ -130,10 +129,10 @@ fn handle(stream: TcpStream, routes: &Mutex<Routes>) -> std::io::Result<()> {
         if reader.read_line(&mut line)? == 0 || line == "\r\n" {
             break;
         }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("range") {
-                range = Some(v.trim().to_string());
-            }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("range")
+        {
+            range = Some(v.trim().to_string());
         }
     }
     let path = request_line
@@ -213,7 +212,7 @@ pub fn wheel(
     let dist_info = format!("{norm}-{version}.dist-info");
     let mut metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
     for r in requires {
-        metadata.push_str(&format!("Requires-Dist: {r}\n"));
+        let _ = writeln!(metadata, "Requires-Dist: {r}");
     }
     let mut all: Vec<(String, Vec<u8>, u32)> = files
         .iter()
