@@ -155,6 +155,11 @@ fn is_yaml_float(s: &str) -> bool {
     mantissa_ok && exponent_ok
 }
 
+// Cog decodes a `run:` mapping through an anonymous struct; type errors name it as Go prints it.
+const RUN_ITEM_TYPE: &str = r#"struct { Command string "yaml:\"command\""; Mounts []struct { Type string "yaml:\"type\""; ID string "yaml:\"id\""; Target string "yaml:\"target\"" } "yaml:\"mounts,omitempty\"" }"#;
+const MOUNT_TYPE: &str = r#"struct { Type string "yaml:\"type\""; ID string "yaml:\"id\""; Target string "yaml:\"target\"" }"#;
+const MOUNT_LIST_TYPE: &str = r#"[]struct { Type string "yaml:\"type\""; ID string "yaml:\"id\""; Target string "yaml:\"target\"" }"#;
+
 struct Decoder {
     errors: Vec<String>,
 }
@@ -469,7 +474,7 @@ impl Decoder {
             }
             NodeKind::Mapping(_) => {
                 let mut item = RunItem::default();
-                for (field, value) in self.fields(node, "struct { Command string \"yaml:\\\"command\\\"\"; Mounts []struct { Type string \"yaml:\\\"type\\\"\"; ID string \"yaml:\\\"id\\\"\"; Target string \"yaml:\\\"target\\\"\" } \"yaml:\\\"mounts,omitempty\\\"\" }", &["command", "mounts"]) {
+                for (field, value) in self.fields(node, RUN_ITEM_TYPE, &["command", "mounts"]) {
                     match field {
                         "command" => item.command = self.string(value),
                         "mounts" => item.mounts = self.mounts(value),
@@ -485,15 +490,15 @@ impl Decoder {
         let NodeKind::Sequence(items) = &node.kind else {
             if !matches!(&node.kind, NodeKind::Scalar { value, style, tag } if resolve(value, *style, tag.as_deref()) == Resolved::Null)
             {
-                self.type_error(node, "[]struct { Type string \"yaml:\\\"type\\\"\"; ID string \"yaml:\\\"id\\\"\"; Target string \"yaml:\\\"target\\\"\" }");
+                self.type_error(node, MOUNT_LIST_TYPE);
             }
             return Vec::new();
         };
         let mut mounts = Vec::new();
         for item in items {
             let mut mount = Mount::default();
-            if let Some(item) = self.struct_node(item, "struct { Type string \"yaml:\\\"type\\\"\"; ID string \"yaml:\\\"id\\\"\"; Target string \"yaml:\\\"target\\\"\" }") {
-                for (field, value) in self.fields(item, "struct { Type string \"yaml:\\\"type\\\"\"; ID string \"yaml:\\\"id\\\"\"; Target string \"yaml:\\\"target\\\"\" }", &["type", "id", "target"]) {
+            if let Some(item) = self.struct_node(item, MOUNT_TYPE) {
+                for (field, value) in self.fields(item, MOUNT_TYPE, &["type", "id", "target"]) {
                     let text = self.string(value);
                     match field {
                         "type" => mount.kind = text,
@@ -701,6 +706,19 @@ mod tests {
             decode_str("build:\n  run:\n    - 42\n").unwrap_err().0,
             "yaml: construct errors:\n  line 3: unexpected type int for runItemFile"
         );
+    }
+
+    #[test]
+    fn mount_type_errors_name_the_go_type() {
+        assert_eq!(
+            decode_str("build:\n  run:\n    - command: x\n      mounts: nope\n")
+                .unwrap_err()
+                .0,
+            format!(
+                "yaml: construct errors:\n  line 4: cannot construct !!str `nope` into {MOUNT_LIST_TYPE}"
+            )
+        );
+        assert!(MOUNT_TYPE.starts_with("struct { Type string \"yaml:\\\"type\\\"\";"));
     }
 
     #[test]

@@ -98,11 +98,20 @@ pub fn find_project(
 
 /// Loads, validates and completes the config at `config_path` for the project in `project_dir`.
 pub fn load(project_dir: &Path, config_path: &Path) -> Result<Loaded, ConfigError> {
-    let text = fs_err::read_to_string(config_path).map_err(|source| ConfigError::Io {
+    let bytes = fs_err::read(config_path).map_err(|source| ConfigError::Io {
         path: config_path.to_path_buf(),
         source,
     })?;
-    load_str(project_dir, config_path, &text)
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => load_str(project_dir, config_path, text),
+        // Not UTF-8: let the YAML reader report where, in Cog's words.
+        Err(_) => Err(ConfigError::Parse {
+            path: config_path.to_path_buf(),
+            message: yaml::parse_bytes(&bytes)
+                .err()
+                .map_or_else(|| "yaml: invalid UTF-8".to_owned(), |e| e.0),
+        }),
+    }
 }
 
 /// [`load`] on text already read (`config_path` is only used in messages).

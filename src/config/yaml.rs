@@ -42,7 +42,12 @@ pub struct SyntaxError(pub String);
 
 /// Parses the first document of `input`. `Ok(None)` for an empty stream (or comments only).
 pub fn parse(input: &str) -> Result<Option<Node>, SyntaxError> {
-    let events = EventReader::new(input.as_bytes()).read_all()?;
+    parse_bytes(input.as_bytes())
+}
+
+/// [`parse`] on raw bytes: invalid UTF-8 is reported by libyaml's reader, as Cog does.
+pub fn parse_bytes(input: &[u8]) -> Result<Option<Node>, SyntaxError> {
+    let events = EventReader::new(input).read_all()?;
     let mut builder = TreeBuilder {
         events: events.into_iter(),
         anchors: HashMap::new(),
@@ -171,6 +176,10 @@ unsafe fn syntax_error(parser: *mut unsafe_yaml::yaml_parser_t) -> SyntaxError {
         let problem = c_string(state.problem)
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| "unknown problem parsing YAML content".to_owned());
+        // Encoding errors have no position, only a byte offset (go-yaml's `ReaderError`).
+        if state.error == unsafe_yaml::YAML_READER_ERROR {
+            return SyntaxError(format!("yaml: offset {}: {problem}", state.problem_offset));
+        }
         let context = c_string(state.context).unwrap_or_default();
         let mark = Mark::from_sys(state.problem_mark);
         let context_mark = Mark::from_sys(state.context_mark);
@@ -390,6 +399,14 @@ mod tests {
         assert_eq!(
             parse("a: \"unterminated\n").unwrap_err().0,
             "yaml: while scanning a quoted scalar at line 1, column 4: line 2: found unexpected end of stream"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_reader_error() {
+        assert_eq!(
+            parse_bytes(b"image: \xff\n").unwrap_err().0,
+            "yaml: offset 7: invalid leading UTF-8 octet"
         );
     }
 
