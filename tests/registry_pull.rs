@@ -608,3 +608,48 @@ async fn docker_schema2_manifests_and_manifest_lists() {
         assert_eq!(rebuilt.manifest.layers[0].digest, layer.digest);
     }
 }
+
+#[tokio::test]
+async fn a_broken_credential_helper_does_not_stop_anonymous_pulls() {
+    let registry = TestRegistry::start();
+    let (_src, built) = pushed_image(&registry);
+    let front = FrontProxy::start(
+        &registry.host,
+        FrontOptions {
+            bearer: true,
+            ..FrontOptions::default()
+        },
+    );
+    let (dir, store) = temp_store();
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, r#"{"credsStore":"cog-test-missing-helper"}"#).unwrap();
+    let reference = Reference::parse(&format!("{}/test/busybox:v1", front.host)).unwrap();
+    let pulled = client_with_config(Some(&config))
+        .pull(
+            &reference,
+            &Platform::linux_amd64(),
+            &store,
+            &Progress::quiet(),
+        )
+        .await
+        .unwrap();
+    assert_same_image(&store, &pulled, &built);
+
+    // A registry that insists on credentials names the helper that failed.
+    let private = TestRegistry::start_with_htpasswd("dave", "pw");
+    let reference = Reference::parse(&private.reference("test/busybox:v1")).unwrap();
+    let err = client_with_config(Some(&config))
+        .pull(
+            &reference,
+            &Platform::linux_amd64(),
+            &store,
+            &Progress::quiet(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("credential helper docker-credential-cog-test-missing-helper failed"),
+        "{err}"
+    );
+}

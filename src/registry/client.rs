@@ -358,10 +358,23 @@ impl Client {
         target: &Target<'_>,
         challenge: Challenge,
     ) -> Result<RegistryAuth, RegistryError> {
-        let lookup = self
+        let lookup = match self
             .docker_config()?
             .lookup(target.reference.registry())
-            .await?;
+            .await
+        {
+            Ok(lookup) => lookup,
+            // A broken helper (a stale `credsStore`) must not stop anonymous pulls of public
+            // images; if the registry insists, its refusal names the helper's failure.
+            Err(err @ RegistryError::CredentialHelper { .. }) => {
+                tracing::warn!("{err}; trying without credentials");
+                CredentialLookup {
+                    credential: None,
+                    source: err.to_string(),
+                }
+            }
+            Err(err) => return Err(err),
+        };
         let auth = match challenge {
             Challenge::Basic => RegistryAuth::Basic(lookup),
             Challenge::Bearer { realm, service, .. } => RegistryAuth::Bearer {
