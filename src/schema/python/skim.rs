@@ -53,10 +53,7 @@ pub fn blank_function_bodies(src: &str) -> Option<String> {
             let statement_at = start + lines[first].indent;
             buf.push_str(&src[copied..statement_at]);
             buf.push('0');
-            let breaks = bytes[statement_at..end]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count();
+            let breaks = bytes[statement_at..end].split(|b| *b == b'\n').count() - 1;
             buf.extend(std::iter::repeat_n('\n', breaks));
             copied = end;
         }
@@ -196,38 +193,5 @@ mod tests {
         assert!(out.starts_with(
             "def predict(\n    self,\n    x: str = Input(description=\"a:b\"),\n) -> str:\n    0"
         ));
-    }
-}
-
-#[cfg(test)]
-mod timing {
-    /// Manual timing aid: `cargo test --release -- --ignored skim_timing --nocapture`.
-    #[test]
-    #[ignore = "manual timing"]
-    fn skim_timing() {
-        let Ok(src) = std::fs::read_to_string("/tmp/gen_predict.py") else {
-            return;
-        };
-        let mut parser = tree_sitter::Parser::new();
-        parser
-            .set_language(&tree_sitter_python::LANGUAGE.into())
-            .expect("language");
-        let t = std::time::Instant::now();
-        let skimmed = (0..20)
-            .map(|_| super::blank_function_bodies(&src))
-            .last()
-            .flatten()
-            .expect("skimmed");
-        println!("skim {:?}", t.elapsed() / 20);
-        let t = std::time::Instant::now();
-        for _ in 0..20 {
-            let _ = parser.parse(&skimmed, None);
-        }
-        println!("parse skimmed {:?}", t.elapsed() / 20);
-        let t = std::time::Instant::now();
-        for _ in 0..20 {
-            let _ = parser.parse(&src, None);
-        }
-        println!("parse original {:?}", t.elapsed() / 20);
     }
 }
