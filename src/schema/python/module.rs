@@ -29,6 +29,8 @@ pub struct ModelField {
     pub has_default: bool,
     /// TypedDict key requiredness (`total=`, `Required[...]`, `NotRequired[...]`).
     pub key_required: Option<bool>,
+    /// 1-based line of the field, for messages.
+    pub line: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -554,6 +556,7 @@ fn model_class(module: &Module, class: Node<'_>) -> Option<(String, ModelDef)> {
             ann,
             has_default,
             key_required,
+            line: super::syntax::line(stmt),
         });
     }
     Some((

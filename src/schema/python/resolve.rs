@@ -406,9 +406,13 @@ impl Resolver<'_> {
         for field in &def.fields {
             let (output_type, mut required) = self
                 .field_output(module, &field.ann, seen, depth + 1)
-                .map_err(|e| SchemaError {
-                    message: format!("field \"{}\": {}", field.name, e.message),
-                    ..e
+                .map_err(|e| {
+                    let file = &self.project.modules[module].file.rel_path;
+                    SchemaError {
+                        message: format!("field \"{}\": {}", field.name, e.message),
+                        ..e
+                    }
+                    .at(file, field.line)
                 })?;
             if let Some(key_required) = field.key_required {
                 required = key_required;
