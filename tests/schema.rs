@@ -225,6 +225,11 @@ proptest! {
     }
 
     #[test]
+    fn parser_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        parse_bounded(&String::from_utf8_lossy(&bytes));
+    }
+
+    #[test]
     fn parser_never_panics_on_python_like_text(parts in proptest::collection::vec(proptest::sample::select(PIECES), 0..60)) {
         parse_bounded(&parts.concat());
     }
