@@ -433,10 +433,7 @@ fn parse_input_call(
         if arg.kind() != "keyword_argument" {
             // Input(default=None, *, ...): the one positional argument is the default.
             if positional == 0 {
-                call.default =
-                    Some(literal::eval(arg, src, ctx.consts).ok_or_else(|| {
-                        ctx.file.locate(not_resolvable(param, text(arg, src)), arg)
-                    })?);
+                call.default = literal::eval(arg, src, ctx.consts).or(Some(Value::None));
             }
             positional += 1;
             continue;
@@ -459,10 +456,17 @@ fn parse_input_call(
             "default" => match literal::eval(value, src, ctx.consts) {
                 Some(v) => call.default = Some(v),
                 None if lenient => {}
+                // Cog reads an unresolvable `Input(default=...)` as `default=None` (so a
+                // non-optional input becomes required); warn rather than fail the build.
                 None => {
-                    return Err(ctx
-                        .file
-                        .locate(not_resolvable(param, text(value, src)), value));
+                    tracing::warn!(
+                        "{}:{}: default for parameter '{param}' cannot be statically resolved \
+                         (`{}`); the schema treats it as default=None",
+                        ctx.file.rel_path.display(),
+                        line(value),
+                        text(value, src)
+                    );
+                    call.default = Some(Value::None);
                 }
             },
             "default_factory" => {

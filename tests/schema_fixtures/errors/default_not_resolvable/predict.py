@@ -1,6 +1,6 @@
 import os
-from cog import BasePredictor, Input
+from cog import BasePredictor
 
 class Predictor(BasePredictor):
-    def predict(self, x: str = Input(default=os.getcwd())) -> str:
+    def predict(self, x: str = os.getcwd()) -> str:
         return x
