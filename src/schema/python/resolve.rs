@@ -73,6 +73,14 @@ impl Resolver<'_> {
         imports
             .get(name)
             .map(|e| (name.to_owned(), e.module.clone()))
+            // Cog registers these builtins as imported from `builtins`.
+            .or_else(|| {
+                matches!(
+                    name,
+                    "str" | "int" | "float" | "bool" | "list" | "dict" | "set" | "None"
+                )
+                .then(|| (name.to_owned(), "builtins".to_owned()))
+            })
     }
 
     // ---------------------------------------------------------------- inputs

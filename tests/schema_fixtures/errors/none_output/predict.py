@@ -1,0 +1,5 @@
+from cog import BasePredictor
+
+class Predictor(BasePredictor):
+    def predict(self, x: str) -> None:
+        print(x)

@@ -1,0 +1,5 @@
+from cog import BasePredictor
+
+class Predictor(BasePredictor):
+    def predict(self, tags: set) -> str:
+        return ",".join(tags)
