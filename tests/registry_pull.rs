@@ -653,3 +653,40 @@ async fn a_broken_credential_helper_does_not_stop_anonymous_pulls() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn resolves_digests_and_checks_blobs_without_downloading() {
+    let registry = TestRegistry::start();
+    let (_src, built) = pushed_image(&registry);
+    let front = FrontProxy::start(
+        &registry.host,
+        FrontOptions {
+            bearer: true,
+            ..FrontOptions::default()
+        },
+    );
+    let client = client();
+    let reference = Reference::parse(&format!("{}/test/busybox:v1", front.host)).unwrap();
+    let (digest, media_type) = client.resolve(&reference).await.unwrap().unwrap();
+    assert_eq!(digest, built.manifest_digest);
+    assert_eq!(media_type, "application/vnd.oci.image.manifest.v1+json");
+    let absent = reference.with_tag("nope");
+    assert_eq!(client.resolve(&absent).await.unwrap(), None);
+    assert!(
+        client
+            .has_blob(&reference, &built.manifest.layers[0].digest)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !client
+            .has_blob(&reference, &layers::Digest::of(b"absent"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        front.forwarded().iter().all(|r| r.starts_with("HEAD ")),
+        "{:?}",
+        front.forwarded()
+    );
+}

@@ -104,6 +104,77 @@ impl Client {
         Ok(image)
     }
 
+    /// The digest and media type of what `reference` names (an index or a manifest), from a
+    /// `HEAD` request; `None` when the registry does not have it. Cheap: nothing is downloaded
+    /// unless the registry leaves out `Docker-Content-Digest`.
+    pub async fn resolve(
+        &self,
+        reference: &Reference,
+    ) -> Result<Option<(Digest, String)>, RegistryError> {
+        let target = Target {
+            reference,
+            access: Access::Pull,
+        };
+        let url = format!(
+            "{}{}/manifests/{}",
+            self.base_url(reference),
+            reference.repository(),
+            reference.manifest_ref()
+        );
+        let response = self
+            .send(
+                &target,
+                Method::HEAD,
+                &url,
+                Some(media_types::MANIFEST_ACCEPT),
+            )
+            .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let digest = header("docker-content-digest").and_then(|d| d.parse::<Digest>().ok());
+        let media_type =
+            header("content-type").map(|v| v.split(';').next().unwrap_or(&v).trim().to_string());
+        match (digest, media_type) {
+            (Some(digest), Some(media_type))
+                if media_types::is_index(&media_type) || media_types::is_manifest(&media_type) =>
+            {
+                Ok(Some((digest, media_type)))
+            }
+            _ => match self.fetch_manifest(reference).await {
+                Ok(fetched) => Ok(Some((fetched.digest, fetched.media_type))),
+                Err(RegistryError::ManifestUnknown { .. }) => Ok(None),
+                Err(err) => Err(err),
+            },
+        }
+    }
+
+    /// Whether the repository of `reference` has the blob `digest` (`HEAD`; push skips those).
+    pub async fn has_blob(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
+        let target = Target {
+            reference,
+            access: Access::Pull,
+        };
+        let url = format!(
+            "{}{}/blobs/{digest}",
+            self.base_url(reference),
+            reference.repository()
+        );
+        let response = self.send(&target, Method::HEAD, &url, None).await?;
+        Ok(response.status().is_success())
+    }
+
     /// `GET /v2/<repo>/manifests/<tag or digest>`, with every manifest type we read accepted.
     /// A manifest asked for by digest is verified against it.
     pub async fn fetch_manifest(
