@@ -117,8 +117,8 @@ pub enum SlotRequest {
         /// Otherwise a JSON file holding it; the worker reads and deletes it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         input_file: Option<PathBuf>,
-        /// A fresh directory, private to this prediction, for output files. The parent
-        /// deletes it after the prediction.
+        /// A directory private to this prediction for output files. Not created by the
+        /// parent (create it before writing); the parent deletes it after the prediction.
         output_dir: PathBuf,
         #[serde(default, skip_serializing_if = "HashMap::is_empty")]
         context: HashMap<String, String>,

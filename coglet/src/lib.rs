@@ -9,6 +9,7 @@ pub mod config;
 pub mod files;
 pub mod health;
 pub mod ipc;
+pub mod logging;
 pub mod metrics;
 pub mod prediction;
 pub mod routes;
@@ -20,4 +21,5 @@ pub mod webhook;
 pub mod worker;
 
 pub use config::{ServeConfig, ServeError, serve, serve_blocking};
+pub use logging::init_logging;
 pub use server::{Server, ShutdownHandle};

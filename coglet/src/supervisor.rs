@@ -695,7 +695,7 @@ fn log_worker(level: &str, target: &str, message: &str) {
         "error" => tracing::error!(target: "coglet::worker", worker_target = target, "{message}"),
         "warn" => tracing::warn!(target: "coglet::worker", worker_target = target, "{message}"),
         "debug" | "trace" => {
-            tracing::debug!(target: "coglet::worker", worker_target = target, "{message}")
+            tracing::debug!(target: "coglet::worker", worker_target = target, "{message}");
         }
         _ => tracing::info!(target: "coglet::worker", worker_target = target, "{message}"),
     }
@@ -716,10 +716,10 @@ async fn control_reader(link: Arc<WorkerLink>, mut stdout: BufReader<ChildStdout
                 let line = data.trim_end();
                 match source {
                     LogSource::Stdout => {
-                        tracing::info!(target: "coglet::user", source = "stdout", "{line}")
+                        tracing::info!(target: "coglet::user", source = "stdout", "{line}");
                     }
                     LogSource::Stderr => {
-                        tracing::info!(target: "coglet::user", source = "stderr", "{line}")
+                        tracing::info!(target: "coglet::user", source = "stderr", "{line}");
                     }
                 }
             }
@@ -785,7 +785,7 @@ async fn slot_reader(
                     match sup.resolver.resolve(output, &dir).await {
                         Ok(v) => p.push_output(v),
                         Err(e) => {
-                            tracing::error!(prediction_id = %p.id, error = %e, "output dropped")
+                            tracing::error!(prediction_id = %p.id, error = %e, "output dropped");
                         }
                     }
                 }

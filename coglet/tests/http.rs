@@ -161,6 +161,13 @@ impl TestServer {
 }
 
 fn redact(mut v: Value) -> Value {
+    if let Some(id) = v.get_mut("id")
+        && id.as_str().is_some_and(|s| s.starts_with("pred_"))
+    {
+        let hex = &id.as_str().unwrap()[5..];
+        assert!(u128::from_str_radix(hex, 16).is_ok(), "{id}");
+        *id = json!("[generated id]");
+    }
     if let Some(t) = v.pointer_mut("/metrics/predict_time") {
         assert!(t.as_f64().unwrap() >= 0.0);
         *t = json!("[predict_time]");
@@ -693,4 +700,122 @@ async fn shutdown_waits_for_running_predictions() {
         .unwrap()
         .unwrap();
     assert!(started.elapsed() >= Duration::from_millis(400));
+}
+
+#[tokio::test]
+async fn concurrent_slots_run_in_parallel() {
+    let s = start(Options {
+        concurrency: 3,
+        ..Options::default()
+    })
+    .await;
+    s.wait_for_status("READY").await;
+    let started = Instant::now();
+    let runs: Vec<_> = (0..3)
+        .map(|i| {
+            let client = s.client.clone();
+            let url = s.url("/predictions");
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .json(&json!({"input": {"sleep": 0.5, "text": format!("{i}")}}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(s.health().await["status"], "BUSY");
+    let (status, _) = s.predict(json!({"input": {}})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    for (i, run) in runs.into_iter().enumerate() {
+        let body = run.await.unwrap();
+        assert_eq!(body["status"], "succeeded");
+        assert!(
+            body["output"].as_str().unwrap().starts_with("hello "),
+            "{i}: {body}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "{:?}",
+        started.elapsed()
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn health_only_mode_and_user_healthcheck() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::bind(ServeConfig {
+        host: "127.0.0.1".into(),
+        port: 0,
+        schema_path: dir.path().join("missing.json"),
+        ..ServeConfig::default()
+    })
+    .await
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = server.shutdown_handle();
+    let task = tokio::spawn(server.run());
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let h: Value = client
+        .get(format!("http://{addr}/health-check"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["status"], "UNKNOWN");
+    let resp = client
+        .get(format!("http://{addr}/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"error": "OpenAPI schema not available"})
+    );
+    stop.shutdown();
+    task.await.unwrap().unwrap();
+
+    let flag = dir.path().join("unhealthy");
+    let s = start(Options {
+        env: vec![(
+            "TEST_WORKER_UNHEALTHY".into(),
+            flag.to_string_lossy().into_owned(),
+        )],
+        ..Options::default()
+    })
+    .await;
+    s.wait_for_status("READY").await;
+    std::fs::write(&flag, b"").unwrap();
+    let h = s.wait_for_status("UNHEALTHY").await;
+    assert_eq!(h["user_healthcheck_error"], "healthcheck returned False");
+    std::fs::remove_file(&flag).unwrap();
+    s.wait_for_status("READY").await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_worker_that_crashes_in_setup_fails_setup() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(Options {
+        env: vec![(
+            "TEST_WORKER_CRASH_ONCE".into(),
+            dir.path().join("marker").to_string_lossy().into_owned(),
+        )],
+        ..Options::default()
+    })
+    .await;
+    let h = s.wait_for_status("SETUP_FAILED").await;
+    let logs = h["setup"]["logs"].as_str().unwrap();
+    assert!(logs.contains("SIGABRT"), "{logs}");
+    s.stop().await;
 }

@@ -60,7 +60,8 @@ pub struct PredictRequest {
     pub input: Value,
     /// `context` from the request (`current_scope().context`).
     pub context: HashMap<String, String>,
-    /// Private, existing directory for output files; deleted by the server afterwards.
+    /// Private directory for output files, not yet created (create it before writing);
+    /// deleted by the server afterwards.
     pub output_dir: PathBuf,
 }
 
