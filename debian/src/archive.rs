@@ -108,7 +108,7 @@ impl ArchiveConfig {
     /// Replaces every source's mirror (the CLI's `--apt-mirror`).
     pub fn with_mirror(mut self, mirror: &str) -> ArchiveConfig {
         for s in &mut self.sources {
-            s.mirror = mirror.trim_end_matches('/').to_owned();
+            mirror.trim_end_matches('/').clone_into(&mut s.mirror);
         }
         self
     }
@@ -283,13 +283,12 @@ async fn load_packages(
         .files
         .get(&plain)
         .map(|f| cache_dir.join("indices").join(&f.sha256));
-    if let Some(path) = &cached {
-        if let Ok(bytes) = fs_err::read(path) {
-            if Some(sha256_hex(&bytes)) == release.files.get(&plain).map(|f| f.sha256.clone()) {
-                let text = into_text(bytes, &origin)?;
-                return Ok((origin, text));
-            }
-        }
+    if let Some(path) = &cached
+        && let Ok(bytes) = fs_err::read(path)
+        && Some(sha256_hex(&bytes)) == release.files.get(&plain).map(|f| f.sha256.clone())
+    {
+        let text = into_text(bytes, &origin)?;
+        return Ok((origin, text));
     }
     let (name, entry) = ["xz", "gz"]
         .iter()
@@ -314,10 +313,10 @@ async fn load_packages(
     let text = tokio::task::spawn_blocking(move || decompress(&compressed, &name, &url))
         .await
         .map_err(|e| Error::Config(format!("decompression panicked: {e}")))??;
-    if let (Some(path), Some(f)) = (&cached, release.files.get(&plain)) {
-        if sha256_hex(&text) == f.sha256 {
-            fetch::write_atomic(path, &text)?;
-        }
+    if let (Some(path), Some(f)) = (&cached, release.files.get(&plain))
+        && sha256_hex(&text) == f.sha256
+    {
+        fetch::write_atomic(path, &text)?;
     }
     Ok((origin.clone(), into_text(text, &origin)?))
 }

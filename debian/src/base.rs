@@ -87,6 +87,9 @@ pub struct AssembledBase {
     pub python_version: String,
     /// Where pip would install (`/usr/local/lib/python3.11/dist-packages`).
     pub site_packages: String,
+    /// Shared libraries in the base (pass as `InstallOptions::base_libraries` to an apt layer
+    /// so its `/etc/ld.so.cache` covers both).
+    pub libraries: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -177,6 +180,7 @@ pub async fn assemble_base_from_lock(
         status: installed.status,
         arch: lock.arch.clone(),
         python: "/usr/bin/python3".into(),
+        libraries: installed.libraries,
         site_packages: format!("/usr/local/lib/python{python_version}/dist-packages"),
         python_version,
         lock: lock.clone(),

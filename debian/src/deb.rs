@@ -233,8 +233,7 @@ pub(crate) mod tests {
         ctl.extend(control_files.iter().map(|(n, d)| (*n, *d, 0o644)));
         let control_tar = tar_gz(&ctl, &["./"]);
         let data_tar = tar_gz(files, &["./", "./usr/", "./usr/bin/"]);
-        let mut out = Vec::new();
-        let mut ar = ar::Builder::new(&mut out);
+        let mut ar = ar::Builder::new(Vec::new());
         for (name, data) in [
             ("debian-binary", b"2.0\n".to_vec()),
             ("control.tar.gz", control_tar),
@@ -246,8 +245,7 @@ pub(crate) mod tests {
             )
             .unwrap();
         }
-        drop(ar);
-        out
+        ar.into_inner().unwrap()
     }
 
     #[test]

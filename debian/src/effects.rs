@@ -2,6 +2,7 @@
 //! run the scripts). The list, and what is not handled, is in docs/system-packages.md.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 use crate::Error;
 use crate::layer::LayerTar;
@@ -22,6 +23,7 @@ pub struct Installing {
 /// Whether effects want a file's content.
 pub fn wants(path: &str) -> bool {
     path.starts_with("/usr/share/base-passwd/")
+        || path.starts_with("/usr/share/base-files/")
         || (path.starts_with("/usr/share/ca-certificates/") && path.ends_with(".crt"))
         || path == "/usr/share/debianutils/shells"
         || path.starts_with("/usr/share/debianutils/shells.d/")
@@ -29,6 +31,7 @@ pub fn wants(path: &str) -> bool {
 
 pub fn apply(inst: &Installing, layer: &mut LayerTar) -> Result<(), Error> {
     alternatives(inst, layer)?;
+    base_files(inst, layer)?;
     passwd(inst, layer)?;
     timezone(inst, layer)?;
     certificates(inst, layer)?;
@@ -137,22 +140,94 @@ fn alternatives(inst: &Installing, layer: &mut LayerTar) -> Result<(), Error> {
 fn alternatives_db(best: &Alternative, alts: &[Alternative]) -> String {
     let mut s = format!("auto\n{}\n", best.link);
     for (link, name, _) in &best.slaves {
-        s.push_str(&format!("{name}\n{link}\n"));
+        let _ = write!(s, "{name}\n{link}\n");
     }
     s.push('\n');
     for alt in alts {
-        s.push_str(&format!("{}\n{}\n", alt.path, alt.priority));
+        let _ = write!(s, "{}\n{}\n", alt.path, alt.priority);
         for (_, name, _) in &best.slaves {
             let path = alt
                 .slaves
                 .iter()
                 .find(|(_, n, _)| n == name)
                 .map_or("", |(_, _, p)| p.as_str());
-            s.push_str(&format!("{path}\n"));
+            let _ = writeln!(s, "{path}");
         }
     }
     s.push('\n');
     s
+}
+
+/// The gid of `group` in base-passwd's master file, else `default`.
+fn group_gid(inst: &Installing, group: &str, default: u64) -> u64 {
+    inst.captured
+        .get("/usr/share/base-passwd/group.master")
+        .and_then(|g| {
+            String::from_utf8_lossy(g).lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.first() == Some(&group))
+                    .then(|| f.get(2).and_then(|g| g.parse().ok()))
+                    .flatten()
+            })
+        })
+        .unwrap_or(default)
+}
+
+/// base-files' postinst on first configure: default dotfiles and /etc/profile, the FHS
+/// directories it creates, /run links, /usr/local, and the login records.
+fn base_files(inst: &Installing, layer: &mut LayerTar) -> Result<(), Error> {
+    if !inst.packages.contains("base-files") {
+        return Ok(());
+    }
+    let defaults = [
+        ("dot.profile", "/root/.profile"),
+        ("dot.bashrc", "/root/.bashrc"),
+        ("profile", "/etc/profile"),
+        ("motd", "/etc/motd"),
+        ("info.dir", "/usr/share/info/dir"),
+    ];
+    for (name, dest) in defaults {
+        if let Some(data) = inst.captured.get(&format!("/usr/share/base-files/{name}"))
+            && !inst.paths.contains(dest)
+        {
+            layer.file(dest, 0o644, data)?;
+        }
+    }
+    for dir in ["/mnt", "/srv", "/opt", "/etc/opt", "/var/opt", "/media"] {
+        layer.dir(dir)?;
+    }
+    layer.dir_with("/var/mail", 0o2775, group_gid(inst, "mail", 8))?;
+    layer.dir("/run")?;
+    layer.dir_with("/run/lock", 0o1777, 0)?;
+    layer.link("/var/run", "/run")?;
+    layer.link("/var/lock", "/run/lock")?;
+    layer.link("/var/spool/mail", "../mail")?;
+    if inst.paths.contains("/etc/dpkg/origins/debian")
+        && !inst.paths.contains("/etc/dpkg/origins/default")
+    {
+        layer.link("/etc/dpkg/origins/default", "debian")?;
+    }
+    for dir in [
+        "",
+        "/share",
+        "/share/man",
+        "/bin",
+        "/games",
+        "/lib",
+        "/include",
+        "/sbin",
+        "/src",
+        "/etc",
+    ] {
+        layer.dir(&format!("/usr/local{dir}"))?;
+    }
+    layer.link("/usr/local/man", "share/man")?;
+    let utmp = group_gid(inst, "utmp", 43);
+    layer.dir("/var/log")?;
+    layer.file_owned("/var/log/wtmp", 0o664, utmp, b"")?;
+    layer.file_owned("/var/log/btmp", 0o660, utmp, b"")?;
+    layer.file_owned("/var/log/lastlog", 0o664, utmp, b"")?;
+    Ok(())
 }
 
 /// base-passwd's postinst: /etc/passwd and /etc/group from the master files; passwd's
@@ -164,30 +239,43 @@ fn passwd(inst: &Installing, layer: &mut LayerTar) -> Result<(), Error> {
     ) else {
         return Ok(());
     };
-    layer.file("/etc/passwd", 0o644, passwd)?;
-    layer.file("/etc/group", 0o644, group)?;
-    if inst.packages.contains("passwd") {
-        let shadow_gid = String::from_utf8_lossy(group)
-            .lines()
-            .find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.first() == Some(&"shadow"))
-                    .then(|| f.get(2).and_then(|g| g.parse().ok()))
-                    .flatten()
-            })
-            .unwrap_or(42);
+    let shadowed = inst.packages.contains("passwd");
+    // With shadow files (pwconv/grpconv), the password field in passwd/group becomes `x`.
+    let conv = |data: &[u8]| -> Vec<u8> {
+        if !shadowed {
+            return data.to_vec();
+        }
+        let mut out = String::new();
+        for line in String::from_utf8_lossy(data).lines() {
+            let mut f: Vec<&str> = line.split(':').collect();
+            if f.len() > 1 {
+                f[1] = "x";
+            }
+            out.push_str(&f.join(":"));
+            out.push('\n');
+        }
+        out.into_bytes()
+    };
+    layer.file("/etc/passwd", 0o644, &conv(passwd))?;
+    layer.file("/etc/group", 0o644, &conv(group))?;
+    if shadowed {
+        let shadow_gid = group_gid(inst, "shadow", 42);
         let shadow: String = String::from_utf8_lossy(passwd)
             .lines()
             .filter_map(|l| l.split(':').next())
             .filter(|n| !n.is_empty())
-            .map(|n| format!("{n}:*::0:99999:7:::\n"))
-            .collect();
+            .fold(String::new(), |mut out, n| {
+                let _ = writeln!(out, "{n}:*::0:99999:7:::");
+                out
+            });
         let gshadow: String = String::from_utf8_lossy(group)
             .lines()
             .filter_map(|l| l.split(':').next())
             .filter(|n| !n.is_empty())
-            .map(|n| format!("{n}:*::\n"))
-            .collect();
+            .fold(String::new(), |mut out, n| {
+                let _ = writeln!(out, "{n}:*::");
+                out
+            });
         layer.file_owned("/etc/shadow", 0o640, shadow_gid, shadow.as_bytes())?;
         layer.file_owned("/etc/gshadow", 0o640, shadow_gid, gshadow.as_bytes())?;
     }

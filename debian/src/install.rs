@@ -32,6 +32,9 @@ pub struct InstallOptions {
     pub cache_dir: PathBuf,
     /// Parallel downloads.
     pub downloads: usize,
+    /// Shared libraries of the base (absolute paths): when set, `/etc/ld.so.cache` is written
+    /// for them plus the new packages' (always for a new root).
+    pub base_libraries: Option<Vec<String>>,
 }
 
 impl Default for InstallOptions {
@@ -43,6 +46,7 @@ impl Default for InstallOptions {
             extra_links: Vec::new(),
             cache_dir: default_cache_dir(),
             downloads: 8,
+            base_libraries: None,
         }
     }
 }
@@ -52,6 +56,8 @@ impl Default for InstallOptions {
 pub struct Installed {
     pub layer: LayerInfo,
     pub status: Vec<u8>,
+    /// Shared libraries of the new packages plus `base_libraries` (for a later layer's cache).
+    pub libraries: Vec<String>,
 }
 
 /// One apt layer for `lock` on top of a base whose dpkg status is `base_status`, cached in
@@ -80,9 +86,15 @@ pub async fn install(
         .cache_dir
         .join("status")
         .join(fetch::sha256_hex(key.as_bytes()));
-    if let (Some(layer), Ok(status)) = (store.lookup_key(&key), fs_err::read(&status_path)) {
+    if let (Some(layer), Ok(meta)) = (store.lookup_key(&key), fs_err::read(&status_path))
+        && let Ok((status, libraries)) = serde_json::from_slice::<(String, Vec<String>)>(&meta)
+    {
         tracing::debug!(digest = %layer.digest, "apt layer cached");
-        return Ok(Installed { layer, status });
+        return Ok(Installed {
+            layer,
+            status: status.into_bytes(),
+            libraries,
+        });
     }
     let debs = download_all(lock, &opts.cache_dir, opts.downloads).await?;
     let lock = lock.clone();
@@ -94,20 +106,31 @@ pub async fn install(
     })
     .await
     .map_err(|e| Error::Config(format!("layer builder panicked: {e}")))??;
-    fetch::write_atomic(&status_path, &built.status)?;
+    let meta = (String::from_utf8_lossy(&built.status), &built.libraries);
+    fetch::write_atomic(
+        &status_path,
+        &serde_json::to_vec(&meta).map_err(std::io::Error::other)?,
+    )?;
     store.record_key(&key, &built.layer)?;
     Ok(built)
 }
 
+/// Bump when what a layer holds for the same inputs changes (new effects, layout): the key
+/// cache would otherwise hand back layers built by an older cog.
+const LAYER_FORMAT: u32 = 4;
+
 fn cache_key(lock: &Lock, base_status: &[u8], opts: &InstallOptions) -> String {
     format!(
-        "debian-install/v1\n{}\nbase-status {}\ncompression {:?}\nmerged-usr {}\nnew-root {}\nlinks {:?}",
+        "debian-install/v{LAYER_FORMAT}\n{}\nbase-status {}\ncompression {:?}\nmerged-usr {}\nnew-root {}\nlinks {:?}\nlibs {:?}",
         lock.content_key(),
         fetch::sha256_hex(base_status),
         opts.compression,
         opts.merged_usr,
         opts.new_root,
-        opts.extra_links
+        opts.extra_links,
+        opts.base_libraries
+            .as_ref()
+            .map(|l| fetch::sha256_hex(l.join("\n").as_bytes()))
     )
 }
 
@@ -207,16 +230,27 @@ fn build_layer(
     }
     layer.file("/var/lib/dpkg/status", 0o644, &status)?;
     effects::apply(&inst, &mut layer)?;
-    if opts.new_root {
-        crate::ldcache::write(&inst, &lock.arch, &mut layer)?;
+    let mut libraries: Vec<String> = opts.base_libraries.clone().unwrap_or_default();
+    libraries.extend(
+        inst.paths
+            .iter()
+            .filter(|p| crate::ldcache::is_library(p, &lock.arch))
+            .cloned(),
+    );
+    libraries.sort();
+    libraries.dedup();
+    if opts.new_root || opts.base_libraries.is_some() {
+        crate::ldcache::write(&libraries, &lock.arch, &mut layer)?;
     }
     for (path, target) in &opts.extra_links {
         layer.link(path, target)?;
     }
-    let info = layer.finish()?;
+    let (info, tar_size) = layer.finish()?;
+    tracing::debug!(digest = %info.digest, tar_size, "apt layer built");
     Ok(Installed {
         layer: info,
         status,
+        libraries,
     })
 }
 

@@ -18,6 +18,9 @@ pub struct LayerTar {
     media_type: &'static str,
     /// Directories (and merged-/usr links) already written: written once, first mode wins.
     dirs: HashSet<String>,
+    /// Every other path written: a path appears once per layer (containers/storage rejects
+    /// duplicates); the first writer wins, as packages come before generated files.
+    paths: HashSet<String>,
     merged_usr: bool,
 }
 
@@ -35,6 +38,7 @@ impl LayerTar {
             tar,
             media_type: compression.media_type(),
             dirs: HashSet::new(),
+            paths: HashSet::new(),
             merged_usr,
         })
     }
@@ -85,9 +89,12 @@ impl LayerTar {
             return Ok(());
         }
         let path = self.layer_path(&m.path);
+        if m.kind != Kind::Dir && !self.claim(&path) {
+            return Ok(());
+        }
         match m.kind {
             Kind::Dir => {
-                if self.dirs.insert(path.clone()) {
+                if !self.paths.contains(&path) && self.dirs.insert(path.clone()) {
                     let mut h =
                         Self::header(tar::EntryType::Directory, m.mode, m.uid, m.gid, m.mtime, 0);
                     self.tar
@@ -131,15 +138,30 @@ impl LayerTar {
         gid: u64,
         data: &[u8],
     ) -> Result<(), Error> {
+        let path = self.layer_path(path);
+        if !self.claim(&path) {
+            return Ok(());
+        }
         let mut h = Self::header(tar::EntryType::Regular, mode, 0, gid, 0, data.len() as u64);
-        self.tar.append_data(&mut h, self.layer_path(path), data)?;
+        self.tar.append_data(&mut h, path, data)?;
+        Ok(())
+    }
+
+    /// Appends a directory with a mode and group (once).
+    pub fn dir_with(&mut self, path: &str, mode: u32, gid: u64) -> Result<(), Error> {
+        let path = self.layer_path(path);
+        if !self.paths.contains(&path) && self.dirs.insert(path.clone()) {
+            let mut h = Self::header(tar::EntryType::Directory, mode, 0, gid, 0, 0);
+            self.tar
+                .append_data(&mut h, format!("{path}/"), io::empty())?;
+        }
         Ok(())
     }
 
     /// Appends a root-owned directory (once).
     pub fn dir(&mut self, path: &str) -> Result<(), Error> {
         let path = self.layer_path(path);
-        if self.dirs.insert(path.clone()) {
+        if !self.paths.contains(&path) && self.dirs.insert(path.clone()) {
             let mut h = Self::header(tar::EntryType::Directory, 0o755, 0, 0, 0, 0);
             self.tar
                 .append_data(&mut h, format!("{path}/"), io::empty())?;
@@ -150,7 +172,19 @@ impl LayerTar {
     /// Appends a symlink at an absolute path (`path` is translated for merged /usr).
     pub fn link(&mut self, path: &str, target: &str) -> Result<(), Error> {
         let path = self.layer_path(path);
+        if !self.claim(&path) {
+            return Ok(());
+        }
         self.symlink(&path, target, 0)
+    }
+
+    /// Reserves `path` (relative) for one entry; false if something already took it.
+    fn claim(&mut self, path: &str) -> bool {
+        if self.dirs.contains(path) || !self.paths.insert(path.to_owned()) {
+            tracing::debug!(path, "already in the layer; keeping the first entry");
+            return false;
+        }
+        true
     }
 
     /// The merged-/usr links (`bin -> usr/bin`, ...), for a base layer.
@@ -176,18 +210,98 @@ impl LayerTar {
         Ok(())
     }
 
-    /// Ends the tar stream, the compression and the blob; returns what a manifest needs.
-    pub fn finish(self) -> Result<LayerInfo, Error> {
+    /// Ends the tar stream, the compression and the blob; returns what a manifest needs and
+    /// the uncompressed tar's size.
+    pub fn finish(self) -> Result<(LayerInfo, u64), Error> {
         let hashing = self.tar.into_inner()?;
-        let (diff_id, _, encoder) = hashing.finish();
+        let (diff_id, tar_size, encoder) = hashing.finish();
         let mut blob = encoder.finish()?;
         blob.flush()?;
         let (digest, size) = blob.commit(None)?;
-        Ok(LayerInfo {
+        let info = LayerInfo {
             digest,
             size,
             diff_id,
             media_type: self.media_type.to_owned(),
-        })
+        };
+        Ok((info, tar_size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(path: &str, kind: Kind, mode: u32, link: Option<&str>) -> Member {
+        Member {
+            path: path.into(),
+            kind,
+            mode,
+            uid: 0,
+            gid: 42,
+            mtime: 7,
+            link: link.map(Into::into),
+            data: b"x".to_vec(),
+        }
+    }
+
+    #[test]
+    fn keeps_modes_merges_usr_and_writes_each_path_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let mut layer = LayerTar::new(&store, Compression::None, true).unwrap();
+        layer.merged_usr_links("amd64").unwrap();
+        layer
+            .append_member(&member("/bin", Kind::Dir, 0o755, None))
+            .unwrap();
+        layer
+            .append_member(&member("/bin/su", Kind::File, 0o4755, None))
+            .unwrap();
+        layer
+            .append_member(&member("/bin/su", Kind::File, 0o644, None))
+            .unwrap();
+        layer
+            .append_member(&member("/var/run", Kind::Symlink, 0o777, Some("/run")))
+            .unwrap();
+        layer.link("/var/run", "/elsewhere").unwrap();
+        layer.dir("/var/run").unwrap();
+        let (info, _) = layer.finish().unwrap();
+        let bytes = std::fs::read(store.blob_path(&info.digest)).unwrap();
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let entries: Vec<(String, u32, u64)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().to_string_lossy().into_owned(),
+                    h.mode().unwrap(),
+                    h.gid().unwrap(),
+                )
+            })
+            .collect();
+        let paths: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "usr/bin",
+                "bin",
+                "usr/sbin",
+                "sbin",
+                "usr/lib",
+                "lib",
+                "usr/lib64",
+                "lib64",
+                "usr/bin/su",
+                "var/run"
+            ]
+        );
+        let su = entries.iter().find(|e| e.0 == "usr/bin/su").unwrap();
+        assert_eq!(
+            (su.1, su.2),
+            (0o4755, 42),
+            "setuid and group kept, first copy wins"
+        );
     }
 }

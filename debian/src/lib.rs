@@ -1,5 +1,8 @@
 //! Debian/Ubuntu archive client, dependency resolver and .deb to layer, without apt
 
+// Archive paths are case-sensitive by definition (`.xz`, `.crt`, `.so.`).
+#![allow(clippy::case_sensitive_file_extension_comparisons)]
+
 pub mod archive;
 pub mod base;
 pub mod control;

@@ -1,6 +1,7 @@
 //! The lock: the exact resolved set (versions, download URLs, SHA-256), serialized next to
 //! cog.yaml so that a rebuild installs exactly the same bytes.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -69,10 +70,12 @@ impl Lock {
     pub fn content_key(&self) -> String {
         let mut key = format!("debian-lock/v{FORMAT}/{}", self.arch);
         for p in &self.packages {
-            key.push_str(&format!(
-                "\n{} {} {} {}",
+            let _ = write!(
+                key,
+                "
+{} {} {} {}",
                 p.name, p.version, p.architecture, p.sha256
-            ));
+            );
         }
         key
     }

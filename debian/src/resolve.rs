@@ -156,10 +156,10 @@ impl<'a> Resolver<'a> {
             })?,
             None => &versions[0],
         };
-        if let Some(have) = self.installed.get(&req.name) {
-            if req.version.is_none() || req.version.as_ref() == Some(&have.version) {
-                return Ok(None);
-            }
+        if let Some(have) = self.installed.get(&req.name)
+            && (req.version.is_none() || req.version.as_ref() == Some(&have.version))
+        {
+            return Ok(None);
         }
         Ok(Some(self.add(wanted)))
     }
@@ -188,14 +188,13 @@ impl<'a> Resolver<'a> {
     }
 
     fn atom_satisfied(&self, atom: &Atom) -> bool {
-        if let Some(p) = self.current(&atom.name) {
-            if atom
+        if let Some(p) = self.current(&atom.name)
+            && atom
                 .constraint
                 .as_ref()
                 .is_none_or(|c| c.matches(&p.version))
-            {
-                return true;
-            }
+        {
+            return true;
         }
         // Virtual: any installed or selected provider, with a matching version if constrained.
         let providers = self
@@ -329,16 +328,14 @@ impl<'a> Resolver<'a> {
     }
 
     fn conflicting(&self, pkg: &Package, atom: &Atom) -> Option<&'a Package> {
-        if atom.name != pkg.name {
-            if let Some(other) = self.current(&atom.name) {
-                if atom
-                    .constraint
-                    .as_ref()
-                    .is_none_or(|c| c.matches(&other.version))
-                {
-                    return Some(other);
-                }
-            }
+        if atom.name != pkg.name
+            && let Some(other) = self.current(&atom.name)
+            && atom
+                .constraint
+                .as_ref()
+                .is_none_or(|c| c.matches(&other.version))
+        {
+            return Some(other);
         }
         if atom.constraint.is_none() {
             // Conflicting with a virtual package: any other package providing it.
@@ -346,10 +343,10 @@ impl<'a> Resolver<'a> {
                 if name == &pkg.name {
                     continue;
                 }
-                if let Some(other) = self.selected.get(name) {
-                    if other.provides.iter().any(|p| p.name == atom.name) {
-                        return Some(other);
-                    }
+                if let Some(other) = self.selected.get(name)
+                    && other.provides.iter().any(|p| p.name == atom.name)
+                {
+                    return Some(other);
                 }
             }
         }

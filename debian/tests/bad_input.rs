@@ -1,4 +1,5 @@
 //! Failure cases against a local HTTP server (loopback only) and the real index.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use common::{config, fetch, runtime};
-use debian::{Archive, ArchiveConfig, Error, Lock, LockedPackage, install_layer, resolve};
+use debian::{Archive, ArchiveConfig, Error, Lock, LockedPackage, resolve};
 
 /// Serves `files` (path -> body) on 127.0.0.1; anything else is a 404.
 fn serve(files: HashMap<String, Vec<u8>>) -> String {
@@ -166,7 +167,6 @@ fn deb_with_wrong_hash_is_rejected_and_nothing_cached() {
             .join(format!("{}.deb", "0".repeat(64)))
             .exists()
     );
-    let _ = install_layer;
 }
 
 #[test]

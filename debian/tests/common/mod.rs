@@ -1,5 +1,6 @@
 //! Helpers for the integration tests: the machine's mirror, a blob store, and a minimal
 //! docker-archive writer (manifest + config over our layers) to `docker load` / `podman load`.
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
