@@ -3,6 +3,7 @@
 //! bool fields, unknown keys are dropped, and type mismatches are collected as
 //! `line N: cannot construct !!tag `value` into type` while decoding goes on (go-yaml v4).
 
+use super::error::go_quote;
 use super::file::{
     BuildFile, ConcurrencyFile, ConfigFile, Mount, RunItem, WeightFile, WeightSource,
 };
@@ -155,8 +156,7 @@ fn is_yaml_float(s: &str) -> bool {
     mantissa_ok && exponent_ok
 }
 
-// Cog decodes a `run:` mapping through an anonymous struct; type errors name it as Go prints it.
-const RUN_ITEM_TYPE: &str = r#"struct { Command string "yaml:\"command\""; Mounts []struct { Type string "yaml:\"type\""; ID string "yaml:\"id\""; Target string "yaml:\"target\"" } "yaml:\"mounts,omitempty\"" }"#;
+// Cog decodes `run:` mounts through an anonymous struct; type errors name it as Go prints it.
 const MOUNT_TYPE: &str = r#"struct { Type string "yaml:\"type\""; ID string "yaml:\"id\""; Target string "yaml:\"target\"" }"#;
 const MOUNT_LIST_TYPE: &str = r#"[]struct { Type string "yaml:\"type\""; ID string "yaml:\"id\""; Target string "yaml:\"target\"" }"#;
 
@@ -210,16 +210,40 @@ impl Decoder {
         self.errors.push(message);
     }
 
+    /// go-yaml v4 rejects a mapping that repeats a key (every repeated pair is an error) and
+    /// leaves it unconstructed.
+    fn duplicate_keys(&mut self, entries: &[(Node, Node)]) -> bool {
+        let before = self.errors.len();
+        for (i, (first, _)) in entries.iter().enumerate() {
+            let NodeKind::Scalar { value: a, .. } = &first.kind else {
+                continue;
+            };
+            for (later, _) in &entries[i + 1..] {
+                if matches!(&later.kind, NodeKind::Scalar { value: b, .. } if b == a) {
+                    self.errors.push(format!(
+                        "line {}: mapping key {} already defined at line {}",
+                        later.line,
+                        go_quote(a),
+                        first.line
+                    ));
+                }
+            }
+        }
+        self.errors.len() > before
+    }
+
     /// Iterates a mapping's known keys, reporting keys set twice as go-yaml does.
     fn fields<'n>(
         &mut self,
         node: &'n Node,
-        type_name: &str,
         known: &[&'static str],
     ) -> Vec<(&'static str, &'n Node)> {
         let NodeKind::Mapping(entries) = &node.kind else {
             return Vec::new();
         };
+        if self.duplicate_keys(entries) {
+            return Vec::new();
+        }
         let mut seen: Vec<&'static str> = Vec::new();
         let mut fields = Vec::new();
         let mut merged: Vec<&'n (Node, Node)> = Vec::new();
@@ -249,13 +273,6 @@ impl Decoder {
             let Some(&field) = known.iter().find(|k| **k == name.as_str()) else {
                 continue;
             };
-            if seen.contains(&field) {
-                self.errors.push(format!(
-                    "line {}: field {field} already set in type {type_name}",
-                    key.line
-                ));
-                continue;
-            }
             seen.push(field);
             fields.push((field, value));
         }
@@ -305,7 +322,7 @@ impl Decoder {
             "environment",
             "weights",
         ];
-        for (field, value) in self.fields(node, "config.configFile", &known) {
+        for (field, value) in self.fields(node, &known) {
             match field {
                 "build" => config.build = self.build(value),
                 "image" => config.image = self.opt_string(value),
@@ -337,7 +354,7 @@ impl Decoder {
             "python_packages",
             "pre_install",
         ];
-        for (field, value) in self.fields(node, "config.buildFile", &known) {
+        for (field, value) in self.fields(node, &known) {
             match field {
                 "gpu" => build.gpu = self.opt_bool(value),
                 "python_version" => build.python_version = self.opt_string(value),
@@ -358,7 +375,7 @@ impl Decoder {
     fn concurrency(&mut self, node: &Node) -> Option<ConcurrencyFile> {
         let node = self.struct_node(node, "config.concurrencyFile")?;
         let mut concurrency = ConcurrencyFile::default();
-        for (field, value) in self.fields(node, "config.concurrencyFile", &["max"]) {
+        for (field, value) in self.fields(node, &["max"]) {
             if field == "max" {
                 concurrency.max = self.opt_int(value);
             }
@@ -474,7 +491,7 @@ impl Decoder {
             }
             NodeKind::Mapping(_) => {
                 let mut item = RunItem::default();
-                for (field, value) in self.fields(node, RUN_ITEM_TYPE, &["command", "mounts"]) {
+                for (field, value) in self.fields(node, &["command", "mounts"]) {
                     match field {
                         "command" => item.command = self.string(value),
                         "mounts" => item.mounts = self.mounts(value),
@@ -498,7 +515,7 @@ impl Decoder {
         for item in items {
             let mut mount = Mount::default();
             if let Some(item) = self.struct_node(item, MOUNT_TYPE) {
-                for (field, value) in self.fields(item, MOUNT_TYPE, &["type", "id", "target"]) {
+                for (field, value) in self.fields(item, &["type", "id", "target"]) {
                     let text = self.string(value);
                     match field {
                         "type" => mount.kind = text,
@@ -533,8 +550,7 @@ impl Decoder {
         let Some(node) = self.struct_node(node, "config.weightFile") else {
             return weight;
         };
-        for (field, value) in self.fields(node, "config.weightFile", &["name", "target", "source"])
-        {
+        for (field, value) in self.fields(node, &["name", "target", "source"]) {
             match field {
                 "name" => weight.name = self.string(value),
                 "target" => weight.target = self.string(value),
@@ -583,11 +599,7 @@ impl Decoder {
         let Some(node) = self.struct_node(node, "config.WeightSourceConfig") else {
             return source;
         };
-        for (field, value) in self.fields(
-            node,
-            "config.WeightSourceConfig",
-            &["uri", "include", "exclude"],
-        ) {
+        for (field, value) in self.fields(node, &["uri", "include", "exclude"]) {
             match field {
                 "uri" => source.uri = self.string(value),
                 "include" => source.include = self.string_list(value).unwrap_or_default(),
@@ -678,7 +690,13 @@ mod tests {
         let err = decode_str("image: a\nimage: b\n").unwrap_err();
         assert_eq!(
             err.0,
-            "yaml: construct errors:\n  line 2: field image already set in type config.configFile"
+            "yaml: construct errors:\n  line 2: mapping key \"image\" already defined at line 1"
+        );
+        // Every repeated pair, and the mapping is left unconstructed.
+        let err = decode_str("build:\n  gpu: yes\n  cuda: a\n  cuda: b\n  cuda: c\n").unwrap_err();
+        assert_eq!(
+            err.0,
+            "yaml: construct errors:\n  line 4: mapping key \"cuda\" already defined at line 3\n  line 5: mapping key \"cuda\" already defined at line 3\n  line 5: mapping key \"cuda\" already defined at line 4"
         );
     }
 
