@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use sha2::{Digest as _, Sha256};
 
-use crate::digest::Digest;
+use crate::digest::{Digest, Sha256};
 use crate::dockerignore::IgnoreMatcher;
 use crate::error::{Error, Result};
 use crate::store::{BlobStore, LayerInfo};
@@ -101,6 +100,15 @@ fn dest_path(dest: &str) -> Result<String> {
     archive_path(Path::new(dest))
 }
 
+/// A tree may go to the root (`/`): its contents then land at the top, with no root entry.
+fn tree_dest(dest: &str) -> Result<String> {
+    if dest.split('/').all(|part| part.is_empty() || part == ".") {
+        Ok(String::new())
+    } else {
+        dest_path(dest)
+    }
+}
+
 impl LayerSpec {
     pub fn new() -> Self {
         LayerSpec::default()
@@ -118,7 +126,7 @@ impl LayerSpec {
     ) -> Result<Self> {
         self.entries.push(SpecEntry::Tree {
             source: source.into(),
-            dest: dest_path(dest)?,
+            dest: tree_dest(dest)?,
             ignore: IgnoreMatcher::new(ignore)?,
         });
         Ok(self)
@@ -133,7 +141,7 @@ impl LayerSpec {
     ) -> Result<Self> {
         self.entries.push(SpecEntry::Tree {
             source: source.into(),
-            dest: dest_path(dest)?,
+            dest: tree_dest(dest)?,
             ignore,
         });
         Ok(self)
@@ -200,6 +208,15 @@ impl LayerSpec {
         let layer = write_plan(&plan, store, options)?;
         store.record_key(&key, &layer)?;
         tracing::debug!(key, digest = %layer.digest, size = layer.size, "layer built");
+        Ok(layer)
+    }
+
+    /// Builds the layer without consulting the cache (`--no-cache`), then records its key.
+    pub fn build_uncached(&self, store: &BlobStore, options: &LayerOptions) -> Result<LayerInfo> {
+        let plan = self.plan()?;
+        let key = key_of(&plan, options)?;
+        let layer = write_plan(&plan, store, options)?;
+        store.record_key(&key, &layer)?;
         Ok(layer)
     }
 
@@ -286,6 +303,13 @@ fn disk_file(source: PathBuf, mode: u32, metadata: &Metadata) -> Planned {
 fn plan_tree(plan: &mut Plan, source: &Path, dest: &str, ignore: &IgnoreMatcher) -> Result<()> {
     let metadata = fs_err::metadata(source)?;
     if metadata.is_file() {
+        if dest.is_empty() {
+            return Err(Error::InvalidEntry {
+                path: source.to_string_lossy().into_owned(),
+                reason: "a file cannot be copied to the root itself; name its destination"
+                    .to_owned(),
+            });
+        }
         insert(
             plan,
             dest,
@@ -293,13 +317,15 @@ fn plan_tree(plan: &mut Plan, source: &Path, dest: &str, ignore: &IgnoreMatcher)
         );
         return Ok(());
     }
-    insert(
-        plan,
-        dest,
-        Planned::Dir {
-            mode: metadata.mode(),
-        },
-    );
+    if !dest.is_empty() {
+        insert(
+            plan,
+            dest,
+            Planned::Dir {
+                mode: metadata.mode(),
+            },
+        );
+    }
     walk(plan, source, "", dest, ignore)
 }
 
@@ -318,7 +344,11 @@ fn walk(plan: &mut Plan, dir: &Path, rel: &str, dest: &str, ignore: &IgnoreMatch
         } else {
             format!("{rel}/{name}")
         };
-        let target = format!("{dest}/{name}");
+        let target = if dest.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{dest}/{name}")
+        };
         let excluded = !ignore.is_empty() && ignore.matches(&rel);
         let metadata = fs_err::symlink_metadata(&source)?;
         let file_type = metadata.file_type();
@@ -412,7 +442,7 @@ fn key_of(plan: &Plan, options: &LayerOptions) -> Result<String> {
             Planned::Symlink { target } => format!("symlink {path:?} {target:?}"),
         });
     }
-    Ok(format!("{KEY_VERSION}:{}", hex::encode(hasher.finalize())))
+    Ok(format!("{KEY_VERSION}:{}", hasher.finish().hex()))
 }
 
 fn write_plan(plan: &Plan, store: &BlobStore, options: &LayerOptions) -> Result<LayerInfo> {

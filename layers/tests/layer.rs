@@ -582,3 +582,27 @@ fn layer_info_serializes_for_manifests() {
     let map: BTreeMap<String, serde_json::Value> = serde_json::from_str(&json).unwrap();
     assert_eq!(map["digest"], info.digest.to_string());
 }
+
+#[test]
+fn a_tree_can_go_to_the_root() {
+    let (dir, store) = store();
+    let tree = dir.path().join("rootfs");
+    std::fs::create_dir_all(tree.join("usr/bin")).unwrap();
+    std::fs::write(tree.join("usr/bin/tool"), "x").unwrap();
+    let layer = LayerSpec::new()
+        .tree(&tree, "/", &[] as &[&str])
+        .unwrap()
+        .build(&store, &options(Compression::None))
+        .unwrap();
+    let paths: Vec<String> = entries(&decompress(&store, &layer))
+        .into_iter()
+        .map(|entry| entry.path)
+        .collect();
+    assert_eq!(paths, ["usr/", "usr/bin/", "usr/bin/tool"]);
+    let err = LayerSpec::new()
+        .tree(tree.join("usr/bin/tool"), "/", &[] as &[&str])
+        .unwrap()
+        .build(&store, &LayerOptions::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("usr/bin/tool"), "{err}");
+}
