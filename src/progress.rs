@@ -53,7 +53,9 @@ pub struct Progress {
 
 impl std::fmt::Debug for Progress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Progress").field("mode", &self.mode).finish_non_exhaustive()
+        f.debug_struct("Progress")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
     }
 }
 
@@ -62,7 +64,12 @@ impl Progress {
         let mode = mode.resolve();
         let multi = (mode == ProgressMode::Tty)
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        Self { mode, multi, out: Arc::new(Mutex::new(())), start: Instant::now() }
+        Self {
+            mode,
+            multi,
+            out: Arc::new(Mutex::new(())),
+            start: Instant::now(),
+        }
     }
 
     /// A reporter that prints nothing (library callers, tests).
@@ -78,7 +85,9 @@ impl Progress {
     pub fn message(&self, msg: &str) {
         match self.mode {
             ProgressMode::Quiet => {}
-            ProgressMode::Json => self.json(&serde_json::json!({"event": "message", "message": msg})),
+            ProgressMode::Json => {
+                self.json(&serde_json::json!({"event": "message", "message": msg}))
+            }
             ProgressMode::Tty => {
                 if let Some(m) = &self.multi {
                     let _ = m.println(msg);
@@ -111,7 +120,13 @@ impl Progress {
         if self.mode == ProgressMode::Json {
             self.json(&serde_json::json!({"event": "start", "task": name, "total": total, "unit": unit.as_str()}));
         }
-        Task { progress: self.clone(), name: name.to_string(), bar, done: 0, unit }
+        Task {
+            progress: self.clone(),
+            name: name.to_string(),
+            bar,
+            done: 0,
+            unit,
+        }
     }
 
     fn plain(&self, msg: &str) {

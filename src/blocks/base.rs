@@ -11,7 +11,10 @@ pub struct BaseBlock;
 pub const PREAMBLE_ENV: &[(&str, &str)] = &[
     ("DEBIAN_FRONTEND", "noninteractive"),
     ("PYTHONUNBUFFERED", "1"),
-    ("LD_LIBRARY_PATH", "$LD_LIBRARY_PATH:/usr/lib/x86_64-linux-gnu:/usr/local/nvidia/lib64:/usr/local/nvidia/bin"),
+    (
+        "LD_LIBRARY_PATH",
+        "$LD_LIBRARY_PATH:/usr/lib/x86_64-linux-gnu:/usr/local/nvidia/lib64:/usr/local/nvidia/bin",
+    ),
     ("NVIDIA_DRIVER_CAPABILITIES", "all"),
 ];
 
@@ -33,7 +36,9 @@ impl Block for BaseBlock {
                 };
                 // Cog strips the patch version when it picks a base (with a warning).
                 let minor: Vec<&str> = version.split('.').take(2).collect();
-                BaseImage::Registry { reference: format!("python:{}-slim", minor.join(".")) }
+                BaseImage::Registry {
+                    reference: format!("python:{}-slim", minor.join(".")),
+                }
             }
         };
         if let BaseImage::Assembled { .. } = &base {

@@ -4,11 +4,21 @@
 use crate::plan::{Block, Composer, LayerContent, Phase, PlanError, Project};
 
 /// Packages that belong to the framework phase: big, shared between models, rarely bumped.
-const FRAMEWORKS: &[&str] = &["torch", "torchvision", "torchaudio", "tensorflow", "jax", "jaxlib", "triton"];
+const FRAMEWORKS: &[&str] = &[
+    "torch",
+    "torchvision",
+    "torchaudio",
+    "tensorflow",
+    "jax",
+    "jaxlib",
+    "triton",
+];
 
 fn is_framework(name: &str) -> bool {
     let name = name.to_ascii_lowercase().replace('_', "-");
-    FRAMEWORKS.contains(&name.as_str()) || name.starts_with("nvidia-") || name.starts_with("tensorflow-")
+    FRAMEWORKS.contains(&name.as_str())
+        || name.starts_with("nvidia-")
+        || name.starts_with("tensorflow-")
 }
 
 /// The SDK and coglet wheels: every image gets them, installed like any other wheel.
@@ -25,13 +35,22 @@ impl Block for CogRuntimeBlock {
     }
 
     fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError> {
-        let Some(python) = &project.python else { return Ok(()) };
-        let names: Vec<_> = project.runtime_wheels.iter().map(|p| format!("{}=={}", p.name, p.version)).collect();
+        let Some(python) = &project.python else {
+            return Ok(());
+        };
+        let names: Vec<_> = project
+            .runtime_wheels
+            .iter()
+            .map(|p| format!("{}=={}", p.name, p.version))
+            .collect();
         composer.add_layer(
             Phase::Runtime,
             "cog-runtime",
             format!("pip install {}", names.join(" ")),
-            LayerContent::Wheels { python: python.clone(), packages: project.runtime_wheels.clone() },
+            LayerContent::Wheels {
+                python: python.clone(),
+                packages: project.runtime_wheels.clone(),
+            },
         );
         Ok(())
     }
@@ -51,18 +70,32 @@ impl Block for PythonPackagesBlock {
     }
 
     fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError> {
-        let Some(python) = &project.python else { return Ok(()) };
-        let (framework, app): (Vec<_>, Vec<_>) =
-            project.python_packages.iter().cloned().partition(|p| is_framework(&p.name));
-        for (phase, id, packages) in [(Phase::Framework, "framework", framework), (Phase::AppDeps, "python-packages", app)] {
+        let Some(python) = &project.python else {
+            return Ok(());
+        };
+        let (framework, app): (Vec<_>, Vec<_>) = project
+            .python_packages
+            .iter()
+            .cloned()
+            .partition(|p| is_framework(&p.name));
+        for (phase, id, packages) in [
+            (Phase::Framework, "framework", framework),
+            (Phase::AppDeps, "python-packages", app),
+        ] {
             if packages.is_empty() {
                 continue;
             }
             composer.add_layer(
                 phase,
                 id,
-                format!("pip install -r requirements.txt ({} packages)", packages.len()),
-                LayerContent::Wheels { python: python.clone(), packages },
+                format!(
+                    "pip install -r requirements.txt ({} packages)",
+                    packages.len()
+                ),
+                LayerContent::Wheels {
+                    python: python.clone(),
+                    packages,
+                },
             );
         }
         Ok(())
@@ -75,7 +108,13 @@ mod tests {
 
     #[test]
     fn frameworks_are_recognized_by_normalized_name() {
-        for name in ["torch", "TorchVision", "nvidia-cudnn-cu12", "tensorflow-io-gcs-filesystem", "jax"] {
+        for name in [
+            "torch",
+            "TorchVision",
+            "nvidia-cudnn-cu12",
+            "tensorflow-io-gcs-filesystem",
+            "jax",
+        ] {
             assert!(is_framework(name), "{name}");
         }
         for name in ["numpy", "transformers", "torchmetrics"] {

@@ -18,7 +18,11 @@ impl Block for SourceBlock {
             Phase::AppSource,
             "source",
             "COPY . /src".to_string(),
-            LayerContent::Tree { source: ".".into(), dest: "/src".into(), excludes },
+            LayerContent::Tree {
+                source: ".".into(),
+                dest: "/src".into(),
+                excludes,
+            },
         );
         // `cog build -f other.yaml`: Cog copies it over /src/cog.yaml so the server finds it.
         if project.config_file_name != "cog.yaml" && !project.config_file_name.is_empty() {

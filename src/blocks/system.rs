@@ -10,11 +10,16 @@ impl Block for SystemPackagesBlock {
     }
 
     fn applies(&self, project: &Project) -> bool {
-        project.system_packages.as_ref().is_some_and(|lock| !lock.packages.is_empty())
+        project
+            .system_packages
+            .as_ref()
+            .is_some_and(|lock| !lock.packages.is_empty())
     }
 
     fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError> {
-        let Some(lock) = &project.system_packages else { return Ok(()) };
+        let Some(lock) = &project.system_packages else {
+            return Ok(());
+        };
         composer.add_layer(
             Phase::System,
             "system-packages",

@@ -4,11 +4,13 @@ use crate::plan::{BaseImage, LayerContent, Phase, PlanError, Project};
 fn hello_project() -> Project {
     Project {
         config_file_name: "cog.yaml".into(),
-        config_file_contents: "build:\n  python_version: \"3.11\"\nrun: predict.py:Predictor\n".into(),
+        config_file_contents: "build:\n  python_version: \"3.11\"\nrun: predict.py:Predictor\n"
+            .into(),
         python_version: Some("3.11".into()),
         predict_ref: Some("predict.py:Predictor".into()),
         environment: vec![("HF_HOME".into(), "/src/.hf".into())],
-        config_label: r#"{"build":{"python_version":"3.11"},"predict":"predict.py:Predictor"}"#.into(),
+        config_label: r#"{"build":{"python_version":"3.11"},"predict":"predict.py:Predictor"}"#
+            .into(),
         dockerignore: vec!["*.ckpt".into()],
         platform: "linux/amd64".into(),
         cog_version: "0.1.0".into(),
@@ -34,7 +36,12 @@ fn default_base_is_python_slim_without_patch_version() {
     let mut project = hello_project();
     project.python_version = Some("3.11.7".into());
     let plan = PythonStack.plan(&project).unwrap();
-    assert_eq!(plan.base, BaseImage::Registry { reference: "python:3.11-slim".into() });
+    assert_eq!(
+        plan.base,
+        BaseImage::Registry {
+            reference: "python:3.11-slim".into()
+        }
+    );
 }
 
 #[test]
@@ -50,7 +57,10 @@ fn no_python_version_and_no_base_is_an_error() {
     let mut project = hello_project();
     project.python_version = None;
     let err = PythonStack.plan(&project).unwrap_err();
-    assert!(matches!(err, PlanError::Block { block: "base", .. }), "{err}");
+    assert!(
+        matches!(err, PlanError::Block { block: "base", .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("python_version"));
 }
 
@@ -59,7 +69,9 @@ fn source_layer_excludes_dot_cog_and_dockerignore() {
     let plan = PythonStack.plan(&hello_project()).unwrap();
     let source = plan.layers.iter().find(|l| l.id == "source").unwrap();
     assert_eq!(source.phase, Phase::AppSource);
-    let LayerContent::Tree { excludes, dest, .. } = &source.content else { panic!("tree") };
+    let LayerContent::Tree { excludes, dest, .. } = &source.content else {
+        panic!("tree")
+    };
     assert_eq!(dest, "/src");
     assert_eq!(excludes, &["*.ckpt".to_string(), ".cog".to_string()]);
 }
@@ -76,11 +88,17 @@ fn custom_config_file_is_copied_to_cog_yaml() {
 #[test]
 fn schema_adds_a_file_layer_and_a_label() {
     let mut project = hello_project();
-    project.openapi_schema = Some(("{\n  \"openapi\": \"3.0.2\"\n}".into(), r#"{"openapi":"3.0.2"}"#.into()));
+    project.openapi_schema = Some((
+        "{\n  \"openapi\": \"3.0.2\"\n}".into(),
+        r#"{"openapi":"3.0.2"}"#.into(),
+    ));
     let plan = PythonStack.plan(&project).unwrap();
     let ids: Vec<_> = plan.layers.iter().map(|l| l.id.as_str()).collect();
     assert_eq!(ids, ["source", "openapi-schema"]);
-    assert_eq!(plan.image.labels["run.cog.openapi_schema"], r#"{"openapi":"3.0.2"}"#);
+    assert_eq!(
+        plan.image.labels["run.cog.openapi_schema"],
+        r#"{"openapi":"3.0.2"}"#
+    );
 }
 
 #[test]

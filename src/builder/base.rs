@@ -29,24 +29,46 @@ pub async fn resolve_base(
     store: &BlobStore,
     progress: &Progress,
 ) -> Result<ResolvedBase, BuildError> {
-    let failed = |message: String| BuildError::Base { base: base.to_string(), message };
+    let failed = |message: String| BuildError::Base {
+        base: base.to_string(),
+        message,
+    };
     let local = match base {
         BaseImage::Scratch => return Ok(ResolvedBase::default()),
         BaseImage::Registry { reference } => {
             let reference = Reference::parse(reference).map_err(|e| failed(e.to_string()))?;
-            let client = Client::new(ClientOptions::default()).map_err(|e| failed(e.to_string()))?;
-            let image = client.pull(&reference, platform, store, progress).await.map_err(|e| failed(e.to_string()))?;
-            return Ok(ResolvedBase { config: Some(image.config), layers: image.layers, ..ResolvedBase::default() });
-        }
-        BaseImage::Assembled { lock, .. } => {
-            let task = progress.task(&format!("assemble {base}"), Some(lock.packages.len() as u64), Unit::Items);
-            let assembled = debian::assemble_base_from_lock(lock, &debian::AssembleOptions::default(), store)
+            let client =
+                Client::new(ClientOptions::default()).map_err(|e| failed(e.to_string()))?;
+            let image = client
+                .pull(&reference, platform, store, progress)
                 .await
                 .map_err(|e| failed(e.to_string()))?;
+            return Ok(ResolvedBase {
+                config: Some(image.config),
+                layers: image.layers,
+                ..ResolvedBase::default()
+            });
+        }
+        BaseImage::Assembled { lock, .. } => {
+            let task = progress.task(
+                &format!("assemble {base}"),
+                Some(lock.packages.len() as u64),
+                Unit::Items,
+            );
+            let assembled =
+                debian::assemble_base_from_lock(lock, &debian::AssembleOptions::default(), store)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
             task.finish(&format!("{} packages", lock.packages.len()));
             let config = ImageConfig {
                 config: Some(ContainerConfig {
-                    env: Some(assembled.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+                    env: Some(
+                        assembled
+                            .env
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect(),
+                    ),
                     entrypoint: Some(assembled.entrypoint.clone()),
                     ..ContainerConfig::default()
                 }),
@@ -61,9 +83,17 @@ pub async fn resolve_base(
                 libraries: Some(assembled.libraries),
             });
         }
-        BaseImage::OciLayout { path, tag } => LocalSource::OciDir { dir: PathBuf::from(path), tag: tag.clone() },
-        BaseImage::OciArchive { path, tag } => LocalSource::OciArchive { file: PathBuf::from(path), tag: tag.clone() },
-        BaseImage::DockerArchive { path } => LocalSource::DockerArchive { file: PathBuf::from(path) },
+        BaseImage::OciLayout { path, tag } => LocalSource::OciDir {
+            dir: PathBuf::from(path),
+            tag: tag.clone(),
+        },
+        BaseImage::OciArchive { path, tag } => LocalSource::OciArchive {
+            file: PathBuf::from(path),
+            tag: tag.clone(),
+        },
+        BaseImage::DockerArchive { path } => LocalSource::DockerArchive {
+            file: PathBuf::from(path),
+        },
     };
     let store = store.clone();
     let platform = platform.clone();
@@ -73,5 +103,9 @@ pub async fn resolve_base(
         .map_err(|e| BuildError::Join(e.to_string()))?
         .map_err(|e| failed(e.to_string()))?;
     task.finish(&format!("{} layers", image.layers.len()));
-    Ok(ResolvedBase { config: Some(image.config), layers: image.layers, ..ResolvedBase::default() })
+    Ok(ResolvedBase {
+        config: Some(image.config),
+        layers: image.layers,
+        ..ResolvedBase::default()
+    })
 }

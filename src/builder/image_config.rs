@@ -76,7 +76,11 @@ pub fn apply(
 
 /// `$NAME` and `${NAME}` expanded from `env`, as Docker's `ENV` does; unknown names become "".
 fn expand(value: &str, env: &[(String, String)]) -> String {
-    let lookup = |name: &str| env.iter().find(|(n, _)| n == name).map_or("", |(_, v)| v.as_str());
+    let lookup = |name: &str| {
+        env.iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(pos) = rest.find('$') {
@@ -91,7 +95,9 @@ fn expand(value: &str, env: &[(String, String)]) -> String {
         }
         let len = after
             .char_indices()
-            .find(|(i, c)| !(c.is_ascii_alphanumeric() || *c == '_') || (*i == 0 && c.is_ascii_digit()))
+            .find(|(i, c)| {
+                !(c.is_ascii_alphanumeric() || *c == '_') || (*i == 0 && c.is_ascii_digit())
+            })
             .map_or(after.len(), |(i, _)| i);
         if len == 0 {
             out.push('$');
@@ -106,9 +112,14 @@ fn expand(value: &str, env: &[(String, String)]) -> String {
 
 /// `SOURCE_DATE_EPOCH` as an RFC 3339 timestamp, when set (what BuildKit's `--timestamp` does).
 fn source_date_epoch_rfc3339() -> Option<String> {
-    let secs: i64 = std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()?;
+    let secs: i64 = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     let time = time::OffsetDateTime::from_unix_timestamp(secs).ok()?;
-    time.format(&time::format_description::well_known::Rfc3339).ok()
+    time.format(&time::format_description::well_known::Rfc3339)
+        .ok()
 }
 
 #[cfg(test)]
@@ -116,7 +127,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
     }
 
     #[test]
@@ -136,7 +150,10 @@ mod tests {
             architecture: "amd64".into(),
             os: "linux".into(),
             config: Some(ContainerConfig {
-                env: Some(vec!["PATH=/usr/local/bin:/usr/bin".into(), "LANG=C.UTF-8".into()]),
+                env: Some(vec![
+                    "PATH=/usr/local/bin:/usr/bin".into(),
+                    "LANG=C.UTF-8".into(),
+                ]),
                 cmd: Some(vec!["python3".into()]),
                 ..ContainerConfig::default()
             }),
@@ -144,7 +161,10 @@ mod tests {
             ..ImageConfig::default()
         };
         let settings = ImageSettings {
-            env: env(&[("LANG", "en_US.UTF-8"), ("LD_LIBRARY_PATH", "$LD_LIBRARY_PATH:/usr/lib")]),
+            env: env(&[
+                ("LANG", "en_US.UTF-8"),
+                ("LD_LIBRARY_PATH", "$LD_LIBRARY_PATH:/usr/lib"),
+            ]),
             workdir: Some("/src".into()),
             cmd: Some(vec!["python".into(), "-m".into(), "cog.server.http".into()]),
             exposed_ports: vec!["5000/tcp".into()],
@@ -154,11 +174,18 @@ mod tests {
         let c = out.config.unwrap();
         assert_eq!(
             c.env.unwrap(),
-            ["PATH=/usr/local/bin:/usr/bin", "LANG=en_US.UTF-8", "LD_LIBRARY_PATH=:/usr/lib"]
+            [
+                "PATH=/usr/local/bin:/usr/bin",
+                "LANG=en_US.UTF-8",
+                "LD_LIBRARY_PATH=:/usr/lib"
+            ]
         );
         assert_eq!(c.working_dir.as_deref(), Some("/src"));
         assert_eq!(c.cmd.unwrap(), ["python", "-m", "cog.server.http"]);
         assert!(c.exposed_ports.unwrap().contains_key("5000/tcp"));
-        assert_eq!(out.created, None, "no timestamp unless SOURCE_DATE_EPOCH is set");
+        assert_eq!(
+            out.created, None,
+            "no timestamp unless SOURCE_DATE_EPOCH is set"
+        );
     }
 }

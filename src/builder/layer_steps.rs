@@ -27,16 +27,27 @@ pub fn build_steps(
     options: &BuildOptions,
 ) -> Result<Vec<LayerOutcome>, BuildError> {
     let layer_options = LayerOptions::new(options.compression);
-    let mut task = options.progress.task("layers", Some(steps.len() as u64), crate::progress::Unit::Items);
+    let mut task = options.progress.task(
+        "layers",
+        Some(steps.len() as u64),
+        crate::progress::Unit::Items,
+    );
     let outcomes: Vec<Result<Vec<LayerOutcome>, BuildError>> = steps
         .par_iter()
         .map(|step| build_step(step, project_dir, store, &layer_options, options.no_cache))
         .collect();
-    let outcomes: Vec<LayerOutcome> =
-        outcomes.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect();
+    let outcomes: Vec<LayerOutcome> = outcomes
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
     task.inc(steps.len() as u64);
     let cached = outcomes.iter().filter(|o| o.cached).count();
-    task.finish(&format!("{} built, {cached} cached", outcomes.len() - cached));
+    task.finish(&format!(
+        "{} built, {cached} cached",
+        outcomes.len() - cached
+    ));
     Ok(outcomes)
 }
 
@@ -50,7 +61,10 @@ fn build_step(
     if let LayerContent::Wheels { python, packages } = &step.content {
         return wheel_layers(step, python, packages, store, layer_options);
     }
-    let err = |source| BuildError::Layer { id: step.id.clone(), source };
+    let err = |source| BuildError::Layer {
+        id: step.id.clone(),
+        source,
+    };
     let spec = spec_for(step, project_dir).map_err(err)?;
     let key = spec.cache_key(layer_options).map_err(err)?;
     let cached = !no_cache && store.lookup_key(&key).is_some();
@@ -59,7 +73,12 @@ fn build_step(
     }
     let info = spec.build(store, layer_options).map_err(err)?;
     tracing::debug!(layer = %step.id, digest = %info.digest, cached, "layer ready");
-    Ok(vec![LayerOutcome { id: step.id.clone(), created_by: step.created_by.clone(), info, cached }])
+    Ok(vec![LayerOutcome {
+        id: step.id.clone(),
+        created_by: step.created_by.clone(),
+        info,
+        cached,
+    }])
 }
 
 /// Wheels are downloaded, verified and streamed into layers by the `wheels` crate, which
@@ -76,8 +95,12 @@ fn wheel_layers(
     options.prefix = python.prefix.clone().into();
     options.python = python.interpreter.clone().into();
     options.layer = layer_options.clone();
-    let layers = wheels::install::install_packages(packages, &options, store)
-        .map_err(|e| BuildError::Wheels { id: step.id.clone(), message: e.to_string() })?;
+    let layers = wheels::install::install_packages(packages, &options, store).map_err(|e| {
+        BuildError::Wheels {
+            id: step.id.clone(),
+            message: e.to_string(),
+        }
+    })?;
     Ok(layers
         .into_iter()
         .map(|layer| LayerOutcome {
@@ -93,7 +116,11 @@ fn wheel_layers(
 fn spec_for(step: &LayerStep, project_dir: &Path) -> Result<LayerSpec, layers::Error> {
     let mut spec = LayerSpec::new();
     match &step.content {
-        LayerContent::Tree { source, dest, excludes } => {
+        LayerContent::Tree {
+            source,
+            dest,
+            excludes,
+        } => {
             spec = spec.tree(project_dir.join(source), dest, excludes)?;
         }
         LayerContent::Files { files } => {

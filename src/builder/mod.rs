@@ -74,22 +74,39 @@ pub async fn build(
 
     // Base fetch (I/O) and layer builds (CPU) overlap; system packages need the base's dpkg
     // database, so they wait for it.
-    let (deb_steps, other_steps): (Vec<_>, Vec<_>) =
-        plan.layers.iter().cloned().partition(|s| matches!(s.content, LayerContent::Debs { .. }));
+    let (deb_steps, other_steps): (Vec<_>, Vec<_>) = plan
+        .layers
+        .iter()
+        .cloned()
+        .partition(|s| matches!(s.content, LayerContent::Debs { .. }));
     let layer_job = {
         let dir = project_dir.to_path_buf();
         let store = store.clone();
         let options = options.clone();
-        tokio::task::spawn_blocking(move || layer_steps::build_steps(&other_steps, &dir, &store, &options))
+        tokio::task::spawn_blocking(move || {
+            layer_steps::build_steps(&other_steps, &dir, &store, &options)
+        })
     };
     let base = resolve_base(&plan.base, &platform, store, &options.progress).await?;
     let mut outcomes = system_package_layers(&deb_steps, &base, store, options).await?;
-    outcomes.extend(layer_job.await.map_err(|e| BuildError::Join(e.to_string()))??);
+    outcomes.extend(
+        layer_job
+            .await
+            .map_err(|e| BuildError::Join(e.to_string()))??,
+    );
     // Image order is the plan's order (phases), whichever finished first.
-    let position = |id: &str| plan.layers.iter().position(|l| l.id == id).unwrap_or(usize::MAX);
+    let position = |id: &str| {
+        plan.layers
+            .iter()
+            .position(|l| l.id == id)
+            .unwrap_or(usize::MAX)
+    };
     outcomes.sort_by_key(|o| position(&o.id));
 
-    let history: Vec<(&str, &str)> = outcomes.iter().map(|o| (o.id.as_str(), o.created_by.as_str())).collect();
+    let history: Vec<(&str, &str)> = outcomes
+        .iter()
+        .map(|o| (o.id.as_str(), o.created_by.as_str()))
+        .collect();
     let config = image_config::apply(base.config.as_ref(), &platform, &plan.image, &history);
     let mut all_layers: Vec<LayerInfo> = base.layers.clone();
     all_layers.extend(outcomes.iter().map(|o| o.info.clone()));
@@ -103,7 +120,11 @@ pub async fn build(
         outcomes.len() - cached,
         cached
     ));
-    Ok(BuildResult { image, base_layers: base.layers.len(), layers: outcomes })
+    Ok(BuildResult {
+        image,
+        base_layers: base.layers.len(),
+        layers: outcomes,
+    })
 }
 
 /// The apt layers, in plan order, each on the dpkg database the previous one left.
@@ -117,8 +138,13 @@ async fn system_package_layers(
     let mut libraries = base.libraries.clone();
     let mut outcomes = Vec::new();
     for step in steps {
-        let LayerContent::Debs { lock } = &step.content else { continue };
-        let failed = |message: String| BuildError::Packages { id: step.id.clone(), message };
+        let LayerContent::Debs { lock } = &step.content else {
+            continue;
+        };
+        let failed = |message: String| BuildError::Packages {
+            id: step.id.clone(),
+            message,
+        };
         let Some(current) = &status else {
             return Err(failed(
                 "system_packages need a base whose dpkg database cog-rs knows: the default base (assembled from packages); registry bases are not supported for them yet".into(),
@@ -129,7 +155,9 @@ async fn system_package_layers(
             base_libraries: libraries.clone(),
             ..debian::InstallOptions::default()
         };
-        let installed = debian::install(lock, current, store, &install_options).await.map_err(|e| failed(e.to_string()))?;
+        let installed = debian::install(lock, current, store, &install_options)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
         outcomes.push(LayerOutcome {
             id: step.id.clone(),
             created_by: step.created_by.clone(),

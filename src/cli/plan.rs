@@ -43,9 +43,17 @@ pub fn run(args: &PlanArgs) -> Result<ExitCode> {
     if args.json {
         println!("{}", plan.to_json());
     } else {
-        println!("stack {} for {} on {}", plan.stack, plan.platform, plan.base);
+        println!(
+            "stack {} for {} on {}",
+            plan.stack, plan.platform, plan.base
+        );
         for layer in &plan.layers {
-            println!("  [{:<10}] {:<16} {}", layer.phase.as_str(), layer.id, layer.created_by);
+            println!(
+                "  [{:<10}] {:<16} {}",
+                layer.phase.as_str(),
+                layer.id,
+                layer.created_by
+            );
         }
         for (name, value) in &plan.image.env {
             println!("  env {name}={value}");

@@ -51,8 +51,16 @@ pub fn load(options: &ProjectOptions<'_>) -> Result<LoadedProject> {
     // The default base is assembled from distribution packages, pinned by a lock; `cog plan`
     // without `--resolve` shows it only when the lock already exists.
     let assembled = match (&base_override, &python_version) {
-        (None, Some(version)) if options.resolve || dir.join(system_packages::BASE_LOCK_FILE).is_file() => {
-            Some(system_packages::resolve(&dir, &config, version, options.platform, options.upgrade)?)
+        (None, Some(version))
+            if options.resolve || dir.join(system_packages::BASE_LOCK_FILE).is_file() =>
+        {
+            Some(system_packages::resolve(
+                &dir,
+                &config,
+                version,
+                options.platform,
+                options.upgrade,
+            )?)
         }
         _ => None,
     };
@@ -62,10 +70,13 @@ pub fn load(options: &ProjectOptions<'_>) -> Result<LoadedProject> {
             config_path.display()
         );
     }
-    let python = python_version.as_deref().map(|v| python_packages::layout_for(v, assembled.is_some()));
+    let python = python_version
+        .as_deref()
+        .map(|v| python_packages::layout_for(v, assembled.is_some()));
     let (python_packages, runtime_wheels) = match (&python_version, options.resolve) {
         (Some(version), true) => {
-            let target = python_packages::target(version, options.platform, python_packages::DEFAULT_GLIBC)?;
+            let target =
+                python_packages::target(version, options.platform, python_packages::DEFAULT_GLIBC)?;
             let packages = python_packages::resolve(&dir, &config, &target, options.upgrade)?;
             let runtime = python_packages::runtime_wheels(target.arch)?;
             if runtime.is_none() {
@@ -85,7 +96,11 @@ pub fn load(options: &ProjectOptions<'_>) -> Result<LoadedProject> {
         gpu: config.build.gpu,
         predict_ref: config.predict.clone(),
         train_ref: config.train.clone(),
-        environment: config.parsed_environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        environment: config
+            .parsed_environment
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         config_label: config.label_json(concurrency_max.map(i64::from)),
         concurrency_max,
         openapi_schema: schema.map(|s| (s.document, s.label)),
@@ -101,7 +116,11 @@ pub fn load(options: &ProjectOptions<'_>) -> Result<LoadedProject> {
         git_revision: git(&dir, &["rev-parse", "HEAD"]),
         git_tag: git(&dir, &["describe", "--tags", "--exact-match", "HEAD"]),
     };
-    Ok(LoadedProject { dir, config, inputs })
+    Ok(LoadedProject {
+        dir,
+        config,
+        inputs,
+    })
 }
 
 /// The schema document: from `--openapi-schema`/`COG_OPENAPI_SCHEMA`, else generated

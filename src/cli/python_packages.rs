@@ -17,17 +17,33 @@ pub fn target(python_version: &str, platform: &str, glibc: (u16, u16)) -> Result
     let arch = match platform.split('/').nth(1) {
         Some("amd64" | "x86_64") => Arch::X86_64,
         Some("arm64" | "aarch64") => Arch::Aarch64,
-        other => bail!("--platform {platform}: Python wheels are resolved for linux/amd64 and linux/arm64, not {other:?}"),
+        other => bail!(
+            "--platform {platform}: Python wheels are resolved for linux/amd64 and linux/arm64, not {other:?}"
+        ),
     };
-    Ok(Target::new(python_version, arch, Libc::Glibc(glibc.0, glibc.1))?)
+    Ok(Target::new(
+        python_version,
+        arch,
+        Libc::Glibc(glibc.0, glibc.1),
+    )?)
 }
 
 /// Resolves `build.python_requirements` (or the deprecated `build.python_packages`) for the
 /// image, reusing the lock next to cog.yaml while the inputs are unchanged.
-pub fn resolve(dir: &Path, config: &Config, target: &Target, upgrade: bool) -> Result<Vec<LockedPackage>> {
+pub fn resolve(
+    dir: &Path,
+    config: &Config,
+    target: &Target,
+    upgrade: bool,
+) -> Result<Vec<LockedPackage>> {
     let requirements = if let Some(file) = &config.build.python_requirements {
         let path = dir.join(file);
-        wheels::requirements::parse_file(&path, &wheels::requirements::ParseOptions { project_dir: Some(dir.to_path_buf()) })?
+        wheels::requirements::parse_file(
+            &path,
+            &wheels::requirements::ParseOptions {
+                project_dir: Some(dir.to_path_buf()),
+            },
+        )?
     } else if !config.build.python_packages.is_empty() {
         wheels::requirements::from_packages(&config.build.python_packages, dir)?
     } else {
@@ -36,7 +52,10 @@ pub fn resolve(dir: &Path, config: &Config, target: &Target, upgrade: bool) -> R
     for warning in &requirements.warnings {
         eprintln!("⚠ {warning}");
     }
-    let options = wheels::ResolveOptions { upgrade, ..wheels::ResolveOptions::default() };
+    let options = wheels::ResolveOptions {
+        upgrade,
+        ..wheels::ResolveOptions::default()
+    };
     let lock_path = dir.join(wheels::lock::LOCK_FILE_NAME);
     let (lock, reused) = wheels::resolve_locked(&lock_path, &requirements, target, &options)
         .with_context(|| format!("resolving the Python requirements of {}", dir.display()))?;
@@ -56,8 +75,13 @@ pub fn runtime_wheels(arch: Arch) -> Result<Option<Vec<LockedPackage>>> {
     };
     let sdk = wheel_from_env("COG_SDK_WHEEL")?
         .or_else(|| find_wheel(&dist, &format!("cog-{version}-"), "py3-none-any.whl"));
-    let coglet = wheel_from_env("COGLET_WHEEL")?
-        .or_else(|| find_wheel(&dist, &format!("coglet-{version}-"), &format!("{arch_tag}.whl")));
+    let coglet = wheel_from_env("COGLET_WHEEL")?.or_else(|| {
+        find_wheel(
+            &dist,
+            &format!("coglet-{version}-"),
+            &format!("{arch_tag}.whl"),
+        )
+    });
     match (sdk, coglet) {
         (Some(sdk), Some(coglet)) => Ok(Some(vec![locked_wheel(&sdk)?, locked_wheel(&coglet)?])),
         _ => Ok(None),
@@ -65,7 +89,9 @@ pub fn runtime_wheels(arch: Arch) -> Result<Option<Vec<LockedPackage>>> {
 }
 
 fn wheel_from_env(var: &str) -> Result<Option<PathBuf>> {
-    let Some(value) = std::env::var_os(var) else { return Ok(None) };
+    let Some(value) = std::env::var_os(var) else {
+        return Ok(None);
+    };
     let path = PathBuf::from(value);
     if !path.is_file() {
         bail!("{var}={}: no such wheel file", path.display());
@@ -90,11 +116,19 @@ fn find_wheel(dir: &Path, prefix: &str, suffix: &str) -> Option<PathBuf> {
 /// A local wheel as a pinned package: name and version from its file name, hash computed.
 fn locked_wheel(path: &Path) -> Result<LockedPackage> {
     let path = fs_err::canonicalize(path)?;
-    let filename = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    let filename = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
     let Some(parsed) = wheels::filename::WheelFilename::parse(&filename) else {
-        bail!("{}: not a wheel file name (name-version-tags.whl)", path.display());
+        bail!(
+            "{}: not a wheel file name (name-version-tags.whl)",
+            path.display()
+        );
     };
-    let url = url::Url::from_file_path(&path).map_err(|()| anyhow::anyhow!("{}: not an absolute path", path.display()))?;
+    let url = url::Url::from_file_path(&path)
+        .map_err(|()| anyhow::anyhow!("{}: not an absolute path", path.display()))?;
     Ok(LockedPackage {
         name: parsed.name.to_string(),
         version: parsed.version.to_string(),
@@ -110,5 +144,9 @@ fn locked_wheel(path: &Path) -> Result<LockedPackage> {
 /// Where Python is in a base: Debian's layout for our assembled bases, the official image's
 /// layout otherwise.
 pub fn layout_for(python_version: &str, assembled: bool) -> PythonLayout {
-    if assembled { PythonLayout::debian(python_version) } else { PythonLayout::python_slim(python_version) }
+    if assembled {
+        PythonLayout::debian(python_version)
+    } else {
+        PythonLayout::python_slim(python_version)
+    }
 }

@@ -20,7 +20,13 @@ pub struct Resolved {
 
 /// Resolves the assembled base for `python_version` and the config's system packages on it.
 /// The archive is fetched only when a lock has to be made.
-pub fn resolve(dir: &Path, config: &Config, python_version: &str, platform: &str, upgrade: bool) -> Result<Resolved> {
+pub fn resolve(
+    dir: &Path,
+    config: &Config,
+    python_version: &str,
+    platform: &str,
+    upgrade: bool,
+) -> Result<Resolved> {
     let release = debian::base::release_for_python(python_version)?;
     let Some(arch) = debian::archive::debian_arch(platform) else {
         bail!("--platform {platform}: the assembled base is built for linux/amd64 and linux/arm64");
@@ -30,7 +36,11 @@ pub fn resolve(dir: &Path, config: &Config, python_version: &str, platform: &str
     let wanted: Vec<String> = config.build.system_packages.clone();
 
     let mut base_lock = read_lock(&base_path, arch, None, upgrade)?;
-    let mut apt_lock = if wanted.is_empty() { None } else { read_lock(&apt_path, arch, Some(&wanted), upgrade)? };
+    let mut apt_lock = if wanted.is_empty() {
+        None
+    } else {
+        read_lock(&apt_path, arch, Some(&wanted), upgrade)?
+    };
     if base_lock.is_none() || (!wanted.is_empty() && apt_lock.is_none()) {
         let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
         let archive = runtime
@@ -42,17 +52,30 @@ pub fn resolve(dir: &Path, config: &Config, python_version: &str, platform: &str
             base_lock = Some(lock);
         }
         if !wanted.is_empty() && apt_lock.is_none() {
-            let base = base_lock.as_ref().map(|l| l.packages.as_slice()).unwrap_or_default();
-            let full = debian::resolve(&archive, &wanted, b"", arch)
-                .with_context(|| format!("resolving build.system_packages in {}", dir.join("cog.yaml").display()))?;
+            let base = base_lock
+                .as_ref()
+                .map(|l| l.packages.as_slice())
+                .unwrap_or_default();
+            let full = debian::resolve(&archive, &wanted, b"", arch).with_context(|| {
+                format!(
+                    "resolving build.system_packages in {}",
+                    dir.join("cog.yaml").display()
+                )
+            })?;
             // What the base already has is not installed again.
-            let packages = full.packages.into_iter().filter(|p| !base.contains(p)).collect();
+            let packages = full
+                .packages
+                .into_iter()
+                .filter(|p| !base.contains(p))
+                .collect();
             let lock = debian::Lock::new(arch, full.sources, wanted.clone(), packages);
             lock.write(&apt_path)?;
             apt_lock = Some(lock);
         }
     }
-    let Some(lock) = base_lock else { bail!("no base lock") };
+    let Some(lock) = base_lock else {
+        bail!("no base lock")
+    };
     Ok(Resolved {
         base: BaseImage::Assembled {
             distro: release.distro.to_string(),
@@ -65,7 +88,12 @@ pub fn resolve(dir: &Path, config: &Config, python_version: &str, platform: &str
 }
 
 /// A lock from disk when it is for this architecture (and these requested packages).
-fn read_lock(path: &Path, arch: &str, requested: Option<&[String]>, upgrade: bool) -> Result<Option<debian::Lock>> {
+fn read_lock(
+    path: &Path,
+    arch: &str,
+    requested: Option<&[String]>,
+    upgrade: bool,
+) -> Result<Option<debian::Lock>> {
     if upgrade || !path.is_file() {
         return Ok(None);
     }

@@ -1,7 +1,10 @@
 //! The composer: the one place where blocks write into the plan.
 use std::collections::BTreeSet;
 
-use super::{BaseImage, ImageSettings, LayerContent, LayerStep, PLAN_VERSION, Phase, Plan, PlanError, Project};
+use super::{
+    BaseImage, ImageSettings, LayerContent, LayerStep, PLAN_VERSION, Phase, Plan, PlanError,
+    Project,
+};
 
 /// Collects what blocks contribute and turns it into a [`Plan`].
 #[derive(Debug)]
@@ -53,11 +56,15 @@ impl Composer {
     }
 
     pub fn set_label(&mut self, name: &str, value: &str) {
-        self.image.labels.insert(name.to_string(), value.to_string());
+        self.image
+            .labels
+            .insert(name.to_string(), value.to_string());
     }
 
     pub fn set_annotation(&mut self, name: &str, value: &str) {
-        self.image.annotations.insert(name.to_string(), value.to_string());
+        self.image
+            .annotations
+            .insert(name.to_string(), value.to_string());
     }
 
     pub fn set_workdir(&mut self, dir: &str) {

@@ -92,11 +92,15 @@ impl BaseImage {
             let (path, tag) = split_tag(rest);
             Self::OciArchive { path, tag }
         } else if let Some(rest) = arg.strip_prefix("docker-archive:") {
-            Self::DockerArchive { path: rest.to_string() }
+            Self::DockerArchive {
+                path: rest.to_string(),
+            }
         } else if arg == "scratch" {
             Self::Scratch
         } else {
-            Self::Registry { reference: arg.strip_prefix("docker://").unwrap_or(arg).to_string() }
+            Self::Registry {
+                reference: arg.strip_prefix("docker://").unwrap_or(arg).to_string(),
+            }
         }
     }
 }
@@ -111,8 +115,16 @@ impl std::fmt::Display for BaseImage {
             Self::OciArchive { path, tag: None } => write!(f, "oci-archive:{path}"),
             Self::DockerArchive { path } => write!(f, "docker-archive:{path}"),
             Self::Scratch => f.write_str("scratch"),
-            Self::Assembled { distro, suite, python_version, .. } => {
-                write!(f, "{distro} {suite} with python {python_version} (assembled from packages)")
+            Self::Assembled {
+                distro,
+                suite,
+                python_version,
+                ..
+            } => {
+                write!(
+                    f,
+                    "{distro} {suite} with python {python_version} (assembled from packages)"
+                )
             }
         }
     }
@@ -227,7 +239,9 @@ mod env_pairs {
             .into_iter()
             .map(|kv| match kv.split_once('=') {
                 Some((k, v)) => Ok((k.to_string(), v.to_string())),
-                None => Err(D::Error::custom(format!("env entry {kv:?} is not NAME=value"))),
+                None => Err(D::Error::custom(format!(
+                    "env entry {kv:?} is not NAME=value"
+                ))),
             })
             .collect()
     }
@@ -258,7 +272,10 @@ impl Plan {
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error("block {block}: {message}")]
-    Block { block: &'static str, message: String },
+    Block {
+        block: &'static str,
+        message: String,
+    },
     #[error("layer id {0:?} is used twice in the plan")]
     DuplicateLayer(String),
 }
@@ -299,26 +316,43 @@ mod tests {
     fn base_arguments_parse_by_transport() {
         assert_eq!(
             BaseImage::parse("python:3.11-slim"),
-            BaseImage::Registry { reference: "python:3.11-slim".into() }
+            BaseImage::Registry {
+                reference: "python:3.11-slim".into()
+            }
         );
         assert_eq!(
             BaseImage::parse("oci:/tmp/base:v1"),
-            BaseImage::OciLayout { path: "/tmp/base".into(), tag: Some("v1".into()) }
+            BaseImage::OciLayout {
+                path: "/tmp/base".into(),
+                tag: Some("v1".into())
+            }
         );
         assert_eq!(
             BaseImage::parse("oci:./base"),
-            BaseImage::OciLayout { path: "./base".into(), tag: None }
+            BaseImage::OciLayout {
+                path: "./base".into(),
+                tag: None
+            }
         );
         assert_eq!(
             BaseImage::parse("oci-archive:base.tar"),
-            BaseImage::OciArchive { path: "base.tar".into(), tag: None }
+            BaseImage::OciArchive {
+                path: "base.tar".into(),
+                tag: None
+            }
         );
         assert_eq!(
             BaseImage::parse("docker-archive:/x/base.tar"),
-            BaseImage::DockerArchive { path: "/x/base.tar".into() }
+            BaseImage::DockerArchive {
+                path: "/x/base.tar".into()
+            }
         );
         assert_eq!(BaseImage::parse("scratch"), BaseImage::Scratch);
-        for arg in ["oci:/tmp/base:v1", "oci-archive:base.tar", "python:3.11-slim"] {
+        for arg in [
+            "oci:/tmp/base:v1",
+            "oci-archive:base.tar",
+            "python:3.11-slim",
+        ] {
             assert_eq!(BaseImage::parse(arg).to_string(), arg);
         }
     }
@@ -331,7 +365,10 @@ mod tests {
             platform: "linux/amd64".into(),
             base: BaseImage::Scratch,
             layers: vec![],
-            image: ImageSettings { env: vec![("A".into(), "b=c".into())], ..ImageSettings::default() },
+            image: ImageSettings {
+                env: vec![("A".into(), "b=c".into())],
+                ..ImageSettings::default()
+            },
         };
         let back: Plan = serde_json::from_str(&plan.to_json()).unwrap();
         assert_eq!(back, plan);
@@ -349,6 +386,16 @@ mod tests {
         ];
         phases.sort();
         let names: Vec<_> = phases.iter().map(|p| p.as_str()).collect();
-        assert_eq!(names, ["system", "runtime", "framework", "app-deps", "app-source", "config"]);
+        assert_eq!(
+            names,
+            [
+                "system",
+                "runtime",
+                "framework",
+                "app-deps",
+                "app-source",
+                "config"
+            ]
+        );
     }
 }

@@ -30,10 +30,18 @@ pub fn to_json(value: &Bound<'_, PyAny>) -> PyResult<Value> {
         return Ok(Value::String(s.to_str()?.to_owned()));
     }
     if let Ok(list) = value.cast::<PyList>() {
-        return list.iter().map(|v| to_json(&v)).collect::<PyResult<_>>().map(Value::Array);
+        return list
+            .iter()
+            .map(|v| to_json(&v))
+            .collect::<PyResult<_>>()
+            .map(Value::Array);
     }
     if let Ok(tuple) = value.cast::<PyTuple>() {
-        return tuple.iter().map(|v| to_json(&v)).collect::<PyResult<_>>().map(Value::Array);
+        return tuple
+            .iter()
+            .map(|v| to_json(&v))
+            .collect::<PyResult<_>>()
+            .map(Value::Array);
     }
     if let Ok(dict) = value.cast::<PyDict>() {
         let mut map = Map::with_capacity(dict.len());

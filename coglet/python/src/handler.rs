@@ -6,10 +6,10 @@
 
 use std::collections::HashMap;
 
+use coglet::ipc::SlotId;
 use coglet::worker::{
     Output, OutputSink, PredictHandler, PredictOutcome, PredictRequest, SetupInfo, SetupRequest,
 };
-use coglet::ipc::SlotId;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
@@ -33,7 +33,11 @@ fn describe(py: Python<'_>, err: &PyErr) -> String {
         .name()
         .map_or_else(|_| "Exception".to_owned(), |n| n.to_string());
     let message = err.value(py).to_string();
-    if message.is_empty() { name } else { format!("{name}: {message}") }
+    if message.is_empty() {
+        name
+    } else {
+        format!("{name}: {message}")
+    }
 }
 
 fn parse_output(item: &Bound<'_, PyAny>) -> PyResult<Option<Output>> {
@@ -130,7 +134,10 @@ impl PredictHandler for PyHandler {
 
     fn cancel(&self, slot: SlotId, prediction_id: &str) {
         Python::attach(|py| {
-            if let Err(e) = self.worker.call_method1(py, "cancel", (slot, prediction_id)) {
+            if let Err(e) = self
+                .worker
+                .call_method1(py, "cancel", (slot, prediction_id))
+            {
                 tracing::warn!(prediction_id, "cancel failed: {}", describe(py, &e));
             }
         });

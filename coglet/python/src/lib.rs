@@ -27,7 +27,11 @@ create_exception!(
 /// interrupt blocking calls with a signal.
 #[pyfunction]
 fn _run_worker(py: Python<'_>) -> PyResult<()> {
-    let worker = py.import("coglet._worker")?.getattr("Worker")?.call0()?.unbind();
+    let worker = py
+        .import("coglet._worker")?
+        .getattr("Worker")?
+        .call0()?
+        .unbind();
     let handler = handler::PyHandler::new(worker);
     match py.detach(|| coglet::worker::run(handler)) {
         Ok(()) => Ok(()),
@@ -41,7 +45,10 @@ fn _run_worker(py: Python<'_>) -> PyResult<()> {
 fn _impl(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add("CancelationException", py.get_type::<CancelationException>())?;
+    m.add(
+        "CancelationException",
+        py.get_type::<CancelationException>(),
+    )?;
     m.add_function(wrap_pyfunction!(serve::serve, m)?)?;
     m.add_function(wrap_pyfunction!(_run_worker, m)?)?;
     sdk::register(m)?;

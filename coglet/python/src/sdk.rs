@@ -96,7 +96,10 @@ impl Prediction {
 
     fn flush(&self) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        for (index, source) in [LogSource::Stdout, LogSource::Stderr].into_iter().enumerate() {
+        for (index, source) in [LogSource::Stdout, LogSource::Stderr]
+            .into_iter()
+            .enumerate()
+        {
             let mut line = std::mem::take(&mut pending[index]);
             if !line.is_empty() {
                 line.push('\n');
@@ -171,10 +174,18 @@ pub struct MetricRecorder {
 #[pymethods]
 impl MetricRecorder {
     #[pyo3(signature = (key, value, mode="replace"))]
-    fn record(&self, py: Python<'_>, key: &str, value: &Bound<'_, PyAny>, mode: &str) -> PyResult<()> {
+    fn record(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        value: &Bound<'_, PyAny>,
+        mode: &str,
+    ) -> PyResult<()> {
         match &self.prediction {
             Some(p) => p.bind(py).get().metric(key, value, mode),
-            None => MetricMode::from_str(mode).map(drop).map_err(PyValueError::new_err),
+            None => MetricMode::from_str(mode)
+                .map(drop)
+                .map_err(PyValueError::new_err),
         }
     }
 
@@ -212,7 +223,13 @@ impl Scope {
     }
 
     #[pyo3(signature = (key, value, mode="replace"))]
-    fn record_metric(&self, py: Python<'_>, key: &str, value: &Bound<'_, PyAny>, mode: &str) -> PyResult<()> {
+    fn record_metric(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        value: &Bound<'_, PyAny>,
+        mode: &str,
+    ) -> PyResult<()> {
         self.metrics.bind(py).get().record(py, key, value, mode)
     }
 
@@ -313,7 +330,10 @@ impl SlotLogWriter {
     }
 
     fn fileno(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.original.bind(py).call_method0("fileno").map(Bound::unbind)
+        self.original
+            .bind(py)
+            .call_method0("fileno")
+            .map(Bound::unbind)
     }
 
     #[getter]

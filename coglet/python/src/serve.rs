@@ -8,7 +8,11 @@ use pyo3::prelude::*;
 /// environment (a venv's `python` need not be first on PATH).
 fn worker_command(py: Python<'_>) -> PyResult<Vec<String>> {
     let executable: String = py.import("sys")?.getattr("executable")?.extract()?;
-    let program = if executable.is_empty() { "python".to_owned() } else { executable };
+    let program = if executable.is_empty() {
+        "python".to_owned()
+    } else {
+        executable
+    };
     Ok(vec![
         program,
         "-c".to_owned(),
@@ -28,7 +32,11 @@ fn init_logging() {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .filter(|v| !v.is_empty())
-        .or_else(|| std::env::var("COG_LOG_LEVEL").ok().filter(|v| !v.is_empty()))
+        .or_else(|| {
+            std::env::var("COG_LOG_LEVEL")
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
         .unwrap_or_else(|| "info".to_owned());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
