@@ -2,6 +2,7 @@
 mod build;
 mod plan;
 mod project;
+mod push;
 mod python_packages;
 mod system_packages;
 
@@ -36,6 +37,8 @@ enum Command {
     Build(build::BuildArgs),
     /// Print the build plan for cog.yaml without building
     Plan(plan::PlanArgs),
+    /// Build and push model in current directory to a Docker registry
+    Push(push::PushArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -44,6 +47,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => build::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Push(args) => push::run(&args),
     };
     match result {
         Ok(code) => code,
@@ -69,7 +73,11 @@ fn error_message(err: &anyhow::Error) -> String {
 }
 
 fn init_logging(debug: bool, no_color: bool) {
-    let default = if debug { "cog=debug,layers=debug,wheels=debug,debian=debug" } else { "warn" };
+    let default = if debug {
+        "cog=debug,layers=debug,wheels=debug,debian=debug"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("COG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let no_color = no_color || std::env::var_os("NO_COLOR").is_some();
@@ -92,6 +100,9 @@ mod tests {
     fn error_causes_are_not_repeated() {
         let io = std::io::Error::new(std::io::ErrorKind::Other, "Read-only file system");
         let err = anyhow::Error::new(Outer(io)).context("opening the cog cache");
-        assert_eq!(error_message(&err), "opening the cog cache: store at /x: Read-only file system");
+        assert_eq!(
+            error_message(&err),
+            "opening the cog cache: store at /x: Read-only file system"
+        );
     }
 }

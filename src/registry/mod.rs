@@ -1,11 +1,12 @@
 //! OCI distribution client: references (Docker's normalization), auth (anonymous, bearer tokens,
-//! basic, Docker's `config.json` and credential helpers) and pull into the blob store. Push will
-//! reuse `Client::send` and the token cache with `Access::Push`.
+//! basic, Docker's `config.json` and credential helpers) and pull into the blob store, and push
+//! (`Client::push`) with the same token cache and `Access::Push`.
 mod auth;
 mod client;
 mod credentials;
 mod error;
 mod pull;
+mod push;
 pub mod reference;
 
 pub use auth::Challenge;
