@@ -108,10 +108,9 @@ fn split_ustar_name(name: &str) -> Option<(&str, &str)> {
     // The name part must be non-empty; a directory's trailing `/` stays with it.
     let searchable = name.strip_suffix('/').unwrap_or(name);
     searchable
-        .match_indices('/')
+        .rmatch_indices('/')
         .map(|(index, _)| index)
-        .filter(|&index| index <= 155 && name.len() - index - 1 <= 100)
-        .last()
+        .find(|&index| index <= 155 && name.len() - index - 1 <= 100)
         .map(|index| (&name[..index], &name[index + 1..]))
 }
 

@@ -194,7 +194,7 @@ impl LayerSpec {
     /// in-memory contents, trees' file metadata (size, mtime, ctime, inode; never contents) and
     /// the options. Stable across runs while the inputs are unchanged.
     pub fn cache_key(&self, options: &LayerOptions) -> Result<String> {
-        Ok(key_of(&self.plan()?, options)?)
+        key_of(&self.plan()?, options)
     }
 
     /// Builds the layer into `store`, or returns the cached one when the key is known.
@@ -366,7 +366,7 @@ fn walk(plan: &mut Plan, dir: &Path, rel: &str, dest: &str, ignore: &IgnoreMatch
                 walk(plan, &source, &rel, &target, ignore)?;
             }
         } else if excluded {
-            continue;
+            // Excluded files and links are left out.
         } else if file_type.is_file() {
             insert(plan, &target, disk_file(source, metadata.mode(), &metadata));
         } else if file_type.is_symlink() {
@@ -435,8 +435,14 @@ fn key_of(plan: &Plan, options: &LayerOptions) -> Result<String> {
                 size,
                 stamp,
             } => format!(
-                "file {path:?} {mode:o} {size} {source:?} {} {} {}.{} {}.{}",
-                stamp.dev, stamp.ino, stamp.mtime.0, stamp.mtime.1, stamp.ctime.0, stamp.ctime.1
+                "file {path:?} {mode:o} {size} {} {} {} {}.{} {}.{}",
+                source.display(),
+                stamp.dev,
+                stamp.ino,
+                stamp.mtime.0,
+                stamp.mtime.1,
+                stamp.ctime.0,
+                stamp.ctime.1
             ),
             Planned::MemFile { mode, digest, .. } => format!("mem {path:?} {mode:o} {digest}"),
             Planned::Symlink { target } => format!("symlink {path:?} {target:?}"),

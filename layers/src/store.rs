@@ -258,21 +258,21 @@ impl BlobWriter {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.write(buf).map_err(|err| self.named(err))
+        self.out.write(buf).map_err(|err| self.named(&err))
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.out.write_all(buf).map_err(|err| self.named(err))
+        self.out.write_all(buf).map_err(|err| self.named(&err))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.out.flush().map_err(|err| self.named(err))
+        self.out.flush().map_err(|err| self.named(&err))
     }
 }
 
 impl BlobWriter {
     /// Tempfile's errors carry no path: name the store so that "disk full" says where.
-    fn named(&self, err: io::Error) -> io::Error {
+    fn named(&self, err: &io::Error) -> io::Error {
         io::Error::new(
             err.kind(),
             format!(

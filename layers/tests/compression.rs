@@ -1,4 +1,5 @@
 //! Block-parallel gzip and zstd: correct, one gzip member, deterministic.
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};

@@ -1,4 +1,5 @@
 //! Layers end to end: reproducibility, normalized headers, digests, the store, the cache.
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
