@@ -86,7 +86,7 @@ impl Progress {
         match self.mode {
             ProgressMode::Quiet => {}
             ProgressMode::Json => {
-                self.json(&serde_json::json!({"event": "message", "message": msg}))
+                self.json(&serde_json::json!({"event": "message", "message": msg}));
             }
             ProgressMode::Tty => {
                 if let Some(m) = &self.multi {

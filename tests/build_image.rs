@@ -1,6 +1,8 @@
 //! `cog build` end to end, with no daemon: a base image the suite makes itself is served by the
 //! real registry (Debian's `docker-registry`), the hello example is built against it, and the
 //! result is checked with skopeo, umoci, podman and the machine's Docker Engine.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -1,6 +1,8 @@
 //! cog.yaml errors and warnings as a user sees them through the CLI (`cog plan`, which loads the
 //! config without building anything).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use assert_cmd::Command;

@@ -86,12 +86,12 @@ fn expand(value: &str, env: &[(String, String)]) -> String {
     while let Some(pos) = rest.find('$') {
         out.push_str(&rest[..pos]);
         let after = &rest[pos + 1..];
-        if let Some(braced) = after.strip_prefix('{') {
-            if let Some(end) = braced.find('}') {
-                out.push_str(lookup(&braced[..end]));
-                rest = &braced[end + 1..];
-                continue;
-            }
+        if let Some(braced) = after.strip_prefix('{')
+            && let Some(end) = braced.find('}')
+        {
+            out.push_str(lookup(&braced[..end]));
+            rest = &braced[end + 1..];
+            continue;
         }
         let len = after
             .char_indices()

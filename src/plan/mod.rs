@@ -376,7 +376,7 @@ mod tests {
 
     #[test]
     fn phases_order_as_the_design_says() {
-        let mut phases = vec![
+        let mut phases = [
             Phase::Config,
             Phase::AppSource,
             Phase::System,
