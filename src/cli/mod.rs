@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn error_causes_are_not_repeated() {
-        let io = std::io::Error::new(std::io::ErrorKind::Other, "Read-only file system");
+        let io = std::io::Error::other("Read-only file system");
         let err = anyhow::Error::new(Outer(io)).context("opening the cog cache");
         assert_eq!(
             error_message(&err),
