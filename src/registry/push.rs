@@ -181,7 +181,7 @@ impl Client {
         let digest = descriptor.digest;
         let mut start = format!("{}blobs/uploads/", self.repository_url(target.reference));
         if let Some(from) = from {
-            start.push_str(&format!("?mount={digest}&from={from}"));
+            start = format!("{start}?mount={digest}&from={from}");
         }
         let response = self
             .send_with(target, Method::POST, &start, &|r| {
@@ -196,7 +196,7 @@ impl Client {
             header_u64(&response, "oci-chunk-min-length"),
             header_u64(&response, "oci-chunk-max-length"),
         );
-        let mut location = self.location(target, &start, &response)?;
+        let mut location = Self::location(target, &start, &response)?;
         let path = store.blob_path(&digest);
         let size = descriptor.size;
         if size <= MONOLITHIC_MAX && max_chunk.is_none_or(|max| size <= max) {
@@ -228,7 +228,7 @@ impl Client {
                 .await?;
             let response =
                 expect_status(target, &Method::PATCH, location.as_str(), response).await?;
-            location = self.location(target, location.as_str(), &response)?;
+            location = Self::location(target, location.as_str(), &response)?;
             offset += len;
         }
         let url = with_digest(&location, &digest);
@@ -270,7 +270,6 @@ impl Client {
 
     /// The upload session URL from `Location`, which may be relative to the request's URL.
     fn location(
-        &self,
         target: &Target<'_>,
         request_url: &str,
         response: &Response,
