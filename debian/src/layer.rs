@@ -285,13 +285,13 @@ mod tests {
         assert_eq!(
             paths,
             [
-                "usr/bin",
+                "usr/bin/",
                 "bin",
-                "usr/sbin",
+                "usr/sbin/",
                 "sbin",
-                "usr/lib",
+                "usr/lib/",
                 "lib",
-                "usr/lib64",
+                "usr/lib64/",
                 "lib64",
                 "usr/bin/su",
                 "var/run"
