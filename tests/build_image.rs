@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use cog::oci::Platform;
 use common::proxy::{FrontOptions, FrontProxy};
 use common::registry::{TestRegistry, busybox_image, layout_of, temp_store};
-use common::{require_tool, run};
+use common::{failed, ok, require_tool, run};
 
 const COG: &str = env!("CARGO_BIN_EXE_cog");
 
@@ -49,26 +49,6 @@ fn cog(dir: &Path, cache: &Path, args: &[&str]) -> Output {
         .env_remove("SOURCE_DATE_EPOCH")
         .output()
         .unwrap()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "cog failed ({}):\nstdout: {}\nstderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-fn failed(output: &Output) -> String {
-    assert!(
-        !output.status.success(),
-        "expected a failure, got success: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// A registry serving a busybox base at `<host>/base:latest`.

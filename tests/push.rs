@@ -15,7 +15,7 @@ use axum::response::Response;
 use base64::Engine as _;
 use cog::oci::Platform;
 use common::registry::{TestRegistry, busybox_image, free_port, layout_of, temp_store};
-use common::{require_tool, run};
+use common::{failed, ok, require_tool, run};
 
 const COG: &str = env!("CARGO_BIN_EXE_cog");
 
@@ -76,26 +76,6 @@ impl Project {
         )
         .unwrap();
     }
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "cog failed ({}):\nstdout: {}\nstderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-fn failed(output: &Output) -> String {
-    assert!(
-        !output.status.success(),
-        "expected a failure, got success: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]

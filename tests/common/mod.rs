@@ -36,3 +36,25 @@ pub fn run(program: &str, args: &[&str]) -> String {
     );
     stdout
 }
+
+/// The stdout of a command that must have succeeded; panics with its output otherwise.
+pub fn ok(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "cog failed ({}):\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// The stderr of a command that must have failed.
+pub fn failed(output: &std::process::Output) -> String {
+    assert!(
+        !output.status.success(),
+        "expected a failure, got success: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
