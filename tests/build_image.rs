@@ -66,6 +66,23 @@ fn push_base(registry: &TestRegistry) {
     registry.push_layout(&layout, "latest", "base:latest", false);
 }
 
+/// A busybox base as an OCI layout in a temp dir, and its `oci:DIR:TAG` reference.
+fn local_base() -> (tempfile::TempDir, String) {
+    let (dir, store) = temp_store();
+    let image = busybox_image(&store, &Platform::linux_amd64());
+    let layout = layout_of(&store, &image.image_ref(), dir.path(), "latest");
+    let base = format!("oci:{}:latest", layout.display());
+    (dir, base)
+}
+
+/// The blob file names in a cog cache.
+fn store_blobs(cache: &Path) -> BTreeSet<std::ffi::OsString> {
+    std::fs::read_dir(cache.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect()
+}
+
 /// Digests of the blobs a manifest references (config and layers), read from an OCI layout.
 fn manifest_blobs(layout: &Path) -> (String, BTreeSet<String>) {
     let index: serde_json::Value =
@@ -241,10 +258,7 @@ fn build_against_the_real_registry_and_check_with_every_tool() {
 
 #[test]
 fn two_checkouts_give_the_same_digest() {
-    let (dir, store) = temp_store();
-    let image = busybox_image(&store, &Platform::linux_amd64());
-    let base_layout = layout_of(&store, &image.image_ref(), dir.path(), "latest");
-    let base = format!("oci:{}:latest", base_layout.display());
+    let (_base_dir, base) = local_base();
 
     let (_a_root, a) = hello_project("checkout-one");
     let (_b_root, b) = hello_project("another-name");
@@ -288,10 +302,7 @@ fn two_checkouts_give_the_same_digest() {
 
 #[test]
 fn a_code_only_change_makes_exactly_one_new_layer() {
-    let (dir, store) = temp_store();
-    let image = busybox_image(&store, &Platform::linux_amd64());
-    let base_layout = layout_of(&store, &image.image_ref(), dir.path(), "latest");
-    let base = format!("oci:{}:latest", base_layout.display());
+    let (_base_dir, base) = local_base();
     let (_root, project) = hello_project("hello");
     let cache = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -309,10 +320,7 @@ fn a_code_only_change_makes_exactly_one_new_layer() {
             first.to_str().unwrap(),
         ],
     ));
-    let blobs_before: BTreeSet<_> = std::fs::read_dir(cache.path().join("blobs/sha256"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let blobs_before: BTreeSet<_> = store_blobs(cache.path());
     let predict = project.join("predict.py");
     let code = std::fs::read_to_string(&predict)
         .unwrap()
@@ -329,10 +337,7 @@ fn a_code_only_change_makes_exactly_one_new_layer() {
             second.to_str().unwrap(),
         ],
     ));
-    let blobs_after: BTreeSet<_> = std::fs::read_dir(cache.path().join("blobs/sha256"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let blobs_after: BTreeSet<_> = store_blobs(cache.path());
 
     let (manifest_1, layers_1) = manifest_blobs(&first);
     let (manifest_2, layers_2) = manifest_blobs(&second);
