@@ -7,6 +7,7 @@ pub mod blocks;
 pub mod builder;
 pub mod cli;
 pub mod config;
+pub mod inputs;
 pub mod oci;
 pub mod plan;
 pub mod progress;
