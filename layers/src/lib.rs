@@ -61,4 +61,6 @@ pub use dockerignore::{IgnoreMatcher, parse_dockerignore};
 pub use error::{Error, Result};
 pub use spec::{LayerSpec, build_all};
 pub use store::{BlobStore, BlobWriter, LayerInfo};
-pub use writer::{LayerOptions, LayerWriter, archive_path, normalize_mode};
+pub use writer::{
+    LayerOptions, LayerWriter, archive_path, encode_header, normalize_mode, tar_padding,
+};

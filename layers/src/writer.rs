@@ -85,6 +85,43 @@ pub fn archive_path(path: &Path) -> Result<String> {
     Ok(parts.join("/"))
 }
 
+/// Appends to `out` the tar header block(s) [`LayerWriter`] writes for a regular file (or, with
+/// `dir`, a directory) at `path`: the same normalization of path, mode and mtime. For writers
+/// that produce the compressed stream themselves (the wheels crate splices the wheels' deflate
+/// data into its gzip layers) and must give the same tar, hence the same diff_id.
+pub fn encode_header(
+    path: &Path,
+    dir: bool,
+    mode: u32,
+    size: u64,
+    mtime: u64,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let name = archive_path(path)?;
+    let (name, kind, size) = if dir {
+        (format!("{name}/"), Kind::Dir, 0)
+    } else {
+        (name, Kind::File, size)
+    };
+    header::encode(
+        &HeaderSpec {
+            name: &name,
+            link: "",
+            kind,
+            mode: normalize_mode(dir, mode),
+            size,
+            mtime,
+        },
+        out,
+    );
+    Ok(())
+}
+
+/// Zero bytes that follow `size` bytes of content in a tar (up to the next 512-byte block).
+pub fn tar_padding(size: u64) -> usize {
+    header::padding(size)
+}
+
 /// A symlink target may be absolute (resolved inside the image) but a relative one must not
 /// climb above the layer root.
 fn check_symlink_target(path: &str, target: &str) -> Result<()> {
