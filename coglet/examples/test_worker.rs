@@ -7,10 +7,12 @@
 //! - `{"log": "line"}` logs through the sink and prints to fd 1 (captured, not in logs)
 //! - `{"metric": n}` records metrics; `{"big": bytes}` returns a string that large
 //! - `{"crash": true}` aborts the process (SIGABRT); `{"exit": code}` exits
+//! - `{"thread": true}` (after any `sleep`) returns the name of the thread that ran it
 //!
 //! Environment: `TEST_WORKER_SETUP_SLEEP` (seconds), `TEST_WORKER_SETUP_FAIL` (message),
 //! `TEST_WORKER_UNHEALTHY` (a file: unhealthy while it exists),
-//! `TEST_WORKER_CRASH_ONCE` (a file: crash during setup while it does not exist, then create it).
+//! `TEST_WORKER_CRASH_ONCE` (a file: crash during setup while it does not exist, then create it),
+//! `TEST_WORKER_ONE_AT_A_TIME` (set: report `one_at_a_time`, as a sync Python runner does).
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -82,6 +84,7 @@ impl PredictHandler for TestWorker {
         Ok(SetupInfo {
             schema: None,
             versions: [("python".to_string(), "3.test".to_string())].into(),
+            one_at_a_time: std::env::var_os("TEST_WORKER_ONE_AT_A_TIME").is_some(),
         })
     }
 
@@ -155,6 +158,16 @@ impl PredictHandler for TestWorker {
         if let Some(n) = input.get("big").and_then(Value::as_u64) {
             return PredictOutcome::Succeeded {
                 output: Some(Output::Json(Value::String("x".repeat(n as usize)))),
+                is_stream: false,
+            };
+        }
+        if input.get("thread").is_some() {
+            let name = std::thread::current()
+                .name()
+                .unwrap_or("unnamed")
+                .to_string();
+            return PredictOutcome::Succeeded {
+                output: Some(Output::Json(Value::String(name))),
                 is_stream: false,
             };
         }

@@ -39,7 +39,8 @@ fn schema() -> Value {
                     "delay": {"type": "number"}, "file": {"type": "string"},
                     "log": {"type": "string"}, "metric": {"type": "integer"},
                     "big": {"type": "integer"}, "crash": {"type": "boolean"},
-                    "exit": {"type": "integer"}, "anything": any
+                    "exit": {"type": "integer"}, "thread": {"type": "boolean"},
+                    "anything": any
                 }
             },
             "Output": {"type": "string"}
@@ -744,6 +745,82 @@ async fn concurrent_slots_run_in_parallel() {
         started.elapsed() < Duration::from_millis(1400),
         "{:?}",
         started.elapsed()
+    );
+    s.stop().await;
+}
+
+/// A sync runner with `COG_MAX_CONCURRENCY > 1` (Cog): one prediction per slot is accepted and
+/// 409 beyond, but they run one at a time, in order, on the worker's main thread; a queued one
+/// can be canceled before it starts.
+#[tokio::test]
+async fn one_at_a_time_runner_queues_per_slot_and_cancels_queued_predictions() {
+    let s = start(Options {
+        concurrency: 3,
+        env: vec![("TEST_WORKER_ONE_AT_A_TIME".into(), "1".into())],
+        ..Options::default()
+    })
+    .await;
+    s.wait_for_status("READY").await;
+    let started = Instant::now();
+    let mut runs = Vec::new();
+    for i in 0..3 {
+        let client = s.client.clone();
+        let url = s.url("/predictions");
+        runs.push(tokio::spawn(async move {
+            let body = client
+                .post(url)
+                .json(&json!({"id": format!("q{i}"), "input": {"sleep": 0.4, "thread": true}}))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap();
+            (body, Instant::now())
+        }));
+        // Fixes the arrival order.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.health().await["status"], "BUSY");
+    let (status, body) = s.predict(json!({"input": {}})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // q2 waits behind q0 and q1: canceling it answers it at once.
+    let canceled_at = Instant::now();
+    let resp = s
+        .client
+        .post(s.url("/predictions/q2/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let q2 = runs.pop().unwrap();
+    let (body, ended) = q2.await.unwrap();
+    assert_eq!(body["status"], "canceled", "{body}");
+    assert!(
+        ended - canceled_at < Duration::from_millis(300),
+        "{:?}",
+        ended - canceled_at
+    );
+
+    let mut ends = Vec::new();
+    for run in runs {
+        let (body, ended) = run.await.unwrap();
+        assert_eq!(body["status"], "succeeded", "{body}");
+        // Every prediction of a one-at-a-time runner runs on the thread that called `run`.
+        assert_eq!(body["output"], "main", "{body}");
+        ends.push(ended - started);
+    }
+    // One at a time: q1 starts when q0 ends.
+    assert!(ends[0] >= Duration::from_millis(400), "{ends:?}");
+    assert!(ends[1] >= Duration::from_millis(800), "{ends:?}");
+    assert!(ends[1] - ends[0] >= Duration::from_millis(350), "{ends:?}");
+
+    // The slots are free again, and the canceled one never ran.
+    let (status, body) = s.predict(json!({"input": {"thread": true}})).await;
+    assert_eq!(
+        (status, body["output"].clone()),
+        (StatusCode::OK, json!("main"))
     );
     s.stop().await;
 }

@@ -415,6 +415,50 @@ def test_cancel_sync_prediction_blocked_in_sleep(start) -> None:  # type: ignore
     assert s.predict({"seconds": 0.1}).json()["status"] == "succeeded"
 
 
+def test_sync_runner_with_concurrency_runs_one_at_a_time(start) -> None:  # type: ignore[no-untyped-def]
+    # Cog: COG_MAX_CONCURRENCY slots (409 beyond), but a sync runner runs one prediction at a
+    # time. The second waits in the worker; canceling it ends it at once, and the running one
+    # (on the worker's main thread) is interrupted promptly even in time.sleep.
+    s = start("sleep", env={"COG_MAX_CONCURRENCY": "2"})
+    results: dict[str, Any] = {}
+
+    def run(pid: str, seconds: float) -> None:
+        r = requests.put(f"{s.url}/predictions/{pid}", json={"input": {"seconds": seconds}})
+        results[pid] = (r, time.monotonic())
+
+    first = threading.Thread(target=run, args=("q1", 5))
+    first.start()
+    time.sleep(0.3)
+    second = threading.Thread(target=run, args=("q2", 0.1))
+    second.start()
+    time.sleep(0.3)
+    assert s.health()["status"] == "BUSY"
+    third = s.predict({"seconds": 0.1})
+    assert third.status_code == 409 and third.json() == AT_CAPACITY
+
+    canceled = time.monotonic()
+    assert s.post("/predictions/q2/cancel").status_code == 200
+    second.join(5)
+    r, ended = results["q2"]
+    assert r.json()["status"] == "canceled", r.json()
+    assert ended - canceled < 0.3, f"queued cancel took {ended - canceled:.3f}s"
+    assert first.is_alive()  # q1 still sleeps
+
+    canceled = time.monotonic()
+    assert s.post("/predictions/q1/cancel").status_code == 200
+    first.join(5)
+    r, ended = results["q1"]
+    assert r.json()["status"] == "canceled", r.json()
+    assert ended - canceled < 0.2, f"running cancel took {ended - canceled:.3f}s"
+
+    # Both slots free again; sequential timing shows they queue rather than overlap.
+    started = time.monotonic()
+    with ThreadPoolExecutor(2) as pool:
+        bodies = list(pool.map(lambda _: s.predict({"seconds": 0.4}).json(), range(2)))
+    assert [b["status"] for b in bodies] == ["succeeded", "succeeded"]
+    assert time.monotonic() - started >= 0.8
+
+
 def test_cancel_async_and_unknown(start, http_server) -> None:  # type: ignore[no-untyped-def]
     base, recorder = http_server
     s = start("async_concurrent")
@@ -533,6 +577,20 @@ def test_bad_requests_never_kill_the_server(start) -> None:  # type: ignore[no-u
     assert s.post("/predictions/abc/nope").status_code == 404
     assert s.health()["status"] == "READY"
     assert s.predict({"text": "still"}).json()["output"] == "hello still"
+
+
+def test_user_subprocess_output_cannot_corrupt_ipc(start) -> None:  # type: ignore[no-untyped-def]
+    s = start("noisy")
+    for n in (1, 5):
+        body = s.predict({"n": n}).json()
+        assert body["status"] == "succeeded" and body["output"] == f"survived {n}", body
+        # fd-level output goes to the server log, not into the prediction's logs (as upstream).
+        assert body["logs"] == "via print\n"
+    assert s.health()["status"] == "READY"
+    deadline = time.monotonic() + 5
+    while "child-out-4" not in s.logs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "child-out-4" in s.logs() and "child-err-4" in s.logs()
 
 
 def test_unhealthy_user_healthcheck(start, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -1,13 +1,15 @@
 """The Python half of the worker: what `coglet._impl`'s PredictHandler calls.
 
 Threads (see docs/python-sdk.md):
-- The main thread runs setup and every sync prediction (slot 0's loop runs on it, and a lock
-  serializes sync predictions that arrive on other slots). A cancel sends SIGUSR1 to the main
-  thread; the handler raises CancelationException there. A signal interrupts blocking calls
-  such as time.sleep, socket reads and lock waits (PEP 475 retries them unless the handler
-  raises), and pure-Python loops are interrupted between bytecodes. A sync prediction that
-  runs on another thread (sync runner with COG_MAX_CONCURRENCY > 1) falls back to
-  PyThreadState_SetAsyncExc, which only interrupts Python bytecode.
+- The main thread runs setup and every sync prediction: the bridge reports a sync runner as
+  `one_at_a_time`, so with COG_MAX_CONCURRENCY > 1 the Rust worker loop queues the predictions
+  of every slot and runs them on the main thread in arrival order (a queued one can be
+  canceled before it starts). A cancel sends SIGUSR1 to the main thread; the handler raises
+  CancelationException there. A signal interrupts blocking calls such as time.sleep, socket
+  reads and lock waits (PEP 475 retries them unless the handler raises), and pure-Python
+  loops are interrupted between bytecodes. Should a sync prediction ever run on another
+  thread, the lock still serializes it and cancel falls back to PyThreadState_SetAsyncExc,
+  which only interrupts Python bytecode.
 - Async runners share one asyncio loop on a daemon thread; each slot's thread submits a
   coroutine and waits for it. A cancel cancels the task (asyncio.CancelledError).
 """

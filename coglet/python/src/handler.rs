@@ -93,9 +93,17 @@ impl PredictHandler for PyHandler {
                 Ok(versions) => {
                     let versions: HashMap<String, String> =
                         versions.extract(py).map_err(|e| describe(py, &e))?;
+                    // A sync runner runs one prediction at a time (Cog): with
+                    // COG_MAX_CONCURRENCY > 1 its predictions queue in the worker.
+                    let is_async: bool = self
+                        .worker
+                        .getattr(py, "is_async")
+                        .and_then(|v| v.extract(py))
+                        .map_err(|e| describe(py, &e))?;
                     Ok(SetupInfo {
                         schema: None,
                         versions,
+                        one_at_a_time: !is_async,
                     })
                 }
                 // The worker already printed the traceback into the setup logs.

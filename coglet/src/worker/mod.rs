@@ -7,6 +7,12 @@
 //! runner can be interrupted by a signal delivered to the main thread); slots 1.. each get a
 //! thread; one thread reads the control channel and calls `cancel`/`shutdown`; one runs
 //! healthchecks; two forward captured fd 1/2 output.
+//!
+//! A runner that runs one prediction at a time ([`SetupInfo::one_at_a_time`], a sync runner)
+//! with several slots (`COG_MAX_CONCURRENCY > 1`) is different: every slot gets a reader
+//! thread that queues its requests, and the thread that called `run` runs them all, one at a
+//! time, in arrival order. Every sync prediction thus runs on the main thread (so a signal
+//! can interrupt it), and a queued prediction can be canceled before it starts.
 
 mod sink;
 mod stdio;
@@ -49,6 +55,10 @@ pub struct SetupInfo {
     pub schema: Option<Value>,
     /// Extra `/health-check` version keys, e.g. `python_sdk`, `python`.
     pub versions: HashMap<String, String>,
+    /// The runner runs one prediction at a time (a sync runner, as Cog runs them). With more
+    /// than one slot, predictions queue in the worker and all run on the thread that called
+    /// [`run`]; the server still accepts one per slot and answers 409 beyond that.
+    pub one_at_a_time: bool,
 }
 
 /// One prediction, handed to `predict`.
@@ -151,9 +161,18 @@ fn send_control(writer: &ControlWriter, msg: &ControlResponse) -> io::Result<()>
 struct SlotState {
     running: Option<String>,
     pending_cancel: Option<String>,
+    /// One-at-a-time mode: the prediction read from this slot and waiting for its turn.
+    queued: Option<String>,
 }
 
 type SlotStates = Arc<Vec<Mutex<SlotState>>>;
+type SlotWriter = Arc<Mutex<UnixStream>>;
+type SlotWriters = Arc<Vec<SlotWriter>>;
+
+fn send_slot(writer: &SlotWriter, msg: &SlotResponse) -> io::Result<()> {
+    let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);
+    ipc::write_frame(&mut *w, msg)
+}
 
 fn lock(state: &Mutex<SlotState>) -> std::sync::MutexGuard<'_, SlotState> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -245,6 +264,14 @@ pub fn run<H: PredictHandler>(handler: H) -> Result<(), WorkerError> {
     let states: SlotStates = Arc::new((0..sockets.len()).map(|_| Mutex::default()).collect());
     // Clones used to unblock the slot readers at shutdown.
     let closers: Vec<UnixStream> = sockets.iter().filter_map(|s| s.try_clone().ok()).collect();
+    let writers: SlotWriters = Arc::new(
+        sockets
+            .iter()
+            .map(|s| s.try_clone().map(|w| Arc::new(Mutex::new(w))))
+            .collect::<io::Result<_>>()
+            .map_err(WorkerError::Control)?,
+    );
+    let one_at_a_time = info.one_at_a_time && sockets.len() > 1;
 
     send_control(
         &control_out,
@@ -261,6 +288,7 @@ pub fn run<H: PredictHandler>(handler: H) -> Result<(), WorkerError> {
         let handler = Arc::clone(&handler);
         let control_out = Arc::clone(&control_out);
         let states = Arc::clone(&states);
+        let writers = Arc::clone(&writers);
         thread::Builder::new()
             .name("coglet-control".into())
             .spawn(move || {
@@ -268,7 +296,10 @@ pub fn run<H: PredictHandler>(handler: H) -> Result<(), WorkerError> {
                     &mut control_in,
                     &*handler,
                     &control_out,
-                    &states,
+                    &Slots {
+                        states: &states,
+                        writers: &writers,
+                    },
                     &health_tx,
                 );
                 for closer in &closers {
@@ -278,6 +309,10 @@ pub fn run<H: PredictHandler>(handler: H) -> Result<(), WorkerError> {
             .map_err(WorkerError::Control)?;
     }
 
+    if one_at_a_time {
+        run_one_at_a_time(sockets, &*handler, &states, &writers);
+        return Ok(());
+    }
     let mut sockets = sockets.into_iter();
     let first = sockets.next();
     let mut others = Vec::new();
@@ -285,20 +320,97 @@ pub fn run<H: PredictHandler>(handler: H) -> Result<(), WorkerError> {
         let slot = (index + 1) as SlotId;
         let handler = Arc::clone(&handler);
         let states = Arc::clone(&states);
+        let writers = Arc::clone(&writers);
         let spawned = thread::Builder::new()
             .name(format!("coglet-slot-{slot}"))
-            .spawn(move || slot_loop(slot, socket, &*handler, &states));
+            .spawn(move || slot_loop(slot, socket, &*handler, &states, &writers));
         if let Ok(h) = spawned {
             others.push(h);
         }
     }
     if let Some(socket) = first {
-        slot_loop(0, socket, &*handler, &states);
+        slot_loop(0, socket, &*handler, &states, &writers);
     }
     for h in others {
         let _ = h.join();
     }
     Ok(())
+}
+
+/// One-at-a-time mode: a reader thread per slot queues requests; this thread runs them in
+/// arrival order. Returns when every slot socket is closed.
+fn run_one_at_a_time<H: PredictHandler>(
+    sockets: Vec<UnixStream>,
+    handler: &H,
+    states: &SlotStates,
+    writers: &SlotWriters,
+) {
+    let (tx, rx) = mpsc::channel::<(SlotId, SlotRequest)>();
+    for (index, socket) in sockets.into_iter().enumerate() {
+        let slot = index as SlotId;
+        let tx = tx.clone();
+        let states = Arc::clone(states);
+        let writers = Arc::clone(writers);
+        let _ = thread::Builder::new()
+            .name(format!("coglet-slot-{slot}"))
+            .spawn(move || queue_requests(slot, socket, &tx, &states, &writers));
+    }
+    drop(tx);
+    for (slot, request) in rx {
+        let (Some(state), Some(writer)) = (states.get(slot as usize), writers.get(slot as usize))
+        else {
+            continue;
+        };
+        let SlotRequest::Predict { ref id, .. } = request;
+        {
+            let mut s = lock(state);
+            if s.queued.as_deref() != Some(id.as_str()) {
+                // Canceled while queued: its terminal message is already sent.
+                continue;
+            }
+            s.queued = None;
+            s.running = Some(id.clone());
+        }
+        let terminal = run_prediction(slot, request, handler, state, writer);
+        if send_slot(writer, &terminal).is_err() {
+            tracing::warn!(
+                slot,
+                "could not send a prediction's result: slot socket closed"
+            );
+        }
+    }
+}
+
+fn queue_requests(
+    slot: SlotId,
+    socket: UnixStream,
+    queue: &mpsc::Sender<(SlotId, SlotRequest)>,
+    states: &SlotStates,
+    writers: &SlotWriters,
+) {
+    let mut reader = BufReader::new(socket);
+    let (Some(state), Some(writer)) = (states.get(slot as usize), writers.get(slot as usize))
+    else {
+        return;
+    };
+    while let Ok(Some(request)) = ipc::read_frame::<_, SlotRequest>(&mut reader) {
+        let SlotRequest::Predict { ref id, .. } = request;
+        let mut s = lock(state);
+        if s.pending_cancel.as_deref() == Some(id.as_str()) {
+            s.pending_cancel = None;
+            let canceled = SlotResponse::Cancelled { id: id.clone() };
+            drop(s);
+            if send_slot(writer, &canceled).is_err() {
+                return;
+            }
+            continue;
+        }
+        s.queued = Some(id.clone());
+        drop(s);
+        if queue.send((slot, request)).is_err() {
+            return;
+        }
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -423,17 +535,26 @@ fn spawn_healthcheck<H: PredictHandler>(
     tx
 }
 
+/// What the control thread needs to cancel a prediction on a slot.
+struct Slots<'a> {
+    states: &'a SlotStates,
+    writers: &'a SlotWriters,
+}
+
 fn control_loop<H: PredictHandler, R: Read>(
     control_in: &mut R,
     handler: &H,
     control_out: &ControlWriter,
-    states: &SlotStates,
+    slots: &Slots<'_>,
     health: &mpsc::Sender<String>,
 ) {
+    let states = slots.states;
     loop {
         match ipc::read_frame::<_, ControlRequest>(control_in) {
             Ok(Some(ControlRequest::Cancel { slot, id })) => {
-                let Some(state) = states.get(slot as usize) else {
+                let (Some(state), Some(writer)) =
+                    (states.get(slot as usize), slots.writers.get(slot as usize))
+                else {
                     continue;
                 };
                 let mut state = lock(state);
@@ -441,6 +562,10 @@ fn control_loop<H: PredictHandler, R: Read>(
                     // Called under the slot lock so the prediction cannot end and another
                     // start in between.
                     handler.cancel(slot, &id);
+                } else if state.queued.as_deref() == Some(id.as_str()) {
+                    // Waiting for its turn (one-at-a-time mode): it ends now, never runs.
+                    state.queued = None;
+                    let _ = send_slot(writer, &SlotResponse::Cancelled { id });
                 } else {
                     state.pending_cancel = Some(id);
                 }
@@ -459,7 +584,10 @@ fn control_loop<H: PredictHandler, R: Read>(
             Ok(None) | Err(_) => {
                 // The server is gone: stop whatever runs, then let run() return.
                 for (slot, state) in states.iter().enumerate() {
-                    if let Some(id) = lock(state).running.clone() {
+                    let mut state = lock(state);
+                    // Queued predictions never start.
+                    state.queued = None;
+                    if let Some(id) = state.running.clone() {
                         handler.cancel(slot as SlotId, &id);
                     }
                 }
@@ -475,26 +603,15 @@ fn slot_loop<H: PredictHandler>(
     socket: UnixStream,
     handler: &H,
     states: &SlotStates,
+    writers: &SlotWriters,
 ) {
-    let Ok(write_half) = socket.try_clone() else {
-        return;
-    };
-    let writer = Arc::new(Mutex::new(write_half));
     let mut reader = BufReader::new(socket);
-    let Some(state) = states.get(slot as usize) else {
+    let (Some(state), Some(writer)) = (states.get(slot as usize), writers.get(slot as usize))
+    else {
         return;
     };
-    loop {
-        let Ok(Some(request)) = ipc::read_frame::<_, SlotRequest>(&mut reader) else {
-            return;
-        };
-        let SlotRequest::Predict {
-            id,
-            input,
-            input_file,
-            output_dir,
-            context,
-        } = request;
+    while let Ok(Some(request)) = ipc::read_frame::<_, SlotRequest>(&mut reader) {
+        let SlotRequest::Predict { ref id, .. } = request;
         let canceled_early = {
             let mut s = lock(state);
             if s.pending_cancel.as_deref() == Some(id.as_str()) {
@@ -506,44 +623,62 @@ fn slot_loop<H: PredictHandler>(
             }
         };
         let terminal = if canceled_early {
-            SlotResponse::Cancelled { id }
+            SlotResponse::Cancelled { id: id.clone() }
         } else {
-            let terminal = match load_input(input, input_file) {
-                Ok(input) => {
-                    let sink = OutputSink::new(id.clone(), Arc::clone(&writer), output_dir.clone());
-                    let started = Instant::now();
-                    let outcome = handler.predict(
-                        slot,
-                        PredictRequest {
-                            id: id.clone(),
-                            input,
-                            context,
-                            output_dir,
-                        },
-                        &sink,
-                    );
-                    let predict_time = started.elapsed().as_secs_f64();
-                    // Late writes from threads the runner left behind are dropped from here on.
-                    sink.close();
-                    terminal_message(&sink, id.clone(), outcome, predict_time)
-                }
-                Err(e) => SlotResponse::InvalidInput {
-                    id: id.clone(),
-                    error: format!("could not read the spilled input: {e}"),
-                },
-            };
-            let mut s = lock(state);
-            s.running = None;
-            if s.pending_cancel.as_deref() == Some(id.as_str()) {
-                s.pending_cancel = None;
-            }
-            terminal
+            run_prediction(slot, request, handler, state, writer)
         };
-        let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);
-        if ipc::write_frame(&mut *w, &terminal).is_err() {
+        if send_slot(writer, &terminal).is_err() {
             return;
         }
     }
+}
+
+/// Runs one prediction already marked `running` on its slot; clears that mark and returns the
+/// terminal message.
+fn run_prediction<H: PredictHandler>(
+    slot: SlotId,
+    request: SlotRequest,
+    handler: &H,
+    state: &Mutex<SlotState>,
+    writer: &SlotWriter,
+) -> SlotResponse {
+    let SlotRequest::Predict {
+        id,
+        input,
+        input_file,
+        output_dir,
+        context,
+    } = request;
+    let terminal = match load_input(input, input_file) {
+        Ok(input) => {
+            let sink = OutputSink::new(id.clone(), Arc::clone(writer), output_dir.clone());
+            let started = Instant::now();
+            let outcome = handler.predict(
+                slot,
+                PredictRequest {
+                    id: id.clone(),
+                    input,
+                    context,
+                    output_dir,
+                },
+                &sink,
+            );
+            let predict_time = started.elapsed().as_secs_f64();
+            // Late writes from threads the runner left behind are dropped from here on.
+            sink.close();
+            terminal_message(&sink, id.clone(), outcome, predict_time)
+        }
+        Err(e) => SlotResponse::InvalidInput {
+            id: id.clone(),
+            error: format!("could not read the spilled input: {e}"),
+        },
+    };
+    let mut s = lock(state);
+    s.running = None;
+    if s.pending_cancel.as_deref() == Some(id.as_str()) {
+        s.pending_cancel = None;
+    }
+    terminal
 }
 
 fn load_input(inline: Option<Value>, file: Option<PathBuf>) -> io::Result<Value> {
