@@ -17,6 +17,7 @@ mod ldcache;
 pub mod lock;
 pub mod relation;
 pub mod resolve;
+pub mod rootfs;
 pub mod signature;
 pub mod version;
 
@@ -30,3 +31,4 @@ pub use base::{
 pub use install::{InstallOptions, Installed, install, install_layer};
 pub use lock::{LOCK_FILE_NAME, Lock, LockedPackage};
 pub use resolve::{minbase_names, resolve};
+pub use rootfs::{BaseSystem, OsRelease};
