@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -148,7 +149,21 @@ def cancel_latency(venv: Path, runs: int) -> float:
         s.close()
 
 
+# Both servers keep per-prediction scratch directories here (upstream's is hard-coded).
+SCRATCH = Path("/tmp/coglet/predictions")
+
+
+def scratch_entries() -> int:
+    try:
+        return sum(1 for _ in SCRATCH.iterdir())
+    except FileNotFoundError:
+        return 0
+
+
 def measure(venv: Path, seconds: int, runs: int) -> dict[str, Any]:
+    # Each server starts as in a fresh container: no scratch directories left by an earlier run
+    # (upstream leaves one per prediction; thousands of them slow down every path lookup there).
+    shutil.rmtree(SCRATCH, ignore_errors=True)
     result: dict[str, Any] = {"cold_start_s": cold_start(venv, runs)}
     s = Server(venv, "sync_noop")
     try:
@@ -165,6 +180,7 @@ def measure(venv: Path, seconds: int, runs: int) -> dict[str, Any]:
     finally:
         s.close()
     result["cancel_s"] = cancel_latency(venv, runs)
+    result["scratch_dirs_left"] = scratch_entries()
     return result
 
 
@@ -181,6 +197,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         ("async no-op: p50 / p99", lambda r: f"{r['async8']['p50_ms']:.2f} / {r['async8']['p99_ms']:.2f} ms"),
         ("async no-op: non-2xx / total", lambda r: f"{r['async8']['non2xx']} / {r['async8']['requests']}"),
         ("cancel of time.sleep(3) (median)", lambda r: f"{r['cancel_s'] * 1000:.1f} ms"),
+        ("scratch dirs left in /tmp/coglet/predictions", lambda r: f"{r['scratch_dirs_left']}"),
     ]  # fmt: skip
     lines = ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for label, fmt in rows:
@@ -196,10 +213,19 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=5, help="repeats for cold start and cancel")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
+    load_before = os.getloadavg()
     results = {"cog-rs": measure(args.ours, args.seconds, args.runs)}
     if args.upstream:
         results["upstream 0.23.1"] = measure(args.upstream, args.seconds, args.runs)
-    print(json.dumps(results, indent=2) if args.json else table(results))
+    load_after = os.getloadavg()
+    if args.json:
+        print(json.dumps({**results, "loadavg": [load_before, load_after]}, indent=2))
+    else:
+        print(table(results))
+        print(
+            "\nload average (1/5/15 min) before: {:.2f} {:.2f} {:.2f}, after: {:.2f} {:.2f} {:.2f}"
+            .format(*load_before, *load_after)
+        )
     return 0
 
 
