@@ -196,11 +196,19 @@ def test_sys_exit_fails_only_its_prediction(start) -> None:  # type: ignore[no-u
 @pytest.mark.parametrize("kind", ["segfault", "os_exit"])
 def test_worker_crash_fails_the_prediction_and_recovers(start, kind: str) -> None:  # type: ignore[no-untyped-def]
     s = start("crash")
+    before = s.predict({"kind": "ok"}).json()["output"]
     r = s.predict({"kind": kind})
-    assert r.json()["status"] == "failed"
-    s.wait_for("READY", timeout=60)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "failed"
+    reason = "killed by signal 11 (SIGSEGV)" if kind == "segfault" else "exited with code 1"
+    assert body["error"] == f"Prediction failed: worker process {reason}", body
+    # Reported in /health-check (while restarting and after), then a fresh worker serves.
+    health = s.wait_for("READY", timeout=60)
+    assert health["setup"]["logs"].startswith(f"Previous worker process {reason}; restarting")
     after = s.predict({"kind": "ok"})
     assert after.status_code == 200 and after.json()["status"] == "succeeded"
+    assert after.json()["output"] != before  # another worker process (pid)
 
 
 def test_worker_side_input_error_is_422(start, http_server) -> None:  # type: ignore[no-untyped-def]
@@ -318,6 +326,45 @@ def test_webhook_events_filter_and_retries(start, http_server) -> None:  # type:
     time.sleep(0.5)
     assert len(recorder.requests) == 3
     assert all(h["json"]["status"] == "succeeded" for h in hooks)
+
+
+def test_webhook_filter_start_and_completed_only(start, http_server) -> None:  # type: ignore[no-untyped-def]
+    base, recorder = http_server
+    s = start("stream", env={"COG_THROTTLE_RESPONSE_INTERVAL": "0"})
+    r = s.post(
+        "/predictions",
+        json={
+            "input": {"n": 3},
+            "webhook": f"{base}/hook",
+            "webhook_events_filter": ["start", "completed"],
+        },
+        headers={"Prefer": "respond-async"},
+    )
+    assert r.status_code == 202
+    recorder.wait_for(lambda rs: any(x["json"]["status"] == "succeeded" for x in rs))
+    time.sleep(0.3)
+    statuses = [h["json"]["status"] for h in recorder.requests]
+    # No output or logs events: only start ("processing") and completed.
+    assert statuses == ["processing", "succeeded"], statuses
+
+
+def test_terminal_webhook_is_not_retried_on_other_4xx(start, http_server) -> None:  # type: ignore[no-untyped-def]
+    base, recorder = http_server
+    recorder.statuses = [400]
+    s = start("basic")
+    r = s.post(
+        "/predictions",
+        json={
+            "input": {"text": "x"},
+            "webhook": f"{base}/h",
+            "webhook_events_filter": ["completed"],
+        },
+        headers={"Prefer": "respond-async"},
+    )
+    assert r.status_code == 202
+    recorder.wait_for(lambda rs: len(rs) >= 1)
+    time.sleep(0.6)  # a retry would come after 100 ms, then 200 ms
+    assert len(recorder.requests) == 1
 
 
 def test_webhook_failure_does_not_affect_prediction(start) -> None:  # type: ignore[no-untyped-def]
