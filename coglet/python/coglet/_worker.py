@@ -26,7 +26,6 @@ import sys
 import threading
 import time
 import traceback
-from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
@@ -246,14 +245,43 @@ class Worker:
     def _predict_async(
         self, slot: int, pred: Any, kwargs: dict[str, Any], output_dir: str
     ) -> Outcome:
-        assert self.loop is not None
+        loop = self.loop
+        assert loop is not None
         run = _AsyncRun(pred.id)
         self._async_runs[slot] = run
+        # The slot's thread waits on a plain lock that the task's done-callback releases: a
+        # lighter hand-off than run_coroutine_threadsafe's chained concurrent Future (about
+        # half the per-prediction overhead; see docs/python-sdk.md).
+        finished = threading.Lock()
+        finished.acquire()
+        outcome: list[Outcome] = []
+
+        def on_done(task: asyncio.Task[Outcome]) -> None:
+            try:
+                outcome.append(task.result())
+            except asyncio.CancelledError:  # canceled before its first step
+                outcome.append(("cancelled",))
+            except BaseException as e:
+                outcome.append(self._failed(e))
+            finally:
+                finished.release()
+
+        def start() -> None:
+            try:
+                task = loop.create_task(self._run_async(run, pred, kwargs, output_dir))
+            except BaseException as e:
+                outcome.append(self._failed(e))
+                finished.release()
+                return
+            run.task = task
+            if run.cancel_requested:
+                task.cancel()
+            task.add_done_callback(on_done)
+
         try:
-            future: Future[Outcome] = asyncio.run_coroutine_threadsafe(
-                self._run_async(run, pred, kwargs, output_dir), self.loop
-            )
-            return future.result()
+            loop.call_soon_threadsafe(start)
+            finished.acquire()
+            return outcome[0]
         finally:
             self._async_runs.pop(slot, None)
 
