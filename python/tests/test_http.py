@@ -700,6 +700,25 @@ def test_sigterm_waits_for_running_predictions(start, http_server) -> None:  # t
     assert s.proc.wait(timeout=15) == 0
 
 
+def test_sigterm_lets_a_running_sync_prediction_answer(start) -> None:  # type: ignore[no-untyped-def]
+    s = start("sleep")
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        result["r"] = requests.post(
+            f"{s.url}/predictions", json={"input": {"seconds": 1}}, timeout=30
+        )
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(0.3)
+    s.signal(signal.SIGTERM)
+    t.join(10)
+    body = result["r"].json()
+    assert body["status"] == "succeeded" and body["output"].startswith("slept 1"), body
+    assert s.proc.wait(timeout=15) == 0
+
+
 def test_await_explicit_shutdown_ignores_sigterm(start) -> None:  # type: ignore[no-untyped-def]
     s = start("basic", args=("--await-explicit-shutdown", "true"))
     s.signal(signal.SIGTERM)
