@@ -54,15 +54,31 @@ impl Compression {
         }
     }
 
-    /// Wraps `inner` in a streaming encoder for this compression.
+    /// Wraps `inner` in a streaming encoder for this compression, with as many compression
+    /// workers as the machine has cores.
     pub fn encoder<W: Write>(&self, inner: W) -> io::Result<Encoder<W>> {
+        self.encoder_with_threads(inner, worker_count())
+    }
+
+    /// Like [`Compression::encoder`] with `threads` compression workers (at least 1). The
+    /// compressed bytes do not depend on `threads`, nor on the sizes of the writes or their
+    /// timing: gzip cuts fixed 128 KiB blocks ([`crate::pgzip`]); zstd always runs in its
+    /// multithreaded mode (at least one worker; its single-threaded mode frames the output
+    /// differently), whose jobs are cut by size only, a size zstd derives from the level's window
+    /// (4 windows, at least 1 MiB: 8 MiB at level 3), never from the worker count.
+    pub fn encoder_with_threads<W: Write>(
+        &self,
+        inner: W,
+        threads: usize,
+    ) -> io::Result<Encoder<W>> {
+        let threads = threads.max(1);
         Ok(match *self {
-            Compression::Gzip { level } => Encoder::Gzip(ParGzEncoder::new(inner, level)),
+            Compression::Gzip { level } => {
+                Encoder::Gzip(ParGzEncoder::with_threads(inner, level, threads))
+            }
             Compression::Zstd { level } => {
                 let mut encoder = zstd::stream::write::Encoder::new(inner, level)?;
-                // Always at least one worker: zstd's output then does not depend on the worker
-                // count (single-threaded mode, 0 workers, would frame it differently).
-                encoder.multithread(worker_count() as u32)?;
+                encoder.multithread(threads as u32)?;
                 encoder.include_checksum(true)?;
                 Encoder::Zstd(encoder)
             }
@@ -108,10 +124,13 @@ impl<W: Write> Write for Encoder<W> {
         }
     }
 
+    /// Flushes the inner writer with what is compressed so far, but never cuts a block or a
+    /// job: a flush must not change the compressed bytes (zstd's own flush would end a job
+    /// early). Everything is out after [`Encoder::finish`].
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Encoder::Gzip(encoder) => encoder.flush(),
-            Encoder::Zstd(encoder) => encoder.flush(),
+            Encoder::Zstd(encoder) => encoder.get_mut().flush(),
             Encoder::None(inner) => inner.flush(),
         }
     }

@@ -48,6 +48,7 @@ mod dockerignore;
 mod error;
 mod header;
 pub mod pgzip;
+mod pipeline;
 mod spec;
 mod store;
 mod writer;

@@ -5,13 +5,13 @@
 //! dictionary, and ends with a sync flush (the last block with a final block), so the pieces
 //! concatenate into ONE deflate stream inside ONE gzip member; the CRC-32s of the blocks are
 //! combined. Block boundaries depend only on the input bytes, so the output is the same for the
-//! same input and level whatever the thread count or the sizes of the writes.
+//! same input and level whatever the thread count, the timing of the workers, the sizes of the
+//! writes or any `flush` in between (`layers/tests/compression.rs` checks all four).
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Write};
-use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use flate2::{Compress, FlushCompress, Status};
 
@@ -23,20 +23,31 @@ const DICT_SIZE: usize = 32 * 1024;
 type BlockResult = Result<(Vec<u8>, crc32fast::Hasher), String>;
 
 /// Compression workers, apart from rayon's global pool: they never block, so callers running on
-/// rayon threads (e.g. `build_all`) cannot deadlock waiting for them.
-fn pool() -> &'static rayon::ThreadPool {
-    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(worker_count())
-            .thread_name(|index| format!("layers-gzip-{index}"))
-            .build()
-            .or_else(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build())
-            .unwrap_or_else(|err| panic!("cannot start a compression thread: {err}"))
-    })
+/// rayon threads (e.g. `build_all`) cannot deadlock waiting for them. One pool per thread count
+/// asked for (in practice one: the machine's parallelism).
+fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
+    static POOLS: OnceLock<Mutex<BTreeMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    let mut pools = POOLS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    pools
+        .entry(threads)
+        .or_insert_with(|| {
+            Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|index| format!("layers-gzip-{index}"))
+                    .build()
+                    .or_else(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build())
+                    .unwrap_or_else(|err| panic!("cannot start a compression thread: {err}")),
+            )
+        })
+        .clone()
 }
 
-pub(crate) fn worker_count() -> usize {
+/// The default number of compression workers: the machine's available parallelism.
+pub fn worker_count() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
@@ -45,6 +56,7 @@ pub(crate) fn worker_count() -> usize {
 pub struct ParGzEncoder<W: Write> {
     inner: W,
     level: u32,
+    pool: Arc<rayon::ThreadPool>,
     block: Vec<u8>,
     dict: Vec<u8>,
     pending: VecDeque<Receiver<BlockResult>>,
@@ -56,15 +68,22 @@ pub struct ParGzEncoder<W: Write> {
 }
 
 impl<W: Write> ParGzEncoder<W> {
-    /// `level` is zlib's 0-9 (clamped).
+    /// `level` is zlib's 0-9 (clamped); as many workers as the machine has cores.
     pub fn new(inner: W, level: u32) -> Self {
+        Self::with_threads(inner, level, worker_count())
+    }
+
+    /// With `threads` compression workers (at least 1). The output does not depend on it.
+    pub fn with_threads(inner: W, level: u32, threads: usize) -> Self {
+        let threads = threads.max(1);
         ParGzEncoder {
             inner,
             level: level.min(9),
+            pool: pool(threads),
             block: Vec::with_capacity(BLOCK_SIZE),
             dict: Vec::new(),
             pending: VecDeque::new(),
-            max_pending: 2 * worker_count() + 2,
+            max_pending: 2 * threads + 2,
             crc: crc32fast::Hasher::new(),
             total_in: 0,
             header_written: false,
@@ -93,7 +112,7 @@ impl<W: Write> ParGzEncoder<W> {
         let dict = std::mem::replace(&mut self.dict, next_dict);
         let level = self.level;
         let (sender, receiver) = sync_channel(1);
-        pool().spawn(move || {
+        self.pool.spawn(move || {
             // The receiver may be gone if the encoder was dropped on an error.
             let _ = sender.send(compress_block(&dict, &data, level, false));
         });
@@ -170,58 +189,46 @@ impl<W: Write> Write for ParGzEncoder<W> {
     }
 }
 
-thread_local! {
-    static COMPRESSOR: RefCell<Option<(u32, Compress)>> = const { RefCell::new(None) };
-}
-
 /// Raw deflate of one block, primed with `dict`; ends with a sync flush, or a final block when
 /// `last`. Returns the compressed bytes and the block's CRC-32.
+///
+/// Every block gets a fresh deflate state. Reusing one per thread (`reset`) is not enough: the
+/// match finder compares up to 258 bytes past the end of the input, into window bytes left over
+/// from whatever that thread compressed before, which can pick a different (equally long) match
+/// and so change the bytes with the thread count and timing. A fresh state's window is zeroed.
 fn compress_block(dict: &[u8], data: &[u8], level: u32, last: bool) -> BlockResult {
     let mut crc = crc32fast::Hasher::new();
     crc.update(data);
-    COMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let compress = match &mut *slot {
-            Some((cached_level, compress)) if *cached_level == level => {
-                compress.reset();
-                compress
-            }
-            _ => {
-                let fresh = Compress::new(flate2::Compression::new(level), false);
-                &mut slot.insert((level, fresh)).1
+    let mut compress = Compress::new(flate2::Compression::new(level), false);
+    if !dict.is_empty() {
+        compress
+            .set_dictionary(dict)
+            .map_err(|err| format!("cannot set the deflate dictionary: {err}"))?;
+    }
+    let flush = if last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
+    let mut out = Vec::with_capacity(data.len() / 2 + 1024);
+    loop {
+        if out.len() == out.capacity() {
+            out.reserve(out.capacity().max(16 * 1024));
+        }
+        let consumed = compress.total_in() as usize;
+        let status = compress
+            .compress_vec(&data[consumed..], &mut out, flush)
+            .map_err(|err| format!("deflate failed: {err}"))?;
+        let consumed = compress.total_in() as usize;
+        let done = match status {
+            Status::StreamEnd => true,
+            Status::Ok | Status::BufError => {
+                !last && consumed == data.len() && out.len() < out.capacity()
             }
         };
-        if !dict.is_empty() {
-            compress
-                .set_dictionary(dict)
-                .map_err(|err| format!("cannot set the deflate dictionary: {err}"))?;
+        if done {
+            break;
         }
-        let flush = if last {
-            FlushCompress::Finish
-        } else {
-            FlushCompress::Sync
-        };
-        let mut out = Vec::with_capacity(data.len() / 2 + 1024);
-        let start_in = compress.total_in();
-        loop {
-            if out.len() == out.capacity() {
-                out.reserve(out.capacity().max(16 * 1024));
-            }
-            let consumed = (compress.total_in() - start_in) as usize;
-            let status = compress
-                .compress_vec(&data[consumed..], &mut out, flush)
-                .map_err(|err| format!("deflate failed: {err}"))?;
-            let consumed = (compress.total_in() - start_in) as usize;
-            let done = match status {
-                Status::StreamEnd => true,
-                Status::Ok | Status::BufError => {
-                    !last && consumed == data.len() && out.len() < out.capacity()
-                }
-            };
-            if done {
-                break;
-            }
-        }
-        Ok((out, crc))
-    })
+    }
+    Ok((out, crc))
 }

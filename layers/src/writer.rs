@@ -1,14 +1,15 @@
 //! `LayerWriter`: entries -> normalized tar -> compressor -> blob, in one streaming pass.
 
 use std::collections::HashSet;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::Path;
 
-use crate::compress::{Compression, Encoder};
-use crate::digest::HashingWriter;
+use crate::compress::Compression;
 use crate::error::{Error, Result};
 use crate::header::{self, HeaderSpec, Kind};
-use crate::store::{BlobStore, BlobWriter, LayerInfo};
+use crate::pgzip::worker_count;
+use crate::pipeline::TarPipeline;
+use crate::store::{BlobStore, LayerInfo};
 
 /// How layers are written.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -16,6 +17,8 @@ pub struct LayerOptions {
     pub compression: Compression,
     /// Entry mtime in seconds since the epoch; `None` reads `SOURCE_DATE_EPOCH`, else 0.
     pub mtime: Option<u64>,
+    /// Compression workers; `None`: one per core. Never changes the bytes of a layer.
+    pub threads: Option<usize>,
 }
 
 impl LayerOptions {
@@ -23,7 +26,14 @@ impl LayerOptions {
         LayerOptions {
             compression,
             mtime: None,
+            threads: None,
         }
+    }
+
+    /// With `threads` compression workers (at least 1).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads.max(1));
+        self
     }
 
     /// The mtime every entry gets: the explicit option, else `SOURCE_DATE_EPOCH`, else 0.
@@ -155,13 +165,13 @@ fn check_symlink_target(path: &str, target: &str) -> Result<()> {
 }
 
 /// Streams tar entries into a compressed blob in the store; `finish` gives the digest, size and
-/// diff_id computed in the same pass. Entries are written in the order given.
+/// diff_id computed in the same pass. Entries are written in the order given. Reading happens
+/// on the caller's thread, hashing and compressing on others, overlapped (see `pipeline.rs`).
 pub struct LayerWriter {
-    out: HashingWriter<Encoder<BlobWriter>>,
+    out: TarPipeline,
     media_type: &'static str,
     mtime: u64,
     scratch: Vec<u8>,
-    copy_buf: Vec<u8>,
     files: HashSet<String>,
 }
 
@@ -169,13 +179,12 @@ impl LayerWriter {
     pub fn new(store: &BlobStore, options: &LayerOptions) -> Result<Self> {
         let mtime = options.resolved_mtime()?;
         let blob = store.writer()?;
-        let encoder = options.compression.encoder(blob)?;
+        let threads = options.threads.unwrap_or_else(worker_count);
         Ok(LayerWriter {
-            out: HashingWriter::new(encoder),
+            out: TarPipeline::new(blob, options.compression, threads)?,
             media_type: options.compression.media_type(),
             mtime,
             scratch: Vec::with_capacity(1024),
-            copy_buf: Vec::new(),
             files: HashSet::new(),
         })
     }
@@ -243,8 +252,7 @@ impl LayerWriter {
     /// Ends the archive, finishes compression and commits the blob.
     pub fn finish(mut self) -> Result<LayerInfo> {
         self.out.write_all(&[0u8; 1024]).map_err(Error::Io)?;
-        let (diff_id, _, encoder) = self.out.finish();
-        let blob = encoder.finish().map_err(Error::Io)?;
+        let (diff_id, blob) = self.out.finish().map_err(Error::Io)?;
         let (digest, size) = blob.commit(None)?;
         Ok(LayerInfo {
             digest,
@@ -270,19 +278,17 @@ impl LayerWriter {
         self.out.write_all(&self.scratch).map_err(Error::Io)
     }
 
+    /// Reads exactly `size` bytes of `content` straight into the pipeline's chunks.
     fn copy_content(&mut self, name: &str, size: u64, content: &mut impl Read) -> Result<()> {
-        const CHUNK: usize = 256 * 1024;
-        if self.copy_buf.len() < CHUNK {
-            self.copy_buf.resize(CHUNK, 0);
-        }
         let read_error = |source: io::Error| Error::Read {
             path: name.to_owned(),
             source,
         };
         let mut remaining = size;
         while remaining > 0 {
-            let want = remaining.min(CHUNK as u64) as usize;
-            let got = match content.read(&mut self.copy_buf[..want]) {
+            let space = self.out.space().map_err(Error::Io)?;
+            let want = remaining.min(space.len() as u64) as usize;
+            let got = match content.read(&mut space[..want]) {
                 Ok(0) => {
                     return Err(Error::FileSizeChanged {
                         path: name.to_owned(),
@@ -290,13 +296,11 @@ impl LayerWriter {
                         actual: size - remaining,
                     });
                 }
-                Ok(got) => got,
+                Ok(got) => got.min(want),
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(read_error(err)),
             };
-            self.out
-                .write_all(&self.copy_buf[..got])
-                .map_err(Error::Io)?;
+            self.out.commit(got);
             remaining -= got as u64;
         }
         // The content must end where announced: a longer file changed while being read.

@@ -20,8 +20,8 @@ fn store() -> (tempfile::TempDir, BlobStore) {
 
 fn options(compression: Compression) -> LayerOptions {
     LayerOptions {
-        compression,
         mtime: Some(0),
+        ..LayerOptions::new(compression)
     }
 }
 
@@ -216,8 +216,8 @@ fn mtime_comes_from_the_option_then_source_date_epoch() {
     let (_dir, store) = store();
     let build = |mtime| {
         let opts = LayerOptions {
-            compression: Compression::None,
             mtime,
+            ..LayerOptions::new(Compression::None)
         };
         let layer = LayerSpec::new()
             .file("f", 0o644, b"x".to_vec())
