@@ -13,13 +13,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine;
-use layers::{BlobStore, LayerInfo, LayerOptions, LayerWriter};
+use futures::StreamExt;
+use layers::{BlobStore, Compression, LayerInfo, LayerOptions, LayerWriter};
 use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::error::{Error, Result};
 use crate::index::{Client, ClientOptions, DistFile};
 use crate::lock::{Lock, LockedPackage};
+use crate::splice::SplicedLayer;
 
 /// Where and how wheels are installed in the image.
 #[derive(Debug, Clone)]
@@ -219,31 +221,48 @@ async fn build_group(
             });
         }
     }
-    let downloads = futures::future::join_all(packages.iter().map(|p| async move {
-        let file = dist_file(p)?;
-        client.download(&file, &p.hashes).await
-    }))
-    .await;
-    let paths: Vec<PathBuf> = downloads.into_iter().collect::<Result<_>>()?;
-    let hashes = match known {
-        Some(h) => h,
-        None => paths
-            .iter()
-            .map(|p| crate::index::sha256_file(p))
-            .collect::<Result<_>>()?,
-    };
-    let key = key_of(&hashes);
-    let info = {
+    // Wheels are written into the layer in lock order as soon as they (and those before them)
+    // are downloaded: downloading the rest overlaps with unpacking and compressing.
+    let (tx, rx) = std::sync::mpsc::channel::<Result<(PathBuf, String)>>();
+    let writer = {
         let options = options.clone();
         let store = store.clone();
         let packages = packages.clone();
-        let hashes = hashes.clone();
-        tokio::task::spawn_blocking(move || {
-            write_layer(&store, &options, &packages, &paths, &hashes)
-        })
-        .await
-        .map_err(|e| Error::Other(format!("layer task failed: {e}")))??
+        tokio::task::spawn_blocking(move || write_layer(&store, &options, &packages, &rx))
     };
+    let mut downloads = futures::stream::iter(packages.iter())
+        .map(|p| async move {
+            let file = dist_file(p)?;
+            let path = client.download(&file, &p.hashes).await?;
+            let sha = match &p.sha256 {
+                Some(sha) => sha.clone(),
+                None => {
+                    let path = path.clone();
+                    tokio::task::spawn_blocking(move || crate::index::sha256_file(&path))
+                        .await
+                        .map_err(|e| Error::Other(format!("hashing task failed: {e}")))??
+                }
+            };
+            Ok::<_, Error>((path, sha))
+        })
+        .buffered(packages.len().max(1));
+    let mut hashes = Vec::with_capacity(packages.len());
+    let mut failed = None;
+    while let Some(result) = downloads.next().await {
+        match &result {
+            Ok((_, sha)) => hashes.push(sha.clone()),
+            Err(e) => failed = Some(e.to_string()),
+        }
+        // A closed channel means the writer stopped on an error, reported below.
+        if tx.send(result).is_err() || failed.is_some() {
+            break;
+        }
+    }
+    drop(tx);
+    let info = writer
+        .await
+        .map_err(|e| Error::Other(format!("layer task failed: {e}")))??;
+    let key = key_of(&hashes);
     store.record_key(&key, &info)?;
     Ok(WheelLayer {
         info,
@@ -256,26 +275,48 @@ fn write_layer(
     store: &BlobStore,
     options: &InstallOptions,
     packages: &[LockedPackage],
-    paths: &[PathBuf],
-    hashes: &[String],
+    wheels: &std::sync::mpsc::Receiver<Result<(PathBuf, String)>>,
 ) -> Result<LayerInfo> {
     let mut out = Installer {
-        writer: LayerWriter::new(store, &options.layer)?,
+        sink: match options.layer.compression {
+            Compression::Gzip { level } => Sink::Spliced(Box::new(SplicedLayer::new(
+                store,
+                level,
+                options.layer.resolved_mtime()?,
+            )?)),
+            _ => Sink::Plain(Box::new(LayerWriter::new(store, &options.layer)?)),
+        },
         dirs: HashSet::new(),
         files: HashSet::new(),
     };
-    for ((p, path), sha) in packages.iter().zip(paths).zip(hashes) {
-        install_wheel(&mut out, options, p, path, sha)?;
+    for p in packages {
+        let (path, sha) = wheels
+            .recv()
+            .map_err(|_| Error::Other(format!("the download of {} was abandoned", p.filename)))??;
+        install_wheel(&mut out, options, p, &path, &sha)?;
     }
-    Ok(out.writer.finish()?)
+    match out.sink {
+        Sink::Spliced(w) => w.finish(),
+        Sink::Plain(w) => Ok(w.finish()?),
+    }
+}
+
+/// Where a layer's tar goes: gzip layers splice the wheels' deflate data ([`SplicedLayer`]),
+/// other compressions go through [`LayerWriter`].
+enum Sink {
+    Spliced(Box<SplicedLayer>),
+    Plain(Box<LayerWriter>),
 }
 
 /// A layer being filled, with the directories and files already in it.
 struct Installer {
-    writer: LayerWriter,
+    sink: Sink,
     dirs: HashSet<PathBuf>,
     files: HashSet<PathBuf>,
 }
+
+/// A file's RECORD hash (`sha256=<urlsafe b64>`) and size.
+type Recorded = (String, u64);
 
 impl Installer {
     fn ensure_dirs(&mut self, path: &Path) -> Result<()> {
@@ -289,36 +330,118 @@ impl Installer {
             cur = dir.parent();
         }
         for dir in missing.into_iter().rev() {
-            self.writer.append_dir(&dir, 0o755)?;
+            match &mut self.sink {
+                Sink::Spliced(w) => w.append_dir(&dir)?,
+                Sink::Plain(w) => w.append_dir(&dir, 0o755)?,
+            }
             self.dirs.insert(dir);
         }
         Ok(())
     }
 
-    /// Writes one file; a path already written in this layer is skipped with a warning.
-    fn file(&mut self, path: &Path, mode: u32, size: u64, content: &mut impl Read) -> Result<bool> {
+    /// Whether `path` is new in this layer (a path already written is skipped with a warning).
+    fn claim(&mut self, path: &Path) -> Result<bool> {
         if !self.files.insert(path.to_path_buf()) {
             tracing::warn!(path = %path.display(), "two wheels in one layer install the same file; keeping the first");
             return Ok(false);
         }
         self.ensure_dirs(path)?;
-        self.writer.append_file(path, mode, size, content)?;
         Ok(true)
+    }
+
+    /// Writes one file from `content`; `None` when the path was already written.
+    fn file(
+        &mut self,
+        path: &Path,
+        mode: u32,
+        size: u64,
+        content: &mut impl Read,
+    ) -> Result<Option<Recorded>> {
+        if !self.claim(path)? {
+            return Ok(None);
+        }
+        let mut hasher = layers::Sha256::new();
+        let mut count = 0u64;
+        match &mut self.sink {
+            Sink::Spliced(w) => w.append_file(path, mode, size, content, &mut |b| {
+                hasher.update(b);
+                count += b.len() as u64;
+            })?,
+            Sink::Plain(w) => {
+                let mut reader = HashingReader {
+                    inner: content,
+                    hasher: &mut hasher,
+                    count: &mut count,
+                };
+                w.append_file(path, mode, size, &mut reader)?;
+            }
+        }
+        Ok(Some((record_hash(hasher.finish().as_raw()), count)))
+    }
+
+    /// Writes one file whose content is a zip member's raw deflate data.
+    fn deflated(
+        &mut self,
+        path: &Path,
+        mode: u32,
+        member: &Member<'_>,
+    ) -> Result<Option<Recorded>> {
+        if !self.claim(path)? {
+            return Ok(None);
+        }
+        let mut hasher = layers::Sha256::new();
+        let mut count = 0u64;
+        match &mut self.sink {
+            Sink::Spliced(w) => w.append_deflated(
+                path,
+                mode,
+                member.size,
+                member.crc32,
+                member.raw,
+                (member.wheel, member.name),
+                &mut |b| {
+                    hasher.update(b);
+                    count += b.len() as u64;
+                },
+            )?,
+            Sink::Plain(w) => {
+                let mut reader = HashingReader {
+                    inner: flate2::read::DeflateDecoder::new(member.raw),
+                    hasher: &mut hasher,
+                    count: &mut count,
+                };
+                w.append_file(path, mode, member.size, &mut reader)
+                    .map_err(|e| Error::InvalidWheel {
+                        file: member.wheel.to_string(),
+                        message: format!("{}: {e}", member.name),
+                    })?;
+            }
+        }
+        Ok(Some((record_hash(hasher.finish().as_raw()), count)))
     }
 }
 
-/// A reader that hashes what passes through it (for RECORD).
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    count: u64,
+/// A deflated zip member, as stored.
+struct Member<'a> {
+    wheel: &'a str,
+    name: &'a str,
+    size: u64,
+    crc32: u32,
+    raw: &'a [u8],
 }
 
-impl<R: Read> Read for HashingReader<R> {
+/// A reader that hashes what passes through it (for RECORD).
+struct HashingReader<'a, R> {
+    inner: R,
+    hasher: &'a mut layers::Sha256,
+    count: &'a mut u64,
+}
+
+impl<R: Read> Read for HashingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        self.count += n as u64;
+        *self.count += n as u64;
         Ok(n)
     }
 }
@@ -444,50 +567,52 @@ fn install_wheel(
             destination(options, wheel, &data_dir, &dist_name, name)?;
         }
     }
+    let mut raw = Vec::new();
     for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).map_err(|e| bad(e.to_string()))?;
-        let name = entry.name().to_string();
-        if entry.is_dir() || name.ends_with('/') || skip.contains(&name) {
+        let (name, exec, size, deflated, crc32) = {
+            let entry = zip.by_index_raw(i).map_err(|e| bad(e.to_string()))?;
+            (
+                entry.name().to_string(),
+                entry.unix_mode().is_some_and(|m| m & 0o111 != 0),
+                entry.size(),
+                entry.compression() == zip::CompressionMethod::Deflated,
+                entry.crc32(),
+            )
+        };
+        if name.ends_with('/') || skip.contains(&name) {
             continue;
         }
-        let exec = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
-        let size = entry.size();
-        if name == format!("{dist_info}/entry_points.txt") {
-            let mut text = String::new();
-            entry
-                .read_to_string(&mut text)
+        let is_entry_points = name == format!("{dist_info}/entry_points.txt");
+        let dest = destination(options, wheel, &data_dir, &dist_name, &name)?;
+        if let (Dest::File(dest), true, false) = (&dest, deflated, is_entry_points) {
+            // The member's deflate data as stored: spliced into gzip layers as it is.
+            raw.clear();
+            zip.by_index_raw(i)
+                .map_err(|e| bad(e.to_string()))?
+                .read_to_end(&mut raw)
                 .map_err(|e| bad(format!("{name}: {e}")))?;
-            let bytes = text.clone().into_bytes();
-            let dest = site.join(&name);
-            out.file(&dest, 0o644, bytes.len() as u64, &mut bytes.as_slice())?;
-            record.push((
-                relative_to(&dest, &site),
-                record_hash(&Sha256::digest(&bytes)),
-                bytes.len().to_string(),
-            ));
-            entry_points = Some(text);
+            let member = Member {
+                wheel,
+                name: &name,
+                size,
+                crc32,
+                raw: &raw,
+            };
+            if let Some((hash, len)) =
+                out.deflated(dest, if exec { 0o755 } else { 0o644 }, &member)?
+            {
+                record.push((relative_to(dest, &site), hash, len.to_string()));
+            }
             continue;
         }
-        match destination(options, wheel, &data_dir, &dist_name, &name)? {
-            Dest::File(dest) => {
-                let mut reader = HashingReader {
-                    inner: &mut entry,
-                    hasher: Sha256::new(),
-                    count: 0,
-                };
-                if out.file(&dest, if exec { 0o755 } else { 0o644 }, size, &mut reader)? {
-                    record.push((
-                        relative_to(&dest, &site),
-                        record_hash(&reader.hasher.finalize()),
-                        reader.count.to_string(),
-                    ));
-                }
-            }
+        let mut bytes = Vec::with_capacity(size.min(64 << 20) as usize);
+        zip.by_index(i)
+            .map_err(|e| bad(e.to_string()))?
+            .read_to_end(&mut bytes)
+            .map_err(|e| bad(format!("{name}: {e}")))?;
+        let (dest, mode) = match dest {
+            Dest::File(dest) => (dest, if exec { 0o755 } else { 0o644 }),
             Dest::Script(dest) => {
-                let mut bytes = Vec::with_capacity(size as usize);
-                entry
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| bad(format!("{name}: {e}")))?;
                 // `#!python` (and `#!pythonw`) shebangs point at the image's interpreter.
                 if bytes.starts_with(b"#!python") {
                     let end = bytes
@@ -498,14 +623,18 @@ fn install_wheel(
                     new.extend_from_slice(&bytes[end..]);
                     bytes = new;
                 }
-                if out.file(&dest, 0o755, bytes.len() as u64, &mut bytes.as_slice())? {
-                    record.push((
-                        relative_to(&dest, &site),
-                        record_hash(&Sha256::digest(&bytes)),
-                        bytes.len().to_string(),
-                    ));
-                }
+                (dest, 0o755)
             }
+        };
+        if is_entry_points {
+            let text =
+                String::from_utf8(bytes.clone()).map_err(|_| bad(format!("{name}: not UTF-8")))?;
+            entry_points = Some(text);
+        }
+        if let Some((hash, len)) =
+            out.file(&dest, mode, bytes.len() as u64, &mut bytes.as_slice())?
+        {
+            record.push((relative_to(&dest, &site), hash, len.to_string()));
         }
     }
     if let Some(text) = entry_points {
@@ -521,12 +650,10 @@ fn install_wheel(
                 });
             }
             let dest = options.prefix.join("bin").join(&script);
-            if out.file(&dest, 0o755, content.len() as u64, &mut content.as_bytes())? {
-                record.push((
-                    relative_to(&dest, &site),
-                    record_hash(&Sha256::digest(content.as_bytes())),
-                    content.len().to_string(),
-                ));
+            if let Some((hash, len)) =
+                out.file(&dest, 0o755, content.len() as u64, &mut content.as_bytes())?
+            {
+                record.push((relative_to(&dest, &site), hash, len.to_string()));
             }
         }
     }
@@ -539,12 +666,11 @@ fn install_wheel(
     }
     for (name, content) in extra {
         let dest = site.join(&name);
-        out.file(&dest, 0o644, content.len() as u64, &mut content.as_bytes())?;
-        record.push((
-            name,
-            record_hash(&Sha256::digest(content.as_bytes())),
-            content.len().to_string(),
-        ));
+        if let Some((hash, len)) =
+            out.file(&dest, 0o644, content.len() as u64, &mut content.as_bytes())?
+        {
+            record.push((name, hash, len.to_string()));
+        }
     }
     let mut text = String::new();
     for (p, h, s) in &record {

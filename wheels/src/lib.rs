@@ -56,12 +56,14 @@
 pub mod error;
 pub mod filename;
 pub mod index;
+pub mod inflate;
 pub mod install;
 pub mod lock;
 pub mod metadata;
 pub mod requirements;
 pub mod resolve;
 pub mod specifiers;
+pub mod splice;
 pub mod target;
 
 pub use error::{Error, Result};
