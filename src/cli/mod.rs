@@ -1,5 +1,6 @@
 //! The `cog` command line: one module per command. Errors become `anyhow` here, at the edge.
 mod build;
+mod init;
 mod plan;
 mod project;
 mod push;
@@ -35,6 +36,8 @@ struct Cli {
 enum Command {
     /// Build an image from cog.yaml
     Build(build::BuildArgs),
+    /// Configure your project for use with Cog
+    Init(init::InitArgs),
     /// Print the build plan for cog.yaml without building
     Plan(plan::PlanArgs),
     /// Build and push model in current directory to a Docker registry
@@ -46,6 +49,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.debug, cli.no_color);
     let result = match cli.command {
         Command::Build(args) => build::run(&args),
+        Command::Init(args) => init::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Push(args) => push::run(&args),
     };
