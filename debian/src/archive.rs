@@ -5,6 +5,8 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use sha2::{Digest as _, Sha256};
+
 use crate::Error;
 use crate::control::{paragraphs, value_lines};
 use crate::fetch::{self, default_cache_dir, sha256_hex};
@@ -301,18 +303,7 @@ async fn load_packages(
             path: format!("{plain}.xz"),
         })?;
     let url = format!("{base}/{name}");
-    let compressed = fetch::get_bytes(client, &url).await?;
-    let actual = sha256_hex(&compressed);
-    if actual != entry.sha256 {
-        return Err(Error::HashMismatch {
-            what: url,
-            expected: entry.sha256,
-            actual,
-        });
-    }
-    let text = tokio::task::spawn_blocking(move || decompress(&compressed, &name, &url))
-        .await
-        .map_err(|e| Error::Config(format!("decompression panicked: {e}")))??;
+    let text = fetch_decompressed(client, &url, &name, &entry.sha256).await?;
     if let (Some(path), Some(f)) = (&cached, release.files.get(&plain))
         && sha256_hex(&text) == f.sha256
     {
@@ -321,18 +312,86 @@ async fn load_packages(
     Ok((origin.clone(), into_text(text, &origin)?))
 }
 
-fn decompress(data: &[u8], name: &str, url: &str) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::with_capacity(data.len() * 6);
-    let result = if name.ends_with(".xz") {
-        xz2::read::XzDecoder::new(data).read_to_end(&mut out)
-    } else {
-        flate2::read::GzDecoder::new(data).read_to_end(&mut out)
-    };
-    result.map_err(|e| Error::Fetch {
-        url: url.to_owned(),
-        reason: format!("cannot decompress: {e}"),
-    })?;
-    Ok(out)
+/// Downloads a compressed index and decompresses it while it arrives (a blocking thread reads
+/// the chunks from a channel), hashing the compressed bytes on the way: the result is used only
+/// when they match `sha256` from the signed Release.
+async fn fetch_decompressed(
+    client: &reqwest::Client,
+    url: &str,
+    name: &str,
+    sha256: &str,
+) -> Result<Vec<u8>, Error> {
+    let mut resp = fetch::get(client, url).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(256);
+    let xz = name.ends_with(".xz");
+    let decoder = tokio::task::spawn_blocking(move || {
+        let reader = ChannelReader {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+        };
+        let mut out = Vec::with_capacity(64 << 20);
+        let result = if xz {
+            xz2::read::XzDecoder::new_multi_decoder(reader).read_to_end(&mut out)
+        } else {
+            flate2::read::MultiGzDecoder::new(reader).read_to_end(&mut out)
+        };
+        result.map(|_| out)
+    });
+    let mut hasher = Sha256::new();
+    let mut sending = true;
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| fetch::fetch_error(url, &e))?
+    {
+        hasher.update(&chunk);
+        // The decoder stops early on corrupt data; the hash check below reports it.
+        if sending && tx.send(chunk.to_vec()).await.is_err() {
+            sending = false;
+        }
+    }
+    drop(tx);
+    let actual = hex::encode(hasher.finalize());
+    if actual != sha256 {
+        return Err(Error::HashMismatch {
+            what: url.to_owned(),
+            expected: sha256.to_owned(),
+            actual,
+        });
+    }
+    decoder
+        .await
+        .map_err(|e| Error::Config(format!("decompression panicked: {e}")))?
+        .map_err(|e| Error::Fetch {
+            url: url.to_owned(),
+            reason: format!("cannot decompress: {e}"),
+        })
+}
+
+/// A `Read` over chunks sent from the download (blocking receive: use on a blocking thread).
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.buf.len() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => {
+                    self.buf = chunk;
+                    self.pos = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 fn into_text(bytes: Vec<u8>, origin: &str) -> Result<String, Error> {

@@ -23,7 +23,7 @@ pub(crate) fn client() -> Result<reqwest::Client, Error> {
         .map_err(|e| Error::Config(format!("cannot create the HTTP client: {e}")))
 }
 
-fn fetch_error(url: &str, e: &reqwest::Error) -> Error {
+pub(crate) fn fetch_error(url: &str, e: &reqwest::Error) -> Error {
     let mut reason = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use crate::Error;
 use crate::control::{Paragraph, paragraphs};
 use crate::relation::{Provide, parse_provides};
@@ -131,6 +133,25 @@ impl Package {
     }
 }
 
+/// `text` cut into about `parts` pieces, each ending at a blank line (a paragraph boundary).
+fn split_paragraphs(text: &str, parts: usize) -> Vec<&str> {
+    let target = (text.len() / parts.max(1)).max(1 << 16);
+    let mut out = Vec::new();
+    let mut rest = text;
+    while rest.len() > target {
+        let Some(cut) = rest[target..].find("\n\n").map(|i| target + i + 2) else {
+            break;
+        };
+        let (head, tail) = rest.split_at(cut);
+        out.push(head);
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
 fn truncate(s: &str) -> &str {
     let end = s.char_indices().nth(80).map_or(s.len(), |(i, _)| i);
     &s[..end]
@@ -160,13 +181,26 @@ impl Index {
         mirror: &Arc<str>,
         origin: &str,
     ) -> Result<(), Error> {
-        for p in paragraphs(text) {
-            let arch = p.get("Architecture").unwrap_or("all");
-            if arch != self.arch && arch != "all" {
-                continue;
+        // Parsed in parallel, in chunks cut at paragraph boundaries; inserted in file order.
+        let chunks = split_paragraphs(text, rayon::current_num_threads().max(1) * 4);
+        let parsed: Vec<Result<Vec<Package>, Error>> = chunks
+            .par_iter()
+            .map(|chunk| {
+                let mut out = Vec::new();
+                for p in paragraphs(chunk) {
+                    let arch = p.get("Architecture").unwrap_or("all");
+                    if arch != self.arch && arch != "all" {
+                        continue;
+                    }
+                    out.push(Package::from_paragraph(&p, mirror, &self.arch, origin)?);
+                }
+                Ok(out)
+            })
+            .collect();
+        for chunk in parsed {
+            for pkg in chunk? {
+                self.insert(pkg);
             }
-            let pkg = Package::from_paragraph(&p, mirror, &self.arch, origin)?;
-            self.insert(pkg);
         }
         Ok(())
     }
@@ -265,6 +299,21 @@ mod tests {
         let mawk = &idx.versions("mawk")[0];
         assert_eq!(mawk.priority, Priority::Required);
         assert_eq!(mawk.multi_arch, MultiArch::Foreign);
+    }
+
+    #[test]
+    fn splits_at_paragraph_boundaries() {
+        let text: String = (0..20_000)
+            .map(|i| format!("Package: p{i}\nVersion: 1\nArchitecture: amd64\n\n"))
+            .collect();
+        let chunks = split_paragraphs(&text, 8);
+        assert!(chunks.len() > 4, "{}", chunks.len());
+        assert_eq!(chunks.concat(), text);
+        assert!(chunks.iter().all(|c| c.starts_with("Package: p")));
+        let mut idx = Index::new("amd64");
+        idx.add_packages_file(&text, &Arc::from("m"), "t").unwrap();
+        assert_eq!(idx.len(), 20_000);
+        assert_eq!(idx.versions("p19999").len(), 1);
     }
 
     #[test]

@@ -45,7 +45,7 @@ impl Default for InstallOptions {
             new_root: false,
             extra_links: Vec::new(),
             cache_dir: default_cache_dir(),
-            downloads: 8,
+            downloads: 16,
             base_libraries: None,
         }
     }
@@ -96,16 +96,32 @@ pub async fn install(
             libraries,
         });
     }
-    let debs = download_all(lock, &opts.cache_dir, opts.downloads).await?;
-    let lock = lock.clone();
-    let base_status = base_status.to_vec();
-    let store2 = store.clone();
-    let opts2 = opts.clone();
-    let built = tokio::task::spawn_blocking(move || {
-        build_layer(&lock, &debs, &base_status, &store2, &opts2)
-    })
-    .await
-    .map_err(|e| Error::Config(format!("layer builder panicked: {e}")))??;
+    // Downloads (many in parallel, delivered in lock order) and the layer writer run as a
+    // pipeline: a package is unpacked as soon as it and those before it are in.
+    let (tx, mut rx) =
+        tokio::sync::mpsc::channel::<Result<PathBuf, Error>>(lock.packages.len() + 1);
+    let builder = {
+        let lock = lock.clone();
+        let base_status = base_status.to_vec();
+        let store = store.clone();
+        let opts = opts.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut next = || {
+                rx.blocking_recv()
+                    .unwrap_or_else(|| Err(Error::Config("the package downloads stopped".into())))
+            };
+            build_layer(&lock, &mut next, &base_status, &store, &opts)
+        })
+    };
+    let downloads = download_each(lock, &opts.cache_dir, opts.downloads, |path| {
+        // The builder may have failed and gone: nothing left to deliver to.
+        let _ = tx.try_send(path);
+    });
+    downloads.await;
+    drop(tx);
+    let built = builder
+        .await
+        .map_err(|e| Error::Config(format!("layer builder panicked: {e}")))??;
     let meta = (String::from_utf8_lossy(&built.status), &built.libraries);
     fetch::write_atomic(
         &status_path,
@@ -140,7 +156,33 @@ pub async fn download_all(
     cache_dir: &Path,
     parallel: usize,
 ) -> Result<Vec<PathBuf>, Error> {
-    let client = fetch::client()?;
+    let mut paths = Vec::with_capacity(lock.packages.len());
+    let mut failed = None;
+    download_each(lock, cache_dir, parallel, |r| match r {
+        Ok(p) => paths.push(p),
+        Err(e) => {
+            failed.get_or_insert(e);
+        }
+    })
+    .await;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(paths),
+    }
+}
+
+/// Downloads every package (`parallel` at a time) and hands each result to `deliver` in lock
+/// order, as soon as it and the ones before it are done; stops after the first error.
+async fn download_each(
+    lock: &Lock,
+    cache_dir: &Path,
+    parallel: usize,
+    mut deliver: impl FnMut(Result<PathBuf, Error>),
+) {
+    let client = match fetch::client() {
+        Ok(c) => c,
+        Err(e) => return deliver(Err(e)),
+    };
     let client = &client;
     let jobs = lock.packages.iter().map(|p| async move {
         let path = cache_dir.join("debs").join(format!("{}.deb", p.sha256));
@@ -154,12 +196,14 @@ pub async fn download_all(
         .await?;
         Ok::<_, Error>(path)
     });
-    futures::stream::iter(jobs)
-        .buffered(parallel.max(1))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect()
+    let mut results = futures::stream::iter(jobs).buffered(parallel.max(1));
+    while let Some(result) = results.next().await {
+        let stop = result.is_err();
+        deliver(result);
+        if stop {
+            return;
+        }
+    }
 }
 
 /// Reads a cached `.deb`, checking its SHA-256 again (the cache may have been tampered with).
@@ -181,7 +225,7 @@ fn read_verified(path: &Path, pkg: &LockedPackage) -> Result<Deb, Error> {
 
 fn build_layer(
     lock: &Lock,
-    debs: &[PathBuf],
+    next_deb: &mut dyn FnMut() -> Result<PathBuf, Error>,
     base_status: &[u8],
     store: &BlobStore,
     opts: &InstallOptions,
@@ -195,8 +239,11 @@ fn build_layer(
     let mut info_files: Vec<(String, u32, Vec<u8>)> = Vec::new();
     // Decompress a few packages in parallel, write them in lock order.
     let chunk = rayon::current_num_threads().max(1) * 2;
-    let pairs: Vec<(&LockedPackage, &PathBuf)> = lock.packages.iter().zip(debs).collect();
-    for group in pairs.chunks(chunk) {
+    for packages in lock.packages.chunks(chunk) {
+        let mut group: Vec<(&LockedPackage, PathBuf)> = Vec::with_capacity(packages.len());
+        for p in packages {
+            group.push((p, next_deb()?));
+        }
         let read: Vec<Result<Deb, Error>> = group
             .par_iter()
             .map(|(p, path)| read_verified(path, p))
