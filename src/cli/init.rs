@@ -10,13 +10,19 @@ pub struct InitArgs {}
 
 /// The templates, in the order Cog writes them (its embedded directory, sorted by name).
 pub const TEMPLATES: &[(&str, &str)] = &[
-    (".dockerignore", include_str!("init_templates/.dockerignore")),
+    (
+        ".dockerignore",
+        include_str!("init_templates/.dockerignore"),
+    ),
     (
         ".github/workflows/push.yaml",
         include_str!("init_templates/.github/workflows/push.yaml"),
     ),
     ("cog.yaml", include_str!("init_templates/cog.yaml")),
-    ("requirements.txt", include_str!("init_templates/requirements.txt")),
+    (
+        "requirements.txt",
+        include_str!("init_templates/requirements.txt"),
+    ),
     ("run.py", include_str!("init_templates/run.py")),
 ];
 
@@ -69,12 +75,18 @@ mod tests {
         );
         for (name, content) in TEMPLATES {
             if *name != "cog.yaml" {
-                assert_eq!(fs_err::read_to_string(dir.path().join(name)).unwrap(), *content);
+                assert_eq!(
+                    fs_err::read_to_string(dir.path().join(name)).unwrap(),
+                    *content
+                );
             }
         }
         // A second run writes nothing.
         let again = init(dir.path()).unwrap();
-        assert!(again.iter().all(|l| l.starts_with("Skipped existing ")), "{again:?}");
+        assert!(
+            again.iter().all(|l| l.starts_with("Skipped existing ")),
+            "{again:?}"
+        );
     }
 
     #[test]
@@ -87,6 +99,9 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(&schema.document).unwrap();
         let input = &doc["components"]["schemas"]["Input"];
         assert_eq!(input["required"], serde_json::json!(["image"]));
-        assert_eq!(input["properties"]["scale"]["maximum"], serde_json::json!(10));
+        assert_eq!(
+            input["properties"]["scale"]["maximum"],
+            serde_json::json!(10)
+        );
     }
 }
