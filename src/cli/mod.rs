@@ -1,10 +1,13 @@
 //! The `cog` command line: one module per command. Errors become `anyhow` here, at the edge.
 mod build;
+mod exec;
 mod init;
 mod plan;
 mod project;
 mod push;
 mod python_packages;
+mod run;
+mod serve;
 mod system_packages;
 
 use std::process::ExitCode;
@@ -42,6 +45,15 @@ enum Command {
     Plan(plan::PlanArgs),
     /// Build and push model in current directory to a Docker registry
     Push(push::PushArgs),
+    /// Run a prediction (builds the project, or runs IMAGE)
+    Run(run::RunArgs),
+    /// Run a prediction (deprecated: use `cog run`)
+    #[command(hide = true)]
+    Predict(run::RunArgs),
+    /// Run the prediction HTTP server of the project's image
+    Serve(serve::ServeArgs),
+    /// Run a command inside the project's image, with the project at /src
+    Exec(exec::ExecArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -52,6 +64,10 @@ pub fn main() -> ExitCode {
         Command::Init(args) => init::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Push(args) => push::run(&args),
+        Command::Run(args) => run::run(&args, false),
+        Command::Predict(args) => run::run(&args, true),
+        Command::Serve(args) => serve::run(&args),
+        Command::Exec(args) => exec::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,326 @@
+//! Docker and podman, through their command-line clients (same flags for both).
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+
+use layers::BlobStore;
+
+use super::{Image, RunSpec, RuntimeError, RuntimeKind, SHM_SIZE, container_name, output_of};
+use crate::oci;
+
+#[derive(Debug)]
+pub(super) struct EngineContainer {
+    pub kind: RuntimeKind,
+    pub id: String,
+    removed: bool,
+}
+
+/// What to hand `docker run`: the image id (our config digest) for images from our cache, so a
+/// name the daemon maps elsewhere (podman's `localhost/` prefix) cannot matter.
+fn run_ref(kind: RuntimeKind, image: &Image) -> String {
+    match image {
+        Image::Local { image, .. } => match kind {
+            RuntimeKind::Podman => image.config_digest.hex(),
+            _ => image.config_digest.to_string(),
+        },
+        Image::Daemon { name } => name.clone(),
+    }
+}
+
+/// The daemon's id for `name`, without `sha256:`; `None` when it does not have it.
+fn daemon_image_id(kind: RuntimeKind, name: &str) -> Option<String> {
+    let out = output_of(
+        kind.program(),
+        &["image", "inspect", "--format", "{{.Id}}", name],
+    )
+    .ok()?;
+    let id = out.trim();
+    (!id.is_empty()).then(|| id.trim_start_matches("sha256:").to_string())
+}
+
+/// Loads an image from our cache into the daemon unless it already has that image id; pulls a
+/// daemon-only image it does not have.
+pub(super) fn ensure_loaded(
+    kind: RuntimeKind,
+    store: &BlobStore,
+    image: &Image,
+) -> Result<(), RuntimeError> {
+    match image {
+        Image::Local { name, image } => {
+            let id = image.config_digest.hex();
+            if daemon_image_id(kind, &id).as_deref() == Some(id.as_str()) {
+                // Same content; keep the name pointing at it too.
+                if daemon_image_id(kind, name).as_deref() != Some(id.as_str()) {
+                    output_of(kind.program(), &["tag", &id, name])?;
+                }
+                tracing::debug!("{kind} already has {name} ({id})");
+                return Ok(());
+            }
+            let dir = store.root().join("tmp");
+            fs_err::create_dir_all(&dir).map_err(super::io_error(&dir))?;
+            let tmp = tempfile::Builder::new()
+                .prefix("load-")
+                .suffix(".tar")
+                .tempfile_in(&dir)
+                .map_err(super::io_error(&dir))?;
+            oci::export_tarball(store, &image.image_ref(), tmp.path(), &[name.clone()]).map_err(
+                |source| RuntimeError::Image {
+                    image: name.clone(),
+                    source,
+                },
+            )?;
+            let path = tmp.path().to_string_lossy().into_owned();
+            output_of(kind.program(), &["load", "-i", &path])?;
+            Ok(())
+        }
+        Image::Daemon { name } => {
+            if daemon_image_id(kind, name).is_none() {
+                output_of(kind.program(), &["pull", name])?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The labels of an image the daemon has (pulling it first when it does not).
+pub(super) fn labels(
+    kind: RuntimeKind,
+    name: &str,
+) -> Result<BTreeMap<String, String>, RuntimeError> {
+    if daemon_image_id(kind, name).is_none() {
+        output_of(kind.program(), &["pull", name])?;
+    }
+    let out = output_of(
+        kind.program(),
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Labels}}",
+            name,
+        ],
+    )?;
+    let labels: Option<BTreeMap<String, String>> = serde_json::from_str(out.trim())
+        .map_err(|e| RuntimeError::Other(format!("labels of {name} from {kind}: {e}")))?;
+    Ok(labels.unwrap_or_default())
+}
+
+/// `docker run` arguments shared by detached and attached runs.
+fn run_args(kind: RuntimeKind, image: &Image, spec: &RunSpec, name: &str) -> Vec<String> {
+    let mut args = vec![
+        "run".to_string(),
+        "--name".into(),
+        name.into(),
+        "--shm-size".into(),
+        SHM_SIZE.into(),
+    ];
+    if let Some(port) = spec.publish {
+        args.push("--publish".into());
+        match spec.host_port {
+            Some(host) => args.push(format!("127.0.0.1:{host}:{port}")),
+            None => args.push(format!("127.0.0.1::{port}")),
+        }
+    }
+    for (key, value) in &spec.env {
+        args.push("--env".into());
+        args.push(format!("{key}={value}"));
+    }
+    for mount in &spec.mounts {
+        args.push("--volume".into());
+        let mode = if mount.read_only { ":ro" } else { "" };
+        args.push(format!("{}:{}{mode}", mount.source.display(), mount.target));
+    }
+    if let Some(dir) = &spec.workdir {
+        args.push("--workdir".into());
+        args.push(dir.clone());
+    }
+    for host in &spec.add_hosts {
+        args.push("--add-host".into());
+        args.push(host.clone());
+    }
+    if spec.gpus {
+        args.push("--gpus".into());
+        args.push("all".into());
+    }
+    if spec.tty {
+        args.push("--interactive".into());
+        args.push("--tty".into());
+    }
+    if kind == RuntimeKind::Podman {
+        // Never ask a registry for an image we just loaded.
+        args.push("--pull".into());
+        args.push("never".into());
+    }
+    args.push(run_ref(kind, image));
+    args.extend(spec.args.iter().cloned());
+    args
+}
+
+/// Whether `docker run` failed because the machine has no GPU driver (Cog then retries without).
+fn missing_gpu_driver(stderr: &str) -> bool {
+    stderr.contains("could not select device driver")
+        || stderr.contains("nvidia-container-cli")
+        || stderr.contains("unresolvable CDI devices")
+}
+
+pub(super) fn start(
+    kind: RuntimeKind,
+    image: &Image,
+    spec: &RunSpec,
+) -> Result<EngineContainer, RuntimeError> {
+    let name = container_name();
+    let mut args = run_args(kind, image, spec, &name);
+    args.insert(1, "--detach".into());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    match output_of(kind.program(), &refs) {
+        Ok(_) => Ok(EngineContainer {
+            kind,
+            id: name,
+            removed: false,
+        }),
+        Err(RuntimeError::Command { stderr, .. }) if spec.gpus && missing_gpu_driver(&stderr) => {
+            eprintln!("⚠ Missing device driver, re-trying without GPU");
+            remove(kind, &name);
+            let spec = RunSpec {
+                gpus: false,
+                ..spec.clone()
+            };
+            start(kind, image, &spec)
+        }
+        Err(err) => {
+            remove(kind, &name);
+            Err(err)
+        }
+    }
+}
+
+pub(super) fn run_attached(
+    kind: RuntimeKind,
+    image: &Image,
+    spec: &RunSpec,
+) -> Result<i32, RuntimeError> {
+    let name = container_name();
+    let mut args = run_args(kind, image, spec, &name);
+    args.insert(1, "--rm".into());
+    super::remember_active(kind, &name);
+    let status = Command::new(kind.program())
+        .args(&args)
+        .stdin(if spec.tty {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .status()
+        .map_err(|source| RuntimeError::Spawn {
+            program: kind.program().to_string(),
+            source,
+        });
+    remove(kind, &name);
+    super::forget_active(&name);
+    Ok(status?.code().unwrap_or(1))
+}
+
+impl EngineContainer {
+    /// The host port that `container_port` is published on (at 127.0.0.1).
+    pub fn host_port(&self, container_port: u16) -> Result<u16, RuntimeError> {
+        let out = output_of(
+            self.kind.program(),
+            &["port", &self.id, &format!("{container_port}/tcp")],
+        )?;
+        out.lines()
+            .filter_map(|line| line.trim().rsplit_once(':'))
+            .find_map(|(_, port)| port.parse().ok())
+            .ok_or_else(|| {
+                RuntimeError::Other(format!(
+                    "{} port {}: no host port published for {container_port}/tcp (got {out:?})",
+                    self.kind, self.id
+                ))
+            })
+    }
+
+    pub fn logs(&self) -> String {
+        let output = Command::new(self.kind.program())
+            .args(["logs", &self.id])
+            .output();
+        match output {
+            Ok(out) => {
+                let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+                text.push_str(&String::from_utf8_lossy(&out.stderr));
+                text
+            }
+            Err(e) => format!("(cannot read the logs of {}: {e})", self.id),
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        output_of(
+            self.kind.program(),
+            &["inspect", "--format", "{{.State.Running}}", &self.id],
+        )
+        .is_ok_and(|out| out.trim() == "true")
+    }
+
+    pub fn remove(&mut self) {
+        if !self.removed {
+            remove(self.kind, &self.id);
+            self.removed = true;
+        }
+    }
+}
+
+impl Drop for EngineContainer {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// `docker rm --force`, quietly (the container may already be gone).
+pub(super) fn remove(kind: RuntimeKind, id: &str) {
+    let _ = Command::new(kind.program())
+        .args(["rm", "--force", id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::runtime::Mount;
+
+    #[test]
+    fn run_arguments_publish_on_loopback_and_mount_the_project() {
+        let spec = RunSpec {
+            args: vec!["python".into(), "-m".into(), "cog.server.http".into()],
+            env: vec![("COG_LOG_LEVEL".into(), "warning".into())],
+            mounts: vec![Mount {
+                source: PathBuf::from("/work/model"),
+                target: "/src".into(),
+                read_only: false,
+            }],
+            publish: Some(5000),
+            gpus: true,
+            ..RunSpec::default()
+        };
+        let image = Image::Daemon {
+            name: "r8.im/me/model".into(),
+        };
+        let args = run_args(RuntimeKind::Docker, &image, &spec, "cog-x").join(" ");
+        assert_eq!(
+            args,
+            "run --name cog-x --shm-size 6g --publish 127.0.0.1::5000 --env COG_LOG_LEVEL=warning \
+             --volume /work/model:/src --gpus all r8.im/me/model python -m cog.server.http"
+        );
+        let podman = run_args(RuntimeKind::Podman, &image, &spec, "cog-x").join(" ");
+        assert!(podman.contains("--pull never r8.im/me/model"), "{podman}");
+    }
+
+    #[test]
+    fn gpu_driver_errors_are_recognised() {
+        assert!(missing_gpu_driver(
+            "docker: Error response from daemon: could not select device driver \"\" with capabilities: [[gpu]]."
+        ));
+        assert!(!missing_gpu_driver("no such image"));
+    }
+}
