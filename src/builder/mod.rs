@@ -136,6 +136,7 @@ async fn system_package_layers(
 ) -> Result<Vec<LayerOutcome>, BuildError> {
     let mut status = base.dpkg_status.clone();
     let mut libraries = base.libraries.clone();
+    let mut merged_usr = true;
     let mut outcomes = Vec::new();
     for step in steps {
         let LayerContent::Debs { lock } = &step.content else {
@@ -145,14 +146,27 @@ async fn system_package_layers(
             id: step.id.clone(),
             message,
         };
+        if status.is_none() {
+            // A registry or local base: read its dpkg database and libraries from its layers.
+            let system = read_base_system(base, &lock.arch, store)
+                .await
+                .map_err(|e| failed(format!("reading the base image: {e}")))?;
+            let Some(found) = system.dpkg_status else {
+                return Err(failed(
+                    "build.system_packages: the base image has no dpkg database (/var/lib/dpkg/status); system packages need a Debian or Ubuntu base".into(),
+                ));
+            };
+            status = Some(found);
+            libraries = Some(system.libraries);
+            merged_usr = system.merged_usr;
+        }
         let Some(current) = &status else {
-            return Err(failed(
-                "system_packages need a base whose dpkg database cog-rs knows: the default base (assembled from packages); registry bases are not supported for them yet".into(),
-            ));
+            continue;
         };
         let install_options = debian::InstallOptions {
             compression: options.compression,
             base_libraries: libraries.clone(),
+            merged_usr,
             ..debian::InstallOptions::default()
         };
         let installed = debian::install(lock, current, store, &install_options)
@@ -168,4 +182,21 @@ async fn system_package_layers(
         libraries = Some(installed.libraries);
     }
     Ok(outcomes)
+}
+
+/// What a registry or local base is (dpkg status, libraries, merged /usr), read from its layers.
+async fn read_base_system(
+    base: &ResolvedBase,
+    arch: &str,
+    store: &BlobStore,
+) -> Result<debian::BaseSystem, String> {
+    let layers = base.layers.clone();
+    let arch = arch.to_owned();
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        debian::rootfs::inspect_cached(&store, &layers, &arch, &debian::fetch::default_cache_dir())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
 }

@@ -1,12 +1,19 @@
 //! The default base, assembled from distribution packages, and `build.system_packages`:
 //! both resolved against the distribution's archive before planning and pinned by locks next to
 //! cog.yaml (`cog-base.lock`, `cog-apt.lock`), reused while their inputs are unchanged.
+//!
+//! With `--base IMAGE` the system packages are resolved against the image's own distribution:
+//! the image is fetched into the store (the build reuses it), its `/etc/os-release` names the
+//! archive and suite, and its `/var/lib/dpkg/status` says what is installed already.
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+use layers::BlobStore;
+
 use crate::config::Config;
 use crate::plan::BaseImage;
+use crate::progress::{Progress, ProgressMode};
 
 /// Lock of the assembled base's packages.
 pub const BASE_LOCK_FILE: &str = "cog-base.lock";
@@ -100,4 +107,76 @@ fn read_lock(
     let lock = debian::Lock::read(path)?;
     let matches = lock.arch == arch && requested.is_none_or(|r| lock.requested == r);
     Ok(matches.then_some(lock))
+}
+
+/// `build.system_packages` on a base given with `--base` (registry or local image). With
+/// `resolve` off (`cog plan` without `--resolve`) only a matching lock is used, with no network.
+pub fn resolve_on_base(
+    dir: &Path,
+    config: &Config,
+    base: &BaseImage,
+    platform: &str,
+    upgrade: bool,
+    resolve: bool,
+) -> Result<Option<debian::Lock>> {
+    let wanted: Vec<String> = config.build.system_packages.clone();
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    let field = format!(
+        "build.system_packages in {}",
+        dir.join("cog.yaml").display()
+    );
+    let Some(arch) = debian::archive::debian_arch(platform) else {
+        bail!(
+            "{field}: --platform {platform} is not a Debian architecture (linux/amd64, linux/arm64)"
+        );
+    };
+    if matches!(base, BaseImage::Scratch) {
+        bail!("{field}: base image scratch has no Debian or Ubuntu system to install them on");
+    }
+    let apt_path = dir.join(debian::LOCK_FILE_NAME);
+    let existing = read_lock(&apt_path, arch, Some(&wanted), upgrade)?;
+    if !resolve {
+        return Ok(existing);
+    }
+    let platform_value: crate::oci::Platform = platform
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--platform {platform}: {e}"))?;
+    let store = BlobStore::open(BlobStore::default_root()).context("opening the cog cache")?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let progress = Progress::new(ProgressMode::from_env());
+    let pulled = runtime
+        .block_on(crate::builder::resolve_base(
+            base,
+            &platform_value,
+            &store,
+            &progress,
+        ))
+        .with_context(|| format!("{field}: reading the base image {base}"))?;
+    let cache_dir = debian::fetch::default_cache_dir();
+    let system = debian::rootfs::inspect_cached(&store, &pulled.layers, arch, &cache_dir)
+        .with_context(|| format!("{field}: reading the base image {base}"))?;
+    let archive_config = system
+        .archive_config(arch)
+        .map_err(|e| anyhow::anyhow!("{field}: base image {base}: {e}"))?;
+    let suite = archive_config
+        .sources
+        .first()
+        .map(|s| s.suite.clone())
+        .unwrap_or_default();
+    // A lock made for another suite (the base changed) is made again.
+    if let Some(lock) = existing
+        && lock.sources.first().is_some_and(|s| s.suite == suite)
+    {
+        return Ok(Some(lock));
+    }
+    let status = system.dpkg_status.clone().unwrap_or_default();
+    let archive = runtime
+        .block_on(debian::Archive::fetch(archive_config))
+        .with_context(|| format!("{field}: reading the archive of base image {base} ({suite})"))?;
+    let lock = debian::resolve(&archive, &wanted, &status, arch)
+        .with_context(|| format!("{field}: resolving them on base image {base} ({suite})"))?;
+    lock.write(&apt_path)?;
+    Ok(Some(lock))
 }
