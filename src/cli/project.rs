@@ -64,12 +64,18 @@ pub fn load(options: &ProjectOptions<'_>) -> Result<LoadedProject> {
         }
         _ => None,
     };
-    if base_override.is_some() && !config.build.system_packages.is_empty() {
-        bail!(
-            "build.system_packages in {}: with --base they are not supported yet; leave out --base to use the base assembled from Debian/Ubuntu packages",
-            config_path.display()
-        );
-    }
+    // With --base, system packages are resolved against that image's distribution.
+    let base_system_packages = match &base_override {
+        Some(base) => system_packages::resolve_on_base(
+            &dir,
+            &config,
+            base,
+            options.platform,
+            options.upgrade,
+            options.resolve,
+        )?,
+        None => None,
+    };
     let python = python_version
         .as_deref()
         .map(|v| python_packages::layout_for(v, assembled.is_some()));
@@ -107,7 +113,9 @@ pub fn load(options: &ProjectOptions<'_>) -> Result<LoadedProject> {
         dockerignore: read_dockerignore(&dir)?,
         base_override,
         assembled_base: assembled.as_ref().map(|a| a.base.clone()),
-        system_packages: assembled.and_then(|a| a.system_packages),
+        system_packages: assembled
+            .and_then(|a| a.system_packages)
+            .or(base_system_packages),
         python,
         python_packages,
         runtime_wheels,
