@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 
 use crate::progress::ProgressMode;
-use crate::registry::{Client, ClientOptions, Reference, RegistryError};
+use crate::registry::{
+    Client, ClientOptions, DEFAULT_PUSH_CONCURRENCY, ManifestFormat, Reference, RegistryError,
+};
 
 use super::build::{self, BuildArgs, Built, CompressionArg};
 
@@ -37,6 +39,50 @@ pub struct PushArgs {
     /// Layer compression
     #[arg(long, value_enum, default_value = "gzip")]
     compression: CompressionArg,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// How to talk to the registry.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistryArgs {
+    /// Speak plain HTTP to the registry even when it is not on loopback
+    #[arg(long)]
+    insecure: bool,
+    /// Blobs uploaded at once
+    #[arg(long, env = "COG_PUSH_CONCURRENCY", default_value_t = DEFAULT_PUSH_CONCURRENCY, value_parser = parse_concurrency)]
+    concurrency: usize,
+    /// Manifest format: OCI (as built) or Docker schema2
+    #[arg(long, value_enum, default_value = "oci")]
+    manifest_format: FormatArg,
+}
+
+impl Default for RegistryArgs {
+    /// What `cog build --push` uses: defaults, with `$COG_PUSH_CONCURRENCY` when set.
+    fn default() -> Self {
+        Self {
+            insecure: false,
+            concurrency: std::env::var("COG_PUSH_CONCURRENCY")
+                .ok()
+                .and_then(|v| parse_concurrency(&v).ok())
+                .unwrap_or(DEFAULT_PUSH_CONCURRENCY),
+            manifest_format: FormatArg::Oci,
+        }
+    }
+}
+
+/// 1 to 256 blobs at once.
+fn parse_concurrency(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(n),
+        _ => Err(format!("{text:?} is not a number from 1 to 256")),
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Oci,
+    Docker,
 }
 
 pub fn run(args: &PushArgs) -> Result<ExitCode> {
@@ -62,14 +108,23 @@ pub fn run(args: &PushArgs) -> Result<ExitCode> {
     }
     let name = build::image_name(args.image.as_deref(), &loaded.config, &loaded.dir);
     let built = build::build_and_save(&build_args, &loaded, &name)?;
-    push_built(&built, args.base.as_deref())?;
-    println!("{}", built.image.digest);
+    let digest = push_built_with(&built, args.base.as_deref(), &args.registry)?;
+    println!("{digest}");
     Ok(ExitCode::SUCCESS)
 }
 
 /// Pushes a built image under its name, mounting shared blobs from `base` when it is an image on
 /// the same registry.
 pub(super) fn push_built(built: &Built, base: Option<&str>) -> Result<()> {
+    push_built_with(built, base, &RegistryArgs::default()).map(|_| ())
+}
+
+/// [`push_built`] with registry settings; returns the digest the tag now points at.
+fn push_built_with(
+    built: &Built,
+    base: Option<&str>,
+    settings: &RegistryArgs,
+) -> Result<layers::Digest> {
     let target = Reference::parse(&built.name)
         .with_context(|| format!("cannot push {}: not a valid image reference", built.name))?;
     let mount_from = base
@@ -78,21 +133,30 @@ pub(super) fn push_built(built: &Built, base: Option<&str>) -> Result<()> {
     built
         .progress
         .message(&format!("Pushing image '{}'...", built.name));
-    let client = Client::new(ClientOptions::default())?;
+    let client = Client::new(ClientOptions {
+        insecure: settings.insecure,
+        push_concurrency: settings.concurrency,
+        ..ClientOptions::default()
+    })?;
+    let format = match settings.manifest_format {
+        FormatArg::Oci => ManifestFormat::Oci,
+        FormatArg::Docker => ManifestFormat::Docker,
+    };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let pushed = runtime.block_on(client.push_mounting(
+    let pushed = runtime.block_on(client.push_with(
         &built.store,
         &built.image,
         &target,
         mount_from.as_ref(),
+        format,
         &built.progress,
     ));
     match pushed {
-        Ok(_) => {
+        Ok(digest) => {
             built
                 .progress
                 .message(&format!("Image '{}' pushed", built.name));
-            Ok(())
+            Ok(digest)
         }
         Err(err @ RegistryError::Unauthorized { .. }) => Err(anyhow::Error::new(err).context(
             format!(

@@ -120,32 +120,39 @@ impl CachedToken {
     }
 }
 
-/// Builds the token request for `scope` at the challenge's realm.
+/// Builds the token request for `scopes` (none: a login check) at the challenge's realm.
 pub(crate) fn token_request(
     http: &reqwest::Client,
     realm: &str,
     service: Option<&str>,
-    scope: &str,
+    scopes: &[String],
     credential: Option<&Credential>,
 ) -> reqwest::RequestBuilder {
     match credential {
         // An identity token (from `docker login` with OAuth) is exchanged with a POST.
         Some(c) if c.is_identity_token() => {
+            let joined = scopes.join(" ");
             let mut form = vec![
                 ("grant_type", "refresh_token"),
                 ("refresh_token", c.secret.as_str()),
                 ("client_id", "cog"),
-                ("scope", scope),
             ];
+            if !joined.is_empty() {
+                form.push(("scope", joined.as_str()));
+            }
             if let Some(service) = service {
                 form.push(("service", service));
             }
             http.post(realm).form(&form)
         }
         credential => {
-            let mut query = vec![("scope", scope)];
+            let mut query: Vec<(&str, &str)> =
+                scopes.iter().map(|s| ("scope", s.as_str())).collect();
             if let Some(service) = service {
                 query.push(("service", service));
+            }
+            if let Some(c) = credential {
+                query.push(("account", c.username.as_str()));
             }
             let request = http.get(realm).query(&query);
             match credential {

@@ -19,8 +19,10 @@ use super::reference::{Reference, is_loopback_host};
 pub struct ClientOptions {
     /// Plain HTTP for every registry (loopback registries always get it).
     pub insecure: bool,
-    /// Blobs transferred at once.
+    /// Blobs transferred at once (pulls).
     pub concurrency: usize,
+    /// Blobs uploaded at once (pushes).
+    pub push_concurrency: usize,
     /// Tries per request (and per blob transfer) before giving up on transient failures.
     pub max_attempts: u32,
     /// First retry delay; doubles on each try.
@@ -34,6 +36,7 @@ impl Default for ClientOptions {
         Self {
             insecure: false,
             concurrency: 4,
+            push_concurrency: super::push::DEFAULT_PUSH_CONCURRENCY,
             max_attempts: 4,
             backoff: Duration::from_millis(250),
             docker_config: None,
@@ -90,6 +93,9 @@ impl std::fmt::Debug for Client {
 pub(crate) struct Target<'a> {
     pub reference: &'a Reference,
     pub access: Access,
+    /// A repository of the same registry that blobs are mounted from: the token must also
+    /// allow pulling from it.
+    pub mount_from: Option<&'a str>,
 }
 
 impl Target<'_> {
@@ -101,12 +107,22 @@ impl Target<'_> {
         self.reference.registry().to_string()
     }
 
-    fn scope(&self) -> String {
-        format!(
+    /// The token scopes this target needs: its repository, and the one it mounts from.
+    fn scopes(&self) -> Vec<String> {
+        let mut scopes = vec![format!(
             "repository:{}:{}",
             self.reference.repository(),
             self.access.actions()
-        )
+        )];
+        if let Some(from) = self.mount_from {
+            scopes.push(format!("repository:{from}:pull"));
+        }
+        scopes
+    }
+
+    /// The token cache key: the scopes, space-separated (as OAuth2 joins them).
+    fn scope(&self) -> String {
+        self.scopes().join(" ")
     }
 
     pub(crate) fn connect_error(&self, err: &reqwest::Error) -> RegistryError {
@@ -119,7 +135,7 @@ impl Target<'_> {
 }
 
 /// reqwest's message plus its causes: "error sending request: … Connection refused (os error 111)".
-fn describe(err: &reqwest::Error) -> String {
+pub(crate) fn describe(err: &reqwest::Error) -> String {
     let mut message = err.to_string();
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
@@ -150,7 +166,11 @@ impl Client {
 
     /// `http(s)://host/v2/`: plain HTTP for loopback registries (as Docker does) or when insecure.
     pub fn base_url(&self, reference: &Reference) -> String {
-        let host = reference.api_host();
+        self.base_url_for_host(reference.api_host())
+    }
+
+    /// [`Client::base_url`] for an API host (`registry-1.docker.io`, `localhost:5000`).
+    pub(crate) fn base_url_for_host(&self, host: &str) -> String {
         let scheme = if self.options.insecure || is_loopback_host(host) {
             "http"
         } else {
@@ -159,7 +179,7 @@ impl Client {
         format!("{scheme}://{host}/v2/")
     }
 
-    fn docker_config(&self) -> Result<DockerConfig, RegistryError> {
+    pub(crate) fn docker_config(&self) -> Result<DockerConfig, RegistryError> {
         match &self.options.docker_config {
             Some(path) => DockerConfig::load(path),
             None => DockerConfig::load_default(),
@@ -405,7 +425,7 @@ impl Client {
             &self.http,
             realm,
             service,
-            &scope,
+            &target.scopes(),
             lookup.credential.as_ref(),
         );
         let response = request.send().await.map_err(|e| target.connect_error(&e))?;
@@ -499,6 +519,8 @@ pub(crate) async fn http_error(
         code: String,
         #[serde(default)]
         message: String,
+        #[serde(default)]
+        detail: serde_json::Value,
     }
     let status = response.status();
     let body = response.bytes().await.unwrap_or_default();
@@ -506,7 +528,16 @@ pub(crate) async fn http_error(
         Ok(errors) if !errors.errors.is_empty() => errors
             .errors
             .iter()
-            .map(|e| format!("{}: {}", e.code, e.message))
+            .map(|e| match &e.detail {
+                serde_json::Value::Null => format!("{}: {}", e.code, e.message),
+                serde_json::Value::String(detail) if detail.is_empty() => {
+                    format!("{}: {}", e.code, e.message)
+                }
+                serde_json::Value::String(detail) => {
+                    format!("{}: {} ({detail})", e.code, e.message)
+                }
+                detail => format!("{}: {} ({detail})", e.code, e.message),
+            })
             .collect::<Vec<_>>()
             .join("; "),
         _ => String::from_utf8_lossy(&body[..body.len().min(512)])

@@ -187,6 +187,184 @@ impl DockerConfig {
     }
 }
 
+/// Where `cog login` stored a credential (for its message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredIn {
+    /// `auths` of this config file.
+    ConfigFile(PathBuf),
+    /// This credential helper (`docker-credential-<name>`), named by `credHelpers`/`credsStore`.
+    Helper(String),
+}
+
+impl std::fmt::Display for StoredIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ConfigFile(path) => write!(f, "{}", path.display()),
+            Self::Helper(name) => write!(f, "credential helper docker-credential-{name}"),
+        }
+    }
+}
+
+/// The key Docker files a registry's credentials under (`https://index.docker.io/v1/` for Hub).
+pub fn server_key(registry: &str) -> String {
+    if same_registry(registry, DOCKER_HUB) {
+        DOCKER_HUB_SERVER.to_string()
+    } else {
+        registry.to_string()
+    }
+}
+
+/// Stores `credential` for `registry` where `docker login` would: the credential helper that
+/// `credHelpers` names for it or the `credsStore`, else `auths` in the config file at `path`.
+/// The file is rewritten atomically (temp file and rename, mode 0600) and every other key kept.
+pub async fn store_credential(
+    path: &Path,
+    registry: &str,
+    credential: &Credential,
+) -> Result<StoredIn, RegistryError> {
+    let config_error = |message: String| RegistryError::DockerConfig {
+        path: path.display().to_string(),
+        message,
+    };
+    // Docker follows a symlinked config.json and rewrites its target.
+    let path = match fs_err::canonicalize(path) {
+        Ok(real) => real,
+        Err(_) => path.to_path_buf(),
+    };
+    let mut root = match fs_err::read(&path) {
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => serde_json::Map::new(),
+        Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(_) => return Err(config_error("not a JSON object".to_string())),
+            Err(e) => return Err(config_error(format!("invalid JSON: {e}"))),
+        },
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => serde_json::Map::new(),
+        Err(err) => return Err(config_error(err.to_string())),
+    };
+    let server = server_key(registry);
+    let helper = root
+        .get("credHelpers")
+        .and_then(serde_json::Value::as_object)
+        .and_then(|helpers| {
+            helpers
+                .iter()
+                .find(|(key, _)| same_registry(key, registry))
+                .and_then(|(_, v)| v.as_str())
+        })
+        .or_else(|| root.get("credsStore").and_then(serde_json::Value::as_str))
+        .filter(|h| !h.is_empty())
+        .map(str::to_string);
+    let auths = root
+        .entry("auths")
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    let serde_json::Value::Object(auths) = auths else {
+        return Err(config_error("\"auths\" is not a JSON object".to_string()));
+    };
+    // One entry per registry: drop other spellings of it (`http://host/v1/`), as they could
+    // shadow the new one.
+    auths.retain(|key, _| key == &server || !same_registry(key, registry));
+    let entry = match &helper {
+        // Docker keeps an empty entry so the registry is listed, and no secret in the file.
+        Some(_) => serde_json::json!({}),
+        None if credential.is_identity_token() => {
+            serde_json::json!({ "identitytoken": credential.secret })
+        }
+        None => {
+            let raw = format!("{}:{}", credential.username, credential.secret);
+            serde_json::json!({ "auth": base64::engine::general_purpose::STANDARD.encode(raw) })
+        }
+    };
+    if let Some(helper) = &helper {
+        run_helper_store(helper, &server, credential).await?;
+    }
+    auths.insert(server, entry);
+    write_config_atomically(&path, &serde_json::Value::Object(root))
+        .map_err(|e| config_error(format!("cannot write it: {e}")))?;
+    Ok(match helper {
+        Some(helper) => StoredIn::Helper(helper),
+        None => StoredIn::ConfigFile(path),
+    })
+}
+
+/// Tab-indented JSON (as Docker writes it) into a temp file beside `path`, then renamed over it.
+fn write_config_atomically(path: &Path, value: &serde_json::Value) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.exists() {
+        fs_err::create_dir_all(dir)?;
+        fs_err::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let mut bytes = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut bytes, formatter);
+    serde::Serialize::serialize(value, &mut serializer).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    let mut temp = tempfile::Builder::new()
+        .prefix(".config.json.")
+        .tempfile_in(dir)?;
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    temp.write_all(&bytes)?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// `docker-credential-<helper> store` with `{"ServerURL","Username","Secret"}` on stdin.
+async fn run_helper_store(
+    helper: &str,
+    server: &str,
+    credential: &Credential,
+) -> Result<(), RegistryError> {
+    let program = format!("docker-credential-{helper}");
+    let failed = |message: String| RegistryError::CredentialHelper {
+        helper: helper.to_string(),
+        server: server.to_string(),
+        message,
+    };
+    let payload = serde_json::json!({
+        "ServerURL": server,
+        "Username": credential.username,
+        "Secret": credential.secret,
+    })
+    .to_string();
+    let mut child = tokio::process::Command::new(&program)
+        .arg("store")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| failed(format!("cannot run {program}: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(payload.as_bytes())
+            .await
+            .map_err(|e| failed(format!("cannot write to {program}: {e}")))?;
+    }
+    let output = child
+        .wait_with_output()
+        .await
+        .map_err(|e| failed(format!("{program}: {e}")))?;
+    if !output.status.success() {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return Err(failed(format!(
+            "{program} store exited with {}: {}",
+            output.status,
+            text.trim()
+        )));
+    }
+    Ok(())
+}
+
 fn decode_entry(entry: &AuthEntry) -> Result<Option<Credential>, String> {
     if let Some(token) = entry.identitytoken.as_ref().filter(|t| !t.is_empty()) {
         return Ok(Some(Credential {

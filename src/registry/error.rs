@@ -20,7 +20,7 @@ pub enum RegistryError {
         credentials: String,
     },
 
-    #[error("denied: registry {registry} refused access to {reference}: {message}")]
+    #[error("denied (403 Forbidden): registry {registry} refused access to {reference}: {message}")]
     Denied {
         reference: String,
         registry: String,
@@ -83,12 +83,22 @@ pub enum RegistryError {
         message: String,
     },
 
+    #[error("cannot push {reference} to registry {registry}: {message}")]
+    Unsupported {
+        reference: String,
+        registry: String,
+        message: String,
+    },
+
     #[error("credential helper docker-credential-{helper} failed for {server}: {message}")]
     CredentialHelper {
         helper: String,
         server: String,
         message: String,
     },
+
+    #[error("login to registry {registry} failed: {message}")]
+    Login { registry: String, message: String },
 
     #[error("Docker config {path}: {message}")]
     DockerConfig { path: String, message: String },

@@ -1,17 +1,22 @@
 //! OCI distribution client: references (Docker's normalization), auth (anonymous, bearer tokens,
 //! basic, Docker's `config.json` and credential helpers) and pull into the blob store, and push
-//! (`Client::push`) with the same token cache and `Access::Push`.
+//! (`Client::push`) with the same token cache and `Access::Push`; `Client::login` checks
+//! credentials and `store_credential` files them as `docker login` does.
 mod auth;
 mod client;
 mod credentials;
 mod error;
+mod login;
 mod pull;
 mod push;
 pub mod reference;
 
 pub use auth::Challenge;
 pub use client::{Access, Client, ClientOptions};
-pub use credentials::{Credential, CredentialLookup, DockerConfig};
+pub use credentials::{
+    Credential, CredentialLookup, DockerConfig, StoredIn, server_key, store_credential,
+};
 pub use error::RegistryError;
 pub use pull::FetchedManifest;
+pub use push::{DEFAULT_PUSH_CONCURRENCY, ManifestFormat};
 pub use reference::{Reference, ReferenceError};

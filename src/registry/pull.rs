@@ -43,6 +43,7 @@ impl Client {
         let target = Target {
             reference,
             access: Access::Pull,
+            mount_from: None,
         };
         let mut fetched = self.fetch_manifest(reference).await?;
         let from_index = media_types::is_index(&fetched.media_type);
@@ -114,6 +115,7 @@ impl Client {
         let target = Target {
             reference,
             access: Access::Pull,
+            mount_from: None,
         };
         let url = format!(
             "{}{}/manifests/{}",
@@ -165,6 +167,7 @@ impl Client {
         let target = Target {
             reference,
             access: Access::Pull,
+            mount_from: None,
         };
         let url = format!(
             "{}{}/blobs/{digest}",
@@ -184,6 +187,7 @@ impl Client {
         let target = Target {
             reference,
             access: Access::Pull,
+            mount_from: None,
         };
         let url = format!(
             "{}{}/manifests/{}",

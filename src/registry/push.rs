@@ -1,7 +1,10 @@
 //! Push: upload every blob an image references that the repository lacks (mounted from another
-//! repository on the same registry when possible), streamed from the store, several at once;
-//! then put the manifest, byte for byte as stored, under the target tag.
+//! repository on the same registry when possible), streamed from the store, several at once, each
+//! with a progress bar counting its bytes and one for the total; then put the manifests (byte for
+//! byte as stored, or rewritten as Docker schema2 when asked) and the tag.
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
 use layers::{BlobStore, Digest};
@@ -13,14 +16,33 @@ use super::client::{Access, Client, Target, http_error};
 use super::error::RegistryError;
 use super::reference::Reference;
 use crate::oci::{Descriptor, ImageRef, Index, Manifest, media_types};
-use crate::progress::{Progress, Unit};
+use crate::progress::{Progress, Task, Unit};
 
 /// Blobs up to this size go in one `PUT`; larger ones in `PATCH` chunks.
 const MONOLITHIC_MAX: u64 = 32 << 20;
 /// Chunk size when the registry states no preference.
 const DEFAULT_CHUNK: u64 = 64 << 20;
-/// Blobs uploaded at once unless `COG_PUSH_CONCURRENCY` says otherwise.
-const DEFAULT_CONCURRENCY: usize = 8;
+/// Blobs uploaded at once unless told otherwise ([`super::ClientOptions::push_concurrency`]).
+pub const DEFAULT_PUSH_CONCURRENCY: usize = 8;
+/// Docker schema2's media type for an uncompressed layer.
+const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+
+/// The manifest format written to the registry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ManifestFormat {
+    /// OCI manifests and indexes, exactly as built (the default).
+    #[default]
+    Oci,
+    /// Docker schema2 manifests and manifest lists (same blobs, other media types and digests).
+    Docker,
+}
+
+/// A manifest document as it goes to the registry.
+struct Document {
+    bytes: Vec<u8>,
+    media_type: String,
+    digest: Digest,
+}
 
 impl Client {
     /// Pushes `image` (a manifest or an index, blobs in `store`) to `target` and returns the
@@ -32,7 +54,7 @@ impl Client {
         target: &Reference,
         progress: &Progress,
     ) -> Result<Digest, RegistryError> {
-        self.push_mounting(store, image, target, None, progress)
+        self.push_with(store, image, target, None, ManifestFormat::Oci, progress)
             .await
     }
 
@@ -46,81 +68,153 @@ impl Client {
         mount_from: Option<&Reference>,
         progress: &Progress,
     ) -> Result<Digest, RegistryError> {
-        let push_target = Target {
-            reference: target,
-            access: Access::Push,
-        };
+        self.push_with(
+            store,
+            image,
+            target,
+            mount_from,
+            ManifestFormat::Oci,
+            progress,
+        )
+        .await
+    }
+
+    /// [`Client::push_mounting`] writing manifests in `format`; returns the digest of the
+    /// manifest (or index, or manifest list) the tag points at.
+    pub async fn push_with(
+        &self,
+        store: &BlobStore,
+        image: &ImageRef,
+        target: &Reference,
+        mount_from: Option<&Reference>,
+        format: ManifestFormat,
+        progress: &Progress,
+    ) -> Result<Digest, RegistryError> {
         let from = mount_from
             .filter(|from| {
                 from.registry() == target.registry() && from.repository() != target.repository()
             })
             .map(|from| from.repository().to_string());
+        let push_target = Target {
+            reference: target,
+            access: Access::Push,
+            mount_from: from.as_deref(),
+        };
+        let target = &push_target;
         let bytes = read_stored(store, &image.digest)?;
-        if media_types::is_index(&image.media_type) {
-            let index: Index = serde_json::from_slice(&bytes)
-                .map_err(|e| invalid_local(&push_target, &image.digest, &e))?;
-            for child in &index.manifests {
-                let child_bytes = read_stored(store, &child.digest)?;
-                self.push_blobs(
-                    &push_target,
-                    store,
-                    &child_bytes,
-                    &child.digest,
-                    from.as_deref(),
-                    progress,
-                )
-                .await?;
+        // The image manifests (one, or one per platform of an index) and the tagged document.
+        let mut children = Vec::new();
+        let top = if media_types::is_index(&image.media_type) {
+            let mut index: Index = serde_json::from_slice(&bytes)
+                .map_err(|e| invalid_local(target, &image.digest, &e))?;
+            for entry in &mut index.manifests {
+                let child_bytes = read_stored(store, &entry.digest)?;
+                let child = Document {
+                    bytes: child_bytes,
+                    media_type: entry.media_type.clone(),
+                    digest: entry.digest,
+                };
+                let child = match format {
+                    ManifestFormat::Oci => child,
+                    ManifestFormat::Docker => to_docker_manifest(target, child)?,
+                };
+                entry.media_type.clone_from(&child.media_type);
+                entry.digest = child.digest;
+                entry.size = child.bytes.len() as u64;
+                children.push(child);
+            }
+            let document = Document {
+                bytes,
+                media_type: image.media_type.clone(),
+                digest: image.digest,
+            };
+            match format {
+                ManifestFormat::Oci => document,
+                ManifestFormat::Docker => to_docker_list(target, &index)?,
+            }
+        } else {
+            let document = Document {
+                bytes,
+                media_type: image.media_type.clone(),
+                digest: image.digest,
+            };
+            let document = match format {
+                ManifestFormat::Oci => document,
+                ManifestFormat::Docker => to_docker_manifest(target, document)?,
+            };
+            children.push(Document {
+                bytes: document.bytes.clone(),
+                media_type: document.media_type.clone(),
+                digest: document.digest,
+            });
+            document
+        };
+        let mut seen = HashSet::new();
+        let mut blobs = Vec::new();
+        for child in &children {
+            let manifest: Manifest = serde_json::from_slice(&child.bytes)
+                .map_err(|e| invalid_local(target, &child.digest, &e))?;
+            blobs.extend(
+                std::iter::once(manifest.config)
+                    .chain(manifest.layers)
+                    .filter(|d| seen.insert(d.digest)),
+            );
+        }
+        self.push_blobs(target, store, &blobs, progress).await?;
+        if media_types::is_index(&top.media_type) {
+            for child in &children {
                 self.put_manifest(
-                    &push_target,
+                    target,
                     &child.digest.to_string(),
-                    &child_bytes,
+                    &child.bytes,
                     &child.media_type,
                 )
                 .await?;
             }
-        } else {
-            self.push_blobs(
-                &push_target,
-                store,
-                &bytes,
-                &image.digest,
-                from.as_deref(),
-                progress,
-            )
-            .await?;
         }
-        let tag = target.manifest_ref().to_string();
-        self.put_manifest(&push_target, &tag, &bytes, &image.media_type)
+        let tag = target.reference.manifest_ref().to_string();
+        self.put_manifest(target, &tag, &top.bytes, &top.media_type)
             .await?;
-        Ok(image.digest)
+        Ok(top.digest)
     }
 
-    /// Uploads the config and layers of one manifest, skipping those the repository has.
+    /// Uploads `blobs`, skipping those the repository has, several at once.
     async fn push_blobs(
         &self,
         target: &Target<'_>,
         store: &BlobStore,
-        manifest_bytes: &[u8],
-        manifest_digest: &Digest,
-        from: Option<&str>,
+        blobs: &[Descriptor],
         progress: &Progress,
     ) -> Result<(), RegistryError> {
-        let manifest: Manifest = serde_json::from_slice(manifest_bytes)
-            .map_err(|e| invalid_local(target, manifest_digest, &e))?;
-        let mut seen = HashSet::new();
-        let blobs: Vec<Descriptor> = std::iter::once(&manifest.config)
-            .chain(&manifest.layers)
-            .filter(|d| seen.insert(d.digest))
-            .cloned()
-            .collect();
-        futures::stream::iter(
-            blobs
-                .iter()
-                .map(|d| self.push_blob(target, store, d, from, progress)),
-        )
-        .buffer_unordered(push_concurrency())
-        .try_collect::<Vec<()>>()
+        let total_bytes = blobs.iter().map(|d| d.size).sum();
+        let total = Arc::new(Mutex::new(Some(progress.task(
+            "total",
+            Some(total_bytes),
+            Unit::Bytes,
+        ))));
+        let results: Vec<&'static str> = futures::stream::iter(blobs.iter().map(|d| {
+            let meter = Meter::new(
+                progress.task(&d.digest.hex()[..12], Some(d.size), Unit::Bytes),
+                total.clone(),
+            );
+            self.push_blob(target, store, d, meter)
+        }))
+        .buffer_unordered(self.options.push_concurrency.max(1))
+        .try_collect()
         .await?;
+        let uploaded = results.iter().filter(|how| **how == "pushed").count();
+        let summary = format!(
+            "{} blobs: {uploaded} uploaded, {} mounted, {} already present",
+            blobs.len(),
+            results.iter().filter(|how| **how == "mounted").count(),
+            results
+                .iter()
+                .filter(|how| **how == "already exists")
+                .count(),
+        );
+        if let Some(task) = total.lock().ok().and_then(|mut t| t.take()) {
+            task.finish(&summary);
+        }
         Ok(())
     }
 
@@ -131,16 +225,14 @@ impl Client {
         target: &Target<'_>,
         store: &BlobStore,
         descriptor: &Descriptor,
-        from: Option<&str>,
-        progress: &Progress,
-    ) -> Result<(), RegistryError> {
+        meter: Arc<Meter>,
+    ) -> Result<&'static str, RegistryError> {
         let digest = descriptor.digest;
-        let task = progress.task(&digest.hex()[..12], Some(descriptor.size), Unit::Bytes);
         let url = format!("{}blobs/{digest}", self.repository_url(target.reference));
         let head = self.send(target, Method::HEAD, &url, None).await?;
         if head.status().is_success() {
-            task.finish("already exists");
-            return Ok(());
+            meter.finish(descriptor.size, "already exists");
+            return Ok("already exists");
         }
         if !store.has(&digest) {
             return Err(RegistryError::Store(layers::Error::Io(
@@ -155,10 +247,13 @@ impl Client {
         }
         let mut attempt = 1;
         loop {
-            match self.upload_blob(target, store, descriptor, from).await {
+            match self
+                .upload_blob(target, store, descriptor, target.mount_from, &meter)
+                .await
+            {
                 Ok(how) => {
-                    task.finish(how);
-                    return Ok(());
+                    meter.finish(descriptor.size, how);
+                    return Ok(how);
                 }
                 Err(err) if err.is_transient() && attempt < self.options.max_attempts => {
                     tracing::debug!(%digest, attempt, "push: retrying blob upload: {err}");
@@ -171,14 +266,62 @@ impl Client {
         }
     }
 
+    /// Starts an upload session (a mount when `from` is set: `201` means done); uploads in one
+    /// `PUT`, or in chunks within the registry's `OCI-Chunk-Min-Length`/`OCI-Chunk-Max-Length`
+    /// when the blob is large, falling back to one `PUT` when the registry refuses chunks.
     async fn upload_blob(
         &self,
         target: &Target<'_>,
         store: &BlobStore,
         descriptor: &Descriptor,
         from: Option<&str>,
+        meter: &Arc<Meter>,
     ) -> Result<&'static str, RegistryError> {
         let digest = descriptor.digest;
+        let (response, start) = self.start_upload(target, &digest, from).await?;
+        if response.status() == StatusCode::CREATED {
+            return Ok("mounted");
+        }
+        let (min_chunk, max_chunk) = (
+            header_u64(&response, "oci-chunk-min-length"),
+            header_u64(&response, "oci-chunk-max-length"),
+        );
+        let location = Self::location(target, &start, &response)?;
+        let size = descriptor.size;
+        if size <= MONOLITHIC_MAX && max_chunk.is_none_or(|max| size <= max) {
+            self.put_whole(target, store, descriptor, &location, meter)
+                .await?;
+            return Ok("pushed");
+        }
+        let chunk = chunk_size(min_chunk, max_chunk);
+        match self
+            .put_chunked(target, store, descriptor, location, chunk, meter)
+            .await
+        {
+            Err(RegistryError::Http {
+                status: status @ (400 | 404 | 405 | 416 | 501),
+                message,
+                ..
+            }) => {
+                tracing::debug!(%digest, status, "push: chunked upload refused ({message}); one PUT instead");
+                let (response, start) = self.start_upload(target, &digest, None).await?;
+                let location = Self::location(target, &start, &response)?;
+                self.put_whole(target, store, descriptor, &location, meter)
+                    .await?;
+                Ok("pushed")
+            }
+            Err(err) => Err(err),
+            Ok(()) => Ok("pushed"),
+        }
+    }
+
+    /// `POST /v2/<repo>/blobs/uploads/` (with `?mount=…&from=…` to mount).
+    async fn start_upload(
+        &self,
+        target: &Target<'_>,
+        digest: &Digest,
+        from: Option<&str>,
+    ) -> Result<(Response, String), RegistryError> {
         let mut start = format!("{}blobs/uploads/", self.repository_url(target.reference));
         if let Some(from) = from {
             start = format!("{start}?mount={digest}&from={from}");
@@ -189,41 +332,55 @@ impl Client {
             })
             .await?;
         let response = expect_status(target, &Method::POST, &start, response).await?;
-        if response.status() == StatusCode::CREATED {
-            return Ok("mounted");
-        }
-        let (min_chunk, max_chunk) = (
-            header_u64(&response, "oci-chunk-min-length"),
-            header_u64(&response, "oci-chunk-max-length"),
-        );
-        let mut location = Self::location(target, &start, &response)?;
+        Ok((response, start))
+    }
+
+    /// The whole blob in one `PUT …?digest=`.
+    async fn put_whole(
+        &self,
+        target: &Target<'_>,
+        store: &BlobStore,
+        descriptor: &Descriptor,
+        location: &url::Url,
+        meter: &Arc<Meter>,
+    ) -> Result<(), RegistryError> {
+        let url = with_digest(location, &descriptor.digest);
+        let path = store.blob_path(&descriptor.digest);
+        let size = descriptor.size;
+        let response = self
+            .send_with(target, Method::PUT, url.as_str(), &|r| {
+                r.header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, size)
+                    .body(file_body(path.clone(), 0, size, meter.clone()))
+            })
+            .await?;
+        expect_status(target, &Method::PUT, url.as_str(), response).await?;
+        Ok(())
+    }
+
+    /// `PATCH` chunks of `chunk` bytes, following each reply's `Location`, then the closing `PUT`.
+    async fn put_chunked(
+        &self,
+        target: &Target<'_>,
+        store: &BlobStore,
+        descriptor: &Descriptor,
+        mut location: url::Url,
+        chunk: u64,
+        meter: &Arc<Meter>,
+    ) -> Result<(), RegistryError> {
+        let digest = descriptor.digest;
         let path = store.blob_path(&digest);
         let size = descriptor.size;
-        if size <= MONOLITHIC_MAX && max_chunk.is_none_or(|max| size <= max) {
-            let url = with_digest(&location, &digest);
-            let body_path = path.clone();
-            let response = self
-                .send_with(target, Method::PUT, url.as_str(), &|r| {
-                    r.header(CONTENT_TYPE, "application/octet-stream")
-                        .header(CONTENT_LENGTH, size)
-                        .body(file_body(body_path.clone(), 0, size))
-                })
-                .await?;
-            expect_status(target, &Method::PUT, url.as_str(), response).await?;
-            return Ok("pushed");
-        }
-        let chunk = chunk_size(min_chunk, max_chunk);
         let mut offset = 0;
         while offset < size {
             let len = chunk.min(size - offset);
             let end = offset + len - 1;
-            let body_path = path.clone();
             let response = self
                 .send_with(target, Method::PATCH, location.as_str(), &|r| {
                     r.header(CONTENT_TYPE, "application/octet-stream")
                         .header(CONTENT_LENGTH, len)
                         .header("content-range", format!("{offset}-{end}"))
-                        .body(file_body(body_path.clone(), offset, len))
+                        .body(file_body(path.clone(), offset, len, meter.clone()))
                 })
                 .await?;
             let response =
@@ -238,7 +395,7 @@ impl Client {
             })
             .await?;
         expect_status(target, &Method::PUT, url.as_str(), response).await?;
-        Ok("pushed")
+        Ok(())
     }
 
     /// `PUT /v2/<repo>/manifests/<tag or digest>` with the stored bytes and their media type.
@@ -333,17 +490,61 @@ fn chunk_size(min: Option<u64>, max: Option<u64>) -> u64 {
     chunk.max(1)
 }
 
-fn push_concurrency() -> usize {
-    std::env::var("COG_PUSH_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(DEFAULT_CONCURRENCY)
+/// Counts a blob's bytes as they are read for sending: its own bar and the total. Positions,
+/// not increments, so a retried request does not count its bytes twice.
+struct Meter {
+    task: Mutex<Option<Task>>,
+    total: Arc<Mutex<Option<Task>>>,
+    counted: AtomicU64,
+}
+
+impl Meter {
+    fn new(task: Task, total: Arc<Mutex<Option<Task>>>) -> Arc<Self> {
+        Arc::new(Self {
+            task: Mutex::new(Some(task)),
+            total,
+            counted: AtomicU64::new(0),
+        })
+    }
+
+    /// The blob has been read up to `position`.
+    fn reached(&self, position: u64) {
+        let before = self.counted.fetch_max(position, Ordering::Relaxed);
+        if position > before {
+            let n = position - before;
+            if let Some(task) = self
+                .task
+                .lock()
+                .ok()
+                .as_deref_mut()
+                .and_then(Option::as_mut)
+            {
+                task.inc(n);
+            }
+            if let Some(total) = self
+                .total
+                .lock()
+                .ok()
+                .as_deref_mut()
+                .and_then(Option::as_mut)
+            {
+                total.inc(n);
+            }
+        }
+    }
+
+    /// Done (uploaded, mounted or found): the whole blob counts toward the total.
+    fn finish(&self, size: u64, how: &str) {
+        self.reached(size);
+        if let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) {
+            task.finish(how);
+        }
+    }
 }
 
 /// `len` bytes of the file at `path` from `offset`, streamed: opened when the request is sent,
 /// so a retried request reads the file afresh.
-fn file_body(path: std::path::PathBuf, offset: u64, len: u64) -> reqwest::Body {
+fn file_body(path: std::path::PathBuf, offset: u64, len: u64, meter: Arc<Meter>) -> reqwest::Body {
     let opened = async move {
         let mut file = tokio::fs::File::open(&path)
             .await
@@ -354,7 +555,94 @@ fn file_body(path: std::path::PathBuf, offset: u64, len: u64) -> reqwest::Body {
             256 << 10,
         ))
     };
-    reqwest::Body::wrap_stream(futures::stream::once(opened).try_flatten())
+    let mut position = offset;
+    let stream = futures::stream::once(opened)
+        .try_flatten()
+        .inspect_ok(move |chunk| {
+            position += chunk.len() as u64;
+            meter.reached(position);
+        });
+    reqwest::Body::wrap_stream(stream)
+}
+
+/// The Docker schema2 form of an OCI image manifest: the same blobs under Docker's media types.
+fn to_docker_manifest(target: &Target<'_>, document: Document) -> Result<Document, RegistryError> {
+    if document.media_type == media_types::DOCKER_MANIFEST {
+        return Ok(document);
+    }
+    let unsupported = |message: String| RegistryError::Unsupported {
+        reference: target.reference(),
+        registry: target.registry(),
+        message: format!("manifest {}: {message}", document.digest),
+    };
+    if document.media_type != media_types::OCI_MANIFEST {
+        return Err(unsupported(format!(
+            "{} has no Docker schema2 form",
+            document.media_type
+        )));
+    }
+    let mut manifest: Manifest = serde_json::from_slice(&document.bytes)
+        .map_err(|e| invalid_local(target, &document.digest, &e))?;
+    if manifest.config.media_type != media_types::OCI_CONFIG {
+        return Err(unsupported(format!(
+            "config type {} has no Docker schema2 form",
+            manifest.config.media_type
+        )));
+    }
+    manifest.config.media_type = media_types::DOCKER_CONFIG.to_string();
+    for layer in &mut manifest.layers {
+        layer.media_type = match layer.media_type.as_str() {
+            media_types::OCI_LAYER_GZIP | media_types::DOCKER_LAYER_GZIP => {
+                media_types::DOCKER_LAYER_GZIP.to_string()
+            }
+            media_types::OCI_LAYER | DOCKER_LAYER_TAR => DOCKER_LAYER_TAR.to_string(),
+            other => {
+                return Err(unsupported(format!(
+                    "layer {} is {other}, which Docker schema2 cannot carry (build with --compression gzip)",
+                    layer.digest
+                )));
+            }
+        };
+    }
+    manifest.media_type = Some(media_types::DOCKER_MANIFEST.to_string());
+    manifest.artifact_type = None;
+    manifest.subject = None;
+    manifest.annotations.clear();
+    let bytes = crate::oci::canonical_json(&manifest);
+    Ok(Document {
+        digest: Digest::of(&bytes),
+        bytes,
+        media_type: media_types::DOCKER_MANIFEST.to_string(),
+    })
+}
+
+/// A Docker manifest list for `index`, whose entries already point at schema2 manifests.
+fn to_docker_list(target: &Target<'_>, index: &Index) -> Result<Document, RegistryError> {
+    let mut list = index.clone();
+    if let Some(entry) = list.manifests.iter().find(|m| m.platform.is_none()) {
+        return Err(RegistryError::Unsupported {
+            reference: target.reference(),
+            registry: target.registry(),
+            message: format!(
+                "index entry {} has no platform, which a Docker manifest list needs",
+                entry.digest
+            ),
+        });
+    }
+    for entry in &mut list.manifests {
+        entry.annotations.clear();
+        entry.artifact_type = None;
+    }
+    list.media_type = Some(media_types::DOCKER_MANIFEST_LIST.to_string());
+    list.artifact_type = None;
+    list.subject = None;
+    list.annotations.clear();
+    let bytes = crate::oci::canonical_json(&list);
+    Ok(Document {
+        digest: Digest::of(&bytes),
+        bytes,
+        media_type: media_types::DOCKER_MANIFEST_LIST.to_string(),
+    })
 }
 
 fn read_stored(store: &BlobStore, digest: &Digest) -> Result<Vec<u8>, RegistryError> {

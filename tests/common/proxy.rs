@@ -1,6 +1,6 @@
 //! A small HTTP front for a [`super::registry::TestRegistry`]: it can demand bearer tokens from its
 //! own token endpoint (`/token`, Docker's token protocol), flip bytes of a blob on the way, and
-//! records what it saw. It runs on its own thread and runtime, so sync and async tests can use it.
+//! records what it saw. Pushes go through it too (bodies forwarded, upload locations rewritten). It runs on its own thread and runtime, so sync and async tests can use it.
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -45,6 +45,8 @@ pub struct Seen {
     pub forwarded: Vec<String>,
     /// Every request for a blob, whatever the answer.
     pub blob_requests: Vec<BlobRequest>,
+    /// `METHOD path?query STATUS` of every forwarded upload request (`/blobs/uploads/`).
+    pub uploads: Vec<String>,
 }
 
 struct Shared {
@@ -115,6 +117,11 @@ impl FrontProxy {
 
     pub fn blob_requests(&self) -> Vec<BlobRequest> {
         self.shared.seen.lock().unwrap().blob_requests.clone()
+    }
+
+    /// `METHOD path?query STATUS` of the upload requests (push) forwarded to the registry.
+    pub fn uploads(&self) -> Vec<String> {
+        self.shared.seen.lock().unwrap().uploads.clone()
     }
 }
 
@@ -252,6 +259,8 @@ fn has_issued_token(shared: &Shared, headers: &HeaderMap) -> bool {
     shared.issued.lock().unwrap().iter().any(|t| t == token)
 }
 
+/// Forwards a request (its body and the headers a pull or a push needs) to the registry, and
+/// points upload `Location`s back at this front so that every request of a push comes here.
 async fn forward(shared: &Shared, request: Request, path: &str, query: &str) -> Response {
     let method = request.method().clone();
     shared
@@ -260,16 +269,26 @@ async fn forward(shared: &Shared, request: Request, path: &str, query: &str) -> 
         .unwrap()
         .forwarded
         .push(format!("{method} {path}"));
+    let front_host = header_text(request.headers(), &header::HOST);
     let url = if query.is_empty() {
         format!("http://{}{path}", shared.upstream)
     } else {
         format!("http://{}{path}?{query}", shared.upstream)
     };
-    let mut upstream = shared.http.request(method, url);
-    for name in [header::ACCEPT, header::RANGE] {
+    let mut upstream = shared.http.request(method.clone(), url);
+    for name in [header::ACCEPT, header::RANGE, header::CONTENT_TYPE] {
         if let Some(value) = request.headers().get(&name) {
             upstream = upstream.header(name, value.clone());
         }
+    }
+    if let Some(value) = request.headers().get("content-range") {
+        upstream = upstream.header("content-range", value.clone());
+    }
+    let body = axum::body::to_bytes(request.into_body(), usize::MAX)
+        .await
+        .unwrap_or_default();
+    if !body.is_empty() || method == axum::http::Method::PUT || method == axum::http::Method::POST {
+        upstream = upstream.body(body);
     }
     let reply = match upstream.send().await {
         Ok(reply) => reply,
@@ -281,6 +300,14 @@ async fn forward(shared: &Shared, request: Request, path: &str, query: &str) -> 
         }
     };
     let status = reply.status();
+    if path.contains("/blobs/uploads/") {
+        let line = if query.is_empty() {
+            format!("{method} {path} {}", status.as_u16())
+        } else {
+            format!("{method} {path}?{query} {}", status.as_u16())
+        };
+        shared.seen.lock().unwrap().uploads.push(line);
+    }
     let headers = reply.headers().clone();
     let mut body = reply.bytes().await.unwrap_or_default().to_vec();
     let tampered = shared
@@ -293,17 +320,29 @@ async fn forward(shared: &Shared, request: Request, path: &str, query: &str) -> 
         body[middle] ^= 0xff;
     }
     let mut response = Response::builder().status(status);
-    for name in [
-        header::CONTENT_TYPE,
-        header::LOCATION,
-        header::WWW_AUTHENTICATE,
-    ] {
+    for name in [header::CONTENT_TYPE, header::WWW_AUTHENTICATE] {
         if let Some(value) = headers.get(&name) {
             response = response.header(name, value.clone());
         }
     }
-    if let Some(value) = headers.get("docker-content-digest") {
-        response = response.header("docker-content-digest", value.clone());
+    if let Some(location) = headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) {
+        let upstream_origin = format!("http://{}", shared.upstream);
+        let location = match &front_host {
+            Some(front) => location.replacen(&upstream_origin, &format!("http://{front}"), 1),
+            None => location.to_string(),
+        };
+        response = response.header(header::LOCATION, location);
+    }
+    for name in [
+        "docker-content-digest",
+        "docker-upload-uuid",
+        "range",
+        "oci-chunk-min-length",
+        "oci-chunk-max-length",
+    ] {
+        if let Some(value) = headers.get(name) {
+            response = response.header(name, value.clone());
+        }
     }
     response.body(Body::from(body)).unwrap()
 }
