@@ -2,6 +2,7 @@
 mod build;
 mod exec;
 mod init;
+mod login;
 mod plan;
 mod project;
 mod push;
@@ -41,6 +42,8 @@ enum Command {
     Build(build::BuildArgs),
     /// Configure your project for use with Cog
     Init(init::InitArgs),
+    /// Log in to a container registry
+    Login(login::LoginArgs),
     /// Print the build plan for cog.yaml without building
     Plan(plan::PlanArgs),
     /// Build and push model in current directory to a Docker registry
@@ -62,6 +65,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => build::run(&args),
         Command::Init(args) => init::run(&args),
+        Command::Login(args) => login::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Push(args) => push::run(&args),
         Command::Run(args) => run::run(&args, false),
