@@ -144,6 +144,9 @@ mod tests {
         let mut builder = tar::Builder::new(Vec::new());
         for item in items {
             let mut header = tar::Header::new_gnu();
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(1);
             match item {
                 Item::Dir(path) => {
                     header.set_entry_type(tar::EntryType::Directory);
