@@ -797,11 +797,8 @@ async fn one_at_a_time_runner_queues_per_slot_and_cancels_queued_predictions() {
     let q2 = runs.pop().unwrap();
     let (body, ended) = q2.await.unwrap();
     assert_eq!(body["status"], "canceled", "{body}");
-    assert!(
-        ended - canceled_at < Duration::from_millis(300),
-        "{:?}",
-        ended - canceled_at
-    );
+    let waited = ended.saturating_duration_since(canceled_at);
+    assert!(waited < Duration::from_millis(300), "{waited:?}");
 
     let mut ends = Vec::new();
     for run in runs {
@@ -809,12 +806,15 @@ async fn one_at_a_time_runner_queues_per_slot_and_cancels_queued_predictions() {
         assert_eq!(body["status"], "succeeded", "{body}");
         // Every prediction of a one-at-a-time runner runs on the thread that called `run`.
         assert_eq!(body["output"], "main", "{body}");
-        ends.push(ended - started);
+        ends.push(ended.saturating_duration_since(started));
     }
     // One at a time: q1 starts when q0 ends.
     assert!(ends[0] >= Duration::from_millis(400), "{ends:?}");
     assert!(ends[1] >= Duration::from_millis(800), "{ends:?}");
-    assert!(ends[1] - ends[0] >= Duration::from_millis(350), "{ends:?}");
+    assert!(
+        ends[1].saturating_sub(ends[0]) >= Duration::from_millis(350),
+        "{ends:?}"
+    );
 
     // The slots are free again, and the canceled one never ran.
     let (status, body) = s.predict(json!({"input": {"thread": true}})).await;
