@@ -804,7 +804,7 @@ fn chunked_upload_keeps_within_the_registry_chunk_maximum() {
     let image = oci::assemble(
         &store,
         &config,
-        &[layer.clone()],
+        std::slice::from_ref(&layer),
         std::collections::BTreeMap::new(),
     )
     .unwrap();

@@ -132,15 +132,14 @@ fn read_credential(args: &LoginArgs, registry: &str) -> Result<Credential> {
             "cannot ask for the password of {registry}: no terminal; use --username with --password-stdin, or --token-stdin"
         );
     }
-    let username = match &args.username {
-        Some(username) => username.clone(),
-        None => {
-            term.write_str(&format!("Username for {registry}: "))?;
-            term.read_line()
-                .context("reading the username")?
-                .trim()
-                .to_string()
-        }
+    let username = if let Some(username) = &args.username {
+        username.clone()
+    } else {
+        term.write_str(&format!("Username for {registry}: "))?;
+        term.read_line()
+            .context("reading the username")?
+            .trim()
+            .to_string()
     };
     if username.is_empty() {
         bail!("no username given for {registry}");

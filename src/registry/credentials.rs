@@ -577,4 +577,92 @@ mod tests {
             .to_string();
         assert!(err.contains("config.json: invalid JSON"), "{err}");
     }
+
+    #[tokio::test]
+    async fn store_keeps_other_keys_and_replaces_other_spellings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("config.json");
+        let alice = Credential {
+            username: "alice".into(),
+            secret: "pw".into(),
+        };
+        // A missing file (and directory) is created, 0600.
+        let stored = store_credential(&path, "docker.io", &alice).await.unwrap();
+        assert_eq!(stored, StoredIn::ConfigFile(path.clone()));
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &fs_err::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+        fs_err::write(
+            &path,
+            r#"{"auths":{"http://localhost:5000/v1/":{"auth":"b2xkOm9sZA=="},"quay.io":{"auth":"eDp5"}},"detachKeys":"ctrl-x"}"#,
+        )
+        .unwrap();
+        store_credential(&path, "localhost:5000", &alice)
+            .await
+            .unwrap();
+        let token = Credential {
+            username: "<token>".into(),
+            secret: "refresh".into(),
+        };
+        store_credential(&path, "ghcr.io", &token).await.unwrap();
+        let written: serde_json::Value =
+            serde_json::from_slice(&fs_err::read(&path).unwrap()).unwrap();
+        assert_eq!(
+            written,
+            serde_json::json!({
+                "auths": {
+                    "quay.io": {"auth": "eDp5"},
+                    "localhost:5000": {"auth": "YWxpY2U6cHc="},
+                    "ghcr.io": {"identitytoken": "refresh"},
+                },
+                "detachKeys": "ctrl-x",
+            })
+        );
+        let config = DockerConfig::load(&path).unwrap();
+        let found = config.lookup("localhost:5000").await.unwrap();
+        assert_eq!(found.credential, Some(alice));
+        assert!(
+            config
+                .lookup("ghcr.io")
+                .await
+                .unwrap()
+                .credential
+                .unwrap()
+                .is_identity_token()
+        );
+        assert_eq!(server_key("index.docker.io"), "https://index.docker.io/v1/");
+    }
+
+    #[tokio::test]
+    async fn store_errors_name_the_file_or_the_helper() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let c = Credential {
+            username: "u".into(),
+            secret: "s".into(),
+        };
+        fs_err::write(&path, "[1]").unwrap();
+        let err = store_credential(&path, "r:1", &c)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("config.json: not a JSON object"), "{err}");
+        fs_err::write(&path, r#"{"credHelpers":{"r:1":"absent-helper"}}"#).unwrap();
+        let err = store_credential(&path, "r:1", &c)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "credential helper docker-credential-absent-helper failed for r:1: cannot run"
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            fs_err::read_to_string(&path).unwrap(),
+            r#"{"credHelpers":{"r:1":"absent-helper"}}"#,
+            "unchanged when the helper fails"
+        );
+    }
 }
