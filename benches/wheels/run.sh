@@ -51,19 +51,37 @@ echo
 
 set=numpy-pillow-transformers
 f=$REQS/$set.txt
+# Bytes of the gzip layers in a store / of uv's tarball.
+store_bytes() { find "$1/blobs" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.1f MB", s / 1e6 }'; }
+file_bytes() { stat -c %s "$1" | awk '{ printf "%.1f MB", $1 / 1e6 }'; }
 echo "### Resolution + layers: $set (seconds, one run)"
 echo
-echo "| case | ours (resolve + gzip layers) | uv install --target + tar \| pigz | ratio |"
-echo "|---|---|---|---|"
+echo "Ours: resolve + download + gzip layers (wheel members spliced, see below). uv: \`uv pip install --target\` + \`tar | pigz\` (level 6)."
+echo
+echo "| case | ours | uv + tar \| pigz | ratio | ours size | uv size |"
+echo "|---|---|---|---|---|---|"
 uv_install() {
-  rm -rf "$WORK/target" && "$UV" pip install -q --cache-dir "$1" "${UVARGS[@]}" --target "$WORK/target" -r "$f" \
-    && tar -C "$WORK/target" -cf - . | pigz > "$WORK/target.tar.gz"
+  local cache=$1 level=$2
+  rm -rf "$WORK/target" && "$UV" pip install -q --cache-dir "$cache" "${UVARGS[@]}" --target "$WORK/target" -r "$f" \
+    && tar -C "$WORK/target" -cf - . | pigz "-$level" > "$WORK/target.tar.gz"
 }
 oc=$(WHEELS_CACHE_DIR=$WORK/inst-ours secs "$BIN/install" "$f" 3.11 "$WORK/store1")
-vc=$(secs uv_install "$WORK/inst-uv")
-echo "| cold caches | $oc | $vc | $(ratio "$oc" "$vc") |"
+vc=$(secs uv_install "$WORK/inst-uv" 6)
+echo "| cold caches | $oc | $vc | $(ratio "$oc" "$vc") | $(store_bytes "$WORK/store1") | $(file_bytes "$WORK/target.tar.gz") |"
 ow=$(WHEELS_CACHE_DIR=$WORK/inst-ours secs "$BIN/install" "$f" 3.11 "$WORK/store2")
-vw=$(secs uv_install "$WORK/inst-uv")
-echo "| warm download caches, new layers | $ow | $vw | $(ratio "$ow" "$vw") |"
+vw=$(secs uv_install "$WORK/inst-uv" 6)
+vsize=$(file_bytes "$WORK/target.tar.gz")
+echo "| warm download caches, new layers | $ow | $vw | $(ratio "$ow" "$vw") | $(store_bytes "$WORK/store2") | $vsize |"
 ok=$(WHEELS_CACHE_DIR=$WORK/inst-ours secs "$BIN/install" "$f" 3.11 "$WORK/store2")
-echo "| warm, layers already in the store | $ok | $vw | $(ratio "$ok" "$vw") |"
+echo "| warm, layers already in the store | $ok | $vw | $(ratio "$ok" "$vw") | $(store_bytes "$WORK/store2") | $vsize |"
+echo
+echo "### Compressing wheel layers: splice vs recompress (warm download caches, new layers; seconds, one run)"
+echo
+echo "| ours | time | size | uv + tar \| pigz | time | size |"
+echo "|---|---|---|---|---|---|"
+for level in 6 1; do
+  rw=$(WHEELS_RECOMPRESS=$level WHEELS_CACHE_DIR=$WORK/inst-ours secs "$BIN/install" "$f" 3.11 "$WORK/store-l$level")
+  vl=$(secs uv_install "$WORK/inst-uv" "$level")
+  echo "| recompressed, gzip -$level | $rw | $(store_bytes "$WORK/store-l$level") | pigz -$level | $vl | $(file_bytes "$WORK/target.tar.gz") |"
+done
+echo "| spliced (default) | $ow | $(store_bytes "$WORK/store2") | | | |"

@@ -1,5 +1,7 @@
 //! `cargo run -p wheels --example install -- REQUIREMENTS PYTHON STORE_DIR`: resolves for
 //! linux/x86_64 glibc 2.36 and writes the wheel layers (gzip) into a blob store at STORE_DIR.
+//! `WHEELS_RECOMPRESS=LEVEL` inflates the wheels and deflates the layers at that gzip level
+//! instead of splicing the wheels' deflate data (for comparison).
 
 use std::path::Path;
 use std::time::Instant;
@@ -22,6 +24,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(dir) = std::env::var("WHEELS_CACHE_DIR") {
         options.cache_dir = Some(dir.clone().into());
         install.client.cache_dir = Some(dir.into());
+    }
+    if let Ok(level) = std::env::var("WHEELS_RECOMPRESS") {
+        install.splice = false;
+        install.layer.compression = layers::Compression::Gzip {
+            level: level.parse()?,
+        };
     }
     let start = Instant::now();
     let lock = resolve(&reqs, &target, &options)?;

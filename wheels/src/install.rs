@@ -36,6 +36,10 @@ pub struct InstallOptions {
     /// Interpreter in console-script shebangs, e.g. `/usr/local/bin/python3.11`.
     pub python: PathBuf,
     pub layer: LayerOptions,
+    /// With gzip layers: copy each wheel member's deflate data into the layer as it is
+    /// (default) rather than inflating and deflating it again at the layer's level. Splicing
+    /// costs no compression time and gives about the wheels' own size (docs/benchmarks.md).
+    pub splice: bool,
     /// Wheels larger than this (compressed bytes) get a layer of their own.
     pub large_wheel_bytes: u64,
     /// Number of buckets small wheels are spread over (by name hash).
@@ -70,6 +74,7 @@ impl InstallOptions {
             python_version: python_version.to_string(),
             python: PathBuf::from(python),
             layer: LayerOptions::default(),
+            splice: true,
             large_wheel_bytes: 64 * 1024 * 1024,
             buckets: 4,
             client: ClientOptions::default(),
@@ -78,12 +83,13 @@ impl InstallOptions {
 
     fn key_params(&self) -> String {
         format!(
-            "site={} prefix={} py={} python={} layer={:?} large={} buckets={}",
+            "site={} prefix={} py={} python={} layer={:?} splice={} large={} buckets={}",
             self.site_packages.display(),
             self.prefix.display(),
             self.python_version,
             self.python.display(),
             self.layer,
+            self.splice,
             self.large_wheel_bytes,
             self.buckets
         )
@@ -279,11 +285,9 @@ fn write_layer(
 ) -> Result<LayerInfo> {
     let mut out = Installer {
         sink: match options.layer.compression {
-            Compression::Gzip { level } => Sink::Spliced(Box::new(SplicedLayer::new(
-                store,
-                level,
-                options.layer.resolved_mtime()?,
-            )?)),
+            Compression::Gzip { level } if options.splice => Sink::Spliced(Box::new(
+                SplicedLayer::new(store, level, options.layer.resolved_mtime()?)?,
+            )),
             _ => Sink::Plain(Box::new(LayerWriter::new(store, &options.layer)?)),
         },
         dirs: HashSet::new(),

@@ -11,8 +11,10 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/wheels")
 }
 
-/// The uv binary: `$COG_TEST_UV`, else a venv under /tmp that this helper creates with pip
-/// (`python3 -m venv /tmp/cog-test-uv && /tmp/cog-test-uv/bin/pip install uv`).
+/// The uv binary: `$COG_TEST_UV`, else a venv at /tmp/cog-test-uv that this helper creates with
+/// pip from PyPI (`python3 -m venv` + `pip install uv`). Tests run as separate processes, so the
+/// venv is made under a name of this process's own and renamed into place: the first one
+/// there wins and the others use it.
 pub fn uv() -> PathBuf {
     static UV: OnceLock<PathBuf> = OnceLock::new();
     UV.get_or_init(|| {
@@ -22,16 +24,31 @@ pub fn uv() -> PathBuf {
         let venv = Path::new("/tmp/cog-test-uv");
         let bin = venv.join("bin/uv");
         if !bin.exists() {
+            let staging = PathBuf::from(format!("/tmp/cog-test-uv.{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&staging);
             let ok = Command::new("python3")
                 .args(["-m", "venv"])
-                .arg(venv)
+                .arg(&staging)
                 .status()
                 .is_ok_and(|s| s.success())
-                && Command::new(venv.join("bin/pip"))
+                && Command::new(staging.join("bin/pip"))
                     .args(["install", "-q", "uv"])
                     .status()
                     .is_ok_and(|s| s.success());
-            assert!(ok, "could not install uv into {}", venv.display());
+            assert!(
+                ok,
+                "could not install uv from PyPI into {} (python3 -m venv, pip install uv)",
+                staging.display()
+            );
+            // `bin/uv` is a native binary: it works from the renamed directory.
+            if std::fs::rename(&staging, venv).is_err() {
+                let _ = std::fs::remove_dir_all(&staging);
+            }
+            assert!(
+                bin.exists(),
+                "no uv at {} after installing it",
+                bin.display()
+            );
         }
         bin
     })
