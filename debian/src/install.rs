@@ -133,7 +133,7 @@ pub async fn install(
 
 /// Bump when what a layer holds for the same inputs changes (new effects, layout): the key
 /// cache would otherwise hand back layers built by an older cog.
-const LAYER_FORMAT: u32 = 4;
+const LAYER_FORMAT: u32 = 5;
 
 fn cache_key(lock: &Lock, base_status: &[u8], opts: &InstallOptions) -> String {
     format!(
@@ -274,6 +274,9 @@ fn build_layer(
         for file in ["diversions", "statoverride", "available"] {
             layer.file(&format!("/var/lib/dpkg/{file}"), 0o644, b"")?;
         }
+        // The multiarch database layout (`info/<pkg>:<arch>.list` for `Multi-Arch: same`):
+        // without it dpkg reads the info directory as the old layout.
+        layer.file("/var/lib/dpkg/info/format", 0o644, b"1\n")?;
     }
     layer.file("/var/lib/dpkg/status", 0o644, &status)?;
     effects::apply(&inst, &mut layer)?;

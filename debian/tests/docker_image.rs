@@ -68,7 +68,7 @@ fn bookworm_base_and_apt_layer_run_in_docker() {
     let mut layers = base.layers.clone();
     layers.push(apt);
     let (_dir, tar) = temp_tar("image.tar");
-    let tag = "cog-rs-debian-test:bookworm";
+    let tag = "localhost/cog-rs-debian-test:bookworm";
     docker_archive(&store, &layers, &base.env, &base.entrypoint, tag, &tar);
     run(Command::new("docker").arg("load").arg("-i").arg(&tar));
     let sh =
@@ -84,6 +84,9 @@ fn bookworm_base_and_apt_layer_run_in_docker() {
             "{sim}"
         );
     }
+    // dpkg's database is consistent (info files in the multiarch layout, md5sums, lists).
+    assert_eq!(sh("dpkg --audit").trim(), "");
+    assert!(sh("dpkg -L libc6").contains("/lib/x86_64-linux-gnu/libc.so.6"));
     let py = sh("python -c 'import ssl, sqlite3, ctypes, venv; print(ssl.OPENSSL_VERSION)'");
     assert!(py.starts_with("OpenSSL 3"), "{py}");
     assert!(sh("pip --version").contains("python 3.11"));
@@ -115,4 +118,19 @@ fn bookworm_base_and_apt_layer_run_in_docker() {
     // PID 1 is tini.
     assert!(sh("cat /proc/1/cmdline | tr '\\0' ' '").starts_with("/sbin/tini"));
     let _ = Command::new("docker").args(["rmi", "-f", tag]).output();
+
+    // The same image runs in podman (no daemon).
+    run(Command::new("podman").arg("load").arg("-i").arg(&tar));
+    let out = run(Command::new("podman").args([
+        "run",
+        "--rm",
+        tag,
+        "sh",
+        "-c",
+        "python -c 'import ssl, sqlite3, ctypes, venv; print(ssl.OPENSSL_VERSION)' && pip --version && jq --version",
+    ]));
+    assert!(out.contains("OpenSSL 3"), "{out}");
+    assert!(out.contains("python 3.11"), "{out}");
+    assert!(out.contains("jq-1.6"), "{out}");
+    let _ = Command::new("podman").args(["rmi", "-f", tag]).output();
 }
