@@ -168,17 +168,49 @@ fn every_example_runs_with_no_daemon() {
     for name in examples() {
         run_example(&name, "runc");
     }
-    // Nothing is left behind: no bundle, no runc container.
-    let containers = cache().join("runtime/containers");
-    let left: Vec<_> = std::fs::read_dir(&containers)
-        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "bundles left in {containers:?}: {left:?}");
-    let listed = run("runc", &["list", "-q"]);
-    assert!(
-        !listed.lines().any(|l| l.starts_with("cog-")),
-        "runc containers left: {listed}"
-    );
+}
+
+/// The id of the container a `cog --debug` run logged as started.
+fn started_container(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find_map(|l| l.split("started container ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no container id logged: {stderr}"))
+        .to_string()
+}
+
+#[test]
+fn the_container_is_removed_after_a_run() {
+    let (_root, dir) = copy_project(&examples_dir().join("hello"), "hello");
+    for runtime in ["docker", "podman", "runc"] {
+        require_tool(runtime, runtime);
+        let output = cog_command(
+            &dir,
+            &cache(),
+            &["run", "--runtime", runtime, "-i", "text=x"],
+        )
+        .env("COG_LOG", "cog::runtime=debug")
+        .output()
+        .unwrap();
+        assert_eq!(ok(&output), "hello x");
+        let id = started_container(&String::from_utf8_lossy(&output.stderr));
+        let program = if runtime == "runc" { "runc" } else { runtime };
+        let state = Command::new(program)
+            .args(if runtime == "runc" {
+                vec!["state", &id]
+            } else {
+                vec!["container", "inspect", &id]
+            })
+            .output()
+            .unwrap();
+        assert!(
+            !state.status.success(),
+            "{runtime} container {id} still exists: {}",
+            String::from_utf8_lossy(&state.stdout)
+        );
+        assert!(!cache().join("runtime/containers").join(&id).exists());
+    }
 }
 
 #[test]

@@ -139,6 +139,24 @@ pub(super) struct Project {
     pub dir: PathBuf,
     pub gpu: bool,
     pub schema: Value,
+    /// The schema's exact bytes, as the image holds them at `/src/.cog/openapi_schema.json`.
+    pub schema_document: Option<String>,
+}
+
+impl Project {
+    /// Writes the schema into the project's `.cog/` as Cog does: the project is mounted over
+    /// the image's `/src`, and the server reads `/src/.cog/openapi_schema.json`.
+    pub fn write_schema(&self) -> Result<()> {
+        let Some(document) = &self.schema_document else {
+            return Ok(());
+        };
+        let path = self.dir.join(".cog").join("openapi_schema.json");
+        if fs_err::read_to_string(&path).ok().as_deref() != Some(document.as_str()) {
+            fs_err::create_dir_all(self.dir.join(".cog"))?;
+            fs_err::write(&path, document)?;
+        }
+        Ok(())
+    }
 }
 
 /// The project for `cog run` and `cog serve`: it must name a predictor.
@@ -162,6 +180,7 @@ fn load(args: &ProjectArgs, need_predictor: bool) -> Result<Project> {
                 dir,
                 gpu: config.build.gpu,
                 schema: Value::Null,
+                schema_document: None,
             });
         }
         bail!(
@@ -170,12 +189,13 @@ fn load(args: &ProjectArgs, need_predictor: bool) -> Result<Project> {
         );
     }
     let schema = crate::schema::generate(&dir, config.predict.as_deref(), config.train.as_deref())?;
-    let schema: Value = serde_json::from_str(&schema.document)
+    let parsed: Value = serde_json::from_str(&schema.document)
         .context("the generated OpenAPI schema is not JSON")?;
     Ok(Project {
         dir,
         gpu: config.build.gpu,
-        schema,
+        schema: parsed,
+        schema_document: Some(schema.document),
     })
 }
 
@@ -197,6 +217,7 @@ pub(super) fn build_project(args: &ProjectArgs, project: &Project) -> Result<Ima
     let loaded = build::load(&build_args)?;
     let name = build::image_name(None, &loaded.config, &project.dir);
     let built = build::build_and_save(&build_args, &loaded, &name)?;
+    project.write_schema()?;
     Ok(runtime::built_image(
         &built.store,
         &name,

@@ -212,7 +212,7 @@ pub fn local_image(store: &BlobStore, name: &str) -> Result<Option<Image>, Runti
                     image: Box::new(image),
                 }));
             }
-            Err(oci::OciError::Invalid { message, .. }) if message.contains("no image tagged") => {}
+            Err(oci::OciError::TagNotFound { .. }) => {}
             Err(source) => {
                 return Err(RuntimeError::Image {
                     image: name.to_string(),
@@ -411,6 +411,7 @@ impl Runtime {
 static ACTIVE: Mutex<Vec<(RuntimeKind, String)>> = Mutex::new(Vec::new());
 
 fn remember_active(kind: RuntimeKind, id: &str) {
+    tracing::debug!("started container {id} with {kind}");
     if let Ok(mut active) = ACTIVE.lock() {
         active.push((kind, id.to_string()));
     }
