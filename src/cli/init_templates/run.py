@@ -1,6 +1,9 @@
 # Prediction interface for Cog ⚙️
 # https://cog.run/python
 
+import shutil
+import tempfile
+
 from cog import BaseRunner, Input, Path
 
 
@@ -18,4 +21,7 @@ class Runner(BaseRunner):
         # processed_input = preprocess(image)
         # output = self.model(processed_image, scale)
         # return postprocess(output)
-        return image
+        # Until then, return a copy of the input image.
+        output = Path(tempfile.mkdtemp()) / f"output{image.suffix}"
+        shutil.copyfile(image, output)
+        return output
