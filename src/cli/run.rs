@@ -77,61 +77,81 @@ pub fn run(args: &RunArgs, deprecated_name: bool) -> Result<ExitCode> {
     let context = replicate_context(args.use_replicate_token)?;
     let store = open_store()?;
 
-    let (container, schema, inputs) = match &args.image {
-        Some(image) => {
-            if image.contains('=') {
-                bail!("Invalid image name '{image}'. Did you forget `-i`?");
-            }
-            let runtime = detect_runtime(&args.project, &store)?;
-            let image = find_image(&store, &runtime, image)?;
-            let schema = image_schema(&image, runtime.kind)?;
-            // Validate before starting anything when the image carries its schema.
-            let inputs = match &schema {
-                Some(schema) => Some(request_inputs(schema, args, &cwd)?),
-                None => None,
-            };
-            runtime
-                .prepare(&image)
-                .with_context(|| format!("preparing {} for {}", image.name(), runtime.kind))?;
-            let spec = server_spec(
-                &runtime,
-                &image,
-                env,
-                None,
-                args.project.gpus.is_some(),
-                &[],
-            );
-            let container = start_and_wait(&runtime, &image, &spec, args.setup_timeout)?;
-            let schema = match schema {
-                Some(schema) => schema,
-                None => fetch_schema(&container)?,
-            };
-            let inputs = match inputs {
-                Some(inputs) => inputs,
-                None => request_inputs(&schema, args, &cwd)?,
-            };
-            (container, schema, inputs)
-        }
-        None => {
-            let project = load_project(&args.project)?;
-            let schema = project.schema.clone();
-            let inputs = request_inputs(&schema, args, &cwd)?;
-            let runtime = detect_runtime(&args.project, &store)?;
-            let image = build_project(&args.project, &project)?;
-            runtime
-                .prepare(&image)
-                .with_context(|| format!("preparing {} for {}", image.name(), runtime.kind))?;
-            let gpus = project.gpu || args.project.gpus.is_some();
-            let spec = server_spec(&runtime, &image, env, Some(&project.dir), gpus, &[]);
-            let container = start_and_wait(&runtime, &image, &spec, args.setup_timeout)?;
-            (container, schema, inputs)
-        }
+    let (container, schema, inputs) = if let Some(image) = &args.image {
+        start_image(args, image, &store, &cwd, env)?
+    } else {
+        start_project(args, &store, &cwd, env)?
     };
 
     eprintln!("Running prediction...");
     let response = predict(&container, &inputs, context)?;
     drop(container);
     report(&response, &schema, args, &cwd)
+}
+
+/// `cog run IMAGE`: an image from the cache or the daemon, validated by its schema label (else
+/// by the schema its server serves).
+fn start_image(
+    args: &RunArgs,
+    image: &str,
+    store: &BlobStore,
+    cwd: &Path,
+    env: Vec<(String, String)>,
+) -> Result<(Container, Value, Map<String, Value>)> {
+    if image.contains('=') {
+        bail!("Invalid image name '{image}'. Did you forget `-i`?");
+    }
+    let runtime = detect_runtime(&args.project, store)?;
+    let image = find_image(store, &runtime, image)?;
+    let schema = image_schema(&image, runtime.kind)?;
+    // Validate before starting anything when the image carries its schema.
+    let inputs = if let Some(schema) = &schema {
+        Some(request_inputs(schema, args, cwd)?)
+    } else {
+        None
+    };
+    runtime
+        .prepare(&image)
+        .with_context(|| format!("preparing {} for {}", image.name(), runtime.kind))?;
+    let spec = server_spec(
+        &runtime,
+        &image,
+        env,
+        None,
+        args.project.gpus.is_some(),
+        &[],
+    );
+    let container = start_and_wait(&runtime, &image, &spec, args.setup_timeout)?;
+    let schema = match schema {
+        Some(schema) => schema,
+        None => fetch_schema(&container)?,
+    };
+    let inputs = match inputs {
+        Some(inputs) => inputs,
+        None => request_inputs(&schema, args, cwd)?,
+    };
+    Ok((container, schema, inputs))
+}
+
+/// `cog run` in a project: inputs validated by the static schema, then build and start.
+fn start_project(
+    args: &RunArgs,
+    store: &BlobStore,
+    cwd: &Path,
+    env: Vec<(String, String)>,
+) -> Result<(Container, Value, Map<String, Value>)> {
+    let project = load_project(&args.project)?;
+    let schema = project.schema.clone();
+    let inputs = request_inputs(&schema, args, cwd)?;
+    let runtime = detect_runtime(&args.project, store)?;
+    let image = build_project(&args.project, &project)?;
+    runtime
+        .prepare(&image)
+        .with_context(|| format!("preparing {} for {}", image.name(), runtime.kind))?;
+    let gpus = project.gpu || args.project.gpus.is_some();
+    let spec = server_spec(&runtime, &image, env, Some(&project.dir), gpus, &[]);
+    let container = start_and_wait(&runtime, &image, &spec, args.setup_timeout)?;
+    Ok((container, schema, inputs))
 }
 
 /// What the project directory says before any build: its config and static schema.
@@ -424,7 +444,11 @@ fn wait_for_setup(container: &mut Container, timeout: Duration) -> Result<()> {
 }
 
 fn indent_logs(logs: &str) -> String {
-    logs.lines().map(|l| format!("  {l}\n")).collect()
+    use std::fmt::Write as _;
+    logs.lines().fold(String::new(), |mut out, l| {
+        let _ = writeln!(out, "  {l}");
+        out
+    })
 }
 
 /// The container's own output, when it says more than the setup logs did.
@@ -557,6 +581,7 @@ fn has_data_urls(value: &Value) -> bool {
 
 /// Cog's rendering of a server-side 422.
 fn validation_failure(body: &Value) -> String {
+    use std::fmt::Write as _;
     let mut message = String::from("The inputs you passed could not be validated:\n\n");
     for detail in body["detail"].as_array().into_iter().flatten() {
         let field = detail["loc"]
@@ -565,7 +590,7 @@ fn validation_failure(body: &Value) -> String {
             .map(|f| f.as_str().map_or_else(|| f.to_string(), str::to_string))
             .unwrap_or_default();
         let msg = detail["msg"].as_str().unwrap_or_default();
-        message.push_str(&format!("- {field}: {msg}\n"));
+        let _ = writeln!(message, "- {field}: {msg}");
     }
     message.push_str(
         "\nYou can provide an input with -i. For example:\n\n    cog predict -i blur=3.5\n\nIf your input is a local file, you need to prefix the path with @ to tell Cog to read the file contents. For example:\n\n    cog predict -i path=@image.jpg",

@@ -62,12 +62,16 @@ pub(super) fn ensure_loaded(
                 .suffix(".tar")
                 .tempfile_in(&dir)
                 .map_err(super::io_error(&dir))?;
-            oci::export_tarball(store, &image.image_ref(), tmp.path(), &[name.clone()]).map_err(
-                |source| RuntimeError::Image {
-                    image: name.clone(),
-                    source,
-                },
-            )?;
+            oci::export_tarball(
+                store,
+                &image.image_ref(),
+                tmp.path(),
+                std::slice::from_ref(name),
+            )
+            .map_err(|source| RuntimeError::Image {
+                image: name.clone(),
+                source,
+            })?;
             let path = tmp.path().to_string_lossy().into_owned();
             output_of(kind.program(), &["load", "-i", &path])?;
             Ok(())

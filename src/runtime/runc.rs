@@ -6,6 +6,7 @@
 //! published port is a host port the server must bind on 127.0.0.1 itself; everything else is
 //! isolated (pid, ipc, uts and mount namespaces; a user namespace when not root).
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io;
 use std::os::unix::process::CommandExt;
@@ -210,7 +211,7 @@ fn write_hosts(path: &Path, add_hosts: &[String]) -> Result<(), RuntimeError> {
             } else {
                 address
             };
-            text.push_str(&format!("{address}\t{name}\n"));
+            let _ = writeln!(text, "{address}\t{name}");
         }
     }
     fs_err::write(path, text).map_err(io_error(path))
