@@ -303,9 +303,11 @@ mod tests {
 
     #[test]
     fn splits_at_paragraph_boundaries() {
-        let text: String = (0..20_000)
-            .map(|i| format!("Package: p{i}\nVersion: 1\nArchitecture: amd64\n\n"))
-            .collect();
+        use std::fmt::Write as _;
+        let mut text = String::new();
+        for i in 0..20_000 {
+            writeln!(text, "Package: p{i}\nVersion: 1\nArchitecture: amd64\n").unwrap();
+        }
         let chunks = split_paragraphs(&text, 8);
         assert!(chunks.len() > 4, "{}", chunks.len());
         assert_eq!(chunks.concat(), text);
