@@ -53,7 +53,10 @@ fn example(name: &str) -> (tempfile::TempDir, PathBuf) {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
-        if file.starts_with("cog-") && file.contains(".lock") || file.ends_with(".tar") {
+        let tarball = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("tar"));
+        if file.starts_with("cog-") && file.contains(".lock") || tarball {
             std::fs::remove_file(path).unwrap();
         }
     }
@@ -141,7 +144,7 @@ impl Served {
         }
     }
 
-    fn predict(&self, input: Value) -> Value {
+    fn predict(&self, input: &Value) -> Value {
         let response = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(120))
             .build()
@@ -246,7 +249,7 @@ fn image_example_mirrors_and_scales_with_pillow_and_cwebp() {
             .unwrap()
             .starts_with("data:image/x-portable-pixmap;base64,")
     );
-    let body = served.predict(Value::Object(request));
+    let body = served.predict(&Value::Object(request));
 
     // Written the way `cog run` writes it: output.webp next to the caller.
     let out_dir = root.path().join("out");
@@ -403,7 +406,7 @@ fn a_cog_init_project_plans_builds_and_runs_unchanged() {
         "data:image/png;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(png)
     );
-    let body = served.predict(json!({"image": data_url, "scale": 2}));
+    let body = served.predict(&json!({"image": data_url, "scale": 2}));
     // The template returns a copy of its input image.
     let out_dir = tempfile::tempdir().unwrap();
     let lines = cog::inputs::write_output(&schema, &body["output"], None, out_dir.path()).unwrap();

@@ -139,17 +139,14 @@ pub fn request_inputs_from(
         return Err(InputError::JsonAndInputs);
     }
     let input = schema::input_schema(schema).ok_or(InputError::MissingInputSchema)?;
-    let values = match json {
-        Some(json) => {
-            let map = parse::json_inputs(json, base_dir, stdin)?;
-            validate::known_names(map.keys(), input)?;
-            parse::json_files(map, base_dir)?
-        }
-        None => {
-            let grouped = parse::group_pairs(pairs)?;
-            validate::known_names(grouped.iter().map(|(name, _)| name), input)?;
-            parse::coerce_pairs(schema, input, grouped, base_dir)?
-        }
+    let values = if let Some(json) = json {
+        let map = parse::json_inputs(json, base_dir, stdin)?;
+        validate::known_names(map.keys(), input)?;
+        parse::json_files(map, base_dir)?
+    } else {
+        let grouped = parse::group_pairs(pairs)?;
+        validate::known_names(grouped.iter().map(|(name, _)| name), input)?;
+        parse::coerce_pairs(schema, input, grouped, base_dir)?
     };
     validate::validate(schema, input, &values)?;
     Ok(values)

@@ -45,8 +45,8 @@ pub(super) fn coerce_pairs(
             .map_or(Kind::String, |prop| kind(doc, prop));
         let value = match (values.as_slice(), &kind) {
             ([one], Kind::Array(item)) => {
-                if one.starts_with('@') {
-                    Value::Array(vec![data_url(&one[1..], base_dir)?])
+                if let Some(path) = one.strip_prefix('@') {
+                    Value::Array(vec![data_url(path, base_dir)?])
                 } else if let Some(list) = json_array(one) {
                     list
                 } else {
@@ -193,7 +193,10 @@ pub(super) fn json_files(
     base_dir: &Path,
 ) -> Result<Map<String, Value>, InputError> {
     let file = |value: Value| match value {
-        Value::String(s) if s.starts_with('@') => data_url(&s[1..], base_dir),
+        Value::String(s) => match s.strip_prefix('@') {
+            Some(path) => data_url(path, base_dir),
+            None => Ok(Value::String(s)),
+        },
         other => Ok(other),
     };
     map.into_iter()

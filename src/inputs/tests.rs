@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -219,7 +220,8 @@ fn error_messages() {
     ];
     let mut report = String::new();
     for (label, flags) in cases {
-        report.push_str(&format!(
+        let _ = write!(
+            report,
             "{label}: cog run {}\n{}\n\n",
             flags
                 .iter()
@@ -227,7 +229,7 @@ fn error_messages() {
                 .collect::<Vec<_>>()
                 .join(" "),
             error(flags)
-        ));
+        );
     }
     insta::assert_snapshot!(report);
 }
