@@ -2,6 +2,7 @@
 # Side-by-side timings of the wheels crate and uv (one run each), printed as markdown.
 #   benches/wheels/run.sh            # all requirement sets in tests/wheels/requirements/
 #   SETS="numpy-pillow fastapi" benches/wheels/run.sh
+#   SKIP_BUILD=1 benches/wheels/run.sh   # examples already built with --release
 # Resolution: `examples/resolve` vs `uv pip compile`, cold (empty caches) then warm.
 # Install: `examples/install` (resolve + gzip layers) vs `uv pip install --target` + `tar | pigz`.
 set -euo pipefail
@@ -13,7 +14,8 @@ if [ ! -x "$UV" ]; then
   UV=/tmp/cog-test-uv/bin/uv
 fi
 command -v pigz >/dev/null || { echo "pigz is required (apt-get install pigz)" >&2; exit 1; }
-(cd "$ROOT" && cargo build -q --release -p wheels --examples)
+# SKIP_BUILD=1 uses the examples already built (cargo would wait for a busy target dir).
+[ -n "${SKIP_BUILD:-}" ] || (cd "$ROOT" && cargo build -q --release -p wheels --examples)
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples
 WORK=$(mktemp -d /tmp/wheels-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
