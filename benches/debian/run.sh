@@ -17,6 +17,9 @@ echo "== cog-rs (cold cache)" >&2
 start=$(date +%s.%N)
 COG_CACHE_DIR="$work/cache" COG_APT_MIRROR="$mirror" "$bin" "$suite" > "$work/ours.json"
 ours=$(echo "$(date +%s.%N) - $start" | bc)
+# Our own split (index fetch + parse, resolve, total) and the load average, for the record.
+cat "$work/ours.json" >&2
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 blob=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["blob"])' "$work/ours.json")
 ours_gz=$(stat -c %s "$blob")
 ours_tar=$(pigz -dc < "$blob" | wc -c)
@@ -26,6 +29,7 @@ start=$(date +%s.%N)
 debootstrap --variant=minbase --include=python3,python-is-python3,ca-certificates,tzdata,tini \
   "$suite" "$work/rootfs" "$mirror" > "$work/debootstrap.log" 2>&1
 theirs=$(echo "$(date +%s.%N) - $start" | bc)
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 # What an image of it would hold: the rootfs without debootstrap's downloaded .debs.
 rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb
 theirs_tar=$(tar -C "$work/rootfs" --numeric-owner -cf - . | wc -c)
