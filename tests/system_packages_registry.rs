@@ -194,4 +194,15 @@ fn a_busybox_base_is_refused_naming_the_base_and_the_field() {
     );
     assert!(!project_dir.join("out.tar").exists());
     assert!(!project_dir.join(debian::LOCK_FILE_NAME).exists());
+
+    let err = failed(&cog(
+        &project_dir,
+        cache.path(),
+        &["build", "--base", "scratch", "--output", "out.tar"],
+    ));
+    assert!(
+        err.contains("build.system_packages in ")
+            && err.contains("base image scratch has no Debian or Ubuntu system"),
+        "{err}"
+    );
 }

@@ -504,6 +504,16 @@ mod tests {
         };
         let err = no_dpkg.archive_config("amd64").unwrap_err().to_string();
         assert!(err.contains("no dpkg database"), "{err}");
+        let sid = BaseSystem {
+            os_release: Some(OsRelease::parse("ID=debian\nPRETTY_NAME=\"Debian sid\"\n")),
+            dpkg_status: Some(Vec::new()),
+            ..BaseSystem::default()
+        };
+        let err = sid.archive_config("amd64").unwrap_err().to_string();
+        assert!(
+            err.contains("Debian sid (ID=debian): /etc/os-release has no VERSION_CODENAME"),
+            "{err}"
+        );
     }
 
     #[test]
