@@ -43,10 +43,12 @@ pub fn resolve(
     let wanted: Vec<String> = config.build.system_packages.clone();
 
     let mut base_lock = read_lock(&base_path, arch, None, upgrade)?;
+    // A lock made on another base (another suite, e.g. with --base) is made again.
     let mut apt_lock = if wanted.is_empty() {
         None
     } else {
         read_lock(&apt_path, arch, Some(&wanted), upgrade)?
+            .filter(|l| l.sources.first().is_some_and(|s| s.suite == release.suite))
     };
     if base_lock.is_none() || (!wanted.is_empty() && apt_lock.is_none()) {
         let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
