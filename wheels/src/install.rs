@@ -21,7 +21,7 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::index::{Client, ClientOptions, DistFile};
 use crate::lock::{Lock, LockedPackage};
-use crate::splice::SplicedLayer;
+use crate::splice::{DeflatedMember, SplicedLayer};
 
 /// Where and how wheels are installed in the image.
 #[derive(Debug, Clone)]
@@ -240,14 +240,13 @@ async fn build_group(
         .map(|p| async move {
             let file = dist_file(p)?;
             let path = client.download(&file, &p.hashes).await?;
-            let sha = match &p.sha256 {
-                Some(sha) => sha.clone(),
-                None => {
-                    let path = path.clone();
-                    tokio::task::spawn_blocking(move || crate::index::sha256_file(&path))
-                        .await
-                        .map_err(|e| Error::Other(format!("hashing task failed: {e}")))??
-                }
+            let sha = if let Some(sha) = &p.sha256 {
+                sha.clone()
+            } else {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || crate::index::sha256_file(&path))
+                    .await
+                    .map_err(|e| Error::Other(format!("hashing task failed: {e}")))??
             };
             Ok::<_, Error>((path, sha))
         })
@@ -388,7 +387,7 @@ impl Installer {
         &mut self,
         path: &Path,
         mode: u32,
-        member: &Member<'_>,
+        member: &DeflatedMember<'_>,
     ) -> Result<Option<Recorded>> {
         if !self.claim(path)? {
             return Ok(None);
@@ -396,18 +395,10 @@ impl Installer {
         let mut hasher = layers::Sha256::new();
         let mut count = 0u64;
         match &mut self.sink {
-            Sink::Spliced(w) => w.append_deflated(
-                path,
-                mode,
-                member.size,
-                member.crc32,
-                member.raw,
-                (member.wheel, member.name),
-                &mut |b| {
-                    hasher.update(b);
-                    count += b.len() as u64;
-                },
-            )?,
+            Sink::Spliced(w) => w.append_deflated(path, mode, member, &mut |b| {
+                hasher.update(b);
+                count += b.len() as u64;
+            })?,
             Sink::Plain(w) => {
                 let mut reader = HashingReader {
                     inner: flate2::read::DeflateDecoder::new(member.raw),
@@ -423,15 +414,6 @@ impl Installer {
         }
         Ok(Some((record_hash(hasher.finish().as_raw()), count)))
     }
-}
-
-/// A deflated zip member, as stored.
-struct Member<'a> {
-    wheel: &'a str,
-    name: &'a str,
-    size: u64,
-    crc32: u32,
-    raw: &'a [u8],
 }
 
 /// A reader that hashes what passes through it (for RECORD).
@@ -595,7 +577,7 @@ fn install_wheel(
                 .map_err(|e| bad(e.to_string()))?
                 .read_to_end(&mut raw)
                 .map_err(|e| bad(format!("{name}: {e}")))?;
-            let member = Member {
+            let member = DeflatedMember {
                 wheel,
                 name: &name,
                 size,

@@ -23,6 +23,18 @@ use layers::{BlobStore, BlobWriter, LayerInfo, MEDIA_TYPE_TAR_GZIP};
 use crate::error::{Error, Result};
 use crate::inflate::{InflateError, inflate};
 
+/// A zip member stored with deflate, as it is in the wheel.
+pub struct DeflatedMember<'a> {
+    /// The wheel's file name and the member's name, for errors.
+    pub wheel: &'a str,
+    pub name: &'a str,
+    /// Uncompressed size and CRC-32, from the zip.
+    pub size: u64,
+    pub crc32: u32,
+    /// The raw deflate data.
+    pub raw: &'a [u8],
+}
+
 /// Uncompressed bytes gathered before they are deflated (and flushed) as one run.
 const RUN: usize = 256 * 1024;
 
@@ -164,19 +176,23 @@ impl SplicedLayer {
         self.padding(size)
     }
 
-    /// A regular file whose content is the raw deflate stream `raw` (a zip member), which must
-    /// decode to `size` bytes with CRC-32 `crc32`; `seen` gets every decoded byte. Errors name
-    /// the `wheel` and the `member`.
+    /// A regular file whose content is a zip member's raw deflate data, which must decode to
+    /// the member's size and CRC-32; `seen` gets every decoded byte. Errors name the wheel and
+    /// the member.
     pub fn append_deflated(
         &mut self,
         path: &Path,
         mode: u32,
-        size: u64,
-        crc32: u32,
-        raw: &[u8],
-        (wheel, member): (&str, &str),
+        member: &DeflatedMember<'_>,
         seen: &mut impl FnMut(&[u8]),
     ) -> Result<()> {
+        let DeflatedMember {
+            wheel,
+            name: member,
+            size,
+            crc32,
+            raw,
+        } = *member;
         self.file_header(path, mode, size)?;
         // Everything before this member is deflated and flushed to a byte boundary.
         self.deflate_run(FlushCompress::Sync)?;
@@ -264,6 +280,22 @@ mod tests {
         e.finish().unwrap()
     }
 
+    fn member<'a>(
+        wheel: &'a str,
+        name: &'a str,
+        body: &[u8],
+        crc32: u32,
+        raw: &'a [u8],
+    ) -> DeflatedMember<'a> {
+        DeflatedMember {
+            wheel,
+            name,
+            size: body.len() as u64,
+            crc32,
+            raw,
+        }
+    }
+
     /// Spliced and plain layers hold the same tar (same diff_id), in one gzip member.
     #[test]
     fn spliced_layer_equals_plain_layer() {
@@ -306,10 +338,7 @@ mod tests {
                     .append_deflated(
                         path,
                         0o755,
-                        body.len() as u64,
-                        crc32fast::hash(body),
-                        &raw,
-                        ("t.whl", name),
+                        &member("t.whl", name, body, crc32fast::hash(body), &raw),
                         &mut |b| seen.extend_from_slice(b),
                     )
                     .unwrap();
@@ -343,10 +372,7 @@ mod tests {
             .append_deflated(
                 Path::new("a"),
                 0o644,
-                body.len() as u64,
-                crc32fast::hash(&body) ^ 1,
-                &raw,
-                ("w.whl", "a"),
+                &member("w.whl", "a", &body, crc32fast::hash(&body) ^ 1, &raw),
                 &mut |_| {},
             )
             .unwrap_err()
@@ -359,10 +385,7 @@ mod tests {
             .append_deflated(
                 Path::new("b"),
                 0o644,
-                5,
-                0,
-                &[0xff, 0xff],
-                ("w.whl", "b"),
+                &member("w.whl", "b", b"12345", 0, &[0xff, 0xff]),
                 &mut |_| {},
             )
             .unwrap_err()

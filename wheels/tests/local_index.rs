@@ -248,6 +248,48 @@ fn unsafe_wheel_paths_are_rejected() {
 }
 
 #[test]
+fn corrupt_wheel_members_are_rejected_by_name() {
+    // The index's hash is of the corrupt file itself, so only the member's CRC-32 can tell.
+    let content = b"print('hello')\n".repeat(200);
+    let (f, mut bytes) = wheel(
+        "corrupt",
+        "1.0",
+        ANY,
+        &[("corrupt/__init__.py", &content, 0o644)],
+        &[],
+        None,
+    );
+    let crc = crc32fast::hash(&content).to_le_bytes();
+    let mut flipped = 0;
+    for i in 0..bytes.len() - 3 {
+        if bytes[i..i + 4] == crc {
+            bytes[i] ^= 0xff; // local header and central directory both
+            flipped += 1;
+        }
+    }
+    assert_eq!(
+        flipped, 2,
+        "the CRC is in the local header and the central directory"
+    );
+    let server = Server::start();
+    let sha = server.put_file(&f, bytes);
+    server.put_project_json("corrupt", &[(&f, &sha, None, false)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let lock = resolve(&reqs(&server, "corrupt\n"), &target(), &options(tmp.path())).unwrap();
+    let store = BlobStore::open(tmp.path().join("store")).unwrap();
+    let mut install = InstallOptions::python_slim("3.11");
+    install.client.cache_dir = Some(tmp.path().join("cache"));
+    let e = layers(&lock, &install, &store).unwrap_err();
+    assert!(matches!(e, Error::InvalidWheel { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.starts_with(&format!("{f}: invalid wheel: corrupt/__init__.py: "))
+            && text.contains("CRC-32"),
+        "{text}"
+    );
+}
+
+#[test]
 fn versions_follow_pip_rules() {
     let server = Server::start();
     // Yanked: skipped unless pinned.
