@@ -47,7 +47,7 @@ fn default_base_is_python_slim_without_patch_version() {
 #[test]
 fn base_override_wins() {
     let mut project = hello_project();
-    project.base_override = Some(BaseImage::parse("oci:/tmp/base:v1"));
+    project.base_override = Some(BaseImage::parse("oci:/tmp/base:v1").unwrap());
     let plan = PythonStack.plan(&project).unwrap();
     assert_eq!(plan.base.to_string(), "oci:/tmp/base:v1");
 }

@@ -1,10 +1,8 @@
 //! Fetching the base image into the store: a registry pull, a local import, or assembly from
 //! distribution packages.
-use std::path::PathBuf;
-
 use layers::{BlobStore, LayerInfo};
 
-use crate::oci::{ContainerConfig, ImageConfig, LocalSource, Platform};
+use crate::oci::{ContainerConfig, ImageConfig, Platform};
 use crate::plan::BaseImage;
 use crate::progress::{Progress, Unit};
 use crate::registry::{Client, ClientOptions, Reference};
@@ -83,17 +81,11 @@ pub async fn resolve_base(
                 libraries: Some(assembled.libraries),
             });
         }
-        BaseImage::OciLayout { path, tag } => LocalSource::OciDir {
-            dir: PathBuf::from(path),
-            tag: tag.clone(),
-        },
-        BaseImage::OciArchive { path, tag } => LocalSource::OciArchive {
-            file: PathBuf::from(path),
-            tag: tag.clone(),
-        },
-        BaseImage::DockerArchive { path } => LocalSource::DockerArchive {
-            file: PathBuf::from(path),
-        },
+        BaseImage::OciLayout { .. }
+        | BaseImage::OciArchive { .. }
+        | BaseImage::DockerArchive { .. } => base
+            .local_source()
+            .ok_or_else(|| failed("not a local image".to_owned()))?,
     };
     let store = store.clone();
     let platform = platform.clone();

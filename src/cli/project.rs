@@ -47,7 +47,7 @@ pub fn load(options: &ProjectOptions<'_>) -> Result<LoadedProject> {
     let config_file_contents = fs_err::read_to_string(&config_path)?;
     let python_version = Some(config.build.python_version.clone()).filter(|v| !v.is_empty());
     let schema = load_schema(&dir, &config, options.openapi_schema)?;
-    let base_override = options.base.map(BaseImage::parse);
+    let base_override = options.base.map(BaseImage::parse).transpose()?;
     // The default base is assembled from distribution packages, pinned by a lock; `cog plan`
     // without `--resolve` shows it only when the lock already exists.
     let assembled = match (&base_override, &python_version) {

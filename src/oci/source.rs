@@ -1,4 +1,8 @@
 //! Base images from local files: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`.
+//!
+//! [`LocalSource::parse`] is the one parser of these transports: `--base` (the plan's
+//! `BaseImage`) goes through it too.
+use std::fmt;
 use std::path::PathBuf;
 
 use layers::BlobStore;
@@ -16,7 +20,11 @@ pub enum LocalSource {
 }
 
 impl LocalSource {
-    /// `None` when `s` names no local transport (it is then a registry reference).
+    /// `None` when `s` names no local transport (it is then a registry reference); an error
+    /// when it names one without a path (`oci:`).
+    ///
+    /// A tag follows the last `:` unless that part is empty or holds a `/` (then the `:`
+    /// belongs to the path).
     pub fn parse(s: &str) -> Option<Result<Self, OciError>> {
         let invalid = || OciError::InvalidSource(s.to_string());
         if let Some(rest) = s.strip_prefix("oci:") {
@@ -63,7 +71,24 @@ impl LocalSource {
     }
 }
 
-/// `path:tag` -> (`path`, `tag`); a last `:` part that holds a `/` belongs to the path.
+impl fmt::Display for LocalSource {
+    /// The transport form [`LocalSource::parse`] reads back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (transport, path, tag) = match self {
+            Self::OciDir { dir, tag } => ("oci", dir, tag.as_deref()),
+            Self::OciArchive { file, tag } => ("oci-archive", file, tag.as_deref()),
+            Self::DockerArchive { file } => ("docker-archive", file, None),
+        };
+        write!(f, "{transport}:{}", path.display())?;
+        match tag {
+            Some(tag) => write!(f, ":{tag}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `path:tag` -> (`path`, `tag`); a last `:` part that is empty or holds a `/` belongs to the
+/// path.
 fn split_tag(s: &str) -> (String, Option<String>) {
     match s.rsplit_once(':') {
         Some((path, tag)) if !tag.contains('/') && !tag.is_empty() => {
@@ -110,8 +135,39 @@ mod tests {
                 file: "/x/a.tar".into()
             }
         );
+        assert_eq!(
+            LocalSource::parse("oci:/a/b:c/d").unwrap().unwrap(),
+            LocalSource::OciDir {
+                dir: "/a/b:c/d".into(),
+                tag: None
+            }
+        );
         assert!(LocalSource::parse("python:3.11").is_none());
-        let err = LocalSource::parse("oci:").unwrap().unwrap_err().to_string();
-        assert!(err.starts_with("invalid image source \"oci:\""), "{err}");
+        assert!(LocalSource::parse("scratch").is_none());
+        for bad in ["oci:", "oci-archive:", "docker-archive:", "oci::v1"] {
+            let err = LocalSource::parse(bad).unwrap().unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("invalid image source {bad:?}")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn display_reads_back() {
+        for arg in [
+            "oci:/tmp/x:v1",
+            "oci:out",
+            "oci-archive:a.tar:latest",
+            "oci-archive:a.tar",
+            "docker-archive:/x/a.tar",
+        ] {
+            let source = LocalSource::parse(arg).unwrap().unwrap();
+            assert_eq!(source.to_string(), arg);
+            assert_eq!(
+                LocalSource::parse(&source.to_string()).unwrap().unwrap(),
+                source
+            );
+        }
     }
 }

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::oci::{LocalSource, OciError};
+
 pub use composer::Composer;
 pub use project::{BaseOverride, Project};
 
@@ -74,33 +76,53 @@ pub enum BaseImage {
 }
 
 impl BaseImage {
-    /// Parse a `--base` argument: a registry reference or a transport-prefixed local image.
-    pub fn parse(arg: &str) -> Self {
-        fn split_tag(rest: &str) -> (String, Option<String>) {
-            // A tag follows the last ':' unless that ':' belongs to the path (e.g. a Windows drive).
-            match rest.rsplit_once(':') {
-                Some((path, tag)) if !path.is_empty() && !tag.contains('/') => {
-                    (path.to_string(), Some(tag.to_string()))
-                }
-                _ => (rest.to_string(), None),
-            }
+    /// Parses a `--base` argument: a transport-prefixed local image (parsed by
+    /// [`LocalSource::parse`], the one parser of `oci:`, `oci-archive:` and `docker-archive:`),
+    /// `scratch`, or else a registry reference (an optional `docker://` dropped).
+    pub fn parse(arg: &str) -> Result<Self, OciError> {
+        if let Some(local) = LocalSource::parse(arg) {
+            return local.map(Self::from);
         }
-        if let Some(rest) = arg.strip_prefix("oci:") {
-            let (path, tag) = split_tag(rest);
-            Self::OciLayout { path, tag }
-        } else if let Some(rest) = arg.strip_prefix("oci-archive:") {
-            let (path, tag) = split_tag(rest);
-            Self::OciArchive { path, tag }
-        } else if let Some(rest) = arg.strip_prefix("docker-archive:") {
-            Self::DockerArchive {
-                path: rest.to_string(),
-            }
-        } else if arg == "scratch" {
+        Ok(if arg == "scratch" {
             Self::Scratch
         } else {
             Self::Registry {
                 reference: arg.strip_prefix("docker://").unwrap_or(arg).to_string(),
             }
+        })
+    }
+
+    /// The local image this base names, for `oci:`, `oci-archive:` and `docker-archive:`.
+    pub fn local_source(&self) -> Option<LocalSource> {
+        match self {
+            Self::OciLayout { path, tag } => Some(LocalSource::OciDir {
+                dir: path.into(),
+                tag: tag.clone(),
+            }),
+            Self::OciArchive { path, tag } => Some(LocalSource::OciArchive {
+                file: path.into(),
+                tag: tag.clone(),
+            }),
+            Self::DockerArchive { path } => Some(LocalSource::DockerArchive { file: path.into() }),
+            Self::Registry { .. } | Self::Scratch | Self::Assembled { .. } => None,
+        }
+    }
+}
+
+impl From<LocalSource> for BaseImage {
+    fn from(source: LocalSource) -> Self {
+        // Paths come from `--base`, a string: the lossy conversion loses nothing.
+        let text = |path: &std::path::Path| path.to_string_lossy().into_owned();
+        match source {
+            LocalSource::OciDir { dir, tag } => Self::OciLayout {
+                path: text(&dir),
+                tag,
+            },
+            LocalSource::OciArchive { file, tag } => Self::OciArchive {
+                path: text(&file),
+                tag,
+            },
+            LocalSource::DockerArchive { file } => Self::DockerArchive { path: text(&file) },
         }
     }
 }
@@ -109,11 +131,6 @@ impl std::fmt::Display for BaseImage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Registry { reference } => f.write_str(reference),
-            Self::OciLayout { path, tag: Some(t) } => write!(f, "oci:{path}:{t}"),
-            Self::OciLayout { path, tag: None } => write!(f, "oci:{path}"),
-            Self::OciArchive { path, tag: Some(t) } => write!(f, "oci-archive:{path}:{t}"),
-            Self::OciArchive { path, tag: None } => write!(f, "oci-archive:{path}"),
-            Self::DockerArchive { path } => write!(f, "docker-archive:{path}"),
             Self::Scratch => f.write_str("scratch"),
             Self::Assembled {
                 distro,
@@ -125,6 +142,10 @@ impl std::fmt::Display for BaseImage {
                     f,
                     "{distro} {suite} with python {python_version} (assembled from packages)"
                 )
+            }
+            // Written as LocalSource writes them, so that they parse back.
+            Self::OciLayout { .. } | Self::OciArchive { .. } | Self::DockerArchive { .. } => {
+                self.local_source().map_or(Ok(()), |local| local.fmt(f))
             }
         }
     }
@@ -314,46 +335,84 @@ mod tests {
 
     #[test]
     fn base_arguments_parse_by_transport() {
+        let parse = |arg: &str| BaseImage::parse(arg).unwrap();
         assert_eq!(
-            BaseImage::parse("python:3.11-slim"),
+            parse("python:3.11-slim"),
             BaseImage::Registry {
                 reference: "python:3.11-slim".into()
             }
         );
         assert_eq!(
-            BaseImage::parse("oci:/tmp/base:v1"),
+            parse("docker://python:3.11-slim"),
+            BaseImage::Registry {
+                reference: "python:3.11-slim".into()
+            }
+        );
+        assert_eq!(
+            parse("oci:/tmp/base:v1"),
             BaseImage::OciLayout {
                 path: "/tmp/base".into(),
                 tag: Some("v1".into())
             }
         );
         assert_eq!(
-            BaseImage::parse("oci:./base"),
+            parse("oci:./base"),
             BaseImage::OciLayout {
                 path: "./base".into(),
                 tag: None
             }
         );
         assert_eq!(
-            BaseImage::parse("oci-archive:base.tar"),
+            parse("oci-archive:base.tar"),
             BaseImage::OciArchive {
                 path: "base.tar".into(),
                 tag: None
             }
         );
         assert_eq!(
-            BaseImage::parse("docker-archive:/x/base.tar"),
+            parse("docker-archive:/x/base.tar"),
             BaseImage::DockerArchive {
                 path: "/x/base.tar".into()
             }
         );
-        assert_eq!(BaseImage::parse("scratch"), BaseImage::Scratch);
+        assert_eq!(parse("scratch"), BaseImage::Scratch);
         for arg in [
             "oci:/tmp/base:v1",
             "oci-archive:base.tar",
+            "oci-archive:base.tar:v2",
+            "docker-archive:/x/base.tar",
             "python:3.11-slim",
+            "scratch",
         ] {
-            assert_eq!(BaseImage::parse(arg).to_string(), arg);
+            assert_eq!(parse(arg).to_string(), arg);
+        }
+    }
+
+    #[test]
+    fn local_bases_are_the_oci_sources() {
+        // One parser: what `--base` accepts is exactly what LocalSource reads, both ways.
+        for arg in [
+            "oci:/tmp/base:v1",
+            "oci:relative/dir",
+            "oci-archive:/x/base.tar:latest",
+            "docker-archive:saved.tar",
+        ] {
+            let source = LocalSource::parse(arg).unwrap().unwrap();
+            let base = BaseImage::parse(arg).unwrap();
+            assert_eq!(base.local_source(), Some(source.clone()));
+            assert_eq!(BaseImage::from(source), base);
+        }
+        assert_eq!(
+            BaseImage::parse("python:3.11").unwrap().local_source(),
+            None
+        );
+        assert_eq!(BaseImage::Scratch.local_source(), None);
+        for bad in ["oci:", "oci-archive:", "docker-archive:"] {
+            let err = BaseImage::parse(bad).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{bad:?}")) && err.contains("oci:DIR[:TAG]"),
+                "{err}"
+            );
         }
     }
 
