@@ -1,7 +1,8 @@
 //! Builds one layer from a directory and prints its `LayerInfo` and timing: the benchmark's
 //! driver (`benches/layers/compare.sh`).
 //!
-//! `build_layer <dir> [--compression gzip|zstd|none] [--level N] [--store DIR] [--no-fsync]`
+//! `build_layer <dir> [--compression gzip|zstd|none] [--level N] [--threads N] [--store DIR]
+//! [--no-fsync] [--plan-only]` (`--plan-only`: only walk, stat and sort the tree, and time that)
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -25,6 +26,8 @@ fn run() -> Result<(), String> {
     let mut level = None;
     let mut store_root = None;
     let mut fsync = true;
+    let mut plan_only = false;
+    let mut threads = None;
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
@@ -37,12 +40,20 @@ fn run() -> Result<(), String> {
                 );
             }
             "--store" => store_root = Some(value("--store")?),
+            "--threads" => {
+                let text = value("--threads")?;
+                threads = Some(
+                    text.parse::<usize>()
+                        .map_err(|_| format!("bad thread count {text:?}"))?,
+                );
+            }
             "--no-fsync" => fsync = false,
+            "--plan-only" => plan_only = true,
             other if other.starts_with("--") => return Err(format!("unknown option {other}")),
             other => dir = Some(other.to_owned()),
         }
     }
-    let dir = dir.ok_or("usage: build_layer <dir> [--compression gzip|zstd|none] [--level N] [--store DIR] [--no-fsync]")?;
+    let dir = dir.ok_or("usage: build_layer <dir> [--compression gzip|zstd|none] [--level N] [--threads N] [--store DIR] [--no-fsync] [--plan-only]")?;
     let compression = match (algorithm.as_str(), level) {
         ("gzip", None) => Compression::gzip(),
         ("gzip", Some(level)) => Compression::Gzip {
@@ -62,7 +73,18 @@ fn run() -> Result<(), String> {
     let spec = LayerSpec::new()
         .tree(&dir, "/", &[] as &[&str])
         .map_err(|err| err.to_string())?;
-    let options = LayerOptions::new(compression);
+    let mut options = LayerOptions::new(compression);
+    if let Some(threads) = threads {
+        options = options.with_threads(threads);
+    }
+    if plan_only {
+        // Only walk, stat and sort the tree (the part before any byte is read).
+        let start = Instant::now();
+        let key = spec.cache_key(&options).map_err(|err| err.to_string())?;
+        let seconds = start.elapsed().as_secs_f64();
+        println!("{{\"seconds\":{seconds:.3},\"key\":\"{key}\"}}");
+        return Ok(());
+    }
     let start = Instant::now();
     let layer = spec
         .build_uncached(&store, &options)

@@ -83,7 +83,8 @@ impl<W: Write> ParGzEncoder<W> {
             block: Vec::with_capacity(BLOCK_SIZE),
             dict: Vec::new(),
             pending: VecDeque::new(),
-            max_pending: 2 * threads + 2,
+            // Deep enough that the workers keep busy while the writer thread is descheduled.
+            max_pending: 4 * threads + 4,
             crc: crc32fast::Hasher::new(),
             total_in: 0,
             header_written: false,

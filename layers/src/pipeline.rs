@@ -21,7 +21,7 @@ use crate::store::BlobWriter;
 /// Bytes per chunk handed from the reader to the sink (a multiple of the gzip block).
 pub(crate) const CHUNK_SIZE: usize = 1 << 20;
 /// Full chunks in flight between the reader and the sink.
-const QUEUE_DEPTH: usize = 4;
+const QUEUE_DEPTH: usize = 16;
 
 /// diff_id hash -> compressor -> blob: where the tar bytes go.
 struct Back {

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::fs::Metadata;
+use std::num::NonZeroU64;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
@@ -452,7 +454,40 @@ fn key_of(plan: &Plan, options: &LayerOptions) -> Result<String> {
 }
 
 fn write_plan(plan: &Plan, store: &BlobStore, options: &LayerOptions) -> Result<LayerInfo> {
+    let files: Vec<(&Path, u64)> = plan
+        .values()
+        .filter_map(|entry| match entry {
+            Planned::DiskFile { source, size, .. } => Some((source.as_path(), *size)),
+            _ => None,
+        })
+        .collect();
+    let read_ahead = ReadAhead::new(&files);
+    std::thread::scope(|scope| {
+        let advisor = read_ahead
+            .worth_it()
+            .then(|| {
+                std::thread::Builder::new()
+                    .name("layers-readahead".to_owned())
+                    .spawn_scoped(scope, || read_ahead.run())
+                    .ok()
+            })
+            .flatten();
+        let advisor = advisor.as_ref().map(std::thread::ScopedJoinHandle::thread);
+        let result = write_entries(plan, store, options, &read_ahead, advisor);
+        read_ahead.stop(advisor);
+        result
+    })
+}
+
+fn write_entries(
+    plan: &Plan,
+    store: &BlobStore,
+    options: &LayerOptions,
+    read_ahead: &ReadAhead<'_>,
+    advisor: Option<&std::thread::Thread>,
+) -> Result<LayerInfo> {
     let mut writer = LayerWriter::new(store, options)?;
+    let mut file_index = 0;
     for (path, entry) in plan {
         let path = path.join("/");
         match entry {
@@ -460,6 +495,8 @@ fn write_plan(plan: &Plan, store: &BlobStore, options: &LayerOptions) -> Result<
             Planned::DiskFile {
                 source, mode, size, ..
             } => {
+                read_ahead.reading(file_index, advisor);
+                file_index += 1;
                 let mut file = fs_err::File::open(source)?;
                 writer.append_file(&path, *mode, *size, &mut file)?;
             }
@@ -470,4 +507,92 @@ fn write_plan(plan: &Plan, store: &BlobStore, options: &LayerOptions) -> Result<
         }
     }
     writer.finish()
+}
+
+/// Read-ahead for the files of a tree: a helper thread tells the kernel which files the reader
+/// will want next (`posix_fadvise(WILLNEED)`), so that their pages are read in the background,
+/// many at once, instead of one small synchronous read after another when the page cache is
+/// cold. It stays a bounded distance ahead of the reader. Advice only: errors are ignored (the
+/// reader reports them).
+struct ReadAhead<'a> {
+    files: &'a [(&'a Path, u64)],
+    /// Index of the file the reader is on.
+    reader: AtomicUsize,
+    stopped: AtomicBool,
+}
+
+/// Stay at most this many files ...
+const READ_AHEAD_FILES: usize = 1024;
+/// ... and this many bytes ahead of the reader.
+const READ_AHEAD_BYTES: u64 = 32 << 20;
+/// Advise at most this much of one file: past it the kernel's own read-ahead keeps up.
+const READ_AHEAD_PER_FILE: u64 = 4 << 20;
+
+impl<'a> ReadAhead<'a> {
+    fn new(files: &'a [(&'a Path, u64)]) -> Self {
+        ReadAhead {
+            files,
+            reader: AtomicUsize::new(0),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// A thread is worth it for many files, not for a handful.
+    fn worth_it(&self) -> bool {
+        self.files.len() >= 64
+    }
+
+    fn reading(&self, index: usize, advisor: Option<&std::thread::Thread>) {
+        self.reader.store(index, Ordering::Release);
+        // Wake the advisor now and then (it also wakes by itself), not for every small file.
+        let large = self
+            .files
+            .get(index)
+            .is_some_and(|(_, size)| *size >= 1 << 20);
+        if let Some(advisor) = advisor
+            && (index.is_multiple_of(32) || large)
+        {
+            advisor.unpark();
+        }
+    }
+
+    fn stop(&self, advisor: Option<&std::thread::Thread>) {
+        self.stopped.store(true, Ordering::Release);
+        if let Some(advisor) = advisor {
+            advisor.unpark();
+        }
+    }
+
+    fn run(&self) {
+        let mut next = 0;
+        // Bytes of the files from the reader's to `next`, kept as a running window.
+        let mut window_start = 0;
+        let mut window_bytes = 0u64;
+        while next < self.files.len() && !self.stopped.load(Ordering::Acquire) {
+            let reader = self.reader.load(Ordering::Acquire);
+            while window_start < reader.min(next) {
+                window_bytes -= self.files[window_start].1;
+                window_start += 1;
+            }
+            if next < reader {
+                // The reader got there first: no use advising what it has read.
+                next = reader;
+                window_start = reader;
+                window_bytes = 0;
+            }
+            let ahead = next > reader
+                && (next - reader >= READ_AHEAD_FILES || window_bytes >= READ_AHEAD_BYTES);
+            if ahead {
+                std::thread::park_timeout(std::time::Duration::from_millis(20));
+                continue;
+            }
+            let (path, size) = self.files[next];
+            if let Ok(file) = std::fs::File::open(path) {
+                let len = NonZeroU64::new(size.min(READ_AHEAD_PER_FILE));
+                let _ = rustix::fs::fadvise(&file, 0, len, rustix::fs::Advice::WillNeed);
+            }
+            window_bytes += size;
+            next += 1;
+        }
+    }
 }
