@@ -501,6 +501,47 @@ mod tests {
     }
 
     #[test]
+    fn images_are_found_in_the_cache_layout_by_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(tmp.path()).unwrap();
+        assert!(
+            local_image(&store, "model").unwrap().is_none(),
+            "no layout yet"
+        );
+        let layer = b"layer";
+        let (digest, size) = store.put_bytes(layer).unwrap();
+        let info = layers::LayerInfo {
+            digest,
+            size,
+            diff_id: Digest::of(layer),
+            media_type: oci::media_types::OCI_LAYER.into(),
+        };
+        let mut config = oci::ImageConfig::new_linux_amd64();
+        config.container_config_mut().labels = Some(BTreeMap::from([(
+            "run.cog.openapi_schema".into(),
+            "{}".into(),
+        )]));
+        let built = oci::assemble(&store, &config, &[info], BTreeMap::new()).unwrap();
+        oci::write_layout(
+            &store,
+            &built.image_ref(),
+            &images_layout(&store),
+            "model:latest",
+        )
+        .unwrap();
+
+        let image = local_image(&store, "model").unwrap().unwrap();
+        assert_eq!(image.name(), "model:latest");
+        let labels = image.labels(RuntimeKind::Runc).unwrap();
+        assert_eq!(labels["run.cog.openapi_schema"], "{}");
+        let Image::Local { image, .. } = image else {
+            panic!("not local")
+        };
+        assert_eq!(image.manifest_digest, built.manifest_digest);
+        assert!(local_image(&store, "other").unwrap().is_none());
+    }
+
+    #[test]
     fn container_names_differ() {
         let a = container_name();
         let b = container_name();
