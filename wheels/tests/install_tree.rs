@@ -174,12 +174,35 @@ fn same_tree(set: &str, compression: layers::Compression) {
     // Layers are cached by content: a second build reuses them, digests unchanged.
     let again = layers(&lock, &install, &store).unwrap();
     assert_eq!(again, built);
+
+    // Gzip layers splice the wheels' deflate data; the tar inside is the very one a plain
+    // (uncompressed, through layers::LayerWriter) build writes: same diff_ids.
+    if install.splice && matches!(compression, layers::Compression::Gzip { .. }) {
+        install.layer.compression = layers::Compression::None;
+        let plain = layers(&lock, &install, &store).unwrap();
+        let ids = |l: &[wheels::WheelLayer]| l.iter().map(|l| l.info.diff_id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&plain),
+            ids(&built),
+            "{set}: spliced and plain tars differ"
+        );
+        assert!(plain.iter().all(|l| l.info.media_type.ends_with(".tar")));
+    }
 }
 
 #[test]
 fn numpy_pillow_tree_matches_uv() {
-    // Uncompressed: gzip of ~100 MB is slow in unoptimized test builds; small_cli covers gzip.
-    same_tree("numpy-pillow", layers::Compression::None);
+    same_tree("numpy-pillow", layers::Compression::gzip());
+}
+
+#[test]
+fn transformers_tree_matches_uv() {
+    same_tree("transformers", layers::Compression::gzip());
+}
+
+#[test]
+fn uncompressed_tree_matches_uv() {
+    same_tree("small-cli", layers::Compression::None);
 }
 
 #[test]
