@@ -76,10 +76,13 @@ fn project(packages: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("model");
     std::fs::create_dir_all(&dir).unwrap();
-    let list: String = packages.iter().map(|p| format!("    - {p}\n")).collect();
+    let list: Vec<String> = packages.iter().map(|p| format!("    - {p}")).collect();
     std::fs::write(
         dir.join("cog.yaml"),
-        format!("build:\n  python_version: \"3.11\"\n  system_packages:\n{list}"),
+        format!(
+            "build:\n  python_version: \"3.11\"\n  system_packages:\n{}\n",
+            list.join("\n")
+        ),
     )
     .unwrap();
     (root, dir)
