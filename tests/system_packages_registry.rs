@@ -1,7 +1,8 @@
-//! `build.system_packages` on a base pulled from a registry: a Debian bookworm minbase image (made
-//! from the real archive by the `debian` crate) is served by the real registry, `cog build
+//! `build.system_packages` on a base pulled from a registry: a Debian bookworm minbase image
+//! (made from the real archive by the `debian` crate) is served by the real registry, `cog build
 //! --base` resolves the packages against the suite its `/etc/os-release` names and installs them
-//! on its dpkg database; the image then runs in Docker. A busybox base gets a clear error.
+//! on its dpkg database; the image then runs in Docker. A busybox base gets a clear error. And
+//! the same on the default base (assembled from packages, no registry).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -208,4 +209,53 @@ fn a_busybox_base_is_refused_naming_the_base_and_the_field() {
             && err.contains("base image scratch has no Debian or Ubuntu system"),
         "{err}"
     );
+}
+
+/// The default base (assembled from bookworm packages, no registry) with system packages: two
+/// builds from the same locks on fresh caches give the same digest, and the image runs.
+#[test]
+fn system_packages_on_the_assembled_base_same_lock_same_digest() {
+    require_tool("docker", "docker.io");
+    let (_root, dir) = project(&["jq"]);
+    let out = tempfile::tempdir().unwrap();
+    let tarball = out.path().join("image.tar");
+    let tag = "cog-rs-test/system-packages:assembled";
+    let build = |cache: &Path| {
+        ok(&cog(
+            &dir,
+            cache,
+            &["build", "-t", tag, "--output", tarball.to_str().unwrap()],
+        ))
+    };
+    let first = tempfile::tempdir().unwrap();
+    let digest = build(first.path());
+    assert!(dir.join("cog-base.lock").is_file());
+    let lock = debian::Lock::read(&dir.join(debian::LOCK_FILE_NAME)).unwrap();
+    let names: Vec<&str> = lock.packages.iter().map(|p| p.name.as_str()).collect();
+    assert!(
+        names.contains(&"jq") && !names.contains(&"libc6"),
+        "{names:?}"
+    );
+    let second = tempfile::tempdir().unwrap();
+    assert_eq!(build(second.path()), digest, "same locks, same digest");
+
+    run("docker", &["load", "-i", tarball.to_str().unwrap()]);
+    let out = run(
+        "docker",
+        &[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "sh",
+            tag,
+            "-c",
+            "jq -n 1+1 && dpkg -s jq | grep Status && dpkg --audit && apt-get install -s jq",
+        ],
+    );
+    assert!(
+        out.starts_with("2\nStatus: install ok installed\n"),
+        "{out}"
+    );
+    assert!(out.contains("jq is already the newest version"), "{out}");
+    let _ = Command::new("docker").args(["rmi", "-f", tag]).output();
 }
