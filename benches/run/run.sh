@@ -7,8 +7,10 @@
 # to cog.yaml are made first, outside the timing. Warm: the same command again, same cache.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --release --quiet
-COG="$PWD/target/release/cog"
+if [ -z "${COG:-}" ]; then     # COG=/path/to/cog skips the release build
+    cargo build --release --quiet
+    COG="$PWD/target/release/cog"
+fi
 SRC="${1:-examples/hello}"
 shift || true
 RUNTIMES=("${@:-docker podman runc}")
