@@ -2,11 +2,12 @@
 //! diff_id hash -> compressor -> blob (hashed and written by the store).
 //!
 //! The caller's thread reads the entries and fills 1 MiB chunks with tar bytes (file contents
-//! are read straight into the chunk, no copy buffer). A full chunk goes to a sink thread that
-//! hashes it (the diff_id) and feeds the compressor, whose own workers (gzip blocks, zstd
+//! are read straight into the chunk, no copy buffer), hashing each full chunk (the diff_id). It
+//! then goes to a sink thread that feeds the compressor, whose own workers (gzip blocks, zstd
 //! jobs) compress in parallel while the sink writes and hashes the finished output in order.
-//! So reading, hashing, compressing and writing overlap. A layer smaller than one chunk never
-//! starts the thread: it is hashed and compressed on the caller's thread in `finish`.
+//! So reading, hashing, compressing and writing overlap, and the thread that hands work to the
+//! compression workers does little else. A layer smaller than one chunk never starts the
+//! thread: it is compressed on the caller's thread in `finish`.
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -23,21 +24,18 @@ pub(crate) const CHUNK_SIZE: usize = 1 << 20;
 /// Full chunks in flight between the reader and the sink.
 const QUEUE_DEPTH: usize = 16;
 
-/// diff_id hash -> compressor -> blob: where the tar bytes go.
+/// compressor -> blob: where the tar bytes go once hashed.
 struct Back {
-    hasher: Sha256,
     encoder: Encoder<BlobWriter>,
 }
 
 impl Back {
     fn take(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.hasher.update(bytes);
         self.encoder.write_all(bytes)
     }
 
-    fn finish(self) -> io::Result<(Digest, BlobWriter)> {
-        let blob = self.encoder.finish()?;
-        Ok((self.hasher.finish(), blob))
+    fn finish(self) -> io::Result<BlobWriter> {
+        self.encoder.finish()
     }
 }
 
@@ -47,7 +45,7 @@ enum Stage {
     Threaded {
         to_sink: SyncSender<(Vec<u8>, usize)>,
         spare: Receiver<Vec<u8>>,
-        sink: JoinHandle<io::Result<(Digest, BlobWriter)>>,
+        sink: JoinHandle<io::Result<BlobWriter>>,
     },
     Done,
 }
@@ -57,6 +55,9 @@ pub(crate) struct TarPipeline {
     /// The chunk being filled: always `CHUNK_SIZE` long, `filled` bytes used.
     chunk: Vec<u8>,
     filled: usize,
+    /// The diff_id, hashed on the reader's thread: the sink only feeds the compressor, so that
+    /// it hands the next job to a compression worker as soon as one is free.
+    hasher: Sha256,
     stage: Stage,
     aborted: Arc<AtomicBool>,
 }
@@ -71,10 +72,8 @@ impl TarPipeline {
         Ok(TarPipeline {
             chunk: vec![0; CHUNK_SIZE],
             filled: 0,
-            stage: Stage::Inline(Box::new(Back {
-                hasher: Sha256::new(),
-                encoder,
-            })),
+            hasher: Sha256::new(),
+            stage: Stage::Inline(Box::new(Back { encoder })),
             aborted: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -118,6 +117,7 @@ impl TarPipeline {
         let next = spare.try_recv().unwrap_or_else(|_| vec![0; CHUNK_SIZE]);
         let full = std::mem::replace(&mut self.chunk, next);
         let filled = std::mem::take(&mut self.filled);
+        self.hasher.update(&full[..filled]);
         if to_sink.send((full, filled)).is_err() {
             // The sink stopped on an error: report it.
             return Err(match self.join_sink() {
@@ -153,7 +153,7 @@ impl TarPipeline {
     }
 
     /// Waits for the sink thread (its channel must be closed first, or it must be failing).
-    fn join_sink(&mut self) -> io::Result<(Digest, BlobWriter)> {
+    fn join_sink(&mut self) -> io::Result<BlobWriter> {
         match std::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Threaded { to_sink, sink, .. } => {
                 drop(to_sink);
@@ -168,6 +168,7 @@ impl TarPipeline {
     /// Ends the stream: the diff_id of everything written and the blob, ready to commit.
     pub(crate) fn finish(mut self) -> io::Result<(Digest, BlobWriter)> {
         let filled = std::mem::take(&mut self.filled);
+        self.hasher.update(&self.chunk[..filled]);
         match &mut self.stage {
             Stage::Inline(back) => back.take(&self.chunk[..filled])?,
             Stage::Threaded { to_sink, .. } => {
@@ -181,7 +182,9 @@ impl TarPipeline {
             }
             Stage::Done => return Err(io::Error::other("the layer stream is already finished")),
         }
-        self.join_sink()
+        let blob = self.join_sink()?;
+        let hasher = std::mem::take(&mut self.hasher);
+        Ok((hasher.finish(), blob))
     }
 }
 
