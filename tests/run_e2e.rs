@@ -210,6 +210,38 @@ fn the_container_is_removed_after_a_run() {
             String::from_utf8_lossy(&state.stdout)
         );
         assert!(!cache().join("runtime/containers").join(&id).exists());
+
+        // The daemon has this image id now: the next run does not load it again.
+        if runtime != "runc" {
+            let output = cog_command(
+                &dir,
+                &cache(),
+                &["run", "--runtime", runtime, "-i", "text=y"],
+            )
+            .env("COG_LOG", "cog::runtime=debug")
+            .output()
+            .unwrap();
+            assert_eq!(ok(&output), "hello y");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                stderr.contains(&format!("{runtime} already has")),
+                "{stderr}"
+            );
+        }
+
+        // `cog exec` gives the command's exit code, in /src with the project there.
+        let output = cog(
+            &dir,
+            &[
+                "exec",
+                "--runtime",
+                runtime,
+                "sh",
+                "-c",
+                "test \"$(pwd)\" = /src && test -f cog.yaml && exit 3",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(3), "{runtime}: {output:?}");
     }
 }
 

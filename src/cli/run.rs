@@ -351,6 +351,11 @@ pub(super) fn server_spec(
         ("LOG_FORMAT".to_string(), "console".to_string()),
         ("COG_LOG_LEVEL".to_string(), level.to_string()),
     ];
+    if project_dir.is_some() {
+        // The project is mounted read-write: Python must not leave root-owned __pycache__
+        // directories in it (they would also change the next build's source layer).
+        env.push(("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()));
+    }
     env.extend(user_env);
     RunSpec {
         args: server_command(runtime, image, extra),
