@@ -184,7 +184,14 @@ fn started_container(stderr: &str) -> String {
 fn the_container_is_removed_after_a_run() {
     let (_root, dir) = copy_project(&examples_dir().join("hello"), "hello");
     for runtime in ["docker", "podman", "runc"] {
-        require_tool(runtime, runtime);
+        require_tool(
+            runtime,
+            if runtime == "docker" {
+                "docker.io"
+            } else {
+                runtime
+            },
+        );
         let output = cog_command(
             &dir,
             &cache(),
