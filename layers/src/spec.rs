@@ -17,8 +17,9 @@ use crate::error::{Error, Result};
 use crate::store::{BlobStore, LayerInfo};
 use crate::writer::{LayerOptions, LayerWriter, archive_path};
 
-/// Bumped whenever the bytes a spec produces could change for the same inputs.
-const KEY_VERSION: &str = "layers/spec/v1";
+/// Bumped whenever the bytes a spec produces could change for the same inputs (v2: gzip blocks
+/// are compressed from a fresh deflate state, see `pgzip`).
+const KEY_VERSION: &str = "layers/spec/v2";
 
 /// A layer described as data. Entries may overlap: for the same path the one added last wins.
 #[derive(Clone, Debug, Default)]
