@@ -13,10 +13,14 @@
 //!   a key whose blob is gone is a miss).
 //! - [`LayerInfo`] `{ digest, size, diff_id, media_type }`: what a manifest and config need.
 //! - [`Compression`]: `Gzip { level }` (block-parallel, one gzip member, see [`pgzip`]),
-//!   `Zstd { level }` (multithreaded) or `None`, each with its OCI media type.
+//!   `Zstd { level }` (multithreaded) or `None`, each with its OCI media type. The compressed
+//!   bytes never depend on the number of threads ([`LayerOptions::threads`], default one per
+//!   core), the timing of the workers or the sizes of the writes (`tests/stability.rs`).
 //! - [`LayerWriter`]: `new(&store, &LayerOptions)`, then `append_dir`, `append_file` (from a
 //!   reader, exact size), `append_symlink`, `append_hardlink`, in the order given; `finish()`
-//!   returns the [`LayerInfo`] computed in one streaming pass. Headers are normalized: ustar
+//!   returns the [`LayerInfo`] computed in one streaming pass, pipelined: the caller's thread
+//!   reads and hashes the tar (diff_id), a sink thread feeds the compressor's workers and
+//!   hashes and writes the blob. Headers are normalized: ustar
 //!   with PAX records for long or non-ASCII names and large numbers, relative paths (dirs end
 //!   with `/`), mtime from [`LayerOptions::mtime`], else `SOURCE_DATE_EPOCH`, else 0, uid/gid 0,
 //!   empty user/group names, modes by [`normalize_mode`]. `..` components, relative symlinks
@@ -24,7 +28,8 @@
 //!   entry.
 //! - [`LayerSpec`]: a declarative layer: `tree(src, dest, dockerignore rules)`,
 //!   `file_from_path`, `file` (in memory), `dir`, `symlink`; entries sorted by path, parents
-//!   implied (0755), the last entry for a path wins. [`LayerSpec::cache_key`] hashes metadata
+//!   implied (0755), the last entry for a path wins; a tree's files are read ahead
+//!   (`posix_fadvise(WILLNEED)` from a helper thread) so a cold page cache is read in parallel. [`LayerSpec::cache_key`] hashes metadata
 //!   (never tree contents) and the options; [`LayerSpec::build`] consults and fills the key
 //!   cache; [`build_all`] builds independent layers in parallel (rayon).
 //! - [`IgnoreMatcher`]: `.dockerignore` rules with moby's semantics.
