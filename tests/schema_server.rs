@@ -43,7 +43,8 @@ fn find_wheel(dir: &Path, prefix: &str) -> Option<PathBuf> {
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".whl"))
+                .is_some_and(|n| n.starts_with(prefix))
+                && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("whl"))
         })
         .collect();
     found.sort();
@@ -362,10 +363,10 @@ fn cases() -> Vec<Case> {
 
 fn predictor_ref(project: &Path) -> String {
     let yaml = std::fs::read_to_string(project.join("cog.yaml")).unwrap();
-    yaml.lines()
-        .find_map(|l| l.strip_prefix("predict:"))
-        .map(|r| r.trim().trim_matches('"').to_string())
-        .unwrap_or_else(|| panic!("no predict: in {}/cog.yaml", project.display()))
+    let Some(reference) = yaml.lines().find_map(|l| l.strip_prefix("predict:")) else {
+        panic!("no predict: in {}/cog.yaml", project.display());
+    };
+    reference.trim().trim_matches('"').to_string()
 }
 
 #[test]
