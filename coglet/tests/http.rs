@@ -430,7 +430,8 @@ async fn sync_cancel_is_fast_and_disconnect_cancels() {
             .await
             .unwrap()
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Running (not a fixed sleep: on a loaded machine the POST may not have arrived yet).
+    s.wait_for_status("BUSY").await;
     let cancel_at = Instant::now();
     let cancel = s
         .client
