@@ -124,7 +124,12 @@ pub fn install_packages(
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(install_packages_async(&packages, &options, &store))
+            let result = rt.block_on(install_packages_async(&packages, &options, &store));
+            // Do not wait for stray blocking tasks (e.g. the DNS lookup of a connection hyper
+            // started and no longer needs): a plain drop of the runtime waits for them, and
+            // was seen to add seconds after all the work was done.
+            rt.shutdown_background();
+            result
         })
         .join()
         .map_err(|_| Error::Other("install thread panicked".into()))?

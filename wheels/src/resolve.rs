@@ -125,7 +125,12 @@ pub fn resolve(reqs: &Requirements, target: &Target, options: &ResolveOptions) -
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(resolve_async(&reqs, &target, &options))
+            let result = rt.block_on(resolve_async(&reqs, &target, &options));
+            // Do not wait for stray blocking tasks (e.g. the DNS lookup of a connection hyper
+            // started and no longer needs): a plain drop of the runtime waits for them, and
+            // was seen to add seconds after all the work was done.
+            rt.shutdown_background();
+            result
         })
         .join()
         .map_err(|_| Error::Other("resolver thread panicked".into()))?
