@@ -75,7 +75,9 @@ impl InstallOptions {
             python: PathBuf::from(python),
             layer: LayerOptions::default(),
             splice: true,
-            large_wheel_bytes: 64 * 1024 * 1024,
+            // numpy, transformers, scipy, torch, ...: a layer each, written in parallel with
+            // the others and cached on their own.
+            large_wheel_bytes: 8 * 1024 * 1024,
             buckets: 4,
             client: ClientOptions::default(),
         }
