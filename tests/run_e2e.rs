@@ -297,6 +297,19 @@ fn run_an_existing_image_and_exec_in_it_with_no_daemon() {
         "{stderr}"
     );
 
+    // `--json`: the inputs as one object, and the whole response printed as JSON.
+    let output = cog(
+        &dir,
+        &["run", "--runtime", "runc", "--json", r#"{"text": "json"}"#],
+    );
+    let response: Value = serde_json::from_str(&ok(&output)).unwrap();
+    assert_eq!(response["status"], "succeeded", "{response}");
+    assert_eq!(response["output"], "hello json");
+    assert!(
+        response["metrics"]["predict_time"].is_number(),
+        "{response}"
+    );
+
     // `cog exec`: in /src, with the project mounted (a file made on the host is seen), and
     // the command's exit code is cog's.
     std::fs::write(dir.join("made-on-host.txt"), "from the host").unwrap();

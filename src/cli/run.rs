@@ -544,7 +544,13 @@ fn report(response: &Response, schema: &Value, args: &RunArgs, cwd: &Path) -> Re
         if status == "succeeded" {
             // File outputs are written next to the JSON and named in it.
             if let Some(output) = body.get("output").filter(|o| has_data_urls(o)) {
-                let written = crate::inputs::write_output(schema, output, None, cwd)?;
+                let written: Vec<String> = crate::inputs::write_output(schema, output, None, cwd)?
+                    .into_iter()
+                    .map(|line| {
+                        line.strip_prefix("Written output to ")
+                            .map_or(line.clone(), str::to_string)
+                    })
+                    .collect();
                 whole["output"] = match written.as_slice() {
                     [one] => json!(one),
                     many => json!(many),
