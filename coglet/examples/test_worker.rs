@@ -4,6 +4,8 @@
 //! - `{"text": "x"}` -> `"hello x"`; `{"sleep": secs}` sleeps (cancelable)
 //! - `{"fail": "msg"}` raises; `{"invalid": "msg"}` is an input error (422)
 //! - `{"stream": n}` yields `n` items; `{"file": "name.txt"}` returns a file
+//! - `{"missing_file": "name.txt"}` returns a file that does not exist (add `"streamed": true`
+//!   to send it as a streamed item after one good chunk)
 //! - `{"log": "line"}` logs through the sink and prints to fd 1 (captured, not in logs)
 //! - `{"metric": n}` records metrics; `{"big": bytes}` returns a string that large
 //! - `{"crash": true}` aborts the process (SIGABRT); `{"exit": code}` exits
@@ -139,6 +141,25 @@ impl PredictHandler for TestWorker {
             return PredictOutcome::Succeeded {
                 output: None,
                 is_stream: true,
+            };
+        }
+        if let Some(name) = input.get("missing_file").and_then(Value::as_str) {
+            let path = request.output_dir.join(name);
+            if input.get("streamed").is_some() {
+                if sink.output(json!("chunk 0")).is_err() || sink.file(path, None).is_err() {
+                    return PredictOutcome::Failed("sink closed".into());
+                }
+                return PredictOutcome::Succeeded {
+                    output: None,
+                    is_stream: true,
+                };
+            }
+            return PredictOutcome::Succeeded {
+                output: Some(Output::File {
+                    path,
+                    mime_type: None,
+                }),
+                is_stream: false,
             };
         }
         if let Some(name) = input.get("file").and_then(Value::as_str) {

@@ -32,6 +32,25 @@ pub enum OutputError {
     },
 }
 
+impl OutputError {
+    /// Whether this error fails the prediction. An output that cannot be read (or spilled JSON
+    /// that cannot be parsed) does, as in Cog: reporting `succeeded` without that output would
+    /// hide the loss. A failed upload is only logged and the output omitted (reference 3.3).
+    pub fn fails_prediction(&self) -> bool {
+        !matches!(self, Self::Upload { .. })
+    }
+
+    /// The prediction's `error` text.
+    pub fn prediction_error(&self) -> String {
+        match self {
+            Self::Read { path, source } => {
+                format!("Failed to read output file {}: {source}", path.display())
+            }
+            other => format!("Failed to process output: {other}"),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct OutputResolver {
     upload_url: Option<String>,
@@ -188,6 +207,71 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(v, serde_json::json!({"a": [1, 2]}));
+    }
+
+    #[tokio::test]
+    async fn a_missing_file_is_an_error_that_fails_the_prediction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gone.png");
+        let err = OutputResolver::new(None)
+            .resolve(
+                OutputValue::File {
+                    path: path.clone(),
+                    mime_type: None,
+                },
+                dir.path(),
+            )
+            .await
+            .unwrap_err();
+        assert!(err.fails_prediction());
+        let msg = err.prediction_error();
+        assert!(
+            msg.starts_with(&format!("Failed to read output file {}: ", path.display())),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn files_outside_output_dir_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("inputs").join("in.png");
+        std::fs::create_dir_all(input.parent().unwrap()).unwrap();
+        std::fs::write(&input, b"px").unwrap();
+        let r = OutputResolver::new(None);
+        for _ in 0..2 {
+            let v = r
+                .resolve(
+                    OutputValue::File {
+                        path: input.clone(),
+                        mime_type: None,
+                    },
+                    &dir.path().join("outputs"),
+                )
+                .await
+                .unwrap();
+            assert_eq!(v, Value::String("data:image/png;base64,cHg=".into()));
+        }
+        assert!(input.exists());
+    }
+
+    #[tokio::test]
+    async fn upload_failures_do_not_fail_the_prediction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.txt");
+        std::fs::write(&path, b"hi").unwrap();
+        // Port 9 on loopback: nothing listens, the connection is refused.
+        let err = OutputResolver::new(Some("http://127.0.0.1:9/up/".into()))
+            .resolve(
+                OutputValue::File {
+                    path,
+                    mime_type: None,
+                },
+                dir.path(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, OutputError::Upload { .. }), "{err}");
+        assert!(!err.fails_prediction());
     }
 
     #[test]

@@ -43,6 +43,9 @@ struct Running {
     prediction: Arc<Prediction>,
     dir: PathBuf,
     output_dir: PathBuf,
+    /// The first streamed output that could not be resolved: it fails the prediction when it
+    /// ends (the output is incomplete, so it must not report `succeeded`).
+    output_error: Option<String>,
 }
 
 struct SlotLink {
@@ -507,6 +510,7 @@ impl Supervisor {
             prediction: Arc::clone(&prediction),
             dir,
             output_dir,
+            output_error: None,
         });
         prediction.start();
         let written = {
@@ -604,17 +608,24 @@ impl Supervisor {
                 predict_time,
                 ..
             } => {
+                let mut failure = running.output_error.clone();
                 let output = match output {
                     Some(v) => match self.resolver.resolve(v, &running.output_dir).await {
                         Ok(v) => Some(v),
                         Err(e) => {
                             tracing::error!(prediction_id = %id, error = %e, "output dropped");
+                            if e.fails_prediction() && failure.is_none() {
+                                failure = Some(e.prediction_error());
+                            }
                             None
                         }
                     },
                     None => None,
                 };
-                (Ending::Succeeded, output, is_stream, predict_time)
+                match failure {
+                    Some(error) => (Ending::Failed(error), None, false, predict_time),
+                    None => (Ending::Succeeded, output, is_stream, predict_time),
+                }
             }
             SlotResponse::Failed { error, .. } => (Ending::Failed(error), None, false, 0.0),
             SlotResponse::InvalidInput { error, .. } => {
@@ -786,6 +797,12 @@ async fn slot_reader(
                         Ok(v) => p.push_output(v),
                         Err(e) => {
                             tracing::error!(prediction_id = %p.id, error = %e, "output dropped");
+                            if e.fails_prediction()
+                                && let Some(r) = lock(&slot_link.current).as_mut()
+                                && Arc::ptr_eq(&r.prediction, &p)
+                            {
+                                r.output_error.get_or_insert_with(|| e.prediction_error());
+                            }
                         }
                     }
                 }

@@ -655,6 +655,35 @@ async fn files_logs_metrics_and_large_outputs() {
 }
 
 #[tokio::test]
+async fn an_output_file_that_cannot_be_read_fails_the_prediction() {
+    // No schema: the inputs below are not declared in the test schema (and would be stripped).
+    let s = start(Options {
+        schema: None,
+        ..Options::default()
+    })
+    .await;
+    s.wait_for_status("READY").await;
+    for input in [
+        json!({"missing_file": "gone.png"}),
+        json!({"missing_file": "gone.png", "streamed": true}),
+    ] {
+        let (status, body) = s.predict(json!({ "input": input })).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "failed", "{body}");
+        assert!(body.get("output").is_none_or(Value::is_null), "{body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("Failed to read output file ") && error.contains("gone.png: "),
+            "{error}"
+        );
+    }
+    // The slot is free and the next prediction is unaffected.
+    let (_, body) = s.predict(json!({"input": {"file": "out.txt"}})).await;
+    assert_eq!(body["status"], "succeeded", "{body}");
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn worker_crash_fails_the_prediction_and_the_worker_comes_back() {
     let s = start(Options::default()).await;
     s.wait_for_status("READY").await;
