@@ -584,3 +584,76 @@ fn a_failing_setup_shows_its_logs() {
         );
     }
 }
+
+#[test]
+fn ctrl_c_during_setup_removes_the_container() {
+    let (_root, dir) = copy_project(&examples_dir().join("hello"), "slow");
+    let mut predict = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("predict.py"))
+        .unwrap();
+    writeln!(
+        predict,
+        "\n\nclass Slow(Predictor):\n    def setup(self) -> None:\n        import time\n        time.sleep(600)\n"
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("cog.yaml"),
+        "build:\n  python_version: \"3.11\"\nrun: \"predict.py:Slow\"\n",
+    )
+    .unwrap();
+    for runtime in ["docker", "runc"] {
+        require_tool(
+            runtime,
+            if runtime == "docker" {
+                "docker.io"
+            } else {
+                runtime
+            },
+        );
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut child = cog_command(
+            &dir,
+            &cache(),
+            &["run", "--runtime", runtime, "-i", "text=x"],
+        )
+        .env("COG_LOG", "cog::runtime=debug")
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+        let start = Instant::now();
+        let id = loop {
+            let text = std::fs::read_to_string(log.path()).unwrap();
+            if text.contains("started container ") {
+                break started_container(&text);
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "{runtime}: cog run exited: {text}"
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(600),
+                "{runtime}: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        std::thread::sleep(Duration::from_secs(1));
+        run("kill", &["-INT", &child.id().to_string()]);
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "{runtime}");
+        let state = Command::new(runtime)
+            .args(if runtime == "runc" {
+                vec!["state", &id]
+            } else {
+                vec!["container", "inspect", &id]
+            })
+            .output()
+            .unwrap();
+        assert!(
+            !state.status.success(),
+            "{runtime} container {id} still exists after Ctrl-C"
+        );
+        assert!(!cache().join("runtime/containers").join(&id).exists());
+    }
+}
