@@ -657,3 +657,61 @@ fn ctrl_c_during_setup_removes_the_container() {
         assert!(!cache().join("runtime/containers").join(&id).exists());
     }
 }
+
+#[test]
+fn run_an_image_only_the_daemon_has() {
+    require_tool("docker", "docker.io");
+    let (root, dir) = copy_project(&examples_dir().join("hello"), "hello");
+    let tar = root.path().join("hello.tar");
+    ok(&cog(
+        &dir,
+        &[
+            "build",
+            "-t",
+            "run-e2e-daemon:v1",
+            "--output",
+            tar.to_str().unwrap(),
+        ],
+    ));
+    run("docker", &["load", "-i", tar.to_str().unwrap()]);
+    run(
+        "docker",
+        &["tag", "run-e2e-daemon:v1", "run-e2e-daemon-only:v1"],
+    );
+    // A cache that has never seen it: the schema comes from the daemon's copy of the labels.
+    let empty_cache = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let output = cog_command(
+        elsewhere.path(),
+        empty_cache.path(),
+        &[
+            "run",
+            "run-e2e-daemon-only:v1",
+            "--runtime",
+            "docker",
+            "-i",
+            "text=daemon",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(ok(&output), "hello daemon");
+    let output = cog_command(
+        elsewhere.path(),
+        empty_cache.path(),
+        &[
+            "run",
+            "run-e2e-daemon-only:v1",
+            "--runtime",
+            "docker",
+            "-i",
+            "text=1",
+            "-i",
+            "extra=2",
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = failed(&output);
+    assert!(stderr.contains("unknown input \"extra\""), "{stderr}");
+}
