@@ -353,7 +353,8 @@ fn walk(plan: &mut Plan, dir: &Path, rel: &str, dest: &str, ignore: &IgnoreMatch
             format!("{dest}/{name}")
         };
         let excluded = !ignore.is_empty() && ignore.matches(&rel);
-        let metadata = fs_err::symlink_metadata(&source)?;
+        // Relative to the open directory (fstatat): no walk of the whole path per entry.
+        let metadata = item.metadata()?;
         let file_type = metadata.file_type();
         if file_type.is_dir() {
             if !excluded {
