@@ -93,6 +93,7 @@ pub(super) fn start(
     attached: bool,
 ) -> Result<RuncContainer, RuntimeError> {
     let lower = ensure_unpacked(store, image)?;
+    sweep_stale_bundles(&runtime_dir(store).join("containers"));
     let id = container_name();
     let dir = runtime_dir(store).join("containers").join(&id);
     for sub in ["upper", "work", "rootfs"] {
@@ -487,6 +488,38 @@ fn cleanup_bundle(dir: &Path) {
     }
 }
 
+/// Removes bundles that a killed `cog` left behind: runc does not know their container, and
+/// they are older than any start in progress could be.
+fn sweep_stale_bundles(containers: &Path) {
+    let Ok(entries) = fs_err::read_dir(containers) else {
+        return;
+    };
+    let stale_after = std::time::Duration::from_secs(600);
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > stale_after);
+        let id = entry.file_name().to_string_lossy().into_owned();
+        if !old || !id.starts_with("cog-") {
+            continue;
+        }
+        let known = Command::new("runc")
+            .args(["state", &id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !known {
+            tracing::debug!("removing the stale bundle {}", path.display());
+            cleanup_bundle(&path);
+        }
+    }
+}
+
 /// Removes a container this process started, by id (the Ctrl-C path, without its handle).
 pub(super) fn remove_by_id(id: &str) {
     kill_and_delete(id);
@@ -605,6 +638,28 @@ mod tests {
         assert_eq!(user_ids(Some("model"), tmp.path()), (1000, 1001));
         assert_eq!(user_ids(Some("7:8"), tmp.path()), (7, 8));
         assert_eq!(user_ids(Some("model:5"), tmp.path()), (1000, 5));
+    }
+
+    #[test]
+    fn only_old_bundles_unknown_to_runc_are_swept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fresh = tmp.path().join("cog-fresh000000");
+        let stale = tmp.path().join("cog-stale000000");
+        let other = tmp.path().join("not-ours");
+        for dir in [&fresh, &stale, &other] {
+            fs_err::create_dir_all(dir.join("rootfs")).unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for dir in [&stale, &other] {
+            File::open(dir).unwrap().set_modified(long_ago).unwrap();
+        }
+        sweep_stale_bundles(tmp.path());
+        assert!(fresh.exists(), "a bundle being set up is kept");
+        assert!(
+            !stale.exists(),
+            "an old bundle runc does not know is removed"
+        );
+        assert!(other.exists(), "only cog's bundles are touched");
     }
 
     #[test]
