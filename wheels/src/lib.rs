@@ -46,7 +46,9 @@
 //!   configuration (`PIP_INDEX_URL`, pip.conf), else PyPI; find-links directories that do not
 //!   exist are ignored, as pip does.
 //! - [`install`]: [`install::layers`] turns a lock into layers in the [`layers::BlobStore`]
-//!   (large wheels alone, small ones in name-hash buckets, each cached by content key).
+//!   (large wheels alone, small ones in name-hash buckets, each cached by content key). Gzip
+//!   layers reuse the wheels' own deflate data ([`splice`], decoded once by [`inflate`] for
+//!   the hashes), so nothing is compressed twice.
 //! - [`index`]: the index client (PEP 691/503, PEP 658 metadata, range reads, HTTP cache under
 //!   `<cog cache>/wheels/`).
 //!
