@@ -82,6 +82,17 @@ def test_coerce_types_and_defaults(tmp_path: pathlib.Path) -> None:
     downloaded = kw["p"]
     out.cleanup()
     assert not downloaded.exists() and local.exists()
+    # With a download directory (the worker passes the prediction's own), files land there.
+    dest = tmp_path / "pred" / "inputs"
+    out = coerce(
+        params,
+        var_kw,
+        {"text": "", "secret": "", "secrets": [], "p": "data:text/plain;base64,aGV5", "ps": []},
+        str(dest),
+    )
+    assert out.kwargs["p"].parent == dest and out.kwargs["p"].read_text() == "hey"
+    out.cleanup()
+    assert list(dest.iterdir()) == []
     # A mutable default is copied per call.
     kw["tags"].append("b")
     assert coerce(

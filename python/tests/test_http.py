@@ -281,6 +281,66 @@ def test_upload_url(start, http_server) -> None:  # type: ignore[no-untyped-def]
     assert {p["headers"]["Content-Type"] for p in puts} == {"text/plain", "image/png"}
 
 
+def _data(text: str, mime: str = "image/png") -> str:
+    return f"data:{mime};base64," + base64.b64encode(text.encode()).decode()
+
+
+def test_returning_an_input_path_keeps_the_file_until_the_output_is_encoded(start) -> None:  # type: ignore[no-untyped-def]
+    # The downloaded input file is the output: it must outlive run() until the parent has
+    # read it (bug: `succeeded` with `output: null`, the temp file already deleted).
+    s = start("pathout")
+    body = s.predict({"kind": "same", "image": _data("pixels")}).json()
+    assert body["status"] == "succeeded", body
+    assert body["output"] == _data("pixels")
+    body = s.predict({"kind": "list", "images": [_data("one"), _data("two", "text/plain")]})
+    body = body.json()
+    assert body["status"] == "succeeded", body
+    assert body["output"] == [_data("one"), _data("two", "text/plain")]
+    # The same input twice, and an iterator of inputs (each item resolved as it is yielded).
+    body = s.predict({"kind": "stream", "images": [_data("a"), _data("b"), _data("a")]}).json()
+    assert body["status"] == "succeeded", body
+    assert body["output"] == [_data("a"), _data("b"), _data("a")]
+    body = s.predict({"kind": "nested", "image": _data("deep")}).json()
+    assert body["status"] == "succeeded", body
+    assert body["output"] == {"image": _data("deep")}
+
+
+def test_returning_an_input_path_with_upload_url(start, http_server) -> None:  # type: ignore[no-untyped-def]
+    base, recorder = http_server
+    s = start("pathout", args=("--upload-url", f"{base}/upload/"))
+    body = s.predict({"kind": "list", "images": [_data("one"), _data("two")]}).json()
+    assert body["status"] == "succeeded", body
+    assert len(body["output"]) == 2
+    puts = [r for r in recorder.requests if r["method"] == "PUT"]
+    assert sorted(p["body"] for p in puts) == [b"one", b"two"]
+    assert all(p["path"].endswith(".png") for p in puts)
+
+
+def test_downloaded_inputs_are_removed_after_the_prediction(start) -> None:  # type: ignore[no-untyped-def]
+    s = start("pathout")
+    body = s.predict({"kind": "where", "image": _data("x")}).json()
+    assert body["status"] == "succeeded", body
+    local = Path(body["output"])
+    assert local.name.endswith(".png"), local
+    deadline = time.monotonic() + 5
+    while local.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not local.exists(), f"{local} still exists after the prediction"
+    # A failed download leaves nothing behind either, and is a 422 naming the URL.
+    r = s.predict({"kind": "same", "image": "data:image/png;base64,!!notbase64"})
+    assert r.status_code == 422, r.text
+
+
+def test_an_output_file_that_cannot_be_read_fails_the_prediction(start) -> None:  # type: ignore[no-untyped-def]
+    s = start("pathout")
+    r = s.predict({"kind": "deleted"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "failed", body
+    assert body.get("output") is None
+    assert "-gone.png" in body["error"] and "does not exist" in body["error"], body
+
+
 # ---------------------------------------------------------------- async, webhooks
 
 

@@ -3,6 +3,10 @@
 The server has already validated the input against the schema; this turns URLs into local
 files (downloaded in parallel) and wraps secrets. `str` parameters are never coerced, even when
 they hold a URL.
+
+Downloads go into the prediction's own directory (`<work_dir>/predictions/<id>/inputs`), which
+the server removes once the prediction's output is final: run() may return an input Path as its
+output, and the server reads that file only after run() has returned.
 """
 
 from __future__ import annotations
@@ -103,7 +107,11 @@ def describe_params(fn: Any) -> tuple[list[Param], bool]:
 
 
 class Coerced:
-    """The arguments for one run() call and the temp files to delete afterwards."""
+    """The arguments for one run() call and the files it downloaded for them.
+
+    `cleanup()` is only for a prediction that never runs (a failed download): after run(), the
+    files may be the output, and the server removes them with the prediction's directory.
+    """
 
     def __init__(self) -> None:
         self.kwargs: dict[str, Any] = {}
@@ -136,7 +144,11 @@ def _coerce_one(kind: str, value: Any, pending: list[tuple[URLPath, Any]]) -> An
     return value
 
 
-def coerce(params: list[Param], var_kw: bool, raw: dict[str, Any]) -> Coerced:
+def coerce(
+    params: list[Param], var_kw: bool, raw: dict[str, Any], download_dir: str | None = None
+) -> Coerced:
+    """run()'s arguments from the JSON input; URL inputs are downloaded into `download_dir`
+    (created if needed; the system temp dir when None)."""
     out = Coerced()
     pending: list[tuple[URLPath, Any]] = []
     known = {p.name for p in params}
@@ -168,15 +180,22 @@ def coerce(params: list[Param], var_kw: bool, raw: dict[str, Any]) -> Coerced:
             raise
         raise InputError(str(e)) from e
     if pending:
-        _download_all(out, pending)
+        _download_all(out, pending, download_dir)
     return out
 
 
-def _download_all(out: Coerced, pending: list[tuple[URLPath, Any]]) -> None:
+def _download_all(
+    out: Coerced, pending: list[tuple[URLPath, Any]], download_dir: str | None
+) -> None:
     """Download every URL input in parallel, then swap each URLPath for its local file."""
     urls = [u for u, _ in pending]
+    if download_dir is not None:
+        try:
+            os.makedirs(download_dir, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot create the download directory {download_dir}: {e}") from e
     with ThreadPoolExecutor(max_workers=min(_DOWNLOAD_WORKERS, len(urls))) as pool:
-        futures = [pool.submit(u.convert) for u in urls]
+        futures = [pool.submit(u.convert, download_dir) for u in urls]
     errors = []
     local: dict[int, pathlib.Path] = {}
     for u, fut in zip(urls, futures, strict=True):

@@ -20,6 +20,7 @@ import asyncio
 import ctypes
 import inspect
 import json
+import os
 import platform
 import signal
 import sys
@@ -205,9 +206,13 @@ class Worker:
         if not isinstance(raw, dict):
             return ("invalid_input", "input must be a JSON object")
         try:
-            coerced = coerce(self.params, self.var_kw, raw)
+            coerced = coerce(self.params, self.var_kw, raw, _download_dir(output_dir))
         except InputError as e:
             return ("invalid_input", f"Input validation error: {e}")
+        # The downloaded files are not deleted here: run() may have returned one of them, and
+        # the server reads output files after this returns. The server removes the prediction's
+        # directory, downloads included, once the output is final (as Cog keeps input files
+        # until the prediction has ended).
         try:
             if coerced.dropped:
                 names = ", ".join(sorted(coerced.dropped))
@@ -217,7 +222,6 @@ class Worker:
             with self._sync_lock:
                 return self._predict_sync(pred, coerced.kwargs, output_dir)
         finally:
-            coerced.cleanup()
             pred.flush_logs()
 
     def _predict_sync(self, pred: Any, kwargs: dict[str, Any], output_dir: str) -> Outcome:
@@ -392,6 +396,12 @@ class Worker:
                 stream.flush()
             except Exception:
                 pass
+
+
+def _download_dir(output_dir: str) -> str:
+    """Where a prediction's URL inputs are downloaded: beside its `outputs` directory, inside
+    the per-prediction directory that the server deletes when the prediction has ended."""
+    return os.path.join(os.path.dirname(os.path.abspath(output_dir)), "inputs")
 
 
 def _call_with_timeout(fn: Any, timeout: float) -> Any:
