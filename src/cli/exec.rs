@@ -26,6 +26,10 @@ pub struct ExecArgs {
 
 pub fn run(args: &ExecArgs) -> Result<ExitCode> {
     run::install_interrupt_handler();
+    run::settle(run_attached(args))
+}
+
+fn run_attached(args: &ExecArgs) -> Result<ExitCode> {
     let env = run::parse_env(&args.env)?;
     let project = run::load_project_config(&args.project)?;
     let store = run::open_store()?;

@@ -72,6 +72,10 @@ pub fn run(args: &RunArgs, deprecated_name: bool) -> Result<ExitCode> {
         eprintln!("⚠ \"cog predict\" is deprecated, use \"cog run\"");
     }
     install_interrupt_handler();
+    settle(run_prediction(args))
+}
+
+fn run_prediction(args: &RunArgs) -> Result<ExitCode> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let env = parse_env(&args.env)?;
     let context = replicate_context(args.use_replicate_token)?;
@@ -607,6 +611,17 @@ fn validation_failure(body: &Value) -> String {
         "\nYou can provide an input with -i. For example:\n\n    cog predict -i blur=3.5\n\nIf your input is a local file, you need to prefix the path with @ to tell Cog to read the file contents. For example:\n\n    cog predict -i path=@image.jpg",
     );
     message
+}
+
+/// After Ctrl-C the interrupt handler removes the containers and exits 130; whatever the main
+/// thread sees meanwhile (a container gone, a refused connection) is not the outcome to report.
+pub(super) fn settle<T>(result: Result<T>) -> Result<T> {
+    if runtime::interrupted() {
+        loop {
+            std::thread::park();
+        }
+    }
+    result
 }
 
 /// On Ctrl-C (or SIGTERM): remove the containers this process started, then exit 130.

@@ -23,6 +23,10 @@ pub struct ServeArgs {
 
 pub fn run(args: &ServeArgs) -> Result<ExitCode> {
     run::install_interrupt_handler();
+    run::settle(run_attached(args))
+}
+
+fn run_attached(args: &ServeArgs) -> Result<ExitCode> {
     let env = run::parse_env(&args.env)?;
     let project = run::load_project(&args.project)?;
     let store = run::open_store()?;

@@ -423,8 +423,17 @@ fn forget_active(id: &str) {
     }
 }
 
+/// Set once Ctrl-C arrived: what the main thread sees failing after that is the interruption.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether [`remove_all`] was called because of an interruption.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Removes every container this process started and has not removed yet (on Ctrl-C).
 pub fn remove_all() {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
     let active = match ACTIVE.lock() {
         Ok(mut active) => std::mem::take(&mut *active),
         Err(_) => return,
