@@ -166,7 +166,36 @@ fn cog_push_uses_the_image_from_cog_yaml_and_errors_without_one() {
     let yaml = std::fs::read_to_string(&config).unwrap();
     let target = registry.reference("team/hello");
     std::fs::write(&config, format!("{yaml}image: \"{target}\"\n")).unwrap();
-    let digest = ok(&project.cog(&["push", "--base", &project.base]));
+    let output = project.cog(&["push", "--base", &project.base, "--progress", "json"]);
+    let digest = ok(&output);
+
+    // Progress: a bar per blob counting its bytes, and one for the total.
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let event = |kind: &str, task: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == kind && e["task"] == task)
+            .unwrap_or_else(|| panic!("no {kind} event for {task}: {events:#?}"))
+    };
+    let total = event("start", "total")["total"].as_u64().unwrap();
+    let done = event("done", "total");
+    assert_eq!(done["done"].as_u64(), Some(total), "{done}");
+    assert_eq!(done["unit"], "bytes");
+    let blobs: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "done" && e["summary"] == "pushed")
+        .collect();
+    assert!(blobs.len() >= 2, "{events:#?}");
+    let mut sum = 0;
+    for blob in blobs {
+        let start = event("start", blob["task"].as_str().unwrap());
+        assert_eq!(blob["done"], start["total"], "{blob} counted byte by byte");
+        sum += blob["done"].as_u64().unwrap();
+    }
+    assert!(sum <= total && sum > 0, "{sum} of {total}");
     let inspect = run(
         "skopeo",
         &[
