@@ -4,7 +4,8 @@
 #   SETS="numpy-pillow fastapi" benches/wheels/run.sh
 #   SKIP_BUILD=1 benches/wheels/run.sh   # examples already built with --release
 # Resolution: `examples/resolve` vs `uv pip compile`, cold (empty caches) then warm.
-# Install: `examples/install` (resolve + gzip layers) vs `uv pip install --target` + `tar | pigz`.
+# Install: `examples/install` (resolve + gzip layers) vs `uv pip install --target` + `tar | pigz`,
+# ROUNDS (default 3) interleaved rounds, median reported.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 REQS=$ROOT/tests/wheels/requirements
@@ -53,29 +54,44 @@ echo
 
 set=numpy-pillow-transformers
 f=$REQS/$set.txt
+ROUNDS=${ROUNDS:-3}
 # Bytes of the gzip layers in a store / of uv's tarball.
 store_bytes() { find "$1/blobs" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.1f MB", s / 1e6 }'; }
 file_bytes() { stat -c %s "$1" | awk '{ printf "%.1f MB", $1 / 1e6 }'; }
-echo "### Resolution + layers: $set (seconds, one run)"
-echo
-echo "Ours: resolve + download + gzip layers (wheel members spliced, see below). uv: \`uv pip install --target\` + \`tar | pigz\` (level 6)."
-echo
-echo "| case | ours | uv + tar \| pigz | ratio | ours size | uv size |"
-echo "|---|---|---|---|---|---|"
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 uv_install() {
   local cache=$1 level=$2
   rm -rf "$WORK/target" && "$UV" pip install -q --cache-dir "$cache" "${UVARGS[@]}" --target "$WORK/target" -r "$f" \
     && tar -C "$WORK/target" -cf - . | pigz "-$level" > "$WORK/target.tar.gz"
 }
-oc=$(WHEELS_CACHE_DIR=$WORK/inst-ours secs "$BIN/install" "$f" 3.11 "$WORK/store1")
-vc=$(secs uv_install "$WORK/inst-uv" 6)
-echo "| cold caches | $oc | $vc | $(ratio "$oc" "$vc") | $(store_bytes "$WORK/store1") | $(file_bytes "$WORK/target.tar.gz") |"
-ow=$(WHEELS_CACHE_DIR=$WORK/inst-ours secs "$BIN/install" "$f" 3.11 "$WORK/store2")
-vw=$(secs uv_install "$WORK/inst-uv" 6)
-vsize=$(file_bytes "$WORK/target.tar.gz")
-echo "| warm download caches, new layers | $ow | $vw | $(ratio "$ow" "$vw") | $(store_bytes "$WORK/store2") | $vsize |"
-ok=$(WHEELS_CACHE_DIR=$WORK/inst-ours secs "$BIN/install" "$f" 3.11 "$WORK/store2")
-echo "| warm, layers already in the store | $ok | $vw | $(ratio "$ok" "$vw") | $(store_bytes "$WORK/store2") | $vsize |"
+# Each round, interleaved: both tools cold (fresh caches), both warm (download caches kept, new
+# layers / new tarball), ours with the layers already in the store.
+oc=(); vc=(); ow=(); vw=(); ok=()
+for r in $(seq "$ROUNDS"); do
+  rm -rf "$WORK"/inst-* "$WORK"/store*
+  oc+=("$(WHEELS_CACHE_DIR=$WORK/inst-ours secs "$BIN/install" "$f" 3.11 "$WORK/store1")")
+  vc+=("$(secs uv_install "$WORK/inst-uv" 6)")
+  ow+=("$(WHEELS_CACHE_DIR=$WORK/inst-ours secs "$BIN/install" "$f" 3.11 "$WORK/store2")")
+  vw+=("$(secs uv_install "$WORK/inst-uv" 6)")
+  ok+=("$(WHEELS_CACHE_DIR=$WORK/inst-ours secs "$BIN/install" "$f" 3.11 "$WORK/store2")")
+done
+osize=$(store_bytes "$WORK/store2"); vsize=$(file_bytes "$WORK/target.tar.gz")
+echo "### Resolution + layers: $set (seconds, median of $ROUNDS interleaved rounds)"
+echo
+echo "Ours: resolve + download + gzip layers (wheel members spliced, see below). uv: \`uv pip install --target\` + \`tar | pigz\` (level 6)."
+echo
+echo "| case | ours | uv + tar \| pigz | ratio | ours runs | uv runs |"
+echo "|---|---|---|---|---|---|"
+row() {
+  local name=$1; shift; local -n a=$1 b=$2
+  local m1 m2; m1=$(median "${a[@]}"); m2=$(median "${b[@]}")
+  echo "| $name | $m1 | $m2 | $(ratio "$m1" "$m2") | ${a[*]} | ${b[*]} |"
+}
+row "cold caches" oc vc
+row "warm download caches, new layers" ow vw
+row "warm, layers already in the store" ok vw
+echo
+echo "Sizes: ours $osize (gzip layers), uv + pigz -6 $vsize."
 echo
 echo "### Compressing wheel layers: splice vs recompress (warm download caches, new layers; seconds, one run)"
 echo
@@ -86,4 +102,6 @@ for level in 6 1; do
   vl=$(secs uv_install "$WORK/inst-uv" "$level")
   echo "| recompressed, gzip -$level | $rw | $(store_bytes "$WORK/store-l$level") | pigz -$level | $vl | $(file_bytes "$WORK/target.tar.gz") |"
 done
-echo "| spliced (default) | $ow | $(store_bytes "$WORK/store2") | | | |"
+rm -rf "$WORK/store3"
+sw=$(WHEELS_CACHE_DIR=$WORK/inst-ours secs "$BIN/install" "$f" 3.11 "$WORK/store3")
+echo "| spliced (default) | $sw | $(store_bytes "$WORK/store3") | | | |"
