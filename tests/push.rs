@@ -512,6 +512,47 @@ fn token_flow_pushes_with_push_scope_and_mounts_from_the_base_repository() {
     assert!(inspect.contains(&digest), "{inspect}");
 }
 
+#[test]
+fn login_with_a_token_on_stdin_stores_an_identity_token_that_push_exchanges() {
+    require_tool("skopeo", "skopeo");
+    let registry = TestRegistry::start();
+    let front = FrontProxy::start(
+        &registry.host,
+        FrontOptions {
+            bearer: true,
+            ..FrontOptions::default()
+        },
+    );
+    let project = project();
+    ok(&project.cog_with(
+        &["login", &front.host, "--token-stdin"],
+        "refresh-token-1\n",
+        &[],
+    ));
+    let config = project.docker_config_dir().join("config.json");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(
+        written["auths"][front.host.as_str()],
+        serde_json::json!({"identitytoken": "refresh-token-1"})
+    );
+    let before = front.token_requests().len();
+    let target = format!("{}/me/tokened:v1", front.host);
+    let digest = ok(&project.cog(&["push", &target, "--base", &project.base]));
+    // The identity token is exchanged with a POST (no query string) for a registry token.
+    let tokens = front.token_requests();
+    assert!(tokens[before..].iter().any(String::is_empty), "{tokens:#?}");
+    let inspect = run(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{}/me/tokened:v1", registry.host),
+        ],
+    );
+    assert!(inspect.contains(&digest), "{inspect}");
+}
+
 /// `sha256:<hex>` of a completed blob upload (`PUT …?…digest=sha256%3A<hex> 201 …`).
 fn completed_upload(line: &str) -> Option<String> {
     if !line.starts_with("PUT ") || !line.contains("/blobs/uploads/") {

@@ -565,3 +565,33 @@ pub(crate) async fn http_error(
         message,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_for_loopback_unless_insecure() {
+        let client = Client::new(ClientOptions::default()).unwrap();
+        let url = |c: &Client, r: &str| c.base_url(&Reference::parse(r).unwrap());
+        assert_eq!(
+            url(&client, "registry.example.com/a/b"),
+            "https://registry.example.com/v2/"
+        );
+        assert_eq!(url(&client, "python"), "https://registry-1.docker.io/v2/");
+        assert_eq!(
+            url(&client, "localhost:5000/a"),
+            "http://localhost:5000/v2/"
+        );
+        assert_eq!(url(&client, "127.0.0.1:9/a"), "http://127.0.0.1:9/v2/");
+        let insecure = Client::new(ClientOptions {
+            insecure: true,
+            ..ClientOptions::default()
+        })
+        .unwrap();
+        assert_eq!(
+            url(&insecure, "registry.example.com/a/b"),
+            "http://registry.example.com/v2/"
+        );
+    }
+}
