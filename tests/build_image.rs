@@ -175,10 +175,11 @@ fn build_against_the_real_registry_and_check_with_every_tool() {
                 .unwrap()
                 .contains("\"openapi\"")
         );
+        // busybox base (1), the cog SDK and coglet wheels (one layer each), source, schema.
         assert_eq!(
             inspect["Layers"].as_array().unwrap().len(),
-            3,
-            "base + source + schema ({transport})"
+            5,
+            "base + runtime wheels + source + schema ({transport})"
         );
         let env: Vec<&str> = inspect["Env"]
             .as_array()
@@ -210,6 +211,18 @@ fn build_against_the_real_registry_and_check_with_every_tool() {
         serde_json::json!(["python", "-m", "cog.server.http"])
     );
     assert!(config["config"]["ExposedPorts"]["5000/tcp"].is_object());
+    let built: Vec<&str> = config["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["comment"].as_str())
+        .filter_map(|c| c.strip_prefix("cog-rs: "))
+        .collect();
+    assert_eq!(
+        built,
+        ["cog-runtime", "cog-runtime", "source", "openapi-schema"],
+        "the layers cog built, in order"
+    );
 
     // umoci unpacks the OCI layout: the source is under /src, .cog/ holds only the schema.
     let bundle = out.path().join("bundle");

@@ -8,10 +8,14 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 VENV=${COG_TEST_VENV:-/tmp/venv-cog-test}
 PYTHON=${PYTHON:-python3}
-WHEELS=$(mktemp -d)
-trap 'rm -rf "$WHEELS"' EXIT
-
-bash "$ROOT/python/build-wheels.sh" "$WHEELS"
+# COG_TEST_WHEELS=DIR reuses wheels built already (scripts/test-all.sh builds dist/ once).
+if [[ -n "${COG_TEST_WHEELS:-}" ]]; then
+  WHEELS=$COG_TEST_WHEELS
+else
+  WHEELS=$(mktemp -d)
+  trap 'rm -rf "$WHEELS"' EXIT
+  bash "$ROOT/python/build-wheels.sh" "$WHEELS"
+fi
 
 rm -rf "$VENV"
 "$PYTHON" -m venv "$VENV"
