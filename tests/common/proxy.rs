@@ -9,6 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use base64::Engine as _;
+use futures::StreamExt as _;
 
 #[derive(Debug, Clone, Default)]
 pub struct FrontOptions {
@@ -203,7 +204,15 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
                 Ok(half),
                 Err(std::io::Error::other("cut by the test front")),
             ];
-            return Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)));
+            // Hold the cut back a moment so the first half reaches the client before the
+            // connection drops (else the client may see no bytes and never resume with a range).
+            let chunks = futures::stream::iter(chunks).then(|chunk| async move {
+                if chunk.is_err() {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                chunk
+            });
+            return Response::from_parts(parts, Body::from_stream(chunks));
         }
     }
     forward(&shared, request, &path, &query).await
