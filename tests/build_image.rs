@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use cog::oci::Platform;
 use common::proxy::{FrontOptions, FrontProxy};
 use common::registry::{TestRegistry, busybox_image, layout_of, temp_store};
-use common::{failed, ok, require_tool, run};
+use common::{copy_dir, failed, ok, require_tool, run};
 
 const COG: &str = env!("CARGO_BIN_EXE_cog");
 
@@ -25,19 +25,6 @@ fn hello_project(name: &str) -> (tempfile::TempDir, PathBuf) {
         &dir,
     );
     (root, dir)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 fn cog(dir: &Path, cache: &Path, args: &[&str]) -> Output {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::registry::free_port;
-use common::{ok, require_tool, run};
+use common::{copy_dir, ok, require_tool, run};
 use serde_json::{Value, json};
 
 const COG: &str = env!("CARGO_BIN_EXE_cog");
@@ -25,19 +25,6 @@ fn cog(dir: &Path, cache: &Path, args: &[&str]) -> Output {
         .env_remove("SOURCE_DATE_EPOCH")
         .output()
         .unwrap()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A copy of `examples/<name>` (without locks or tarballs left by local builds).

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{failed, ok, require_tool, run};
+use common::{copy_dir, failed, ok, require_tool, run};
 use serde_json::{Value, json};
 
 const COG: &str = env!("CARGO_BIN_EXE_cog");
@@ -38,19 +38,6 @@ fn copy_project(from: &Path, name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = root.path().join(name);
     copy_dir(from, &dir);
     (root, dir)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 fn cog_command(dir: &Path, cache: &Path, args: &[&str]) -> Command {
