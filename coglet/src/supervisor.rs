@@ -110,6 +110,9 @@ impl SlotPool {
     }
 }
 
+/// How long to read what an exited worker left in its pipe during setup.
+const EXITED_WORKER_DRAIN: Duration = Duration::from_millis(500);
+
 #[derive(Debug, thiserror::Error)]
 enum StartError {
     #[error("{0}")]
@@ -338,20 +341,35 @@ impl Supervisor {
             weights: self.config.weights.clone(),
         };
 
-        let handshake = self.handshake(&mut stdin, stdout, listeners, &init);
-        let timeout = async {
-            match self.config.setup_timeout {
-                Some(t) => tokio::time::sleep(t).await,
-                None => std::future::pending().await,
+        let result = {
+            let mut handshake =
+                std::pin::pin!(self.handshake(&mut stdin, stdout, listeners, &init));
+            let timeout = async {
+                match self.config.setup_timeout {
+                    Some(t) => tokio::time::sleep(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let result = tokio::select! {
+                biased;
+                r = &mut handshake => r,
+                status = child.wait() => Err(StartError::Exited(
+                    status.map_or_else(|e| e.to_string(), describe_exit),
+                )),
+                () = timeout => Err(StartError::Timeout(self.config.setup_timeout.unwrap_or_default())),
+                _ = shutdown.wait_for(|s| *s) => Err(StartError::Shutdown),
+            };
+            // A worker that reports its setup failure and exits at once can be seen exiting before
+            // its last frames (the failure and its logs) are read: read what it left in the pipe.
+            match result {
+                Err(exited @ StartError::Exited(_)) => {
+                    match tokio::time::timeout(EXITED_WORKER_DRAIN, &mut handshake).await {
+                        Ok(Err(reported @ StartError::Setup(_))) => Err(reported),
+                        _ => Err(exited),
+                    }
+                }
+                other => other,
             }
-        };
-        let result = tokio::select! {
-            r = handshake => r,
-            status = child.wait() => Err(StartError::Exited(
-                status.map_or_else(|e| e.to_string(), describe_exit),
-            )),
-            () = timeout => Err(StartError::Timeout(self.config.setup_timeout.unwrap_or_default())),
-            _ = shutdown.wait_for(|s| *s) => Err(StartError::Shutdown),
         };
         match result {
             Ok((streams, stdout, versions)) => {
