@@ -314,6 +314,33 @@ fn write_config_atomically(path: &Path, value: &serde_json::Value) -> std::io::R
     Ok(())
 }
 
+/// Runs a credential helper with `verb` (`get`, `store`) and `input` on stdin, as the
+/// `docker-credential-*` protocol does; the error text names the program.
+async fn helper_output(
+    program: &str,
+    verb: &str,
+    input: &str,
+) -> Result<std::process::Output, String> {
+    let mut child = tokio::process::Command::new(program)
+        .arg(verb)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .await
+            .map_err(|e| format!("cannot write to {program}: {e}"))?;
+    }
+    child
+        .wait_with_output()
+        .await
+        .map_err(|e| format!("{program}: {e}"))
+}
+
 /// `docker-credential-<helper> store` with `{"ServerURL","Username","Secret"}` on stdin.
 async fn run_helper_store(
     helper: &str,
@@ -332,24 +359,9 @@ async fn run_helper_store(
         "Secret": credential.secret,
     })
     .to_string();
-    let mut child = tokio::process::Command::new(&program)
-        .arg("store")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| failed(format!("cannot run {program}: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(payload.as_bytes())
-            .await
-            .map_err(|e| failed(format!("cannot write to {program}: {e}")))?;
-    }
-    let output = child
-        .wait_with_output()
+    let output = helper_output(&program, "store", &payload)
         .await
-        .map_err(|e| failed(format!("{program}: {e}")))?;
+        .map_err(failed)?;
     if !output.status.success() {
         let text = format!(
             "{}{}",
@@ -421,24 +433,9 @@ async fn run_helper(helper: &str, server: &str) -> Result<Option<Credential>, Re
         server: server.to_string(),
         message,
     };
-    let mut child = tokio::process::Command::new(&program)
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| failed(format!("cannot run {program}: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(server.as_bytes())
-            .await
-            .map_err(|e| failed(format!("cannot write to {program}: {e}")))?;
-    }
-    let output = child
-        .wait_with_output()
+    let output = helper_output(&program, "get", server)
         .await
-        .map_err(|e| failed(format!("{program}: {e}")))?;
+        .map_err(failed)?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
