@@ -196,15 +196,7 @@ fn cog_push_uses_the_image_from_cog_yaml_and_errors_without_one() {
         sum += blob["done"].as_u64().unwrap();
     }
     assert!(sum <= total && sum > 0, "{sum} of {total}");
-    let inspect = run(
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            &format!("docker://{target}:latest"),
-        ],
-    );
-    assert!(inspect.contains(&digest), "{inspect}");
+    assert_pushed(&format!("{target}:latest"), None, &digest);
 }
 
 #[test]
@@ -237,15 +229,7 @@ fn repush_after_a_code_change_uploads_one_layer_and_the_config() {
     assert_eq!(count("PATCH "), 0, "{writes:#?}");
     assert_eq!(count("PUT /v2/me/hello/manifests/v1"), 1, "{writes:#?}");
     assert_eq!(writes.len(), 5, "{writes:#?}");
-    let inspect = run(
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            &format!("docker://{}/me/hello:v1", registry.host),
-        ],
-    );
-    assert!(inspect.contains(&digest), "{inspect}");
+    assert_pushed(&format!("{}/me/hello:v1", registry.host), None, &digest);
 }
 
 #[test]
@@ -339,17 +323,7 @@ fn cog_login_stores_credentials_that_push_then_uses() {
 
     let target = registry.reference("me/hello:v1");
     let digest = ok(&project.cog(&["push", &target, "--base", &project.base]));
-    let inspect = run(
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            "--creds",
-            "pusher:s3cret",
-            &format!("docker://{target}"),
-        ],
-    );
-    assert!(inspect.contains(&digest), "{inspect}");
+    assert_pushed(&target, Some("pusher:s3cret"), &digest);
 }
 
 #[test]
@@ -424,17 +398,7 @@ esac
     let calls = std::fs::read_to_string(bin.join("calls")).unwrap();
     assert!(calls.starts_with("store\n"), "{calls}");
     assert!(calls.contains(&format!("get {}", registry.host)), "{calls}");
-    let inspect = run(
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            "--creds",
-            "helped:pw-from-helper",
-            &format!("docker://{target}"),
-        ],
-    );
-    assert!(inspect.contains(&digest), "{inspect}");
+    assert_pushed(&target, Some("helped:pw-from-helper"), &digest);
 }
 
 #[test]
@@ -501,15 +465,7 @@ fn token_flow_pushes_with_push_scope_and_mounts_from_the_base_repository() {
             .any(|u| u.starts_with("PUT ") && u.contains(&base_layer.hex())),
         "{uploads:#?}"
     );
-    let inspect = run(
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            &format!("docker://{}/me/hello:v1", registry.host),
-        ],
-    );
-    assert!(inspect.contains(&digest), "{inspect}");
+    assert_pushed(&format!("{}/me/hello:v1", registry.host), None, &digest);
 }
 
 #[test]
@@ -542,15 +498,7 @@ fn login_with_a_token_on_stdin_stores_an_identity_token_that_push_exchanges() {
     // The identity token is exchanged with a POST (no query string) for a registry token.
     let tokens = front.token_requests();
     assert!(tokens[before..].iter().any(String::is_empty), "{tokens:#?}");
-    let inspect = run(
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            &format!("docker://{}/me/tokened:v1", registry.host),
-        ],
-    );
-    assert!(inspect.contains(&digest), "{inspect}");
+    assert_pushed(&format!("{}/me/tokened:v1", registry.host), None, &digest);
 }
 
 /// `sha256:<hex>` of a completed blob upload (`PUT …?…digest=sha256%3A<hex> 201 …`).
@@ -645,15 +593,7 @@ fn a_push_killed_halfway_completes_on_rerun_without_re_uploading_finished_blobs(
             "{blob} found by HEAD: {second:#?}"
         );
     }
-    let inspect = run(
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            &format!("docker://{}/me/big:v1", registry.host),
-        ],
-    );
-    assert!(inspect.contains(&digest), "{inspect}");
+    assert_pushed(&format!("{}/me/big:v1", registry.host), None, &digest);
 }
 
 #[test]
@@ -753,6 +693,18 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// `skopeo inspect` of `reference` (plain HTTP) shows the manifest digest `digest`.
+fn assert_pushed(reference: &str, creds: Option<&str>, digest: &str) {
+    let target = format!("docker://{reference}");
+    let mut args = vec!["inspect", "--tls-verify=false"];
+    if let Some(creds) = creds {
+        args.extend(["--creds", creds]);
+    }
+    args.push(&target);
+    let inspect = run("skopeo", &args);
+    assert!(inspect.contains(digest), "{inspect}");
 }
 
 fn raw_manifest(reference: &str) -> (Vec<u8>, serde_json::Value) {
