@@ -158,6 +158,24 @@ fn every_example_runs_with_no_daemon() {
 }
 
 /// The id of the container a `cog --debug` run logged as started.
+/// The runtime no longer knows container `id`, and its bundle left the cache.
+fn assert_container_gone(runtime: &str, id: &str, when: &str) {
+    let state = Command::new(runtime)
+        .args(if runtime == "runc" {
+            vec!["state", id]
+        } else {
+            vec!["container", "inspect", id]
+        })
+        .output()
+        .unwrap();
+    assert!(
+        !state.status.success(),
+        "{runtime} container {id} still exists {when}: {}",
+        String::from_utf8_lossy(&state.stdout)
+    );
+    assert!(!cache().join("runtime/containers").join(id).exists());
+}
+
 fn started_container(stderr: &str) -> String {
     stderr
         .lines()
@@ -189,21 +207,7 @@ fn the_container_is_removed_after_a_run() {
         .unwrap();
         assert_eq!(ok(&output), "hello x");
         let id = started_container(&String::from_utf8_lossy(&output.stderr));
-        let program = if runtime == "runc" { "runc" } else { runtime };
-        let state = Command::new(program)
-            .args(if runtime == "runc" {
-                vec!["state", &id]
-            } else {
-                vec!["container", "inspect", &id]
-            })
-            .output()
-            .unwrap();
-        assert!(
-            !state.status.success(),
-            "{runtime} container {id} still exists: {}",
-            String::from_utf8_lossy(&state.stdout)
-        );
-        assert!(!cache().join("runtime/containers").join(&id).exists());
+        assert_container_gone(runtime, &id, "after the run");
 
         // The daemon has this image id now: the next run does not load it again.
         if runtime != "runc" {
@@ -629,19 +633,7 @@ fn ctrl_c_during_setup_removes_the_container() {
         run("kill", &["-INT", &child.id().to_string()]);
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(130), "{runtime}");
-        let state = Command::new(runtime)
-            .args(if runtime == "runc" {
-                vec!["state", &id]
-            } else {
-                vec!["container", "inspect", &id]
-            })
-            .output()
-            .unwrap();
-        assert!(
-            !state.status.success(),
-            "{runtime} container {id} still exists after Ctrl-C"
-        );
-        assert!(!cache().join("runtime/containers").join(&id).exists());
+        assert_container_gone(runtime, &id, "after Ctrl-C");
     }
 }
 
