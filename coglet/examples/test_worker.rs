@@ -14,16 +14,19 @@
 //! Environment: `TEST_WORKER_SETUP_SLEEP` (seconds), `TEST_WORKER_SETUP_FAIL` (message),
 //! `TEST_WORKER_UNHEALTHY` (a file: unhealthy while it exists),
 //! `TEST_WORKER_CRASH_ONCE` (a file: crash during setup while it does not exist, then create it),
-//! `TEST_WORKER_ONE_AT_A_TIME` (set: report `one_at_a_time`, as a sync Python runner does).
+//! `TEST_WORKER_ONE_AT_A_TIME` (set: report `one_at_a_time`, as a sync Python runner does),
+//! `TEST_WORKER_EVENT_LOOP` (set: serve on an event loop, as an async Python runner does: one
+//! thread polls the dispatcher and runs each prediction on a thread named `event-loop-run`).
 
 use std::fmt::Write as _;
 use std::io::Write;
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use coglet::ipc::{LogSource, MetricMode, SlotId};
 use coglet::worker::{
-    Output, OutputSink, PredictHandler, PredictOutcome, PredictRequest, SetupInfo, SetupRequest,
+    Dispatcher, Output, OutputSink, PredictHandler, PredictOutcome, PredictRequest, SetupInfo,
+    SetupRequest,
 };
 use serde_json::{Value, json};
 
@@ -32,8 +35,9 @@ struct Slot {
     wake: Condvar,
 }
 
+#[derive(Clone)]
 struct TestWorker {
-    slots: Vec<Slot>,
+    slots: Arc<Vec<Slot>>,
 }
 
 impl TestWorker {
@@ -210,6 +214,40 @@ impl PredictHandler for TestWorker {
         s.wake.notify_all();
     }
 
+    fn serve_on_event_loop(&self, dispatcher: &Arc<Dispatcher>) -> bool {
+        if std::env::var_os("TEST_WORKER_EVENT_LOOP").is_none() {
+            return false;
+        }
+        let worker = self.clone();
+        let dispatcher = Arc::clone(dispatcher);
+        std::thread::spawn(move || {
+            loop {
+                let mut fd = libc::pollfd {
+                    fd: dispatcher.wake_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd for the duration of the call.
+                if unsafe { libc::poll(&raw mut fd, 1, -1) } < 0 {
+                    continue;
+                }
+                for started in dispatcher.take() {
+                    let worker = worker.clone();
+                    std::thread::Builder::new()
+                        .name("event-loop-run".into())
+                        .spawn(move || {
+                            let ticket = started.ticket;
+                            let outcome =
+                                worker.predict(started.slot, started.request, ticket.sink());
+                            ticket.finish(outcome);
+                        })
+                        .expect("spawn a prediction thread");
+                }
+            }
+        });
+        true
+    }
+
     fn healthcheck(&self) -> Result<(), String> {
         match std::env::var("TEST_WORKER_UNHEALTHY") {
             Ok(path) if std::path::Path::new(&path).exists() => {
@@ -226,12 +264,14 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(16);
     let worker = TestWorker {
-        slots: (0..slots)
-            .map(|_| Slot {
-                canceled: Mutex::new(None),
-                wake: Condvar::new(),
-            })
-            .collect(),
+        slots: Arc::new(
+            (0..slots)
+                .map(|_| Slot {
+                    canceled: Mutex::new(None),
+                    wake: Condvar::new(),
+                })
+                .collect(),
+        ),
     };
     if let Err(e) = coglet::worker::run(worker) {
         eprintln!("test worker: {e}");

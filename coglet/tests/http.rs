@@ -855,6 +855,106 @@ async fn one_at_a_time_runner_queues_per_slot_and_cancels_queued_predictions() {
     s.stop().await;
 }
 
+/// A handler that serves on its own event loop (as an async Python runner does): the slot
+/// readers queue every request in the dispatcher and the loop starts and finishes them.
+#[tokio::test]
+async fn event_loop_handler_runs_slots_in_parallel_and_cancels() {
+    let s = start(Options {
+        concurrency: 3,
+        env: vec![("TEST_WORKER_EVENT_LOOP".into(), "1".into())],
+        ..Options::default()
+    })
+    .await;
+    s.wait_for_status("READY").await;
+    let started = Instant::now();
+    let runs: Vec<_> = (0..3)
+        .map(|i| {
+            let client = s.client.clone();
+            let url = s.url("/predictions");
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .json(&json!({"id": format!("e{i}"), "input": {"sleep": 0.5, "thread": true}}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(s.health().await["status"], "BUSY");
+    let (status, _) = s.predict(json!({"input": {}})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // Canceling one of the three ends it at once; the other two finish.
+    let cancel_at = Instant::now();
+    let resp = s
+        .client
+        .post(s.url("/predictions/e1/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut bodies = Vec::new();
+    for run in runs {
+        bodies.push(run.await.unwrap());
+    }
+    assert_eq!(bodies[1]["status"], "canceled", "{}", bodies[1]);
+    assert!(cancel_at.elapsed() < Duration::from_millis(600));
+    for body in [&bodies[0], &bodies[2]] {
+        assert_eq!(body["status"], "succeeded", "{body}");
+        assert_eq!(body["output"], "event-loop-run", "{body}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Streams, logs, failures and input errors take the same path.
+    let (status, body) = s.predict(json!({"input": {"stream": 3}})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["output"], json!(["chunk 0", "chunk 1", "chunk 2"]));
+    let (_, body) = s.predict(json!({"input": {"log": "hi"}})).await;
+    assert_eq!(body["logs"], "hi\nto stderr\n", "{body}");
+    let (_, body) = s.predict(json!({"input": {"fail": "boom"}})).await;
+    assert_eq!(
+        (&body["status"], &body["error"]),
+        (&json!("failed"), &json!("boom"))
+    );
+    let (status, _) = s.predict(json!({"input": {"invalid": "bad"}})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Many short predictions back to back on every slot: none is lost or answered twice.
+    let mut many = Vec::new();
+    for i in 0..60 {
+        let client = s.client.clone();
+        let url = s.url("/predictions");
+        many.push(tokio::spawn(async move {
+            loop {
+                let resp = client
+                    .post(&url)
+                    .json(&json!({"input": {"text": format!("{i}")}}))
+                    .send()
+                    .await
+                    .unwrap();
+                if resp.status() == StatusCode::CONFLICT {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+                return resp.json::<Value>().await.unwrap();
+            }
+        }));
+    }
+    for (i, run) in many.into_iter().enumerate() {
+        assert_eq!(run.await.unwrap()["output"], format!("hello {i}"));
+    }
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn health_only_mode_and_user_healthcheck() {
     let dir = tempfile::tempdir().unwrap();

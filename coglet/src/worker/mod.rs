@@ -13,7 +13,13 @@
 //! thread that queues its requests, and the thread that called `run` runs them all, one at a
 //! time, in arrival order. Every sync prediction thus runs on the main thread (so a signal
 //! can interrupt it), and a queued prediction can be canceled before it starts.
+//!
+//! A handler with its own event loop (an async Python runner) takes the third way: it accepts
+//! [`PredictHandler::serve_on_event_loop`], the slot readers queue every request in a
+//! [`Dispatcher`], and the loop starts and finishes all predictions on its own thread (see
+//! `dispatch.rs`).
 
+mod dispatch;
 mod sink;
 mod stdio;
 
@@ -33,6 +39,7 @@ use crate::ipc::{
     self, ControlRequest, ControlResponse, HealthcheckStatus, LogSource, OutputValue,
     PROTOCOL_VERSION, SlotId, SlotRequest, SlotResponse,
 };
+pub use dispatch::{Dispatcher, Started, Ticket};
 pub use sink::{OutputSink, SinkError};
 
 /// What `setup` gets.
@@ -124,6 +131,16 @@ pub trait PredictHandler: Send + Sync + 'static {
         Ok(())
     }
     fn shutdown(&self) {}
+    /// Called once after a successful setup (unless [`SetupInfo::one_at_a_time`] applies). A
+    /// handler that returns `true` starts every prediction itself from `dispatcher` (watch
+    /// [`Dispatcher::wake_fd`], call [`Dispatcher::take`], end each with [`Ticket::finish`]);
+    /// `predict` is then never called, while `cancel` still is (with the slot and id of a
+    /// prediction that `take` handed out and that has not finished). The default, `false`,
+    /// runs `predict` on a thread per slot.
+    fn serve_on_event_loop(&self, dispatcher: &Arc<Dispatcher>) -> bool {
+        let _ = dispatcher;
+        false
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -272,6 +289,15 @@ pub fn run<H: PredictHandler>(handler: H) -> Result<(), WorkerError> {
             .map_err(WorkerError::Control)?,
     );
     let one_at_a_time = info.one_at_a_time && sockets.len() > 1;
+    let event_loop = if one_at_a_time {
+        None
+    } else {
+        let dispatcher = Dispatcher::new(Arc::clone(&states), Arc::clone(&writers))
+            .map_err(WorkerError::Control)?;
+        handler
+            .serve_on_event_loop(&dispatcher)
+            .then_some(dispatcher)
+    };
 
     send_control(
         &control_out,
@@ -313,6 +339,16 @@ pub fn run<H: PredictHandler>(handler: H) -> Result<(), WorkerError> {
         run_one_at_a_time(sockets, &*handler, &states, &writers);
         return Ok(());
     }
+    if let Some(dispatcher) = event_loop {
+        let readers = spawn_queue_readers(sockets, &states, &writers, move |slot, request| {
+            dispatcher.push(slot, request);
+            true
+        });
+        for reader in readers {
+            let _ = reader.join();
+        }
+        return Ok(());
+    }
     let mut sockets = sockets.into_iter();
     let first = sockets.next();
     let mut others = Vec::new();
@@ -346,16 +382,9 @@ fn run_one_at_a_time<H: PredictHandler>(
     writers: &SlotWriters,
 ) {
     let (tx, rx) = mpsc::channel::<(SlotId, SlotRequest)>();
-    for (index, socket) in sockets.into_iter().enumerate() {
-        let slot = index as SlotId;
-        let tx = tx.clone();
-        let states = Arc::clone(states);
-        let writers = Arc::clone(writers);
-        let _ = thread::Builder::new()
-            .name(format!("coglet-slot-{slot}"))
-            .spawn(move || queue_requests(slot, socket, &tx, &states, &writers));
-    }
-    drop(tx);
+    let _readers = spawn_queue_readers(sockets, states, writers, move |slot, request| {
+        tx.send((slot, request)).is_ok()
+    });
     for (slot, request) in rx {
         let (Some(state), Some(writer)) = (states.get(slot as usize), writers.get(slot as usize))
         else {
@@ -381,10 +410,40 @@ fn run_one_at_a_time<H: PredictHandler>(
     }
 }
 
+/// A reader thread per slot that marks each request `queued` and hands it to `enqueue` (which
+/// returns false when nobody takes requests any more). A request whose cancel arrived first is
+/// answered `Cancelled` here and never queued.
+fn spawn_queue_readers<F>(
+    sockets: Vec<UnixStream>,
+    states: &SlotStates,
+    writers: &SlotWriters,
+    enqueue: F,
+) -> Vec<thread::JoinHandle<()>>
+where
+    F: Fn(SlotId, SlotRequest) -> bool + Send + Sync + 'static,
+{
+    let enqueue = Arc::new(enqueue);
+    let mut readers = Vec::with_capacity(sockets.len());
+    for (index, socket) in sockets.into_iter().enumerate() {
+        let slot = index as SlotId;
+        let enqueue = Arc::clone(&enqueue);
+        let states = Arc::clone(states);
+        let writers = Arc::clone(writers);
+        let spawned = thread::Builder::new()
+            .name(format!("coglet-slot-{slot}"))
+            .spawn(move || queue_requests(slot, socket, &*enqueue, &states, &writers));
+        match spawned {
+            Ok(handle) => readers.push(handle),
+            Err(e) => tracing::error!(slot, "could not start the slot reader: {e}"),
+        }
+    }
+    readers
+}
+
 fn queue_requests(
     slot: SlotId,
     socket: UnixStream,
-    queue: &mpsc::Sender<(SlotId, SlotRequest)>,
+    enqueue: &dyn Fn(SlotId, SlotRequest) -> bool,
     states: &SlotStates,
     writers: &SlotWriters,
 ) {
@@ -407,7 +466,7 @@ fn queue_requests(
         }
         s.queued = Some(id.clone());
         drop(s);
-        if queue.send((slot, request)).is_err() {
+        if !enqueue(slot, request) {
             return;
         }
     }
@@ -673,12 +732,18 @@ fn run_prediction<H: PredictHandler>(
             error: format!("could not read the spilled input: {e}"),
         },
     };
+    finish_slot(state, &id);
+    terminal
+}
+
+/// The prediction `id` has ended: the slot is free, and a cancel that raced with the end is
+/// forgotten.
+fn finish_slot(state: &Mutex<SlotState>, id: &str) {
     let mut s = lock(state);
     s.running = None;
-    if s.pending_cancel.as_deref() == Some(id.as_str()) {
+    if s.pending_cancel.as_deref() == Some(id) {
         s.pending_cancel = None;
     }
-    terminal
 }
 
 fn load_input(inline: Option<Value>, file: Option<PathBuf>) -> io::Result<Value> {
