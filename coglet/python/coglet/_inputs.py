@@ -117,6 +117,15 @@ class Coerced:
         self.kwargs: dict[str, Any] = {}
         self.temp_files: list[pathlib.Path] = []
         self.dropped: list[str] = []
+        # URL inputs still to download.
+        self.pending: list[tuple[URLPath, Any]] = []
+
+    def download(self, download_dir: str | None) -> None:
+        """Downloads the pending URL inputs (in parallel) and puts the local files in
+        `kwargs`. Raises InputError, having removed what it downloaded, if any fails."""
+        if self.pending:
+            pending, self.pending = self.pending, []
+            _download_all(self, pending, download_dir)
 
     def cleanup(self) -> None:
         for p in self.temp_files:
@@ -149,8 +158,15 @@ def coerce(
 ) -> Coerced:
     """run()'s arguments from the JSON input; URL inputs are downloaded into `download_dir`
     (created if needed; the system temp dir when None)."""
+    out = prepare(params, var_kw, raw)
+    out.download(download_dir)
+    return out
+
+
+def prepare(params: list[Param], var_kw: bool, raw: dict[str, Any]) -> Coerced:
+    """run()'s arguments from the JSON input, with URL inputs not yet downloaded: call
+    `download()` (which blocks; an event loop runs it in an executor) when `pending`."""
     out = Coerced()
-    pending: list[tuple[URLPath, Any]] = []
     known = {p.name for p in params}
     for key in raw:
         if key not in known and not var_kw:
@@ -167,9 +183,9 @@ def coerce(
             else:
                 raise InputError(f"{p.name}: Field required")
             if p.is_list and isinstance(value, list):
-                value = [_coerce_one(p.kind, v, pending) for v in value]
+                value = [_coerce_one(p.kind, v, out.pending) for v in value]
             else:
-                value = _coerce_one(p.kind, value, pending)
+                value = _coerce_one(p.kind, value, out.pending)
             out.kwargs[p.name] = value
         if var_kw:
             for key, value in raw.items():
@@ -179,8 +195,6 @@ def coerce(
         if isinstance(e, InputError):
             raise
         raise InputError(str(e)) from e
-    if pending:
-        _download_all(out, pending, download_dir)
     return out
 
 

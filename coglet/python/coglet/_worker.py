@@ -10,14 +10,17 @@ Threads (see docs/python-sdk.md):
   loops are interrupted between bytecodes. Should a sync prediction ever run on another
   thread, the lock still serializes it and cancel falls back to PyThreadState_SetAsyncExc,
   which only interrupts Python bytecode.
-- Async runners share one asyncio loop on a daemon thread; each slot's thread submits a
-  coroutine and waits for it. A cancel cancels the task (asyncio.CancelledError).
+- Async runners share one asyncio loop on a daemon thread, which also takes every prediction
+  from the Rust dispatcher (`serve_on_loop`: a wake fd watched with `add_reader`), runs each
+  as a task and ends it with `prediction.finish(outcome)`; no other thread is involved. A
+  cancel cancels the task (asyncio.CancelledError).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import inspect
 import json
 import os
@@ -41,7 +44,7 @@ from cog.predictor import (
 
 from . import _outputs
 from ._impl import CancelationException, _sdk
-from ._inputs import InputError, coerce, describe_params
+from ._inputs import InputError, describe_params, prepare
 
 HEALTHCHECK_TIMEOUT_SECONDS = 5.0
 CANCEL_SIGNAL = signal.SIGUSR1
@@ -102,6 +105,7 @@ class Worker:
         self.fn: Any = None
         self.healthcheck_fn: Any = None
         self.is_async = False
+        self._is_async_gen = False
         self.params: list[Any] = []
         self.var_kw = False
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -151,6 +155,7 @@ class Worker:
             hc = getattr(target, "healthcheck", None)
             self.healthcheck_fn = hc if callable(hc) else None
         self.is_async = _is_async_fn(self.fn)
+        self._is_async_gen = inspect.isasyncgenfunction(self.fn)
         self.params, self.var_kw = describe_params(self.fn)
 
         setup = getattr(self.runner, "setup", None) if self.runner is not None else None
@@ -198,7 +203,8 @@ class Worker:
 
     # ---------------------------------------------------------------- predict
 
-    def predict(self, slot: int, pred: Any, input_json: str, output_dir: str) -> Outcome:
+    def _prepare(self, pred: Any, input_json: str) -> Any:
+        """run()'s arguments (a Coerced, URL inputs not yet downloaded), or an Outcome."""
         try:
             raw = json.loads(input_json)
         except ValueError as e:
@@ -206,21 +212,33 @@ class Worker:
         if not isinstance(raw, dict):
             return ("invalid_input", "input must be a JSON object")
         try:
-            coerced = coerce(self.params, self.var_kw, raw, _download_dir(output_dir))
+            coerced = prepare(self.params, self.var_kw, raw)
         except InputError as e:
             return ("invalid_input", f"Input validation error: {e}")
-        # The downloaded files are not deleted here: run() may have returned one of them, and
-        # the server reads output files after this returns. The server removes the prediction's
-        # directory, downloads included, once the output is final (as Cog keeps input files
-        # until the prediction has ended).
+        if coerced.dropped:
+            names = ", ".join(sorted(coerced.dropped))
+            pred.write_log("stderr", f"WARNING: ignoring unknown input(s): {names}\n")
+        # The downloaded files are not deleted after the run: run() may have returned one of
+        # them, and the server reads output files after the prediction returns. The server
+        # removes the prediction's directory, downloads included, once the output is final
+        # (as Cog keeps input files until the prediction has ended).
+        return coerced
+
+    def predict(self, slot: int, pred: Any, input_json: str, output_dir: str) -> Outcome:
+        """A sync runner's prediction, on the thread the Rust loop runs it on (the main one)."""
+        del slot
+        if self.is_async:
+            return ("failed", "internal error: async runners are served on the event loop")
         try:
-            if coerced.dropped:
-                names = ", ".join(sorted(coerced.dropped))
-                pred.write_log("stderr", f"WARNING: ignoring unknown input(s): {names}\n")
-            if self.is_async:
-                return self._predict_async(slot, pred, coerced.kwargs, output_dir)
+            prepared = self._prepare(pred, input_json)
+            if isinstance(prepared, tuple):
+                return prepared
+            try:
+                prepared.download(_download_dir(output_dir))
+            except InputError as e:
+                return ("invalid_input", f"Input validation error: {e}")
             with self._sync_lock:
-                return self._predict_sync(pred, coerced.kwargs, output_dir)
+                return self._predict_sync(pred, prepared.kwargs, output_dir)
         finally:
             pred.flush_logs()
 
@@ -246,59 +264,83 @@ class Worker:
             self._sync_run = None
             _sdk._current.reset(token)
 
-    def _predict_async(
-        self, slot: int, pred: Any, kwargs: dict[str, Any], output_dir: str
-    ) -> Outcome:
+    # ------------------------------------------------- async runners: the event loop
+
+    def serve_on_loop(self, queue: Any) -> bool:
+        """Called once after setup. An async runner's loop then takes every prediction from
+        `queue` (`coglet._impl._PredictionQueue`) itself: no thread per slot, no hand-off."""
         loop = self.loop
-        assert loop is not None
+        if not self.is_async or loop is None:
+            return False
+        attached = threading.Event()
+
+        def attach() -> None:
+            try:
+                loop.add_reader(queue.fileno(), self._start_queued, queue)
+            finally:
+                attached.set()
+
+        loop.call_soon_threadsafe(attach)
+        attached.wait()
+        return True
+
+    def _start_queued(self, queue: Any) -> None:
+        # One loop callback takes the batch and registers every run, so a cancel (scheduled
+        # on the loop by the control thread) always finds the prediction it names.
+        for slot, pred, input_json, output_dir in queue.take():
+            try:
+                self._start_task(slot, pred, input_json, output_dir)
+            except BaseException as e:
+                pred.finish(self._failed(e))
+
+    def _start_task(self, slot: int, pred: Any, input_json: str, output_dir: str) -> None:
+        assert self.loop is not None
         run = _AsyncRun(pred.id)
         self._async_runs[slot] = run
-        # The slot's thread waits on a plain lock that the task's done-callback releases: a
-        # lighter hand-off than run_coroutine_threadsafe's chained concurrent Future (about
-        # half the per-prediction overhead; see docs/python-sdk.md).
-        finished = threading.Lock()
-        finished.acquire()
-        outcome: list[Outcome] = []
+        task = self.loop.create_task(self._run_queued(run, pred, input_json, output_dir))
+        run.task = task
+        task.add_done_callback(functools.partial(self._task_done, slot, run, pred))
 
-        def on_done(task: asyncio.Task[Outcome]) -> None:
-            try:
-                outcome.append(task.result())
-            except asyncio.CancelledError:  # canceled before its first step
-                outcome.append(("cancelled",))
-            except BaseException as e:
-                outcome.append(self._failed(e))
-            finally:
-                finished.release()
-
-        def start() -> None:
-            try:
-                task = loop.create_task(self._run_async(run, pred, kwargs, output_dir))
-            except BaseException as e:
-                outcome.append(self._failed(e))
-                finished.release()
-                return
-            run.task = task
-            if run.cancel_requested:
-                task.cancel()
-            task.add_done_callback(on_done)
-
+    def _task_done(self, slot: int, run: _AsyncRun, pred: Any, task: asyncio.Task[Any]) -> None:
+        if self._async_runs.get(slot) is run:
+            del self._async_runs[slot]
         try:
-            loop.call_soon_threadsafe(start)
-            finished.acquire()
-            return outcome[0]
+            outcome = task.result()
+        except asyncio.CancelledError:  # canceled before its first step
+            outcome = ("cancelled",)
+        except BaseException as e:
+            outcome = self._failed(e)
+        pred.finish(outcome)
+
+    async def _run_queued(
+        self, run: _AsyncRun, pred: Any, input_json: str, output_dir: str
+    ) -> Outcome:
+        try:
+            prepared = self._prepare(pred, input_json)
+            if isinstance(prepared, tuple):
+                return prepared
+            if prepared.pending:
+                # Downloads block: they must not stall the other slots' predictions.
+                assert self.loop is not None
+                try:
+                    await self.loop.run_in_executor(
+                        None, prepared.download, _download_dir(output_dir)
+                    )
+                except InputError as e:
+                    return ("invalid_input", f"Input validation error: {e}")
+            return await self._run_async(run, pred, prepared.kwargs, output_dir)
         finally:
-            self._async_runs.pop(slot, None)
+            pred.flush_logs()
 
     async def _run_async(
         self, run: _AsyncRun, pred: Any, kwargs: dict[str, Any], output_dir: str
     ) -> Outcome:
         # Runs in its own task, hence its own context copy: the ContextVar is per prediction.
         _sdk._current.set(pred)
-        run.task = asyncio.current_task()
         if run.cancel_requested:
             return ("cancelled",)
         try:
-            if inspect.isasyncgenfunction(self.fn):
+            if self._is_async_gen:
                 result: Any = self.fn(**kwargs)
             else:
                 result = self.fn(**kwargs)
@@ -340,9 +382,10 @@ class Worker:
     def cancel(self, slot: int, prediction_id: str) -> None:
         """Called from the control thread; never blocks on the runner."""
         if self.is_async:
-            run = self._async_runs.get(slot)
-            if run is not None and run.id == prediction_id and self.loop is not None:
-                self.loop.call_soon_threadsafe(self._cancel_task, run)
+            if self.loop is not None:
+                # Looked up on the loop: the run is registered there, in the same callback
+                # that took it from the queue.
+                self.loop.call_soon_threadsafe(self._cancel_task, slot, prediction_id)
             return
         sync = self._sync_run
         if sync is None or sync.id != prediction_id:
@@ -353,8 +396,10 @@ class Worker:
         else:
             _raise_in_thread(sync.thread_id, CancelationException)
 
-    @staticmethod
-    def _cancel_task(run: _AsyncRun) -> None:
+    def _cancel_task(self, slot: int, prediction_id: str) -> None:
+        run = self._async_runs.get(slot)
+        if run is None or run.id != prediction_id:
+            return  # it has ended meanwhile
         run.cancel_requested = True
         if run.task is not None:
             run.task.cancel()

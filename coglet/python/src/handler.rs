@@ -7,13 +7,17 @@
 use std::collections::HashMap;
 
 use coglet::ipc::SlotId;
+use std::sync::Arc;
+
 use coglet::worker::{
-    Output, OutputSink, PredictHandler, PredictOutcome, PredictRequest, SetupInfo, SetupRequest,
+    Dispatcher, Output, OutputSink, PredictHandler, PredictOutcome, PredictRequest, SetupInfo,
+    SetupRequest,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::CancelationException;
+use crate::queue::PredictionQueue;
 use crate::sdk::Prediction;
 
 pub struct PyHandler {
@@ -61,7 +65,7 @@ fn parse_output(item: &Bound<'_, PyAny>) -> PyResult<Option<Output>> {
     Ok(Some(Output::Json(value)))
 }
 
-fn parse_outcome(result: &Bound<'_, PyAny>) -> PyResult<PredictOutcome> {
+pub(crate) fn parse_outcome(result: &Bound<'_, PyAny>) -> PyResult<PredictOutcome> {
     let tuple = result.cast::<PyTuple>()?;
     let kind: String = tuple.get_item(0)?.extract()?;
     Ok(match kind.as_str() {
@@ -136,6 +140,27 @@ impl PredictHandler for PyHandler {
                 // A cancel that landed after the runner returned, while the worker wrapped up.
                 Err(e) if e.is_instance_of::<CancelationException>(py) => PredictOutcome::Canceled,
                 Err(e) => PredictOutcome::Failed(describe(py, &e)),
+            }
+        })
+    }
+
+    /// Async runners: their asyncio loop takes every prediction from the dispatcher itself
+    /// (`Worker.serve_on_loop`); sync runners keep a thread per slot.
+    fn serve_on_event_loop(&self, dispatcher: &Arc<Dispatcher>) -> bool {
+        Python::attach(|py| {
+            let queue = match Py::new(py, PredictionQueue::new(Arc::clone(dispatcher))) {
+                Ok(q) => q,
+                Err(e) => {
+                    tracing::error!("could not create the prediction queue: {}", describe(py, &e));
+                    return false;
+                }
+            };
+            match self.worker.call_method1(py, "serve_on_loop", (queue,)) {
+                Ok(v) => v.extract::<bool>(py).unwrap_or(false),
+                Err(e) => {
+                    tracing::error!("could not attach the event loop: {}", describe(py, &e));
+                    false
+                }
             }
         })
     }

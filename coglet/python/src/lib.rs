@@ -7,6 +7,7 @@
 
 mod convert;
 mod handler;
+mod queue;
 mod sdk;
 mod serve;
 
@@ -52,5 +53,6 @@ fn _impl(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(serve::serve, m)?)?;
     m.add_function(wrap_pyfunction!(_run_worker, m)?)?;
     sdk::register(m)?;
+    m.add_class::<queue::PredictionQueue>()?;
     Ok(())
 }

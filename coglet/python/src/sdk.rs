@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::sync::{Mutex, PoisonError};
 
 use coglet::ipc::{LogSource, MetricMode};
-use coglet::worker::{OutputSink, SinkError};
+use coglet::worker::{OutputSink, PredictOutcome, SinkError, Ticket};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -67,6 +67,9 @@ pub struct Prediction {
     context: Py<PyDict>,
     /// Partial lines (no newline yet) of stdout and stderr.
     pending: Mutex<[String; 2]>,
+    /// Event-loop mode: how the loop ends the prediction ([`Prediction::finish`]). Dropped
+    /// unused, it fails the prediction.
+    ticket: Mutex<Option<Ticket>>,
 }
 
 impl Prediction {
@@ -75,6 +78,17 @@ impl Prediction {
             sink,
             context,
             pending: Mutex::new([String::new(), String::new()]),
+            ticket: Mutex::new(None),
+        }
+    }
+
+    /// A prediction that the event loop ends itself with `finish(outcome)`.
+    pub fn with_ticket(ticket: Ticket, context: Py<PyDict>) -> Self {
+        Self {
+            sink: ticket.sink().clone(),
+            context,
+            pending: Mutex::new([String::new(), String::new()]),
+            ticket: Mutex::new(Some(ticket)),
         }
     }
 
@@ -161,6 +175,31 @@ impl Prediction {
     #[pyo3(signature = (name, value, mode="replace"))]
     fn record_metric(&self, name: &str, value: &Bound<'_, PyAny>, mode: &str) -> PyResult<()> {
         self.metric(name, value, mode)
+    }
+
+    /// Event-loop mode: ends the prediction with the worker's outcome tuple (`("done", output,
+    /// is_stream)`, `("failed", msg)`, `("invalid_input", msg)`, `("cancelled",)`) and sends
+    /// its result. Only the first call counts.
+    fn finish(&self, outcome: &Bound<'_, PyAny>) -> PyResult<()> {
+        let Some(ticket) = self
+            .ticket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return Err(PyRuntimeError::new_err(
+                "this prediction has already finished",
+            ));
+        };
+        self.flush();
+        let outcome = crate::handler::parse_outcome(outcome).unwrap_or_else(|e| {
+            PredictOutcome::Failed(format!(
+                "internal error: bad outcome from the worker: {}",
+                e.value(outcome.py())
+            ))
+        });
+        ticket.finish(outcome);
+        Ok(())
     }
 }
 

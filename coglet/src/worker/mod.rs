@@ -310,6 +310,7 @@ pub fn run<H: PredictHandler>(handler: H) -> Result<(), WorkerError> {
     .map_err(WorkerError::Control)?;
 
     let health_tx = spawn_healthcheck(&handler, &control_out);
+    let cancel_unlocked = event_loop.is_some();
     {
         let handler = Arc::clone(&handler);
         let control_out = Arc::clone(&control_out);
@@ -325,6 +326,7 @@ pub fn run<H: PredictHandler>(handler: H) -> Result<(), WorkerError> {
                     &Slots {
                         states: &states,
                         writers: &writers,
+                        cancel_unlocked,
                     },
                     &health_tx,
                 );
@@ -598,6 +600,10 @@ fn spawn_healthcheck<H: PredictHandler>(
 struct Slots<'a> {
     states: &'a SlotStates,
     writers: &'a SlotWriters,
+    /// Event-loop mode: call `cancel` after releasing the slot lock. The loop takes slot locks
+    /// from inside the handler (holding, for Python, the GIL), so calling the handler under a
+    /// slot lock could deadlock; the handler checks the id on its loop instead.
+    cancel_unlocked: bool,
 }
 
 fn control_loop<H: PredictHandler, R: Read>(
@@ -618,6 +624,11 @@ fn control_loop<H: PredictHandler, R: Read>(
                 };
                 let mut state = lock(state);
                 if state.running.as_deref() == Some(id.as_str()) {
+                    if slots.cancel_unlocked {
+                        drop(state);
+                        handler.cancel(slot, &id);
+                        continue;
+                    }
                     // Called under the slot lock so the prediction cannot end and another
                     // start in between.
                     handler.cancel(slot, &id);
@@ -647,6 +658,9 @@ fn control_loop<H: PredictHandler, R: Read>(
                     // Queued predictions never start.
                     state.queued = None;
                     if let Some(id) = state.running.clone() {
+                        if slots.cancel_unlocked {
+                            drop(state);
+                        }
                         handler.cancel(slot as SlotId, &id);
                     }
                 }
