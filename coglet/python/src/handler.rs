@@ -151,7 +151,10 @@ impl PredictHandler for PyHandler {
             let queue = match Py::new(py, PredictionQueue::new(Arc::clone(dispatcher))) {
                 Ok(q) => q,
                 Err(e) => {
-                    tracing::error!("could not create the prediction queue: {}", describe(py, &e));
+                    tracing::error!(
+                        "could not create the prediction queue: {}",
+                        describe(py, &e)
+                    );
                     return false;
                 }
             };

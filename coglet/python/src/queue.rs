@@ -38,7 +38,10 @@ impl PredictionQueue {
                 context.set_item(k, v)?;
             }
             let input = request.input.to_string();
-            let prediction = Py::new(py, Prediction::with_ticket(started.ticket, context.unbind()))?;
+            let prediction = Py::new(
+                py,
+                Prediction::with_ticket(started.ticket, context.unbind()),
+            )?;
             let item = PyTuple::new(
                 py,
                 [

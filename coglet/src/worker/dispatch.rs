@@ -12,7 +12,6 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -25,13 +24,19 @@ use super::{
 
 /// Shared by the slot readers (which queue requests) and the event loop (which takes them).
 pub struct Dispatcher {
-    queue: Mutex<VecDeque<(SlotId, SlotRequest)>>,
-    /// Set while a wake byte is unread: readers write at most one byte per wake-up.
-    wake_pending: AtomicBool,
+    queue: Mutex<Queue>,
     wake_tx: Mutex<UnixStream>,
     wake_rx: Mutex<UnixStream>,
     states: SlotStates,
     writers: SlotWriters,
+}
+
+#[derive(Default)]
+struct Queue {
+    requests: VecDeque<(SlotId, SlotRequest)>,
+    /// Set once a reader has decided to write a wake byte that `take` has not yet drained
+    /// with the queue: readers write at most one byte per wake-up.
+    wake_pending: bool,
 }
 
 /// A prediction the event loop should start now.
@@ -58,8 +63,7 @@ impl Dispatcher {
         wake_tx.set_nonblocking(true)?;
         wake_rx.set_nonblocking(true)?;
         Ok(Arc::new(Self {
-            queue: Mutex::new(VecDeque::new()),
-            wake_pending: AtomicBool::new(false),
+            queue: Mutex::new(Queue::default()),
             wake_tx: Mutex::new(wake_tx),
             wake_rx: Mutex::new(wake_rx),
             states,
@@ -78,11 +82,12 @@ impl Dispatcher {
 
     /// Called by a slot reader: queue the request and wake the loop if it is not due already.
     pub(super) fn push(&self, slot: SlotId, request: SlotRequest) {
-        self.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push_back((slot, request));
-        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+        let wake = {
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.requests.push_back((slot, request));
+            !std::mem::replace(&mut queue.wake_pending, true)
+        };
+        if wake {
             let mut tx = self.wake_tx.lock().unwrap_or_else(PoisonError::into_inner);
             // WouldBlock means bytes are already waiting: the loop will look anyway.
             let _ = tx.write(&[1]);
@@ -94,19 +99,19 @@ impl Dispatcher {
     /// Predictions canceled while queued were already answered and are skipped; a spilled
     /// input that cannot be read is answered here with `InvalidInput`.
     pub fn take(self: &Arc<Self>) -> Vec<Started> {
-        // Clear first, then drain: a request queued after this point writes a new byte.
-        self.wake_pending.store(false, Ordering::Release);
+        // Read the wake bytes first, then take the queue and clear the flag together: a request
+        // queued after that writes a byte that stays unread and wakes the loop again. (A byte
+        // read here whose request is not yet queued only causes an empty take later.)
         {
             let mut rx = self.wake_rx.lock().unwrap_or_else(PoisonError::into_inner);
             let mut buf = [0u8; 64];
             while matches!(rx.read(&mut buf), Ok(n) if n > 0) {}
         }
-        let batch: Vec<_> = self
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain(..)
-            .collect();
+        let batch: Vec<_> = {
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.wake_pending = false;
+            queue.requests.drain(..).collect()
+        };
         let mut started = Vec::with_capacity(batch.len());
         for (slot, request) in batch {
             let (Some(state), Some(writer)) = (
@@ -211,5 +216,144 @@ impl Drop for Ticket {
                 "internal error: the worker dropped the prediction without an outcome".into(),
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::io::BufReader;
+    use std::thread;
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::ipc;
+    use crate::worker::{Output, SlotState};
+
+    fn request(id: &str) -> SlotRequest {
+        SlotRequest::Predict {
+            id: id.into(),
+            input: Some(json!({"n": id})),
+            input_file: None,
+            output_dir: "/nonexistent/outputs".into(),
+            context: HashMap::new(),
+        }
+    }
+
+    /// `slots` socket pairs: the dispatcher writes to one end, the "server" reads the other.
+    fn dispatcher(slots: usize) -> (Arc<Dispatcher>, Vec<UnixStream>) {
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        for _ in 0..slots {
+            let (a, b) = UnixStream::pair().unwrap();
+            ours.push(Arc::new(Mutex::new(a)));
+            theirs.push(b);
+        }
+        let states: SlotStates = Arc::new((0..slots).map(|_| Mutex::default()).collect());
+        (Dispatcher::new(states, Arc::new(ours)).unwrap(), theirs)
+    }
+
+    fn queue(d: &Dispatcher, slot: SlotId, id: &str) {
+        lock(&d.states[slot as usize]).queued = Some(id.into());
+        d.push(slot, request(id));
+    }
+
+    fn wait_readable(fd: RawFd, timeout_ms: i32) -> bool {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        unsafe { libc::poll(&raw mut p, 1, timeout_ms) > 0 }
+    }
+
+    /// Many predictions on every slot, each queued as soon as the previous one's result
+    /// arrives (as the server does), one loop thread taking and finishing them: every one is
+    /// answered exactly once, and the loop never sleeps through a queued request.
+    #[test]
+    fn no_request_is_lost_or_answered_twice() {
+        const SLOTS: usize = 4;
+        const PER_SLOT: usize = 500;
+        let (d, servers) = dispatcher(SLOTS);
+        let fd = d.wake_fd();
+        let loop_thread = {
+            let d = Arc::clone(&d);
+            thread::spawn(move || {
+                let mut done = 0;
+                while done < SLOTS * PER_SLOT {
+                    assert!(wait_readable(fd, 5000), "lost wake-up after {done}");
+                    for started in d.take() {
+                        assert_eq!(started.request.input["n"], started.request.id.as_str());
+                        started.ticket.finish(PredictOutcome::Succeeded {
+                            output: Some(Output::Json(json!(started.request.id))),
+                            is_stream: false,
+                        });
+                        done += 1;
+                    }
+                }
+            })
+        };
+        let clients: Vec<_> = servers
+            .into_iter()
+            .enumerate()
+            .map(|(slot, server)| {
+                let d = Arc::clone(&d);
+                thread::spawn(move || {
+                    server
+                        .set_read_timeout(Some(Duration::from_secs(5)))
+                        .unwrap();
+                    let mut reader = BufReader::new(server);
+                    for i in 0..PER_SLOT {
+                        let id = format!("s{slot}-{i}");
+                        queue(&d, slot as SlotId, &id);
+                        let msg: SlotResponse = ipc::read_frame(&mut reader).unwrap().unwrap();
+                        match msg {
+                            SlotResponse::Done { id: got, .. } => assert_eq!(got, id),
+                            other => panic!("{other:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().unwrap();
+        }
+        loop_thread.join().unwrap();
+        for state in d.states.iter() {
+            let s = lock(state);
+            assert_eq!((s.running.as_deref(), s.queued.as_deref()), (None, None));
+        }
+    }
+
+    #[test]
+    fn canceled_while_queued_is_skipped_and_a_dropped_ticket_fails() {
+        let (d, mut servers) = dispatcher(2);
+        queue(&d, 0, "gone");
+        queue(&d, 1, "kept");
+        // The control thread answered "gone" while it waited in the queue.
+        lock(&d.states[0]).queued = None;
+        assert!(wait_readable(d.wake_fd(), 1000));
+        let started = d.take();
+        assert_eq!(started.len(), 1);
+        assert_eq!(started[0].request.id, "kept");
+        assert_eq!(lock(&d.states[1]).running.as_deref(), Some("kept"));
+        // Nothing more to take, and no wake byte left over.
+        assert!(d.take().is_empty());
+        assert!(!wait_readable(d.wake_fd(), 0));
+
+        drop(started);
+        let msg: SlotResponse = ipc::read_frame(&mut servers[1]).unwrap().unwrap();
+        match msg {
+            SlotResponse::Failed { id, error } => {
+                assert_eq!(id, "kept");
+                assert!(error.contains("without an outcome"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let s: &SlotState = &lock(&d.states[1]);
+        assert_eq!(s.running, None);
     }
 }
