@@ -6,6 +6,8 @@ import http.server
 import json
 import sys
 import threading
+import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,7 +65,11 @@ def _handler(recorder: Recorder) -> type[http.server.BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             recorder.record({"method": "GET", "path": self.path, "headers": self.headers})
-            name = self.path.split("?")[0]
+            name, _, query = self.path.partition("?")
+            # `?delay=SECONDS`: a slow download.
+            delay = urllib.parse.parse_qs(query).get("delay")
+            if delay:
+                time.sleep(float(delay[0]))
             if name in recorder.files:
                 self._reply(200, recorder.files[name])
             else:

@@ -165,6 +165,29 @@ def test_failed_download_is_invalid_input(spawn, http_server) -> None:  # type: 
     assert "404" in done["error"]
 
 
+def test_async_runner_downloads_without_blocking_other_slots(spawn, http_server) -> None:  # type: ignore[no-untyped-def]
+    """URL inputs of an async runner download off its event loop: a slow download on one
+    slot does not hold up a prediction on another."""
+    base, recorder = http_server
+    recorder.files["/in/slow.txt"] = b"from slow"
+    w = spawn("async_download", num_slots=2)
+    started = time.monotonic()
+    w.start_predict(0, "slow", {"p": f"{base}/in/slow.txt?delay=1", "tag": "a"})
+    time.sleep(0.05)
+    w.start_predict(1, "quick", {"tag": "b"})
+    quick = terminal(w.read_until_terminal(1))
+    quick_took = time.monotonic() - started
+    assert quick["output"]["value"] == "b:", quick
+    assert quick_took < 0.7, f"the quick prediction waited for the download: {quick_took:.2f}s"
+    slow = terminal(w.read_until_terminal(0))
+    assert slow["output"]["value"] == "a:from slow", slow
+    # A failed download is the prediction's input error, as with sync runners.
+    w.start_predict(0, "missing", {"p": f"{base}/missing.txt"})
+    done = terminal(w.read_until_terminal(0))
+    assert done["type"] == "invalid_input", done
+    assert done["error"].startswith("Input validation error: failed to download"), done
+
+
 # ---------------------------------------------------------------- outputs
 
 
