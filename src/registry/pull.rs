@@ -4,9 +4,10 @@ use std::collections::HashSet;
 use std::io::Write;
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use layers::{BlobStore, Digest};
 use reqwest::{Method, StatusCode};
+use tokio_util::sync::CancellationToken;
 
 use super::client::{Access, Client, Target};
 use super::error::RegistryError;
@@ -90,14 +91,25 @@ impl Client {
                 missing.push(descriptor.clone());
             }
         }
-        futures::stream::iter(
+        // On the first failure the other transfers stop, and `pull` returns only once every blob
+        // writer has removed its partial file: nothing half-written outlives the error.
+        let stop = CancellationToken::new();
+        let mut fetches = futures::stream::iter(
             missing
                 .iter()
-                .map(|d| self.fetch_blob(&target, d, store, progress)),
+                .map(|d| self.fetch_blob(&target, d, store, progress, &stop)),
         )
-        .buffer_unordered(self.options.concurrency.max(1))
-        .try_collect::<Vec<()>>()
-        .await?;
+        .buffer_unordered(self.options.concurrency.max(1));
+        let mut first_error = None;
+        while let Some(result) = fetches.next().await {
+            if let Err(err) = result {
+                stop.cancel();
+                first_error.get_or_insert(err);
+            }
+        }
+        if let Some(err) = first_error {
+            return Err(err);
+        }
         let image = SourceImage::from_store(store, &fetched.digest, &reference.to_string())?;
         if !from_index {
             warn_on_platform_mismatch(reference, &image, platform);
@@ -264,9 +276,15 @@ impl Client {
         descriptor: &Descriptor,
         store: &BlobStore,
         progress: &Progress,
+        stop: &CancellationToken,
     ) -> Result<(), RegistryError> {
         let digest = descriptor.digest;
         let expected_size = descriptor.size;
+        let stopped =
+            || RegistryError::Client(format!("blob {digest}: stopped after another blob failed"));
+        if stop.is_cancelled() {
+            return Err(stopped());
+        }
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<Chunk>(16);
         let writer_store = store.clone();
         let writer =
@@ -285,9 +303,10 @@ impl Client {
                 Ok(None)
             });
         let mut task = progress.task(&digest.hex()[..12], Some(expected_size), Unit::Bytes);
-        let transferred = self
-            .transfer_blob(target, descriptor, &sender, &mut task)
-            .await;
+        let transferred = tokio::select! {
+            result = self.transfer_blob(target, descriptor, &sender, &mut task) => result,
+            () = stop.cancelled() => Err(stopped()),
+        };
         if transferred.is_ok() {
             let _ = sender.send(Chunk::Done).await;
         }
