@@ -30,7 +30,21 @@ pub struct Source {
     pub suite: String,
     pub components: Vec<String>,
     pub keyring: Keyring,
+    /// An update suite (`-updates`, `-security`): skipped when the mirror has no such suite
+    /// (no `InRelease` or `Release`), as apt would only warn.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
 }
+
+impl Source {
+    /// Debian's security suite, which lives on its own mirror.
+    fn is_debian_security(&self) -> bool {
+        self.keyring == Keyring::Debian && self.suite.ends_with("-security")
+    }
+}
+
+/// Debian suites without `-updates` and `-security` suites.
+const DEBIAN_SUITES_WITHOUT_UPDATES: &[&str] = &["sid", "unstable", "experimental", "rc-buggy"];
 
 /// Which sources to read for which architecture, and where to cache downloads.
 #[derive(Debug, Clone)]
@@ -55,8 +69,20 @@ pub fn debian_arch(platform: &str) -> Option<&'static str> {
 }
 
 impl ArchiveConfig {
-    /// Debian `suite` (`bookworm`, `trixie`) from `$COG_APT_MIRROR` or deb.debian.org, `main`.
+    /// Debian `suite` (`bookworm`, `trixie`), component `main`, with its `-updates` and
+    /// `-security` suites as a Debian image's apt sources have them: from `$COG_APT_MIRROR` or
+    /// deb.debian.org, security from `$COG_APT_SECURITY_MIRROR` or deb.debian.org/debian-security.
     pub fn debian(suite: &str, arch: &str) -> ArchiveConfig {
+        let config = Self::debian_main(suite, arch);
+        if DEBIAN_SUITES_WITHOUT_UPDATES.contains(&suite) {
+            config
+        } else {
+            config.with_updates().with_security()
+        }
+    }
+
+    /// Debian `suite` alone, without its update suites (the release as published).
+    pub fn debian_main(suite: &str, arch: &str) -> ArchiveConfig {
         let mirror = env_mirror(MIRROR_ENV).unwrap_or_else(|| DEBIAN_MIRROR.to_owned());
         ArchiveConfig {
             sources: vec![Source {
@@ -64,14 +90,23 @@ impl ArchiveConfig {
                 suite: suite.to_owned(),
                 components: vec!["main".to_owned()],
                 keyring: Keyring::Debian,
+                optional: false,
             }],
             arch: arch.to_owned(),
             cache_dir: default_cache_dir(),
         }
     }
 
-    /// Ubuntu `suite` (`jammy`, `noble`): `main` and `universe`; arm64 lives on ports.ubuntu.com.
+    /// Ubuntu `suite` (`jammy`, `noble`), `main` and `universe`, with its `-updates` and
+    /// `-security` suites (all on one mirror; arm64 lives on ports.ubuntu.com).
     pub fn ubuntu(suite: &str, arch: &str) -> ArchiveConfig {
+        Self::ubuntu_main(suite, arch)
+            .with_updates()
+            .with_security()
+    }
+
+    /// Ubuntu `suite` alone, without its update suites.
+    pub fn ubuntu_main(suite: &str, arch: &str) -> ArchiveConfig {
         let default = if arch == "amd64" {
             UBUNTU_MIRROR
         } else {
@@ -84,13 +119,27 @@ impl ArchiveConfig {
                 suite: suite.to_owned(),
                 components: vec!["main".to_owned(), "universe".to_owned()],
                 keyring: Keyring::Ubuntu,
+                optional: false,
             }],
             arch: arch.to_owned(),
             cache_dir: default_cache_dir(),
         }
     }
 
-    /// Adds the suite's security updates (`<suite>-security`; Ubuntu's live on the main mirror).
+    /// Adds the suite's stable updates (`<suite>-updates`, on the main mirror).
+    pub fn with_updates(mut self) -> ArchiveConfig {
+        if let Some(first) = self.sources.first().cloned() {
+            self.sources.push(Source {
+                suite: format!("{}-updates", first.suite),
+                optional: true,
+                ..first
+            });
+        }
+        self
+    }
+
+    /// Adds the suite's security updates (`<suite>-security`; Debian's live on their own
+    /// mirror, Ubuntu's on the main one unless `$COG_APT_SECURITY_MIRROR` says otherwise).
     pub fn with_security(mut self) -> ArchiveConfig {
         if let Some(first) = self.sources.first().cloned() {
             let mirror = match first.keyring {
@@ -101,15 +150,25 @@ impl ArchiveConfig {
             self.sources.push(Source {
                 mirror,
                 suite: format!("{}-security", first.suite),
+                optional: true,
                 ..first
             });
         }
         self
     }
 
-    /// Replaces every source's mirror (the CLI's `--apt-mirror`).
+    /// Replaces the mirror of every source but Debian's security suite (a Debian mirror does
+    /// not carry it; see [`with_security_mirror`](Self::with_security_mirror)).
     pub fn with_mirror(mut self, mirror: &str) -> ArchiveConfig {
-        for s in &mut self.sources {
+        for s in self.sources.iter_mut().filter(|s| !s.is_debian_security()) {
+            mirror.trim_end_matches('/').clone_into(&mut s.mirror);
+        }
+        self
+    }
+
+    /// Replaces the mirror of Debian's security suite.
+    pub fn with_security_mirror(mut self, mirror: &str) -> ArchiveConfig {
+        for s in self.sources.iter_mut().filter(|s| s.is_debian_security()) {
             mirror.trim_end_matches('/').clone_into(&mut s.mirror);
         }
         self
@@ -185,7 +244,11 @@ impl Archive {
             .sources
             .iter()
             .map(|s| load_source(&client, s, &config.arch, &config.cache_dir));
-        let texts = futures::future::try_join_all(loads).await?;
+        let texts: Vec<SourceTexts> = futures::future::try_join_all(loads)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         let arch = config.arch.clone();
         // Parsing 50 MB of text is CPU work: keep it off the async executor.
         let index = tokio::task::spawn_blocking(move || {
@@ -211,12 +274,13 @@ impl Archive {
 
 type SourceTexts = (Arc<str>, Vec<(String, String)>);
 
+/// A source's verified `Packages` texts; `None` for an optional suite the mirror lacks.
 async fn load_source(
     client: &reqwest::Client,
     source: &Source,
     arch: &str,
     cache_dir: &std::path::Path,
-) -> Result<SourceTexts, Error> {
+) -> Result<Option<SourceTexts>, Error> {
     let base = format!(
         "{}/dists/{}",
         source.mirror.trim_end_matches('/'),
@@ -239,7 +303,19 @@ async fn load_source(
         Err(Error::Fetch { reason, .. }) if reason.contains("HTTP 404") => {
             // Older mirrors: Release + detached Release.gpg.
             let url = format!("{base}/Release");
-            let data = fetch::get_bytes(client, &url).await?;
+            let data = match fetch::get_bytes(client, &url).await {
+                Err(Error::Fetch { reason, .. })
+                    if source.optional && reason.contains("HTTP 404") =>
+                {
+                    tracing::warn!(
+                        "{} has no suite {}: skipping it",
+                        source.mirror,
+                        source.suite
+                    );
+                    return Ok(None);
+                }
+                other => other?,
+            };
             let sig = fetch::get_bytes(client, &format!("{url}.gpg")).await?;
             signature::verify_detached(&data, &sig, &keys).map_err(|reason| Error::Signature {
                 url: url.clone(),
@@ -265,7 +341,7 @@ async fn load_source(
         .iter()
         .map(|c| load_packages(client, &base, &release, &release_url, c, arch, cache_dir));
     let files = futures::future::try_join_all(loads).await?;
-    Ok((mirror, files))
+    Ok(Some((mirror, files)))
 }
 
 /// Fetches one component's `Packages` (xz, else gz), verifies it and returns its text. The
