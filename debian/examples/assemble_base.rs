@@ -15,7 +15,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let suite = args.next().unwrap_or_else(|| "bookworm".into());
     let extra: Vec<String> = args.collect();
     let start = Instant::now();
-    let archive = Archive::fetch(ArchiveConfig::debian(&suite, "amd64")).await?;
+    // The release alone, as debootstrap reads it: both sides install the same package versions.
+    let archive = Archive::fetch(ArchiveConfig::debian_main(&suite, "amd64")).await?;
     let fetched = start.elapsed().as_secs_f64();
     let lock = base_lock(&archive, &extra)?;
     let resolved = start.elapsed().as_secs_f64();
