@@ -11,7 +11,6 @@ import shutil
 import sys
 import tempfile
 import urllib.parse
-import urllib.request
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -88,6 +87,10 @@ def _decode_data_url(url: str) -> bytes:
 
 
 def _open_url(url: str) -> Any:
+    # Imported here: urllib.request (http.client, email, ...) is most of `import cog`'s time,
+    # and the server and its worker import cog on every cold start.
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"User-Agent": _user_agent()})
     return urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_SECONDS)
 

@@ -17,7 +17,6 @@ import os
 import pathlib
 import types
 import typing
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,6 +201,8 @@ def _download_all(
     out: Coerced, pending: list[tuple[URLPath, Any]], download_dir: str | None
 ) -> None:
     """Download every URL input in parallel, then swap each URLPath for its local file."""
+    from concurrent.futures import ThreadPoolExecutor  # only when there is something to fetch
+
     urls = [u for u, _ in pending]
     if download_dir is not None:
         try:

@@ -18,8 +18,6 @@ Threads (see docs/python-sdk.md):
 
 from __future__ import annotations
 
-import asyncio
-import ctypes
 import functools
 import inspect
 import json
@@ -30,8 +28,7 @@ import sys
 import threading
 import time
 import traceback
-from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cog import __version__ as cog_version
 from cog.predictor import (
@@ -45,6 +42,12 @@ from cog.predictor import (
 from . import _outputs
 from ._impl import CancelationException, _sdk
 from ._inputs import InputError, describe_params, prepare
+
+if TYPE_CHECKING:
+    import asyncio
+
+# asyncio, concurrent.futures and ctypes are imported where they are used: a sync runner never
+# needs them, and they are most of the worker's import time (cold start).
 
 HEALTHCHECK_TIMEOUT_SECONDS = 5.0
 CANCEL_SIGNAL = signal.SIGUSR1
@@ -179,6 +182,8 @@ class Worker:
                 self._await(result)
 
     def _start_loop(self) -> None:
+        import asyncio
+
         loop = asyncio.new_event_loop()
         ready = threading.Event()
 
@@ -198,6 +203,8 @@ class Worker:
 
         async def wrap() -> Any:
             return await awaitable
+
+        import asyncio
 
         return asyncio.run_coroutine_threadsafe(wrap(), self.loop).result(timeout)
 
@@ -302,6 +309,8 @@ class Worker:
         task.add_done_callback(functools.partial(self._task_done, slot, run, pred))
 
     def _task_done(self, slot: int, run: _AsyncRun, pred: Any, task: asyncio.Task[Any]) -> None:
+        import asyncio
+
         if self._async_runs.get(slot) is run:
             del self._async_runs[slot]
         try:
@@ -335,6 +344,8 @@ class Worker:
     async def _run_async(
         self, run: _AsyncRun, pred: Any, kwargs: dict[str, Any], output_dir: str
     ) -> Outcome:
+        import asyncio
+
         # Runs in its own task, hence its own context copy: the ContextVar is per prediction.
         _sdk._current.set(pred)
         if run.cancel_requested:
@@ -419,6 +430,9 @@ class Worker:
         fn = self.healthcheck_fn
         if fn is None:
             return None
+        # Python 3.10's concurrent.futures.TimeoutError is not yet the builtin one.
+        from concurrent.futures import TimeoutError as FutureTimeout
+
         deadline = HEALTHCHECK_TIMEOUT_SECONDS
         try:
             if inspect.iscoroutinefunction(fn):
@@ -471,4 +485,6 @@ def _call_with_timeout(fn: Any, timeout: float) -> Any:
 
 
 def _raise_in_thread(thread_id: int, exc: type[BaseException]) -> None:
+    import ctypes
+
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc))
