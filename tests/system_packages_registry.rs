@@ -238,6 +238,28 @@ fn system_packages_on_the_assembled_base_same_lock_same_digest() {
     );
     let second = tempfile::tempdir().unwrap();
     assert_eq!(build(second.path()), digest, "same locks, same digest");
+    // On a warm cache the apt layer comes from the store; --no-cache writes it again.
+    let rebuild = |extra: &[&str]| {
+        let tarball = tarball.to_str().unwrap();
+        let mut args = vec![
+            "build",
+            "-t",
+            tag,
+            "--progress",
+            "plain",
+            "--output",
+            tarball,
+        ];
+        args.extend_from_slice(extra);
+        let out = cog(&dir, second.path(), &args);
+        (ok(&out), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (again, log) = rebuild(&[]);
+    assert_eq!(again, digest);
+    assert!(log.contains(", 0 built, "), "{log}");
+    let (rebuilt, log) = rebuild(&["--no-cache"]);
+    assert_eq!(rebuilt, digest);
+    assert!(log.contains(" 0 cached)"), "{log}");
 
     run("docker", &["load", "-i", tarball.to_str().unwrap()]);
     let out = run(

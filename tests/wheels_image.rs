@@ -55,15 +55,29 @@ fn a_built_image_imports_numpy_and_pillow_at_the_locked_versions() {
     let tag = "cog-rs-test/wheels-image:numpy-pillow";
     let _cleanup = RemoveImage(tag);
 
-    let digest = ok(&Command::new(COG)
-        .args(["build", "-t", tag, "--output"])
-        .arg(&tarball)
-        .current_dir(&project)
-        .env("COG_CACHE_DIR", cache.path())
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .unwrap());
+    let build = |extra: &[&str]| {
+        let out = Command::new(COG)
+            .args(["build", "-t", tag, "--progress", "plain", "--output"])
+            .arg(&tarball)
+            .args(extra)
+            .current_dir(&project)
+            .env("COG_CACHE_DIR", cache.path())
+            .env_remove("SOURCE_DATE_EPOCH")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (ok(&out), stderr)
+    };
+    let (digest, _) = build(&[]);
     assert!(digest.contains("sha256:"), "{digest}");
+    // Built again, every layer (wheel layers included) comes from the store; with --no-cache
+    // every one is written again, to the same image.
+    let (again, log) = build(&[]);
+    assert_eq!(again, digest);
+    assert!(log.contains(", 0 built, "), "{log}");
+    let (rebuilt, log) = build(&["--no-cache"]);
+    assert_eq!(rebuilt, digest);
+    assert!(log.contains(" 0 cached)"), "{log}");
 
     let lock: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(project.join("cog-requirements.lock.json")).unwrap(),

@@ -35,6 +35,9 @@ pub struct InstallOptions {
     /// Shared libraries of the base (absolute paths): when set, `/etc/ld.so.cache` is written
     /// for them plus the new packages' (always for a new root).
     pub base_libraries: Option<Vec<String>>,
+    /// Write the layer even when the store has it (`cog build --no-cache`). Downloaded `.deb`s
+    /// are still reused: each is verified against the lock's hash.
+    pub rebuild: bool,
 }
 
 impl Default for InstallOptions {
@@ -47,6 +50,7 @@ impl Default for InstallOptions {
             cache_dir: default_cache_dir(),
             downloads: 16,
             base_libraries: None,
+            rebuild: false,
         }
     }
 }
@@ -58,6 +62,8 @@ pub struct Installed {
     pub status: Vec<u8>,
     /// Shared libraries of the new packages plus `base_libraries` (for a later layer's cache).
     pub libraries: Vec<String>,
+    /// Taken from the store rather than written now.
+    pub cached: bool,
 }
 
 /// One apt layer for `lock` on top of a base whose dpkg status is `base_status`, cached in
@@ -86,7 +92,8 @@ pub async fn install(
         .cache_dir
         .join("status")
         .join(fetch::sha256_hex(key.as_bytes()));
-    if let (Some(layer), Ok(meta)) = (store.lookup_key(&key), fs_err::read(&status_path))
+    if !opts.rebuild
+        && let (Some(layer), Ok(meta)) = (store.lookup_key(&key), fs_err::read(&status_path))
         && let Ok((status, libraries)) = serde_json::from_slice::<(String, Vec<String>)>(&meta)
     {
         tracing::debug!(digest = %layer.digest, "apt layer cached");
@@ -94,6 +101,7 @@ pub async fn install(
             layer,
             status: status.into_bytes(),
             libraries,
+            cached: true,
         });
     }
     // Downloads (many in parallel, delivered in lock order) and the layer writer run as a
@@ -301,6 +309,7 @@ fn build_layer(
         layer: info,
         status,
         libraries,
+        cached: false,
     })
 }
 

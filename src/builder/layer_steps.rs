@@ -59,7 +59,7 @@ fn build_step(
     no_cache: bool,
 ) -> Result<Vec<LayerOutcome>, BuildError> {
     if let LayerContent::Wheels { python, packages } = &step.content {
-        return wheel_layers(step, python, packages, store, layer_options);
+        return wheel_layers(step, python, packages, store, layer_options, no_cache);
     }
     let err = |source| BuildError::Layer {
         id: step.id.clone(),
@@ -89,8 +89,10 @@ fn wheel_layers(
     packages: &[wheels::LockedPackage],
     store: &BlobStore,
     layer_options: &LayerOptions,
+    no_cache: bool,
 ) -> Result<Vec<LayerOutcome>, BuildError> {
     let mut options = wheels::InstallOptions::python_slim(&python.version);
+    options.rebuild = no_cache;
     options.site_packages = python.site_packages.clone().into();
     options.prefix = python.prefix.clone().into();
     options.python = python.interpreter.clone().into();
@@ -107,7 +109,7 @@ fn wheel_layers(
             id: step.id.clone(),
             created_by: format!("pip install {}", layer.packages.join(" ")),
             info: layer.info,
-            cached: false,
+            cached: layer.cached,
         })
         .collect())
 }

@@ -167,6 +167,7 @@ async fn system_package_layers(
             compression: options.compression,
             base_libraries: libraries.clone(),
             merged_usr,
+            rebuild: options.no_cache,
             ..debian::InstallOptions::default()
         };
         let installed = debian::install(lock, current, store, &install_options)
@@ -176,7 +177,7 @@ async fn system_package_layers(
             id: step.id.clone(),
             created_by: step.created_by.clone(),
             info: installed.layer,
-            cached: false,
+            cached: installed.cached,
         });
         status = Some(installed.status);
         libraries = Some(installed.libraries);

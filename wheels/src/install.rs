@@ -46,6 +46,9 @@ pub struct InstallOptions {
     pub buckets: u32,
     /// Index client settings used for downloads (cache, retries). Indexes are not needed.
     pub client: ClientOptions,
+    /// Write the layers even when the store has them (`cog build --no-cache`). Downloaded wheels
+    /// are still reused: each is verified against its hash.
+    pub rebuild: bool,
 }
 
 impl InstallOptions {
@@ -80,6 +83,7 @@ impl InstallOptions {
             large_wheel_bytes: 8 * 1024 * 1024,
             buckets: 4,
             client: ClientOptions::default(),
+            rebuild: false,
         }
     }
 
@@ -106,6 +110,8 @@ pub struct WheelLayer {
     pub packages: Vec<String>,
     /// The content key it is cached under.
     pub key: String,
+    /// Taken from the store rather than written now.
+    pub cached: bool,
 }
 
 /// Builds the layers for `lock` (on a dedicated runtime; callable from anywhere).
@@ -224,13 +230,16 @@ async fn build_group(
         }
         format!("wheels:{}", hex::encode(h.finalize()))
     };
-    if let Some(hashes) = &known {
+    if let Some(hashes) = &known
+        && !options.rebuild
+    {
         let key = key_of(hashes);
         if let Some(info) = store.lookup_key(&key) {
             return Ok(WheelLayer {
                 info,
                 packages: names,
                 key,
+                cached: true,
             });
         }
     }
@@ -280,6 +289,7 @@ async fn build_group(
         info,
         packages: names,
         key,
+        cached: false,
     })
 }
 
