@@ -151,6 +151,40 @@ fn build_push_to_an_htpasswd_registry_with_docker_config_credentials() {
             &format!("oci:{}:v1", back.path().display()),
         ],
     );
+
+    // `cog build` takes `cog push`'s registry flags: the same image as a Docker manifest.
+    let docker_target = registry.reference("me/hello:docker");
+    let args = [
+        "build",
+        "--push",
+        "-t",
+        &docker_target,
+        "--base",
+        &project.base,
+        "--manifest-format",
+        "docker",
+        "--concurrency",
+        "2",
+        "--insecure",
+    ];
+    let docker_digest = ok(&project.cog(&args));
+    assert_ne!(docker_digest, digest, "another manifest, another digest");
+    let raw = run(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            "pusher:s3cret",
+            &format!("docker://{docker_target}"),
+        ],
+    );
+    let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        manifest["mediaType"], "application/vnd.docker.distribution.manifest.v2+json",
+        "{raw}"
+    );
 }
 
 #[test]

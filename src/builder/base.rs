@@ -26,6 +26,7 @@ pub async fn resolve_base(
     platform: &Platform,
     store: &BlobStore,
     progress: &Progress,
+    insecure: bool,
 ) -> Result<ResolvedBase, BuildError> {
     let failed = |message: String| BuildError::Base {
         base: base.to_string(),
@@ -35,8 +36,11 @@ pub async fn resolve_base(
         BaseImage::Scratch => return Ok(ResolvedBase::default()),
         BaseImage::Registry { reference } => {
             let reference = Reference::parse(reference).map_err(|e| failed(e.to_string()))?;
-            let client =
-                Client::new(ClientOptions::default()).map_err(|e| failed(e.to_string()))?;
+            let client = Client::new(ClientOptions {
+                insecure,
+                ..ClientOptions::default()
+            })
+            .map_err(|e| failed(e.to_string()))?;
             let image = client
                 .pull(&reference, platform, store, progress)
                 .await

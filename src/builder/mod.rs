@@ -26,6 +26,8 @@ pub struct BuildOptions {
     pub compression: Compression,
     /// Rebuild every layer even when the cache has it (`--no-cache`).
     pub no_cache: bool,
+    /// Plain HTTP to a base image's registry that is not on loopback (`--insecure`).
+    pub insecure_registry: bool,
     pub progress: Progress,
 }
 
@@ -87,7 +89,14 @@ pub async fn build(
             layer_steps::build_steps(&other_steps, &dir, &store, &options)
         })
     };
-    let base = resolve_base(&plan.base, &platform, store, &options.progress).await?;
+    let base = resolve_base(
+        &plan.base,
+        &platform,
+        store,
+        &options.progress,
+        options.insecure_registry,
+    )
+    .await?;
     let mut outcomes = system_package_layers(&deb_steps, &base, store, options).await?;
     outcomes.extend(
         layer_job

@@ -13,6 +13,7 @@ use crate::plan::Stack;
 use crate::progress::{Progress, ProgressMode};
 
 use super::project::{self, ProjectOptions};
+use super::push::RegistryArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
@@ -50,6 +51,8 @@ pub struct BuildArgs {
     /// Layer compression
     #[arg(long, value_enum, default_value = "gzip")]
     pub(super) compression: CompressionArg,
+    #[command(flatten)]
+    pub(super) registry: RegistryArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -62,10 +65,13 @@ pub fn run(args: &BuildArgs) -> Result<ExitCode> {
     let loaded = load(args)?;
     let name = image_name(args.tag.as_deref(), &loaded.config, &loaded.dir);
     let built = build_and_save(args, &loaded, &name)?;
-    if args.push {
-        super::push::push_built(&built, args.base.as_deref())?;
-    }
-    println!("{}", built.image.digest);
+    // The digest the registry has (another one with `--manifest-format docker`), as `cog push`.
+    let digest = if args.push {
+        super::push::push_built(&built, args.base.as_deref(), &args.registry)?
+    } else {
+        built.image.digest
+    };
+    println!("{digest}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -86,6 +92,7 @@ pub(super) fn load(args: &BuildArgs) -> Result<project::LoadedProject> {
         openapi_schema: args.openapi_schema.as_deref(),
         upgrade: args.upgrade,
         resolve: true,
+        insecure_registry: args.registry.insecure,
     })
 }
 
@@ -104,6 +111,7 @@ pub(super) fn build_and_save(
             CompressionArg::Zstd => Compression::zstd(),
         },
         no_cache: args.no_cache,
+        insecure_registry: args.registry.insecure,
         progress: progress.clone(),
     };
     progress.message(&format!(

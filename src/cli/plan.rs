@@ -38,6 +38,7 @@ pub fn run(args: &PlanArgs) -> Result<ExitCode> {
         openapi_schema: args.openapi_schema.as_deref(),
         upgrade: false,
         resolve: args.resolve,
+        insecure_registry: false,
     })?;
     let plan = PythonStack.plan(&loaded.inputs)?;
     if args.json {

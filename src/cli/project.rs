@@ -29,6 +29,8 @@ pub struct ProjectOptions<'a> {
     pub upgrade: bool,
     /// Resolve packages (off for `cog plan` without `--resolve`: planning then needs no network).
     pub resolve: bool,
+    /// Plain HTTP to a `--base` registry that is not on loopback (`--insecure`).
+    pub insecure_registry: bool,
 }
 
 pub fn load(options: &ProjectOptions<'_>) -> Result<LoadedProject> {
@@ -73,6 +75,7 @@ pub fn load(options: &ProjectOptions<'_>) -> Result<LoadedProject> {
             options.platform,
             options.upgrade,
             options.resolve,
+            options.insecure_registry,
         )?,
         None => None,
     };

@@ -46,9 +46,10 @@ pub struct PushArgs {
 /// How to talk to the registry.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RegistryArgs {
-    /// Speak plain HTTP to the registry even when it is not on loopback
+    /// Speak plain HTTP to registries (the target, and a --base image) even when they are not
+    /// on loopback
     #[arg(long)]
-    insecure: bool,
+    pub(super) insecure: bool,
     /// Blobs uploaded at once
     #[arg(long, env = "COG_PUSH_CONCURRENCY", default_value_t = DEFAULT_PUSH_CONCURRENCY, value_parser = parse_concurrency)]
     concurrency: usize,
@@ -98,6 +99,7 @@ pub fn run(args: &PushArgs) -> Result<ExitCode> {
         openapi_schema: args.openapi_schema.clone(),
         upgrade: args.upgrade,
         compression: args.compression,
+        registry: args.registry.clone(),
     };
     let loaded = build::load(&build_args)?;
     // Cog's rule: push needs a name from the argument or cog.yaml, never the directory default.
@@ -108,19 +110,14 @@ pub fn run(args: &PushArgs) -> Result<ExitCode> {
     }
     let name = build::image_name(args.image.as_deref(), &loaded.config, &loaded.dir);
     let built = build::build_and_save(&build_args, &loaded, &name)?;
-    let digest = push_built_with(&built, args.base.as_deref(), &args.registry)?;
+    let digest = push_built(&built, args.base.as_deref(), &args.registry)?;
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
 }
 
 /// Pushes a built image under its name, mounting shared blobs from `base` when it is an image on
-/// the same registry.
-pub(super) fn push_built(built: &Built, base: Option<&str>) -> Result<()> {
-    push_built_with(built, base, &RegistryArgs::default()).map(|_| ())
-}
-
-/// [`push_built`] with registry settings; returns the digest the tag now points at.
-fn push_built_with(
+/// the same registry; returns the digest the tag now points at.
+pub(super) fn push_built(
     built: &Built,
     base: Option<&str>,
     settings: &RegistryArgs,

@@ -14,6 +14,7 @@ use crate::progress::ProgressMode;
 use crate::runtime::{self, Container, Image, Mount, RunSpec, Runtime, RuntimeKind};
 
 use super::build::{self, BuildArgs, CompressionArg};
+use super::push::RegistryArgs;
 
 /// The port the image's server listens on inside the container.
 pub(super) const SERVER_PORT: u16 = 5000;
@@ -237,6 +238,7 @@ pub(super) fn build_project(args: &ProjectArgs, project: &Project) -> Result<Ima
         openapi_schema: None,
         upgrade: false,
         compression: CompressionArg::Gzip,
+        registry: RegistryArgs::default(),
     };
     let loaded = build::load(&build_args)?;
     let name = build::image_name(None, &loaded.config, &project.dir);

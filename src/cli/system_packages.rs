@@ -120,6 +120,7 @@ pub fn resolve_on_base(
     platform: &str,
     upgrade: bool,
     resolve: bool,
+    insecure_registry: bool,
 ) -> Result<Option<debian::Lock>> {
     let wanted: Vec<String> = config.build.system_packages.clone();
     if wanted.is_empty() {
@@ -154,6 +155,7 @@ pub fn resolve_on_base(
             &platform_value,
             &store,
             &progress,
+            insecure_registry,
         ))
         .with_context(|| format!("{field}: reading the base image {base}"))?;
     let cache_dir = debian::fetch::default_cache_dir();
