@@ -271,7 +271,8 @@ fn system_packages_on_the_assembled_base_same_lock_same_digest() {
             "sh",
             tag,
             "-c",
-            "jq -n 1+1 && dpkg -s jq | grep Status && dpkg --audit && apt-get install -s jq",
+            "jq -n 1+1 && dpkg -s jq | grep Status && dpkg --audit && apt-get install -s jq \
+             && apt-get update --print-uris | grep InRelease",
         ],
     );
     assert!(
@@ -279,5 +280,13 @@ fn system_packages_on_the_assembled_base_same_lock_same_digest() {
         "{out}"
     );
     assert!(out.contains("jq is already the newest version"), "{out}");
+    // apt in the image knows the archive the base came from (apt-get update would work).
+    for release in [
+        "/dists/bookworm/InRelease",
+        "/dists/bookworm-updates/InRelease",
+        "debian-security/dists/bookworm-security/InRelease",
+    ] {
+        assert!(out.contains(release), "{out}");
+    }
     let _ = Command::new("docker").args(["rmi", "-f", tag]).output();
 }

@@ -4,10 +4,11 @@
 use layers::{BlobStore, LayerInfo};
 
 use crate::Error;
-use crate::archive::{Archive, ArchiveConfig};
+use crate::archive::{Archive, ArchiveConfig, Source};
 use crate::install::{InstallOptions, install};
 use crate::lock::Lock;
 use crate::resolve::{minbase_names, resolve};
+use crate::signature::Keyring;
 
 /// The distribution release that ships a given Python as its `python3`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +140,41 @@ pub async fn assemble_base_from(
     assemble_base_from_lock(&lock, opts, store).await
 }
 
+/// apt's deb822 sources file for `sources` (`/etc/apt/sources.list.d/debian.sources` or
+/// `ubuntu.sources`): one stanza per mirror and component set, suites in lock order.
+pub fn apt_sources(sources: &[Source]) -> Option<(String, Vec<u8>)> {
+    let first = sources.first()?;
+    let (file, keyring) = match first.keyring {
+        Keyring::Debian => ("debian", "/usr/share/keyrings/debian-archive-keyring.gpg"),
+        Keyring::Ubuntu => ("ubuntu", "/usr/share/keyrings/ubuntu-archive-keyring.gpg"),
+    };
+    let mut stanzas: Vec<(&str, &[String], Vec<&str>)> = Vec::new();
+    for s in sources {
+        match stanzas
+            .iter_mut()
+            .find(|(mirror, components, _)| *mirror == s.mirror && *components == s.components)
+        {
+            Some((_, _, suites)) => suites.push(&s.suite),
+            None => stanzas.push((&s.mirror, &s.components, vec![&s.suite])),
+        }
+    }
+    let text = stanzas
+        .iter()
+        .map(|(mirror, components, suites)| {
+            format!(
+                "Types: deb\nURIs: {mirror}\nSuites: {}\nComponents: {}\nSigned-By: {keyring}\n",
+                suites.join(" "),
+                components.join(" ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Some((
+        format!("/etc/apt/sources.list.d/{file}.sources"),
+        text.into_bytes(),
+    ))
+}
+
 /// Builds the base from a lock: two builds from the same lock give the same layer digest.
 pub async fn assemble_base_from_lock(
     lock: &Lock,
@@ -163,6 +199,10 @@ pub async fn assemble_base_from_lock(
     install_opts
         .extra_links
         .push(("/usr/sbin/tini".into(), "/usr/bin/tini".into()));
+    // apt in the image reads the archive the base came from, as a debootstrapped system does.
+    if let Some(sources) = apt_sources(&lock.sources) {
+        install_opts.extra_files.push(sources);
+    }
     let installed = install(lock, b"", store, &install_opts).await?;
     Ok(AssembledBase {
         layers: vec![installed.layer],
@@ -190,6 +230,33 @@ pub async fn assemble_base_from_lock(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn apt_sources_group_suites_by_mirror() {
+        let config = ArchiveConfig::debian("bookworm", "amd64")
+            .with_mirror("http://deb.example/debian")
+            .with_security_mirror("http://sec.example/debian-security");
+        let (path, text) = apt_sources(&config.sources).unwrap();
+        assert_eq!(path, "/etc/apt/sources.list.d/debian.sources");
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "Types: deb\nURIs: http://deb.example/debian\nSuites: bookworm bookworm-updates\n\
+             Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n\
+             Types: deb\nURIs: http://sec.example/debian-security\nSuites: bookworm-security\n\
+             Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+        );
+        let ubuntu = ArchiveConfig::ubuntu("noble", "amd64").with_mirror("http://u.example/ubuntu");
+        let (path, text) = apt_sources(&ubuntu.sources).unwrap();
+        assert_eq!(path, "/etc/apt/sources.list.d/ubuntu.sources");
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains(
+                "Suites: noble noble-updates noble-security\nComponents: main universe\n"
+            ),
+            "{text}"
+        );
+        assert!(apt_sources(&[]).is_none());
+    }
 
     #[test]
     fn maps_python_versions_to_releases() {

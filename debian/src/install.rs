@@ -28,6 +28,8 @@ pub struct InstallOptions {
     pub new_root: bool,
     /// Extra entries appended after the packages (e.g. `/sbin/tini`): (absolute path, target).
     pub extra_links: Vec<(String, String)>,
+    /// Extra files appended after the packages (e.g. apt's sources): (absolute path, content).
+    pub extra_files: Vec<(String, Vec<u8>)>,
     /// Where downloaded `.deb`s are cached.
     pub cache_dir: PathBuf,
     /// Parallel downloads.
@@ -47,6 +49,7 @@ impl Default for InstallOptions {
             merged_usr: true,
             new_root: false,
             extra_links: Vec::new(),
+            extra_files: Vec::new(),
             cache_dir: default_cache_dir(),
             downloads: 16,
             base_libraries: None,
@@ -302,6 +305,9 @@ fn build_layer(
     }
     for (path, target) in &opts.extra_links {
         layer.link(path, target)?;
+    }
+    for (path, content) in &opts.extra_files {
+        layer.file(path, 0o644, content)?;
     }
     let (info, tar_size) = layer.finish()?;
     tracing::debug!(digest = %info.digest, tar_size, "apt layer built");
