@@ -148,13 +148,17 @@ const LAYER_FORMAT: u32 = 5;
 
 fn cache_key(lock: &Lock, base_status: &[u8], opts: &InstallOptions) -> String {
     format!(
-        "debian-install/v{LAYER_FORMAT}\n{}\nbase-status {}\ncompression {:?}\nmerged-usr {}\nnew-root {}\nlinks {:?}\nlibs {:?}",
+        "debian-install/v{LAYER_FORMAT}\n{}\nbase-status {}\ncompression {:?}\nmerged-usr {}\nnew-root {}\nlinks {:?}\nfiles {:?}\nlibs {:?}",
         lock.content_key(),
         fetch::sha256_hex(base_status),
         opts.compression,
         opts.merged_usr,
         opts.new_root,
         opts.extra_links,
+        opts.extra_files
+            .iter()
+            .map(|(path, content)| format!("{path} {}", fetch::sha256_hex(content)))
+            .collect::<Vec<_>>(),
         opts.base_libraries
             .as_ref()
             .map(|l| fetch::sha256_hex(l.join("\n").as_bytes()))
@@ -451,6 +455,21 @@ fn merged_status(base_status: &[u8], new: &BTreeMap<String, String>) -> Vec<u8> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_layer_cache_key_covers_extra_files() {
+        let lock = Lock::new("amd64", Vec::new(), Vec::new(), Vec::new());
+        let mut opts = InstallOptions::default();
+        let plain = cache_key(&lock, b"", &opts);
+        opts.extra_files.push(("/etc/a".into(), b"one".to_vec()));
+        let one = cache_key(&lock, b"", &opts);
+        opts.extra_files[0].1 = b"two".to_vec();
+        let two = cache_key(&lock, b"", &opts);
+        assert!(plain != one && one != two, "{plain}\n{one}\n{two}");
+        // Rebuilding is not an input of the layer.
+        opts.rebuild = true;
+        assert_eq!(cache_key(&lock, b"", &opts), two);
+    }
 
     #[test]
     fn status_paragraph_marks_installed_and_lists_conffiles() {
