@@ -151,6 +151,23 @@ impl TestServer {
         (status, resp.json().await.unwrap())
     }
 
+    /// `POST /predictions` in the background; the handle yields the response body.
+    fn spawn_predict(&self, body: Value) -> tokio::task::JoinHandle<Value> {
+        let client = self.client.clone();
+        let url = self.url("/predictions");
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    }
+
     async fn stop(self) {
         self.shutdown.shutdown();
         tokio::time::timeout(Duration::from_secs(20), self.task)
@@ -417,19 +434,7 @@ async fn sync_cancel_is_fast_and_disconnect_cancels() {
     let s = start(Options::default()).await;
     s.wait_for_status("READY").await;
     let started = Instant::now();
-    let client = s.client.clone();
-    let url = s.url("/predictions");
-    let running = tokio::spawn(async move {
-        client
-            .post(url)
-            .json(&json!({"id": "sync-1", "input": {"sleep": 3}}))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    });
+    let running = s.spawn_predict(json!({"id": "sync-1", "input": {"sleep": 3}}));
     // Running (not a fixed sleep: on a loaded machine the POST may not have arrived yet).
     s.wait_for_status("BUSY").await;
     let cancel_at = Instant::now();
@@ -743,21 +748,7 @@ async fn concurrent_slots_run_in_parallel() {
     s.wait_for_status("READY").await;
     let started = Instant::now();
     let runs: Vec<_> = (0..3)
-        .map(|i| {
-            let client = s.client.clone();
-            let url = s.url("/predictions");
-            tokio::spawn(async move {
-                client
-                    .post(url)
-                    .json(&json!({"input": {"sleep": 0.5, "text": format!("{i}")}}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json::<Value>()
-                    .await
-                    .unwrap()
-            })
-        })
+        .map(|i| s.spawn_predict(json!({"input": {"sleep": 0.5, "text": format!("{i}")}})))
         .collect();
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(s.health().await["status"], "BUSY");
@@ -869,19 +860,7 @@ async fn event_loop_handler_runs_slots_in_parallel_and_cancels() {
     let started = Instant::now();
     let runs: Vec<_> = (0..3)
         .map(|i| {
-            let client = s.client.clone();
-            let url = s.url("/predictions");
-            tokio::spawn(async move {
-                client
-                    .post(url)
-                    .json(&json!({"id": format!("e{i}"), "input": {"sleep": 0.5, "thread": true}}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json::<Value>()
-                    .await
-                    .unwrap()
-            })
+            s.spawn_predict(json!({"id": format!("e{i}"), "input": {"sleep": 0.5, "thread": true}}))
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(150)).await;

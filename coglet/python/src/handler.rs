@@ -14,7 +14,7 @@ use coglet::worker::{
     SetupRequest,
 };
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{IntoPyDict, PyTuple};
 
 use crate::CancelationException;
 use crate::queue::PredictionQueue;
@@ -123,10 +123,7 @@ impl PredictHandler for PyHandler {
         };
         Python::attach(|py| {
             let run = || -> PyResult<PredictOutcome> {
-                let context = PyDict::new(py);
-                for (k, v) in &request.context {
-                    context.set_item(k, v)?;
-                }
+                let context = (&request.context).into_py_dict(py)?;
                 let prediction = Py::new(py, Prediction::new(sink.clone(), context.unbind()))?;
                 let result = self.worker.call_method1(
                     py,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use coglet::worker::Dispatcher;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{IntoPyDict, PyList, PyTuple};
 
 use crate::sdk::Prediction;
 
@@ -33,10 +33,7 @@ impl PredictionQueue {
         let list = PyList::empty(py);
         for started in self.dispatcher.take() {
             let request = started.request;
-            let context = PyDict::new(py);
-            for (k, v) in &request.context {
-                context.set_item(k, v)?;
-            }
+            let context = (&request.context).into_py_dict(py)?;
             let input = request.input.to_string();
             let prediction = Py::new(
                 py,

@@ -15,18 +15,19 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use crate::ipc::{SlotId, SlotRequest, SlotResponse};
+use crate::ipc::{SlotId, SlotRequest};
 
 use super::{
     OutputSink, PredictOutcome, PredictRequest, SlotStates, SlotWriters, finish_slot, load_input,
-    lock, send_slot, terminal_message,
+    send_slot, start_queued, terminal_message, unreadable_input,
 };
 
 /// Shared by the slot readers (which queue requests) and the event loop (which takes them).
 pub struct Dispatcher {
     queue: Mutex<Queue>,
-    wake_tx: Mutex<UnixStream>,
-    wake_rx: Mutex<UnixStream>,
+    // Read and written through `&UnixStream`: no lock needed.
+    wake_tx: UnixStream,
+    wake_rx: UnixStream,
     states: SlotStates,
     writers: SlotWriters,
 }
@@ -64,8 +65,8 @@ impl Dispatcher {
         wake_rx.set_nonblocking(true)?;
         Ok(Arc::new(Self {
             queue: Mutex::new(Queue::default()),
-            wake_tx: Mutex::new(wake_tx),
-            wake_rx: Mutex::new(wake_rx),
+            wake_tx,
+            wake_rx,
             states,
             writers,
         }))
@@ -74,10 +75,7 @@ impl Dispatcher {
     /// Readable when [`take`](Self::take) may have predictions to hand out. Non-blocking; the
     /// loop should wait for it with its own poller (`loop.add_reader`, `poll`).
     pub fn wake_fd(&self) -> RawFd {
-        self.wake_rx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_raw_fd()
+        self.wake_rx.as_raw_fd()
     }
 
     /// Called by a slot reader: queue the request and wake the loop if it is not due already.
@@ -88,9 +86,8 @@ impl Dispatcher {
             !std::mem::replace(&mut queue.wake_pending, true)
         };
         if wake {
-            let mut tx = self.wake_tx.lock().unwrap_or_else(PoisonError::into_inner);
             // WouldBlock means bytes are already waiting: the loop will look anyway.
-            let _ = tx.write(&[1]);
+            let _ = (&self.wake_tx).write(&[1]);
         }
     }
 
@@ -102,11 +99,8 @@ impl Dispatcher {
         // Read the wake bytes first, then take the queue and clear the flag together: a request
         // queued after that writes a byte that stays unread and wakes the loop again. (A byte
         // read here whose request is not yet queued only causes an empty take later.)
-        {
-            let mut rx = self.wake_rx.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut buf = [0u8; 64];
-            while matches!(rx.read(&mut buf), Ok(n) if n > 0) {}
-        }
+        let mut buf = [0u8; 64];
+        while matches!((&self.wake_rx).read(&mut buf), Ok(n) if n > 0) {}
         let batch: Vec<_> = {
             let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
             queue.wake_pending = false;
@@ -127,23 +121,14 @@ impl Dispatcher {
                 output_dir,
                 context,
             } = request;
-            {
-                let mut s = lock(state);
-                if s.queued.as_deref() != Some(id.as_str()) {
-                    // Canceled while queued: its terminal message is already sent.
-                    continue;
-                }
-                s.queued = None;
-                s.running = Some(id.clone());
+            if !start_queued(state, &id) {
+                continue;
             }
             let input = match load_input(input, input_file) {
                 Ok(input) => input,
                 Err(e) => {
                     finish_slot(state, &id);
-                    let msg = SlotResponse::InvalidInput {
-                        id,
-                        error: format!("could not read the spilled input: {e}"),
-                    };
+                    let msg = unreadable_input(id, &e);
                     if send_slot(writer, &msg).is_err() {
                         tracing::warn!(slot, "could not answer a prediction: slot socket closed");
                     }
@@ -173,10 +158,6 @@ impl Dispatcher {
 }
 
 impl Ticket {
-    pub fn slot(&self) -> SlotId {
-        self.slot
-    }
-
     /// Where the prediction streams logs, outputs and metrics while it runs.
     pub fn sink(&self) -> &OutputSink {
         &self.sink
@@ -229,8 +210,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::ipc;
-    use crate::worker::{Output, SlotState};
+    use crate::ipc::{self, SlotResponse};
+    use crate::worker::{Output, SlotState, lock};
 
     fn request(id: &str) -> SlotRequest {
         SlotRequest::Predict {

@@ -393,14 +393,8 @@ fn run_one_at_a_time<H: PredictHandler>(
             continue;
         };
         let SlotRequest::Predict { ref id, .. } = request;
-        {
-            let mut s = lock(state);
-            if s.queued.as_deref() != Some(id.as_str()) {
-                // Canceled while queued: its terminal message is already sent.
-                continue;
-            }
-            s.queued = None;
-            s.running = Some(id.clone());
+        if !start_queued(state, id) {
+            continue;
         }
         let terminal = run_prediction(slot, request, handler, state, writer);
         if send_slot(writer, &terminal).is_err() {
@@ -741,13 +735,30 @@ fn run_prediction<H: PredictHandler>(
             sink.close();
             terminal_message(&sink, id.clone(), outcome, predict_time)
         }
-        Err(e) => SlotResponse::InvalidInput {
-            id: id.clone(),
-            error: format!("could not read the spilled input: {e}"),
-        },
+        Err(e) => unreadable_input(id.clone(), &e),
     };
     finish_slot(state, &id);
     terminal
+}
+
+/// Marks the queued prediction `id` running on its slot. False when it was canceled while
+/// queued: its terminal message is already sent and it must not run.
+fn start_queued(state: &Mutex<SlotState>, id: &str) -> bool {
+    let mut s = lock(state);
+    if s.queued.as_deref() != Some(id) {
+        return false;
+    }
+    s.queued = None;
+    s.running = Some(id.to_owned());
+    true
+}
+
+/// A spilled input that could not be read: the prediction's input error.
+fn unreadable_input(id: String, error: &io::Error) -> SlotResponse {
+    SlotResponse::InvalidInput {
+        id,
+        error: format!("could not read the spilled input: {error}"),
+    }
 }
 
 /// The prediction `id` has ended: the slot is free, and a cancel that raced with the end is
