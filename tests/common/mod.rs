@@ -59,6 +59,20 @@ pub fn failed(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// `build(extra_args)` runs `cog build --progress plain ...` on a cache that already holds the
+/// image `digest`: built again, every layer comes from the store; with `--no-cache` every layer
+/// is written again, to the same digest.
+pub fn assert_warm_then_no_cache(build: impl Fn(&[&str]) -> std::process::Output, digest: &str) {
+    let warm = build(&[]);
+    let log = String::from_utf8_lossy(&warm.stderr).into_owned();
+    assert_eq!(ok(&warm), digest);
+    assert!(log.contains(", 0 built, "), "{log}");
+    let rebuilt = build(&["--no-cache"]);
+    let log = String::from_utf8_lossy(&rebuilt.stderr).into_owned();
+    assert_eq!(ok(&rebuilt), digest);
+    assert!(log.contains(" 0 cached)"), "{log}");
+}
+
 /// Copies a directory tree (a project fixture) into place.
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
