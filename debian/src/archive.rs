@@ -360,7 +360,8 @@ async fn load_packages(
     let cached = release
         .files
         .get(&plain)
-        .map(|f| cache_dir.join("indices").join(&f.sha256));
+        .and_then(|f| safe_path::sha256_hex(&f.sha256).ok())
+        .map(|sha| cache_dir.join("indices").join(sha));
     if let Some(path) = &cached
         && let Ok(bytes) = fs_err::read(path)
         && Some(sha256_hex(&bytes)) == release.files.get(&plain).map(|f| f.sha256.clone())

@@ -145,13 +145,7 @@ fn read_data(dec: impl Read, name: &str, id: &str) -> Result<Vec<Member>, Error>
             .map_err(|e| bad(name, e.to_string()))?
             .to_string_lossy()
             .into_owned();
-        let path = absolute(&raw_path);
-        if path.split('/').any(|c| c == "..") {
-            return Err(bad(
-                name,
-                format!("{id}: path escapes the root: {raw_path}"),
-            ));
-        }
+        let path = absolute(&raw_path).map_err(|e| bad(name, format!("{id}: {e}")))?;
         let mode = header.mode().map_err(|e| bad(name, e.to_string()))?;
         let uid = header.uid().map_err(|e| bad(name, e.to_string()))?;
         let gid = header.gid().map_err(|e| bad(name, e.to_string()))?;
@@ -164,7 +158,9 @@ fn read_data(dec: impl Read, name: &str, id: &str) -> Result<Vec<Member>, Error>
             Kind::Hardlink => file
                 .link_name()
                 .map_err(|e| bad(name, e.to_string()))?
-                .map(|l| absolute(&l.to_string_lossy())),
+                .map(|l| absolute(&l.to_string_lossy()))
+                .transpose()
+                .map_err(|e| bad(name, format!("{id}: hard link of {raw_path}: {e}")))?,
             _ => None,
         };
         let mut data = Vec::new();
@@ -187,10 +183,12 @@ fn read_data(dec: impl Read, name: &str, id: &str) -> Result<Vec<Member>, Error>
 }
 
 /// `./usr/bin/` -> `/usr/bin`; `.` / `./` -> `/`.
-fn absolute(raw: &str) -> String {
-    let trimmed = raw.trim_start_matches('.').trim_end_matches('/');
-    let trimmed = trimmed.trim_start_matches('/');
-    format!("/{trimmed}")
+/// `./usr/bin/x` -> `/usr/bin/x`, `./` -> `/`; a path that would leave the root is refused.
+fn absolute(raw: &str) -> Result<String, safe_path::UnsafeName> {
+    if raw.split('/').all(|c| c.is_empty() || c == ".") {
+        return Ok("/".to_owned());
+    }
+    safe_path::relative_path(raw).map(|p| format!("/{p}"))
 }
 
 #[cfg(test)]

@@ -27,6 +27,12 @@ pub enum Error {
     Deb { name: String, reason: String },
     #[error("invalid lock file {path}: {reason}")]
     Lock { path: PathBuf, reason: String },
+    #[error("{origin} gives a name that cannot be stored safely")]
+    UnsafeName {
+        origin: String,
+        #[source]
+        source: safe_path::UnsafeName,
+    },
     #[error("{0}")]
     Config(String),
     #[error(transparent)]

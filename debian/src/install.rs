@@ -200,7 +200,12 @@ async fn download_each(
     };
     let client = &client;
     let jobs = lock.packages.iter().map(|p| async move {
-        let path = cache_dir.join("debs").join(format!("{}.deb", p.sha256));
+        // The digest names the cache file; a lock or index could give anything.
+        let sha = safe_path::sha256_hex(&p.sha256).map_err(|e| Error::UnsafeName {
+            origin: p.url.clone(),
+            source: e,
+        })?;
+        let path = cache_dir.join("debs").join(format!("{sha}.deb"));
         fetch::download_verified(
             client,
             &p.url,

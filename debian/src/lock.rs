@@ -107,10 +107,10 @@ impl Lock {
             });
         }
         for p in &lock.packages {
-            if p.sha256.len() != 64 || !p.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if let Err(e) = safe_path::sha256_hex(&p.sha256) {
                 return Err(Error::Lock {
                     path: path.to_owned(),
-                    reason: format!("package {}: sha256 is not 64 hex digits", p.name),
+                    reason: format!("package {}: {e}", p.name),
                 });
             }
         }

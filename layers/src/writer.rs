@@ -78,21 +78,7 @@ pub fn archive_path(path: &Path) -> Result<String> {
     let text = path
         .to_str()
         .ok_or_else(|| invalid("the path is not valid UTF-8"))?;
-    if text.contains('\0') {
-        return Err(invalid("the path contains a NUL byte"));
-    }
-    let mut parts = Vec::new();
-    for part in text.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => return Err(invalid("the path contains a `..` component")),
-            _ => parts.push(part),
-        }
-    }
-    if parts.is_empty() {
-        return Err(invalid("the path names the root, not an entry"));
-    }
-    Ok(parts.join("/"))
+    safe_path::relative_path(text).map_err(|e| invalid(e.reason))
 }
 
 /// Appends to `out` the tar header block(s) [`LayerWriter`] writes for a regular file (or, with
@@ -135,33 +121,10 @@ pub fn tar_padding(size: u64) -> usize {
 /// A symlink target may be absolute (resolved inside the image) but a relative one must not
 /// climb above the layer root.
 fn check_symlink_target(path: &str, target: &str) -> Result<()> {
-    let invalid = |reason: String| Error::InvalidEntry {
+    safe_path::symlink_target(path, target).map_err(|e| Error::InvalidEntry {
         path: path.to_owned(),
-        reason,
-    };
-    if target.is_empty() {
-        return Err(invalid("the symlink target is empty".to_owned()));
-    }
-    if target.contains('\0') {
-        return Err(invalid("the symlink target contains a NUL byte".to_owned()));
-    }
-    if target.starts_with('/') {
-        return Ok(());
-    }
-    let mut depth = path.matches('/').count() as i64;
-    for part in target.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => depth -= 1,
-            _ => depth += 1,
-        }
-        if depth < 0 {
-            return Err(invalid(format!(
-                "the symlink target {target:?} escapes the layer root"
-            )));
-        }
-    }
-    Ok(())
+        reason: e.to_string(),
+    })
 }
 
 /// Streams tar entries into a compressed blob in the store; `finish` gives the digest, size and

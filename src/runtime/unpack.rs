@@ -2,7 +2,7 @@
 //! whiteouts (`.wh.NAME`) delete what lower layers put there, an opaque whiteout
 //! (`.wh..wh..opq`) empties its directory, and an entry replaces whatever was at its path.
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::RuntimeError;
 
@@ -40,7 +40,7 @@ fn apply_tar(reader: impl Read, root: &Path) -> io::Result<()> {
     let real_root = fs_err::canonicalize(root)?;
     for entry in archive.entries()? {
         let mut entry = entry?;
-        let Some(relative) = clean_path(&entry.path()?) else {
+        let Some(relative) = clean_path(&entry.path()?)? else {
             continue; // the root itself ("./")
         };
         let name = relative
@@ -86,12 +86,16 @@ fn apply_tar(reader: impl Read, root: &Path) -> io::Result<()> {
 
 /// The entry's path relative to the root, `.` components dropped; `None` for the root itself.
 /// Paths that climb out (`..`) are left to `unpack_in`, which refuses them.
-fn clean_path(path: &Path) -> Option<PathBuf> {
-    let cleaned: PathBuf = path
-        .components()
-        .filter(|c| !matches!(c, Component::CurDir | Component::RootDir))
-        .collect();
-    (!cleaned.as_os_str().is_empty()).then_some(cleaned)
+/// The entry's path relative to the root; `None` for the root itself; an error for a path that
+/// would leave it (`..`).
+fn clean_path(path: &Path) -> io::Result<Option<PathBuf>> {
+    let text = path.to_string_lossy();
+    if text.split('/').all(|c| c.is_empty() || c == ".") {
+        return Ok(None);
+    }
+    safe_path::relative_path(&text)
+        .map(|p| Some(PathBuf::from(p)))
+        .map_err(io::Error::other)
 }
 
 fn empty_dir(dir: &Path) -> io::Result<()> {

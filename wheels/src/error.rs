@@ -45,6 +45,12 @@ pub enum Error {
     Metadata { file: String, message: String },
     #[error("{file}: unsafe path in wheel: {path:?}")]
     UnsafePath { file: String, path: String },
+    #[error("{origin} offers a file that cannot be stored safely")]
+    UnsafeName {
+        origin: String,
+        #[source]
+        source: safe_path::UnsafeName,
+    },
     #[error("{file}: invalid wheel: {message}")]
     InvalidWheel { file: String, message: String },
     #[error("lock file {path}: {message}")]
@@ -126,6 +132,10 @@ impl Error {
             Error::Lock { path, message } => Error::Lock {
                 path: path.clone(),
                 message: message.clone(),
+            },
+            Error::UnsafeName { origin, source } => Error::UnsafeName {
+                origin: origin.clone(),
+                source: source.clone(),
             },
             Error::Other(m) => Error::Other(m.clone()),
             Error::Io(e) => Error::Other(e.to_string()),

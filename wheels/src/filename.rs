@@ -20,6 +20,7 @@ pub struct WheelFilename {
 impl WheelFilename {
     /// `None` when the name is not a well-formed wheel file name.
     pub fn parse(filename: &str) -> Option<Self> {
+        safe_path::file_name(filename).ok()?;
         let stem = filename.strip_suffix(".whl")?;
         let parts: Vec<&str> = stem.split('-').collect();
         let (name, version, rest) = match parts.len() {
@@ -63,6 +64,7 @@ impl WheelFilename {
 
 /// `(name, version)` of a source archive, when the file name is one.
 pub fn parse_sdist(filename: &str) -> Option<(PackageName, Version)> {
+    safe_path::file_name(filename).ok()?;
     let stem = [".tar.gz", ".zip", ".tar.bz2", ".tar.xz", ".tgz", ".tar"]
         .iter()
         .find_map(|ext| filename.strip_suffix(ext))?;
@@ -131,6 +133,11 @@ mod tests {
         assert_eq!(w.python, ["py2", "py3"]);
         assert!(WheelFilename::parse("bad.whl").is_none());
         assert!(WheelFilename::parse("six-1.16.0.tar.gz").is_none());
+        // A platform tag that is a path (`any./../..`) is no tag at all.
+        assert!(
+            WheelFilename::parse("travpkg-1.0-py3-none-any./../../../../tmp/x/evil.whl").is_none()
+        );
+        assert!(parse_sdist("x-1.0/../../evil.tar.gz").is_none());
     }
 
     #[test]

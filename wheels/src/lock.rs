@@ -69,12 +69,26 @@ impl Lock {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| Error::Lock {
-                path: path.to_path_buf(),
-                message: format!("invalid lock file: {e}"),
-            })
+        let lock: Lock = serde_json::from_str(&text).map_err(|e| Error::Lock {
+            path: path.to_path_buf(),
+            message: format!("invalid lock file: {e}"),
+        })?;
+        // A lock is input too (edited by hand, or written from a hostile index before this
+        // check existed): its file names and digests become cache paths.
+        for p in &lock.packages {
+            let checked = safe_path::file_name(&p.filename).map(drop).and_then(|()| {
+                p.sha256
+                    .as_deref()
+                    .map_or(Ok(()), |h| safe_path::sha256_hex(h).map(drop))
+            });
+            if let Err(e) = checked {
+                return Err(Error::Lock {
+                    path: path.to_path_buf(),
+                    message: format!("package `{}`: {e}", p.name),
+                });
+            }
+        }
+        Ok(Some(lock))
     }
 
     /// Writes the lock atomically (temp file in the same directory, then rename).
@@ -124,7 +138,7 @@ mod tests {
                 version: "1.16.0".into(),
                 filename: "six-1.16.0-py2.py3-none-any.whl".into(),
                 url: "https://files/six.whl".into(),
-                sha256: Some("00".into()),
+                sha256: Some("00".repeat(32)),
                 hashes: vec![],
                 size: Some(1),
                 direct_url: None,

@@ -527,3 +527,78 @@ fn installs_like_pip_and_reuses_the_lock() {
         built.iter().map(|l| &l.info).collect::<Vec<_>>()
     );
 }
+
+/// A hostile index names a file `travpkg-1.0-py3-none-any./../../<outside>/evil.whl` (JSON) or
+/// hides the `/` as `%2F` in the link (HTML). Before names were checked, resolution accepted
+/// `any./..` as a platform tag and the download was written to `<outside>/evil.whl`.
+#[test]
+fn index_file_names_cannot_leave_the_cache() {
+    let (good, bytes) = wheel(
+        "travpkg",
+        "1.0",
+        ANY,
+        &[("travpkg/__init__.py", b"", 0o644)],
+        &[],
+        None,
+    );
+    for html in [false, true] {
+        let server = Server::start();
+        let sha = server.put_file(&good, bytes.clone());
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let climb = "../".repeat(12);
+        let evil = format!(
+            "travpkg-1.0-py3-none-any./{climb}{}/evil.whl",
+            outside.display()
+        );
+        if html {
+            let link = format!("/files/{}", evil.replace('/', "%2F"));
+            server.put(&link, "application/octet-stream", bytes.clone());
+            let page = format!("<html><body><a href=\"{link}#sha256={sha}\">x</a></body></html>");
+            server.put("/simple/travpkg/", "text/html", page.into_bytes());
+        } else {
+            let body = serde_json::json!({"meta": {"api-version": "1.1"}, "name": "travpkg",
+                "files": [{"filename": evil, "url": format!("../../files/{good}"),
+                           "hashes": {"sha256": sha}}]});
+            server.put(
+                "/simple/travpkg/",
+                "application/vnd.pypi.simple.v1+json",
+                body.to_string().into_bytes(),
+            );
+        }
+        let cache = tmp.path().join("cache");
+        let result = resolve(&reqs(&server, "travpkg\n"), &target(), &options(&cache));
+        if let Ok(lock) = &result {
+            // Whatever resolution says, installing must not write outside the cache.
+            let store = BlobStore::open(tmp.path().join("store")).unwrap();
+            let mut install = InstallOptions::python_slim("3.11");
+            install.client.cache_dir = Some(cache.clone());
+            let _ = layers(lock, &install, &store);
+        }
+        assert!(
+            std::fs::read_dir(&outside).unwrap().next().is_none(),
+            "html={html}: the index wrote outside the cache"
+        );
+        let e = result.expect_err("a hostile file name must fail resolution");
+        assert!(matches!(e, Error::UnsafeName { .. }), "html={html}: {e:?}");
+        let chain = format!("{e}: {}", std::error::Error::source(&e).unwrap());
+        assert!(
+            chain.contains("evil.whl") && chain.contains("path separator"),
+            "{chain}"
+        );
+    }
+}
+
+#[test]
+fn a_lock_with_an_unsafe_file_name_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("lock.json");
+    let lock = serde_json::json!({"version": 1, "input_hash": "x",
+        "target": serde_json::to_value(target()).unwrap(),
+        "packages": [{"name": "x", "version": "1.0", "url": "https://x/x.whl",
+                      "filename": "x-1.0-py3-none-any./../../evil.whl"}]});
+    std::fs::write(&path, lock.to_string()).unwrap();
+    let e = wheels::Lock::read(&path).unwrap_err();
+    assert!(e.to_string().contains("path separator"), "{e}");
+}

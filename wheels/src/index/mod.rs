@@ -211,8 +211,9 @@ impl Client {
                 .await;
         let mut files: Vec<DistFile> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for page in pages {
+        for (index, page) in o.indexes.iter().zip(pages) {
             for f in page? {
+                check_dist_file(&f, index)?;
                 if seen.insert(f.filename.clone()) {
                     files.push(f);
                 }
@@ -223,6 +224,7 @@ impl Client {
                 .get_or_try_init(|| self.find_links_files(fl))
                 .await?;
             for f in all {
+                check_dist_file(f, &f.url)?;
                 if file_belongs_to(&f.filename, name) && seen.insert(f.filename.clone()) {
                     files.push(f.clone());
                 }
@@ -522,11 +524,13 @@ impl Client {
             Some(d) => d.join("files-v1"),
             None => std::env::temp_dir().join("cog-wheels-files"),
         };
-        let key = file
-            .sha256
-            .clone()
-            .unwrap_or_else(|| format!("url-{}", short_hash(file.url.as_str())));
-        let dest = dir.join(&key).join(&file.filename);
+        check_dist_file(file, &file.url)?;
+        let key = match &file.sha256 {
+            Some(sha) => safe_path::sha256_hex(sha).map_err(|e| unsafe_name(&file.url, e))?,
+            None => format!("url-{}", short_hash(file.url.as_str())),
+        };
+        let dest = safe_path::join_file(&dir.join(&key), &file.filename)
+            .map_err(|e| unsafe_name(&file.url, e))?;
         if file.sha256.is_some() && dest.is_file() {
             // Stored only after verification, under its own hash.
             verify(&file.filename, &key, file.sha256.as_deref(), hashes)?;
@@ -556,6 +560,22 @@ impl Client {
         fs_err::create_dir_all(dest.parent().unwrap_or(&dir))?;
         tmp.persist(&dest).map_err(|e| e.error)?;
         Ok(dest)
+    }
+}
+
+/// Refuses a file whose name could not safely name a file in the cache (a hostile or broken
+/// index: `x-1.0-py3-none-any./../../evil.whl`). Its digest is checked where it names a
+/// directory (`download`).
+fn check_dist_file(file: &DistFile, origin: &Url) -> Result<()> {
+    safe_path::file_name(&file.filename)
+        .map(drop)
+        .map_err(|e| unsafe_name(origin, e))
+}
+
+fn unsafe_name(origin: &Url, source: safe_path::UnsafeName) -> Error {
+    Error::UnsafeName {
+        origin: origin.to_string(),
+        source,
     }
 }
 
