@@ -16,7 +16,7 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
 use base64::Engine as _;
 use cog::oci::{self, ImageConfig, Platform, media_types};
-use cog::progress::Progress;
+
 use cog::registry::{Client, ClientOptions, ManifestFormat, Reference};
 use common::proxy::{FrontOptions, FrontProxy};
 use common::registry::{
@@ -771,7 +771,7 @@ fn an_index_is_pushed_as_oci_or_as_a_docker_manifest_list() {
             &store,
             &index,
             &Reference::parse(&oci_target).unwrap(),
-            &Progress::quiet(),
+            &report::Quiet,
         ))
         .unwrap();
     assert_eq!(pushed, index.digest);
@@ -788,7 +788,7 @@ fn an_index_is_pushed_as_oci_or_as_a_docker_manifest_list() {
             &Reference::parse(&docker_target).unwrap(),
             None,
             ManifestFormat::Docker,
-            &Progress::quiet(),
+            &report::Quiet,
         ))
         .unwrap();
     let (bytes, list) = raw_manifest(&docker_target);
@@ -871,7 +871,7 @@ fn chunked_upload_keeps_within_the_registry_chunk_maximum() {
             &store,
             &image.image_ref(),
             &Reference::parse(&target).unwrap(),
-            &Progress::quiet(),
+            &report::Quiet,
         ))
         .unwrap();
     let seen = proxy.take();

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use cog::oci::{BuiltImage, Platform};
-use cog::progress::Progress;
+
 use cog::registry::{Client, ClientOptions, Reference, RegistryError};
 use common::proxy::{FrontOptions, FrontProxy};
 use common::registry::{
@@ -73,12 +73,7 @@ async fn pulls_by_tag_then_skips_blobs_it_has() {
     let reference = Reference::parse(&registry.reference("test/busybox:v1")).unwrap();
     let client = client();
     let pulled = client
-        .pull(
-            &reference,
-            &Platform::linux_amd64(),
-            &store,
-            &Progress::quiet(),
-        )
+        .pull(&reference, &Platform::linux_amd64(), &store, &report::Quiet)
         .await
         .unwrap();
     assert_same_image(&store, &pulled, &built);
@@ -99,12 +94,7 @@ async fn pulls_by_tag_then_skips_blobs_it_has() {
     let front = FrontProxy::start(&registry.host, FrontOptions::default());
     let via_front = Reference::parse(&format!("{}/test/busybox:v1", front.host)).unwrap();
     let again = client
-        .pull(
-            &via_front,
-            &Platform::linux_amd64(),
-            &store,
-            &Progress::quiet(),
-        )
+        .pull(&via_front, &Platform::linux_amd64(), &store, &report::Quiet)
         .await
         .unwrap();
     assert_eq!(again.manifest_digest, built.manifest_digest);
@@ -128,12 +118,7 @@ async fn pulls_by_digest() {
         Reference::parse(&registry.reference(&format!("test/busybox@{}", built.manifest_digest)))
             .unwrap();
     let pulled = client()
-        .pull(
-            &reference,
-            &Platform::linux_amd64(),
-            &store,
-            &Progress::quiet(),
-        )
+        .pull(&reference, &Platform::linux_amd64(), &store, &report::Quiet)
         .await
         .unwrap();
     assert_same_image(&store, &pulled, &built);
@@ -141,12 +126,7 @@ async fn pulls_by_digest() {
     // Pinned and complete in the store: no registry needed any more.
     drop(registry);
     let again = client()
-        .pull(
-            &reference,
-            &Platform::linux_amd64(),
-            &store,
-            &Progress::quiet(),
-        )
+        .pull(&reference, &Platform::linux_amd64(), &store, &report::Quiet)
         .await
         .unwrap();
     assert_eq!(again, pulled);
@@ -164,12 +144,7 @@ async fn an_index_picks_the_platform() {
 
     let (_dir, store) = temp_store();
     let pulled = client
-        .pull(
-            &reference,
-            &Platform::linux_amd64(),
-            &store,
-            &Progress::quiet(),
-        )
+        .pull(&reference, &Platform::linux_amd64(), &store, &report::Quiet)
         .await
         .unwrap();
     assert_same_image(&store, &pulled, &amd64);
@@ -178,7 +153,7 @@ async fn an_index_picks_the_platform() {
             &reference,
             &"linux/arm64".parse().unwrap(),
             &store,
-            &Progress::quiet(),
+            &report::Quiet,
         )
         .await
         .unwrap();
@@ -190,7 +165,7 @@ async fn an_index_picks_the_platform() {
             &reference,
             &"linux/s390x".parse().unwrap(),
             &store,
-            &Progress::quiet(),
+            &report::Quiet,
         )
         .await
         .unwrap_err();
@@ -212,12 +187,7 @@ async fn basic_auth_with_docker_config_and_a_wrong_password() {
 
     let config = docker_config(dir.path(), &registry.host, "alice", "right-password");
     let pulled = client_with_config(Some(&config))
-        .pull(
-            &reference,
-            &Platform::linux_amd64(),
-            &store,
-            &Progress::quiet(),
-        )
+        .pull(&reference, &Platform::linux_amd64(), &store, &report::Quiet)
         .await
         .unwrap();
     assert_same_image(&store, &pulled, &built);
@@ -229,12 +199,7 @@ async fn basic_auth_with_docker_config_and_a_wrong_password() {
         "wrong-password",
     );
     let err = client_with_config(Some(&wrong))
-        .pull(
-            &reference,
-            &Platform::linux_amd64(),
-            &store,
-            &Progress::quiet(),
-        )
+        .pull(&reference, &Platform::linux_amd64(), &store, &report::Quiet)
         .await
         .unwrap_err();
     assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
@@ -253,12 +218,7 @@ async fn basic_auth_with_docker_config_and_a_wrong_password() {
     );
 
     let err = client()
-        .pull(
-            &reference,
-            &Platform::linux_amd64(),
-            &store,
-            &Progress::quiet(),
-        )
+        .pull(&reference, &Platform::linux_amd64(), &store, &report::Quiet)
         .await
         .unwrap_err();
     assert!(
@@ -287,12 +247,7 @@ async fn bearer_token_flow() {
         let config = docker_config(dir.path(), &front.host, "bob", "hunter2");
         let reference = Reference::parse(&format!("{}/test/busybox:v1", front.host)).unwrap();
         let pulled = client_with_config(Some(&config))
-            .pull(
-                &reference,
-                &Platform::linux_amd64(),
-                &store,
-                &Progress::quiet(),
-            )
+            .pull(&reference, &Platform::linux_amd64(), &store, &report::Quiet)
             .await
             .unwrap();
         assert_same_image(&store, &pulled, &built);
@@ -311,12 +266,7 @@ async fn bearer_token_flow() {
         // The token server refuses other credentials.
         let wrong = docker_config(&dir.path().join("wrong"), &front.host, "bob", "nope");
         let err = client_with_config(Some(&wrong))
-            .pull(
-                &reference,
-                &Platform::linux_amd64(),
-                &store,
-                &Progress::quiet(),
-            )
+            .pull(&reference, &Platform::linux_amd64(), &store, &report::Quiet)
             .await
             .unwrap_err();
         let message = err.to_string();
@@ -343,12 +293,7 @@ async fn a_tampered_blob_is_refused_and_not_stored() {
     let (_dir, store) = temp_store();
     let reference = Reference::parse(&format!("{}/test/busybox:v1", front.host)).unwrap();
     let err = client()
-        .pull(
-            &reference,
-            &Platform::linux_amd64(),
-            &store,
-            &Progress::quiet(),
-        )
+        .pull(&reference, &Platform::linux_amd64(), &store, &report::Quiet)
         .await
         .unwrap_err();
     assert!(
@@ -378,12 +323,7 @@ async fn unknown_tag_is_manifest_unknown() {
     for name in ["test/busybox:nope", "test/absent:v1"] {
         let reference = Reference::parse(&registry.reference(name)).unwrap();
         let err = client()
-            .pull(
-                &reference,
-                &Platform::linux_amd64(),
-                &store,
-                &Progress::quiet(),
-            )
+            .pull(&reference, &Platform::linux_amd64(), &store, &report::Quiet)
             .await
             .unwrap_err();
         assert_eq!(
@@ -403,12 +343,7 @@ async fn registry_down_is_a_clear_error() {
     let reference = Reference::parse(&format!("{host}/test/busybox:v1")).unwrap();
     let started = std::time::Instant::now();
     let err = client()
-        .pull(
-            &reference,
-            &Platform::linux_amd64(),
-            &store,
-            &Progress::quiet(),
-        )
+        .pull(&reference, &Platform::linux_amd64(), &store, &report::Quiet)
         .await
         .unwrap_err();
     let message = err.to_string();
@@ -438,12 +373,7 @@ async fn transient_failures_are_retried_and_cut_transfers_resume() {
     let (_dir, store) = temp_store();
     let reference = Reference::parse(&format!("{}/test/busybox:v1", front.host)).unwrap();
     let pulled = client()
-        .pull(
-            &reference,
-            &Platform::linux_amd64(),
-            &store,
-            &Progress::quiet(),
-        )
+        .pull(&reference, &Platform::linux_amd64(), &store, &report::Quiet)
         .await
         .unwrap();
     assert_same_image(&store, &pulled, &built);
@@ -488,12 +418,7 @@ async fn redirects_to_another_host_drop_the_authorization() {
     let (_dir, store) = temp_store();
     let reference = Reference::parse(&format!("{}/test/busybox:v1", front.host)).unwrap();
     let pulled = client()
-        .pull(
-            &reference,
-            &Platform::linux_amd64(),
-            &store,
-            &Progress::quiet(),
-        )
+        .pull(&reference, &Platform::linux_amd64(), &store, &report::Quiet)
         .await
         .unwrap();
     assert_same_image(&store, &pulled, &built);
@@ -528,12 +453,7 @@ async fn credentials_from_the_docker_config_env() {
     let reference = Reference::parse(&registry.reference("test/busybox:v1")).unwrap();
     let client = Client::new(ClientOptions::default()).unwrap();
     let pulled = client
-        .pull(
-            &reference,
-            &Platform::linux_amd64(),
-            &store,
-            &Progress::quiet(),
-        )
+        .pull(&reference, &Platform::linux_amd64(), &store, &report::Quiet)
         .await
         .unwrap();
     assert_same_image(&store, &pulled, &built);
@@ -566,7 +486,7 @@ async fn docker_schema2_manifests_and_manifest_lists() {
                 &reference,
                 &platform.parse().unwrap(),
                 &store,
-                &Progress::quiet(),
+                &report::Quiet,
             )
             .await
             .unwrap();
@@ -625,12 +545,7 @@ async fn a_broken_credential_helper_does_not_stop_anonymous_pulls() {
     std::fs::write(&config, r#"{"credsStore":"cog-test-missing-helper"}"#).unwrap();
     let reference = Reference::parse(&format!("{}/test/busybox:v1", front.host)).unwrap();
     let pulled = client_with_config(Some(&config))
-        .pull(
-            &reference,
-            &Platform::linux_amd64(),
-            &store,
-            &Progress::quiet(),
-        )
+        .pull(&reference, &Platform::linux_amd64(), &store, &report::Quiet)
         .await
         .unwrap();
     assert_same_image(&store, &pulled, &built);
@@ -639,12 +554,7 @@ async fn a_broken_credential_helper_does_not_stop_anonymous_pulls() {
     let private = TestRegistry::start_with_htpasswd("dave", "pw");
     let reference = Reference::parse(&private.reference("test/busybox:v1")).unwrap();
     let err = client_with_config(Some(&config))
-        .pull(
-            &reference,
-            &Platform::linux_amd64(),
-            &store,
-            &Progress::quiet(),
-        )
+        .pull(&reference, &Platform::linux_amd64(), &store, &report::Quiet)
         .await
         .unwrap_err();
     assert!(

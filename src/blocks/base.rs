@@ -1,5 +1,5 @@
 //! The base image and the environment Cog's generated Dockerfile sets first.
-use crate::plan::{BaseImage, Block, Composer, PlanError, Project};
+use crate::plan::{BaseImage, Block, Composer, PlanError, PlanInputs};
 
 /// Picks the base image: `--base` when given, else the base assembled from distribution packages
 /// (our default), else Cog's default for a CPU model, `python:<python_version>-slim`
@@ -23,12 +23,12 @@ impl Block for BaseBlock {
         "base"
     }
 
-    fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError> {
-        let base = match (&project.base_override, &project.assembled_base) {
+    fn contribute(&self, inputs: &PlanInputs, composer: &mut Composer) -> Result<(), PlanError> {
+        let base = match (&inputs.base_override, &inputs.assembled_base) {
             (Some(base), _) => base.clone(),
             (None, Some(assembled)) => assembled.clone(),
             (None, None) => {
-                let Some(version) = project.python_version.as_deref() else {
+                let Some(version) = inputs.python_version.as_deref() else {
                     return Err(PlanError::Block {
                         block: "base",
                         message: "no base image: cog.yaml has no build.python_version and no --base was given".into(),
@@ -49,7 +49,7 @@ impl Block for BaseBlock {
         for (name, value) in PREAMBLE_ENV {
             composer.set_env(name, value);
         }
-        for (name, value) in &project.environment {
+        for (name, value) in &inputs.environment {
             composer.set_env(name, value);
         }
         Ok(())

@@ -1,7 +1,7 @@
 //! Python packages: the cog runtime (SDK + coglet, built from this repository) and the
 //! project's own requirements, split so that large, rarely changing frameworks sit in layers of
 //! their own below the application's dependencies.
-use crate::plan::{Block, Composer, LayerContent, Phase, PlanError, Project};
+use crate::plan::{Block, Composer, LayerContent, Phase, PlanError, PlanInputs};
 
 /// Packages that belong to the framework phase: big, shared between models, rarely bumped.
 const FRAMEWORKS: &[&str] = &[
@@ -30,15 +30,15 @@ impl Block for CogRuntimeBlock {
         "cog-runtime"
     }
 
-    fn applies(&self, project: &Project) -> bool {
-        project.python.is_some() && !project.runtime_wheels.is_empty()
+    fn applies(&self, inputs: &PlanInputs) -> bool {
+        inputs.python.is_some() && !inputs.runtime_wheels.is_empty()
     }
 
-    fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError> {
-        let Some(python) = &project.python else {
+    fn contribute(&self, inputs: &PlanInputs, composer: &mut Composer) -> Result<(), PlanError> {
+        let Some(python) = &inputs.python else {
             return Ok(());
         };
-        let names: Vec<_> = project
+        let names: Vec<_> = inputs
             .runtime_wheels
             .iter()
             .map(|p| format!("{}=={}", p.name, p.version))
@@ -49,7 +49,7 @@ impl Block for CogRuntimeBlock {
             format!("pip install {}", names.join(" ")),
             LayerContent::Wheels {
                 python: python.clone(),
-                packages: project.runtime_wheels.clone(),
+                packages: inputs.runtime_wheels.clone(),
             },
         );
         Ok(())
@@ -65,15 +65,15 @@ impl Block for PythonPackagesBlock {
         "python-packages"
     }
 
-    fn applies(&self, project: &Project) -> bool {
-        project.python.is_some() && !project.python_packages.is_empty()
+    fn applies(&self, inputs: &PlanInputs) -> bool {
+        inputs.python.is_some() && !inputs.python_packages.is_empty()
     }
 
-    fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError> {
-        let Some(python) = &project.python else {
+    fn contribute(&self, inputs: &PlanInputs, composer: &mut Composer) -> Result<(), PlanError> {
+        let Some(python) = &inputs.python else {
             return Ok(());
         };
-        let (framework, app): (Vec<_>, Vec<_>) = project
+        let (framework, app): (Vec<_>, Vec<_>) = inputs
             .python_packages
             .iter()
             .cloned()

@@ -1,6 +1,6 @@
 //! How the image starts: the server command, its working directory and port, the runner refs,
 //! and the OpenAPI schema bundled for the server.
-use crate::plan::{Block, Composer, InlineFile, LayerContent, Phase, PlanError, Project};
+use crate::plan::{Block, Composer, InlineFile, LayerContent, Phase, PlanError, PlanInputs};
 
 /// `WORKDIR /src`, `EXPOSE 5000`, `CMD ["python","-m","cog.server.http"]` and the
 /// `COG_*` environment Cog bakes into every image.
@@ -12,16 +12,16 @@ impl Block for RuntimeSettingsBlock {
         "runtime-settings"
     }
 
-    fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError> {
+    fn contribute(&self, inputs: &PlanInputs, composer: &mut Composer) -> Result<(), PlanError> {
         composer.set_workdir("/src");
         composer.expose("5000/tcp");
-        if let Some(predict) = &project.predict_ref {
+        if let Some(predict) = &inputs.predict_ref {
             composer.set_env("COG_PREDICT_TYPE_STUB", predict);
         }
-        if let Some(train) = &project.train_ref {
+        if let Some(train) = &inputs.train_ref {
             composer.set_env("COG_TRAIN_TYPE_STUB", train);
         }
-        if let Some(max) = project.concurrency_max {
+        if let Some(max) = inputs.concurrency_max {
             composer.set_env("COG_MAX_CONCURRENCY", &max.to_string());
         }
         composer.set_cmd(vec!["python".into(), "-m".into(), "cog.server.http".into()]);
@@ -39,12 +39,12 @@ impl Block for SchemaBlock {
         "openapi-schema"
     }
 
-    fn applies(&self, project: &Project) -> bool {
-        project.openapi_schema.is_some()
+    fn applies(&self, inputs: &PlanInputs) -> bool {
+        inputs.openapi_schema.is_some()
     }
 
-    fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError> {
-        let Some((document, label)) = &project.openapi_schema else {
+    fn contribute(&self, inputs: &PlanInputs, composer: &mut Composer) -> Result<(), PlanError> {
+        let Some((document, label)) = &inputs.openapi_schema else {
             return Ok(());
         };
         composer.add_layer(

@@ -1,5 +1,5 @@
 //! The project source under `/src`: the last layer, so a code change rebuilds only it.
-use crate::plan::{Block, Composer, InlineFile, LayerContent, Phase, PlanError, Project};
+use crate::plan::{Block, Composer, InlineFile, LayerContent, Phase, PlanError, PlanInputs};
 
 /// Copies the project directory to `/src`, honouring `.dockerignore` and excluding `.cog/`
 /// (Cog passes the project as the build context with `.cog/` excluded).
@@ -11,8 +11,8 @@ impl Block for SourceBlock {
         "source"
     }
 
-    fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError> {
-        let mut excludes = project.dockerignore.clone();
+    fn contribute(&self, inputs: &PlanInputs, composer: &mut Composer) -> Result<(), PlanError> {
+        let mut excludes = inputs.dockerignore.clone();
         excludes.push(".cog".to_string());
         composer.add_layer(
             Phase::AppSource,
@@ -25,16 +25,16 @@ impl Block for SourceBlock {
             },
         );
         // `cog build -f other.yaml`: Cog copies it over /src/cog.yaml so the server finds it.
-        if project.config_file_name != "cog.yaml" && !project.config_file_name.is_empty() {
+        if inputs.config_file_name != "cog.yaml" && !inputs.config_file_name.is_empty() {
             composer.add_layer(
                 Phase::AppSource,
                 "config-file",
-                format!("RUN cp /src/{} /src/cog.yaml", project.config_file_name),
+                format!("RUN cp /src/{} /src/cog.yaml", inputs.config_file_name),
                 LayerContent::Files {
                     files: vec![InlineFile {
                         path: "/src/cog.yaml".into(),
                         mode: 0o644,
-                        contents: project.config_file_contents.clone(),
+                        contents: inputs.config_file_contents.clone(),
                     }],
                 },
             );

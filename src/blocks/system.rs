@@ -1,5 +1,5 @@
 //! `build.system_packages`: one apt layer, without running apt.
-use crate::plan::{Block, Composer, LayerContent, Phase, PlanError, Project};
+use crate::plan::{Block, Composer, LayerContent, Phase, PlanError, PlanInputs};
 
 #[derive(Debug)]
 pub struct SystemPackagesBlock;
@@ -9,15 +9,15 @@ impl Block for SystemPackagesBlock {
         "system-packages"
     }
 
-    fn applies(&self, project: &Project) -> bool {
-        project
+    fn applies(&self, inputs: &PlanInputs) -> bool {
+        inputs
             .system_packages
             .as_ref()
             .is_some_and(|lock| !lock.packages.is_empty())
     }
 
-    fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError> {
-        let Some(lock) = &project.system_packages else {
+    fn contribute(&self, inputs: &PlanInputs, composer: &mut Composer) -> Result<(), PlanError> {
+        let Some(lock) = &inputs.system_packages else {
             return Ok(());
         };
         composer.add_layer(

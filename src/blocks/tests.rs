@@ -1,8 +1,8 @@
 use super::*;
-use crate::plan::{BaseImage, LayerContent, Phase, PlanError, Project};
+use crate::plan::{BaseImage, LayerContent, Phase, PlanError, PlanInputs};
 
-fn hello_project() -> Project {
-    Project {
+fn hello_project() -> PlanInputs {
+    PlanInputs {
         config_file_name: "cog.yaml".into(),
         config_file_contents: "build:\n  python_version: \"3.11\"\nrun: predict.py:Predictor\n"
             .into(),
@@ -14,7 +14,7 @@ fn hello_project() -> Project {
         dockerignore: vec!["*.ckpt".into()],
         platform: "linux/amd64".into(),
         cog_version: "0.1.0".into(),
-        ..Project::default()
+        ..PlanInputs::default()
     }
 }
 

@@ -25,13 +25,10 @@ pub fn build_steps(
     project_dir: &Path,
     store: &BlobStore,
     options: &BuildOptions,
+    reporter: &dyn report::Reporter,
 ) -> Result<Vec<LayerOutcome>, BuildError> {
     let layer_options = LayerOptions::new(options.compression);
-    let mut task = options.progress.task(
-        "layers",
-        Some(steps.len() as u64),
-        crate::progress::Unit::Items,
-    );
+    let mut task = reporter.task("layers", Some(steps.len() as u64), report::Unit::Items);
     let outcomes: Vec<Result<Vec<LayerOutcome>, BuildError>> = steps
         .par_iter()
         .map(|step| build_step(step, project_dir, store, &layer_options, options.no_cache))
@@ -97,12 +94,13 @@ fn wheel_layers(
     options.prefix = python.prefix.clone().into();
     options.python = python.interpreter.clone().into();
     options.layer = layer_options.clone();
-    let layers = wheels::install::install_packages(packages, &options, store).map_err(|e| {
-        BuildError::Wheels {
-            id: step.id.clone(),
-            message: e.to_string(),
-        }
-    })?;
+    let layers =
+        wheels::install::install_packages(packages, &options, store).map_err(|source| {
+            BuildError::Wheels {
+                id: step.id.clone(),
+                source,
+            }
+        })?;
     Ok(layers
         .into_iter()
         .map(|layer| LayerOutcome {

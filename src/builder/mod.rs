@@ -4,7 +4,6 @@
 //! built, in parallel, each keyed by a hash of its inputs so that a rebuild redoes only what
 //! changed. Base layers are passed through untouched. The result is an OCI manifest and config
 //! in the blob store.
-mod base;
 mod image_config;
 mod layer_steps;
 
@@ -13,22 +12,19 @@ use std::time::Instant;
 
 use layers::{BlobStore, Compression, LayerInfo};
 
+use crate::base::{BaseError, FetchedBase, fetch_base};
 use crate::oci::{self, BuiltImage, Platform};
 use crate::plan::{LayerContent, Plan};
-use crate::progress::Progress;
+use crate::session::Session;
 
-pub use base::{ResolvedBase, resolve_base};
 pub use layer_steps::LayerOutcome;
 
 /// How to build.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct BuildOptions {
     pub compression: Compression,
     /// Rebuild every layer even when the cache has it (`--no-cache`).
     pub no_cache: bool,
-    /// Plain HTTP to a base image's registry that is not on loopback (`--insecure`).
-    pub insecure_registry: bool,
-    pub progress: Progress,
 }
 
 /// What a build produced.
@@ -41,37 +37,50 @@ pub struct BuildResult {
     pub layers: Vec<LayerOutcome>,
 }
 
-/// Errors of a build; each names the step, file or reference involved.
+/// Errors of a build; each names the step, file or reference involved, and keeps its cause.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("invalid platform in the plan: {0}")]
+    #[error("invalid platform in the plan")]
     Platform(#[from] oci::PlatformError),
-    #[error("base image {base}: {message}")]
-    Base { base: String, message: String },
-    #[error("layer {id:?}: {source}")]
+    #[error(transparent)]
+    Base(#[from] BaseError),
+    #[error("layer {id:?}")]
     Layer {
         id: String,
         #[source]
         source: layers::Error,
     },
-    #[error("layer {id:?}: {message}")]
-    Wheels { id: String, message: String },
-    #[error("layer {id:?}: {message}")]
-    Packages { id: String, message: String },
-    #[error("writing the image: {0}")]
+    #[error("layer {id:?}")]
+    Wheels {
+        id: String,
+        #[source]
+        source: wheels::Error,
+    },
+    #[error("layer {id:?}")]
+    Packages {
+        id: String,
+        #[source]
+        source: debian::Error,
+    },
+    #[error(
+        "layer {id:?}: the base image has no dpkg database (/var/lib/dpkg/status); build.system_packages need a Debian or Ubuntu base"
+    )]
+    NoDpkg { id: String },
+    #[error("writing the image")]
     Oci(#[from] oci::OciError),
-    #[error("a build task failed: {0}")]
-    Join(String),
+    #[error("a build task failed")]
+    Join(#[from] tokio::task::JoinError),
 }
 
-/// Builds `plan` for the project in `project_dir` into `store`.
+/// Builds `plan` for the project in `project_dir` into the session's store.
 pub async fn build(
+    session: &Session,
     plan: &Plan,
     project_dir: &Path,
-    store: &BlobStore,
     options: &BuildOptions,
 ) -> Result<BuildResult, BuildError> {
     let started = Instant::now();
+    let store = &session.store;
     let platform: Platform = plan.platform.parse()?;
 
     // Base fetch (I/O) and layer builds (CPU) overlap; system packages need the base's dpkg
@@ -84,25 +93,15 @@ pub async fn build(
     let layer_job = {
         let dir = project_dir.to_path_buf();
         let store = store.clone();
-        let options = options.clone();
+        let options = *options;
+        let reporter = session.reporter.clone();
         tokio::task::spawn_blocking(move || {
-            layer_steps::build_steps(&other_steps, &dir, &store, &options)
+            layer_steps::build_steps(&other_steps, &dir, &store, &options, reporter.as_ref())
         })
     };
-    let base = resolve_base(
-        &plan.base,
-        &platform,
-        store,
-        &options.progress,
-        options.insecure_registry,
-    )
-    .await?;
+    let base = fetch_base(session, &plan.base, &platform).await?;
     let mut outcomes = system_package_layers(&deb_steps, &base, store, options).await?;
-    outcomes.extend(
-        layer_job
-            .await
-            .map_err(|e| BuildError::Join(e.to_string()))??,
-    );
+    outcomes.extend(layer_job.await??);
     // Image order is the plan's order (phases), whichever finished first.
     let position = |id: &str| {
         plan.layers
@@ -121,7 +120,7 @@ pub async fn build(
     all_layers.extend(outcomes.iter().map(|o| o.info.clone()));
     let image = oci::assemble(store, &config, &all_layers, plan.image.annotations.clone())?;
     let cached = outcomes.iter().filter(|o| o.cached).count();
-    options.progress.message(&format!(
+    session.reporter.message(&format!(
         "built {} in {:.2}s ({} layers from the base, {} built, {} cached)",
         image.manifest_digest,
         started.elapsed().as_secs_f64(),
@@ -139,7 +138,7 @@ pub async fn build(
 /// The apt layers, in plan order, each on the dpkg database the previous one left.
 async fn system_package_layers(
     steps: &[crate::plan::LayerStep],
-    base: &ResolvedBase,
+    base: &FetchedBase,
     store: &BlobStore,
     options: &BuildOptions,
 ) -> Result<Vec<LayerOutcome>, BuildError> {
@@ -151,19 +150,19 @@ async fn system_package_layers(
         let LayerContent::Debs { lock } = &step.content else {
             continue;
         };
-        let failed = |message: String| BuildError::Packages {
+        let failed = |source| BuildError::Packages {
             id: step.id.clone(),
-            message,
+            source,
         };
         if status.is_none() {
             // A registry or local base: read its dpkg database and libraries from its layers.
             let system = read_base_system(base, &lock.arch, store)
-                .await
-                .map_err(|e| failed(format!("reading the base image: {e}")))?;
+                .await?
+                .map_err(failed)?;
             let Some(found) = system.dpkg_status else {
-                return Err(failed(
-                    "build.system_packages: the base image has no dpkg database (/var/lib/dpkg/status); system packages need a Debian or Ubuntu base".into(),
-                ));
+                return Err(BuildError::NoDpkg {
+                    id: step.id.clone(),
+                });
             };
             status = Some(found);
             libraries = Some(system.libraries);
@@ -181,7 +180,7 @@ async fn system_package_layers(
         };
         let installed = debian::install(lock, current, store, &install_options)
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(failed)?;
         outcomes.push(LayerOutcome {
             id: step.id.clone(),
             created_by: step.created_by.clone(),
@@ -196,10 +195,10 @@ async fn system_package_layers(
 
 /// What a registry or local base is (dpkg status, libraries, merged /usr), read from its layers.
 async fn read_base_system(
-    base: &ResolvedBase,
+    base: &FetchedBase,
     arch: &str,
     store: &BlobStore,
-) -> Result<debian::BaseSystem, String> {
+) -> Result<Result<debian::BaseSystem, debian::Error>, tokio::task::JoinError> {
     let layers = base.layers.clone();
     let arch = arch.to_owned();
     let store = store.clone();
@@ -207,6 +206,4 @@ async fn read_base_system(
         debian::rootfs::inspect_cached(&store, &layers, &arch, &debian::fetch::default_cache_dir())
     })
     .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())
 }

@@ -3,71 +3,45 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use layers::{BlobStore, Compression};
 
+use super::args::BuildFlags;
 use crate::blocks::PythonStack;
 use crate::builder::{self, BuildOptions, BuildResult};
 use crate::config;
 use crate::oci;
 use crate::plan::Stack;
-use crate::progress::{Progress, ProgressMode};
-
-use super::project::{self, ProjectOptions};
-use super::push::RegistryArgs;
+use crate::resolve::Project;
+use crate::session::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
     /// A name for the built image in the form 'repository:tag'
     #[arg(short = 't', long = "tag")]
-    pub(super) tag: Option<String>,
+    pub tag: Option<String>,
     /// Push the image to its registry after building it
     #[arg(long)]
-    pub(super) push: bool,
-    /// The name of the config file
-    #[arg(short = 'f', long = "file", default_value = "cog.yaml")]
-    pub(super) file: String,
-    /// Do not use cache when building the image
-    #[arg(long)]
-    pub(super) no_cache: bool,
-    /// Set type of build progress output: 'auto' (default), 'tty', 'plain', 'quiet' or 'json'
-    #[arg(long, value_enum)]
-    pub(super) progress: Option<ProgressMode>,
-    /// Base image: a registry reference, oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE
-    #[arg(long)]
-    pub(super) base: Option<String>,
+    pub push: bool,
     /// Also write the image to PATH: an OCI layout directory, or a tarball (PATH ending in .tar)
     /// that docker load, podman load and skopeo all accept
     #[arg(short = 'o', long)]
-    pub(super) output: Option<PathBuf>,
-    /// Target platform
-    #[arg(long, default_value = "linux/amd64")]
-    pub(super) platform: String,
-    /// Load OpenAPI schema from a file instead of generating it
-    #[arg(long, value_name = "FILE")]
-    pub(super) openapi_schema: Option<PathBuf>,
-    /// Resolve Python requirements again, ignoring the lock file
-    #[arg(long)]
-    pub(super) upgrade: bool,
-    /// Layer compression
-    #[arg(long, value_enum, default_value = "gzip")]
-    pub(super) compression: CompressionArg,
+    pub output: Option<PathBuf>,
     #[command(flatten)]
-    pub(super) registry: RegistryArgs,
+    pub flags: BuildFlags,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub(super) enum CompressionArg {
-    Gzip,
-    Zstd,
-}
-
-pub fn run(args: &BuildArgs) -> Result<ExitCode> {
-    let loaded = load(args)?;
-    let name = image_name(args.tag.as_deref(), &loaded.config, &loaded.dir);
-    let built = build_and_save(args, &loaded, &name)?;
+pub fn run(session: &Session, args: &BuildArgs) -> Result<ExitCode> {
+    let project = Project::open(session, &args.flags.resolve_options())?;
+    let name = image_name(args.tag.as_deref(), &project.config, &project.dir);
+    let built = build_and_save(
+        session,
+        &project,
+        &args.flags,
+        &name,
+        args.output.as_deref(),
+    )?;
     // The digest the registry has (another one with `--manifest-format docker`), as `cog push`.
     let digest = if args.push {
-        super::push::push_built(&built, args.base.as_deref(), &args.registry)?
+        super::push::push_built(session, &built, &args.flags)?
     } else {
         built.image.digest
     };
@@ -76,62 +50,40 @@ pub fn run(args: &BuildArgs) -> Result<ExitCode> {
 }
 
 /// An image built and recorded in the local image layout under `name`.
-pub(super) struct Built {
-    pub store: BlobStore,
+pub struct Built {
     pub image: oci::ImageRef,
     pub name: String,
-    pub progress: Progress,
 }
 
-/// Loads cog.yaml and the project, as `cog build` does.
-pub(super) fn load(args: &BuildArgs) -> Result<project::LoadedProject> {
-    project::load(&ProjectOptions {
-        config_file: Some(&args.file),
-        base: args.base.as_deref(),
-        platform: &args.platform,
-        openapi_schema: args.openapi_schema.as_deref(),
-        upgrade: args.upgrade,
-        resolve: true,
-        insecure_registry: args.registry.insecure,
-    })
-}
-
-/// Builds the loaded project, records it under `name` (and writes `--output`).
-pub(super) fn build_and_save(
-    args: &BuildArgs,
-    loaded: &project::LoadedProject,
+/// Resolves and builds the project, records it under `name` (and writes `output`).
+pub fn build_and_save(
+    session: &Session,
+    project: &Project,
+    flags: &BuildFlags,
     name: &str,
+    output: Option<&Path>,
 ) -> Result<Built> {
-    let plan = PythonStack.plan(&loaded.inputs)?;
-    let store = BlobStore::open(BlobStore::default_root()).context("opening the cog cache")?;
-    let progress = Progress::new(args.progress.unwrap_or_else(ProgressMode::from_env));
+    let inputs = project.resolve(session, &flags.resolve_options())?;
+    let plan = PythonStack.plan(&inputs)?;
     let options = BuildOptions {
-        compression: match args.compression {
-            CompressionArg::Gzip => Compression::gzip(),
-            CompressionArg::Zstd => Compression::zstd(),
-        },
-        no_cache: args.no_cache,
-        insecure_registry: args.registry.insecure,
-        progress: progress.clone(),
+        compression: flags.compression(),
+        no_cache: flags.no_cache,
     };
-    progress.message(&format!(
+    session.reporter.message(&format!(
         "Building Docker image from environment in {}...",
-        loaded.inputs.config_file_name
+        inputs.config_file_name
     ));
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let result = runtime.block_on(builder::build(&plan, &loaded.dir, &store, &options))?;
-    save(&store, &result, name, args.output.as_deref())?;
-    progress.message(&format!("Image built as {name}"));
+    let result = session.block_on(builder::build(session, &plan, &project.dir, &options))?;
+    save(session, &result, name, output)?;
+    session.reporter.message(&format!("Image built as {name}"));
     Ok(Built {
-        store,
         image: result.image.image_ref(),
         name: name.to_string(),
-        progress,
     })
 }
 
 /// Cog's naming: `-t` > `image` > `model` > `cog-<dir>`, with `:latest` when no tag is given.
-pub(super) fn image_name(tag: Option<&str>, config: &config::Config, dir: &Path) -> String {
+pub fn image_name(tag: Option<&str>, config: &config::Config, dir: &Path) -> String {
     let name = tag
         .map(str::to_string)
         .or_else(|| config.image.clone())
@@ -147,7 +99,8 @@ pub(super) fn image_name(tag: Option<&str>, config: &config::Config, dir: &Path)
 
 /// Records the image in the local image layout (`<cache>/images`) under `name`, and writes it
 /// to `output` when asked.
-fn save(store: &BlobStore, result: &BuildResult, name: &str, output: Option<&Path>) -> Result<()> {
+fn save(session: &Session, result: &BuildResult, name: &str, output: Option<&Path>) -> Result<()> {
+    let store = &session.store;
     let image = result.image.image_ref();
     let images = store.root().join("images");
     oci::write_layout(store, &image, &images, name)

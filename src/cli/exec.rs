@@ -3,11 +3,12 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use crate::runtime::RuntimeKind;
-
-use super::run::{self, ProjectArgs};
+use super::args::ProjectArgs;
+use super::container;
+use crate::runtime::{RunSpec, RuntimeKind};
+use crate::session::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct ExecArgs {
@@ -21,43 +22,31 @@ pub struct ExecArgs {
     #[arg(short = 'e', long = "env")]
     env: Vec<String>,
     #[command(flatten)]
-    project: ProjectArgs,
+    pub project: ProjectArgs,
 }
 
-pub fn run(args: &ExecArgs) -> Result<ExitCode> {
-    run::install_interrupt_handler();
-    run::settle(run_attached(args))
+pub fn run(session: &Session, args: &ExecArgs) -> Result<ExitCode> {
+    container::install_interrupt_handler(session);
+    container::settle(exec(session, args))
 }
 
-fn run_attached(args: &ExecArgs) -> Result<ExitCode> {
-    let env = run::parse_env(&args.env)?;
-    let project = run::load_project_config(&args.project)?;
-    let store = run::open_store()?;
-    let runtime = run::detect_runtime(&args.project, &store)?;
-    let image = run::build_project(&args.project, &project)?;
-    runtime
-        .prepare(&image)
-        .with_context(|| format!("preparing {} for {}", image.name(), runtime.kind))?;
-    let tty = runtime.kind != RuntimeKind::Runc
+fn exec(session: &Session, args: &ExecArgs) -> Result<ExitCode> {
+    let env = container::parse_env(&args.env)?;
+    let project = container::open_project(session, &args.project, false)?;
+    let ready = container::build_for_runtime(session, &args.project, &project)?;
+    let tty = ready.runtime.kind != RuntimeKind::Runc
         && std::io::stdin().is_terminal()
         && std::io::stdout().is_terminal();
-    let spec = crate::runtime::RunSpec {
+    let spec = RunSpec {
         args: args.command.clone(),
         env,
-        mounts: vec![crate::runtime::Mount {
-            source: project.dir.clone(),
-            target: "/src".to_string(),
-            read_only: false,
-        }],
+        mounts: vec![container::project_mount(&project.dir)],
         publish: args.publish,
         host_port: args.publish,
-        gpus: project.gpu || args.project.gpus.is_some(),
+        gpus: project.config.build.gpu || args.project.gpus.is_some(),
         workdir: Some("/src".to_string()),
         tty,
-        ..crate::runtime::RunSpec::default()
+        ..RunSpec::default()
     };
-    let code = runtime
-        .run_attached(&image, &spec)
-        .with_context(|| format!("running {} with {}", image.name(), runtime.kind))?;
-    Ok(super::serve::exit_code(code))
+    container::run_attached(&ready, &spec)
 }

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
+use crate::session::Session;
+
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {}
 
@@ -26,13 +28,14 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("run.py", include_str!("init_templates/run.py")),
 ];
 
-pub fn run(_args: &InitArgs) -> Result<ExitCode> {
+pub fn run(session: &Session, _args: &InitArgs) -> Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    eprintln!("\nSetting up the current directory for use with Cog...\n");
+    let reporter = &session.reporter;
+    reporter.message("Setting up the current directory for use with Cog...");
     for line in init(&cwd)? {
-        eprintln!("{line}");
+        reporter.message(&line);
     }
-    eprintln!("\nDone! For next steps, check out the docs at https://cog.run/getting-started");
+    reporter.message("Done! For next steps, check out the docs at https://cog.run/getting-started");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 
 use crate::registry::{Client, ClientOptions, Credential, DockerConfig, store_credential};
+use crate::session::Session;
 
 /// Cog's default registry (its hidden `--registry` flag, `$COG_REGISTRY_HOST`).
 const DEFAULT_REGISTRY: &str = "r8.im";
@@ -33,41 +34,49 @@ pub struct LoginArgs {
     insecure: bool,
 }
 
-pub fn run(args: &LoginArgs) -> Result<ExitCode> {
+impl LoginArgs {
+    /// The registry client's settings (`--insecure`).
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            insecure: self.insecure,
+            ..ClientOptions::default()
+        }
+    }
+}
+
+pub fn run(session: &Session, args: &LoginArgs) -> Result<ExitCode> {
     let registry = normalize_registry(
         args.registry
             .as_deref()
             .or(args.registry_flag.as_deref())
             .unwrap_or(DEFAULT_REGISTRY),
     )?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let client = Client::new(ClientOptions {
-        insecure: args.insecure,
-        ..ClientOptions::default()
-    })?;
+    let client = &session.registry;
     let credential = if registry == DEFAULT_REGISTRY && args.username.is_none() {
         let token = if args.token_stdin || args.password_stdin {
             read_stdin_secret("token")?
         } else {
-            prompt_replicate_token(&runtime, &client)?
+            prompt_replicate_token(session)?
         };
-        let username = runtime.block_on(verify_replicate_token(&client, &registry, &token))?;
+        let username = session.block_on(verify_replicate_token(client, &registry, &token))?;
         Credential {
             username,
             secret: token,
         }
     } else {
         let credential = read_credential(args, &registry)?;
-        runtime
+        session
             .block_on(client.login(&registry, &credential))
             .with_context(|| format!("logging in to {registry}"))?;
         credential
     };
     let path = DockerConfig::default_path();
-    let stored = runtime
+    let stored = session
         .block_on(store_credential(&path, &registry, &credential))
         .with_context(|| format!("storing the credentials for {registry}"))?;
-    eprintln!("Credentials for {registry} stored in {stored}");
+    session
+        .reporter
+        .message(&format!("Credentials for {registry} stored in {stored}"));
     if credential.is_identity_token() {
         println!("Login Succeeded");
     } else {
@@ -171,14 +180,15 @@ fn read_stdin_secret(what: &str) -> Result<String> {
 }
 
 /// Cog's r8.im flow on a terminal: show where to get a CLI token, then read it.
-fn prompt_replicate_token(runtime: &tokio::runtime::Runtime, client: &Client) -> Result<String> {
+fn prompt_replicate_token(session: &Session) -> Result<String> {
+    let client = &session.registry;
     let term = console::Term::stderr();
     if !std::io::stdin().is_terminal() || !term.is_term() {
         bail!(
             "cannot ask for a token for {DEFAULT_REGISTRY}: no terminal; pipe your CLI token into `cog login --token-stdin`"
         );
     }
-    let url = runtime.block_on(async {
+    let url = session.block_on(async {
         #[derive(serde::Deserialize)]
         struct Reply {
             url: String,
@@ -194,7 +204,9 @@ fn prompt_replicate_token(runtime: &tokio::runtime::Runtime, client: &Client) ->
         reply.json::<Reply>().await.map(|r| r.url)
     });
     match url {
-        Ok(url) => eprintln!("Get your CLI token at {url}"),
+        Ok(url) => session
+            .reporter
+            .message(&format!("Get your CLI token at {url}")),
         Err(err) => tracing::warn!("cannot ask {DEFAULT_REGISTRY} for the token page: {err}"),
     }
     term.write_str("CLI token: ")?;

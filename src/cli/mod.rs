@@ -1,27 +1,33 @@
-//! The `cog` command line: one module per command. Errors become `anyhow` here, at the edge.
+//! The `cog` command line: one module per command, parsing flags and calling the pipeline.
+//! Each command makes one [`Session`] (store, async runtime, registry client, reporter).
+//! Errors become `anyhow` here, at the edge, and are printed once, with their causes.
+mod args;
 mod build;
+mod container;
 mod exec;
 mod init;
 mod login;
 mod plan;
-mod project;
+mod printer;
 mod push;
-mod python_packages;
 mod run;
 mod serve;
-mod system_packages;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-/// The version baked into images as `run.cog.version`.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use printer::{Printer, ProgressMode};
+
+use crate::registry::ClientOptions;
+use crate::session::Session;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "cog",
-    version = VERSION,
+    version = crate::VERSION,
     about = "Containers for machine learning, built without a daemon",
     propagate_version = true
 )]
@@ -59,44 +65,76 @@ enum Command {
     Exec(exec::ExecArgs),
 }
 
+impl Command {
+    /// The `--progress` of the command, else Cog's default from the environment.
+    fn progress(&self) -> ProgressMode {
+        let flag = match self {
+            Self::Build(a) => a.flags.progress,
+            Self::Push(a) => a.flags.progress,
+            Self::Run(a) | Self::Predict(a) => a.project.progress,
+            Self::Serve(a) => a.project.progress,
+            Self::Exec(a) => a.project.progress,
+            Self::Init(_) | Self::Login(_) | Self::Plan(_) => None,
+        };
+        flag.unwrap_or_else(ProgressMode::from_env)
+    }
+
+    /// Registry settings for the session (`--insecure`, push concurrency).
+    fn registry(&self) -> ClientOptions {
+        match self {
+            Self::Build(a) => a.flags.registry.client_options(),
+            Self::Push(a) => a.flags.registry.client_options(),
+            Self::Login(a) => a.client_options(),
+            _ => ClientOptions::default(),
+        }
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.debug, cli.no_color);
-    let result = match cli.command {
-        Command::Build(args) => build::run(&args),
-        Command::Init(args) => init::run(&args),
-        Command::Login(args) => login::run(&args),
-        Command::Plan(args) => plan::run(&args),
-        Command::Push(args) => push::run(&args),
-        Command::Run(args) => run::run(&args, false),
-        Command::Predict(args) => run::run(&args, true),
-        Command::Serve(args) => serve::run(&args),
-        Command::Exec(args) => exec::run(&args),
-    };
+    let mode = cli.command.progress();
+    let printer = Printer::new(mode);
+    init_logging(
+        cli.debug,
+        cli.no_color,
+        printer.mode() == ProgressMode::Json,
+    );
+    let result = Session::new(Arc::new(printer.clone()), cli.command.registry())
+        .map_err(anyhow::Error::new)
+        .and_then(|session| dispatch(&session, cli.command));
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("ⅹ {}", error_message(&err));
+            printer.error(&error_message(&err));
             ExitCode::FAILURE
         }
     }
 }
 
-/// The error and its causes on one line, skipping a cause whose text an outer message already
-/// quotes (library errors often include their source in their own message).
-fn error_message(err: &anyhow::Error) -> String {
-    let mut message = err.to_string();
-    for cause in err.chain().skip(1) {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
+fn dispatch(session: &Session, command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Build(args) => build::run(session, &args),
+        Command::Init(args) => init::run(session, &args),
+        Command::Login(args) => login::run(session, &args),
+        Command::Plan(args) => plan::run(session, &args),
+        Command::Push(args) => push::run(session, &args),
+        Command::Run(args) => run::run(session, &args, false),
+        Command::Predict(args) => run::run(session, &args, true),
+        Command::Serve(args) => serve::run(session, &args),
+        Command::Exec(args) => exec::run(session, &args),
     }
-    message
 }
 
-fn init_logging(debug: bool, no_color: bool) {
+/// The error and its causes on one line, each said once: every error in the chain says only
+/// what it adds, and its cause is the next link.
+fn error_message(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+fn init_logging(debug: bool, no_color: bool, json: bool) {
     let default = if debug {
         "cog=debug,layers=debug,wheels=debug,debian=debug"
     } else {
@@ -105,11 +143,15 @@ fn init_logging(debug: bool, no_color: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("COG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let no_color = no_color || std::env::var_os("NO_COLOR").is_some();
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(!no_color)
-        .try_init();
+        .with_writer(std::io::stderr);
+    // With `--progress json` every line on stderr is JSON, log lines included.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.with_ansi(!no_color).try_init()
+    };
 }
 
 #[cfg(test)]
@@ -117,11 +159,11 @@ mod tests {
     use super::*;
 
     #[derive(Debug, thiserror::Error)]
-    #[error("store at /x: {0}")]
+    #[error("store at /x")]
     struct Outer(#[source] std::io::Error);
 
     #[test]
-    fn error_causes_are_not_repeated() {
+    fn each_cause_is_printed_once() {
         let io = std::io::Error::other("Read-only file system");
         let err = anyhow::Error::new(Outer(io)).context("opening the cog cache");
         assert_eq!(

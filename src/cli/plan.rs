@@ -1,12 +1,14 @@
-//! `cog plan`: print the build plan without building.
+//! `cog plan`: print the build plan without building. It reads the project and writes nothing
+//! into it: current lock files are used, and what they lack is resolved in memory (`--resolve`)
+//! or left out.
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use crate::blocks::PythonStack;
 use crate::plan::Stack;
-
-use super::project::{self, ProjectOptions};
+use crate::resolve::{self, LockMode, Project};
+use crate::session::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -22,7 +24,7 @@ pub struct PlanArgs {
     /// Print the plan as JSON
     #[arg(long)]
     json: bool,
-    /// Resolve Python packages into the plan (uses the network unless the lock is current)
+    /// Resolve packages into the plan (uses the network unless the locks are current)
     #[arg(long)]
     resolve: bool,
     /// Load OpenAPI schema from a file instead of generating it
@@ -30,38 +32,39 @@ pub struct PlanArgs {
     openapi_schema: Option<std::path::PathBuf>,
 }
 
-pub fn run(args: &PlanArgs) -> Result<ExitCode> {
-    let loaded = project::load(&ProjectOptions {
+pub fn run(session: &Session, args: &PlanArgs) -> Result<ExitCode> {
+    let options = resolve::Options {
         config_file: Some(&args.file),
         base: args.base.as_deref(),
         platform: &args.platform,
         openapi_schema: args.openapi_schema.as_deref(),
-        upgrade: false,
-        resolve: args.resolve,
-        insecure_registry: false,
-    })?;
-    let plan = PythonStack.plan(&loaded.inputs)?;
+        lock_mode: LockMode::ReadOnly,
+        network: args.resolve,
+    };
+    let project = Project::open(session, &options)?;
+    let inputs = project.resolve(session, &options)?;
+    let plan = PythonStack.plan(&inputs)?;
     if args.json {
         println!("{}", plan.to_json());
-    } else {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "stack {} for {} on {}",
+        plan.stack, plan.platform, plan.base
+    );
+    for layer in &plan.layers {
         println!(
-            "stack {} for {} on {}",
-            plan.stack, plan.platform, plan.base
+            "  [{:<10}] {:<16} {}",
+            layer.phase.as_str(),
+            layer.id,
+            layer.created_by
         );
-        for layer in &plan.layers {
-            println!(
-                "  [{:<10}] {:<16} {}",
-                layer.phase.as_str(),
-                layer.id,
-                layer.created_by
-            );
-        }
-        for (name, value) in &plan.image.env {
-            println!("  env {name}={value}");
-        }
-        if let Some(cmd) = &plan.image.cmd {
-            println!("  cmd {cmd:?}");
-        }
+    }
+    for (name, value) in &plan.image.env {
+        println!("  env {name}={value}");
+    }
+    if let Some(cmd) = &plan.image.cmd {
+        println!("  cmd {cmd:?}");
     }
     Ok(ExitCode::SUCCESS)
 }

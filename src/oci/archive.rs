@@ -57,8 +57,7 @@ pub fn export_tarball(
         entry
             .annotations
             .insert(ANNOTATION_REF_NAME.to_string(), tag_of(first).to_string());
-        let full = crate::registry::Reference::parse(first)
-            .map_or_else(|_| first.clone(), |r| r.to_string());
+        let full = super::Reference::parse(first).map_or_else(|_| first.clone(), |r| r.to_string());
         entry
             .annotations
             .insert(ANNOTATION_CONTAINERD_NAME.to_string(), full);

@@ -9,6 +9,7 @@ mod image;
 mod layout;
 mod manifest;
 pub mod media_types;
+pub mod reference;
 mod source;
 
 pub use archive::{export_tarball, read_docker_archive, read_oci_archive};
@@ -21,4 +22,5 @@ pub use image::{
 };
 pub use layout::{read_layout, write_layout};
 pub use manifest::{Index, Manifest, canonical_json, declared_media_type};
+pub use reference::{Reference, ReferenceError};
 pub use source::LocalSource;

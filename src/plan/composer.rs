@@ -3,7 +3,7 @@ use std::collections::BTreeSet;
 
 use super::{
     BaseImage, ImageSettings, LayerContent, LayerStep, PLAN_VERSION, Phase, Plan, PlanError,
-    Project,
+    PlanInputs,
 };
 
 /// Collects what blocks contribute and turns it into a [`Plan`].
@@ -18,10 +18,10 @@ pub struct Composer {
 }
 
 impl Composer {
-    pub fn new(stack: &'static str, project: &Project) -> Self {
+    pub fn new(stack: &'static str, inputs: &PlanInputs) -> Self {
         Self {
             stack,
-            platform: project.platform.clone(),
+            platform: inputs.platform.clone(),
             base: BaseImage::Scratch,
             layers: Vec::new(),
             image: ImageSettings::default(),

@@ -6,16 +6,16 @@
 //! Blocks never run anything: they only add files and settings.
 
 mod composer;
-mod project;
+mod inputs;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::oci::{LocalSource, OciError};
+pub use crate::base::BaseImage;
 
 pub use composer::Composer;
-pub use project::{BaseOverride, Project};
+pub use inputs::{BaseOverride, PlanInputs};
 
 /// Version of the serialized plan format. Bump on any incompatible change.
 pub const PLAN_VERSION: u32 = 1;
@@ -47,106 +47,6 @@ impl Phase {
             Self::AppDeps => "app-deps",
             Self::AppSource => "app-source",
             Self::Config => "config",
-        }
-    }
-}
-
-/// Where the image's first layers come from. Base layers pass through untouched.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum BaseImage {
-    /// An image in a registry (`python:3.11-slim`, `127.0.0.1:5000/base@sha256:…`).
-    Registry { reference: String },
-    /// An OCI image layout directory, optionally a tag inside it (`oci:DIR[:TAG]`).
-    OciLayout { path: String, tag: Option<String> },
-    /// An OCI archive tarball (`oci-archive:FILE[:TAG]`).
-    OciArchive { path: String, tag: Option<String> },
-    /// A `docker save` tarball (`docker-archive:FILE`).
-    DockerArchive { path: String },
-    /// No base at all: the image holds only the plan's layers.
-    Scratch,
-    /// Our embedded default: a Python base assembled from Debian/Ubuntu packages (minbase,
-    /// python3, ca-certificates, tzdata, tini), pinned by the lock. No registry needed.
-    Assembled {
-        distro: String,
-        suite: String,
-        python_version: String,
-        lock: debian::Lock,
-    },
-}
-
-impl BaseImage {
-    /// Parses a `--base` argument: a transport-prefixed local image (parsed by
-    /// [`LocalSource::parse`], the one parser of `oci:`, `oci-archive:` and `docker-archive:`),
-    /// `scratch`, or else a registry reference (an optional `docker://` dropped).
-    pub fn parse(arg: &str) -> Result<Self, OciError> {
-        if let Some(local) = LocalSource::parse(arg) {
-            return local.map(Self::from);
-        }
-        Ok(if arg == "scratch" {
-            Self::Scratch
-        } else {
-            Self::Registry {
-                reference: arg.strip_prefix("docker://").unwrap_or(arg).to_string(),
-            }
-        })
-    }
-
-    /// The local image this base names, for `oci:`, `oci-archive:` and `docker-archive:`.
-    pub fn local_source(&self) -> Option<LocalSource> {
-        match self {
-            Self::OciLayout { path, tag } => Some(LocalSource::OciDir {
-                dir: path.into(),
-                tag: tag.clone(),
-            }),
-            Self::OciArchive { path, tag } => Some(LocalSource::OciArchive {
-                file: path.into(),
-                tag: tag.clone(),
-            }),
-            Self::DockerArchive { path } => Some(LocalSource::DockerArchive { file: path.into() }),
-            Self::Registry { .. } | Self::Scratch | Self::Assembled { .. } => None,
-        }
-    }
-}
-
-impl From<LocalSource> for BaseImage {
-    fn from(source: LocalSource) -> Self {
-        // Paths come from `--base`, a string: the lossy conversion loses nothing.
-        let text = |path: &std::path::Path| path.to_string_lossy().into_owned();
-        match source {
-            LocalSource::OciDir { dir, tag } => Self::OciLayout {
-                path: text(&dir),
-                tag,
-            },
-            LocalSource::OciArchive { file, tag } => Self::OciArchive {
-                path: text(&file),
-                tag,
-            },
-            LocalSource::DockerArchive { file } => Self::DockerArchive { path: text(&file) },
-        }
-    }
-}
-
-impl std::fmt::Display for BaseImage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Registry { reference } => f.write_str(reference),
-            Self::Scratch => f.write_str("scratch"),
-            Self::Assembled {
-                distro,
-                suite,
-                python_version,
-                ..
-            } => {
-                write!(
-                    f,
-                    "{distro} {suite} with python {python_version} (assembled from packages)"
-                )
-            }
-            // Written as LocalSource writes them, so that they parse back.
-            Self::OciLayout { .. } | Self::OciArchive { .. } | Self::DockerArchive { .. } => {
-                self.local_source().map_or(Ok(()), |local| local.fmt(f))
-            }
         }
     }
 }
@@ -305,10 +205,10 @@ pub enum PlanError {
 pub trait Block {
     fn name(&self) -> &'static str;
     /// Whether this block has anything to add for this project.
-    fn applies(&self, _project: &Project) -> bool {
+    fn applies(&self, _inputs: &PlanInputs) -> bool {
         true
     }
-    fn contribute(&self, project: &Project, composer: &mut Composer) -> Result<(), PlanError>;
+    fn contribute(&self, inputs: &PlanInputs, composer: &mut Composer) -> Result<(), PlanError>;
 }
 
 /// A family of projects (Python, for now) and the ordered blocks that build them.
@@ -317,12 +217,12 @@ pub trait Stack {
     fn blocks(&self) -> Vec<Box<dyn Block>>;
 
     /// Run every applicable block through a composer and return the plan.
-    fn plan(&self, project: &Project) -> Result<Plan, PlanError> {
-        let mut composer = Composer::new(self.name(), project);
+    fn plan(&self, inputs: &PlanInputs) -> Result<Plan, PlanError> {
+        let mut composer = Composer::new(self.name(), inputs);
         for block in self.blocks() {
-            if block.applies(project) {
+            if block.applies(inputs) {
                 composer.enter_block(block.name());
-                block.contribute(project, &mut composer)?;
+                block.contribute(inputs, &mut composer)?;
             }
         }
         composer.finish()
@@ -332,89 +232,6 @@ pub trait Stack {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base_arguments_parse_by_transport() {
-        let parse = |arg: &str| BaseImage::parse(arg).unwrap();
-        assert_eq!(
-            parse("python:3.11-slim"),
-            BaseImage::Registry {
-                reference: "python:3.11-slim".into()
-            }
-        );
-        assert_eq!(
-            parse("docker://python:3.11-slim"),
-            BaseImage::Registry {
-                reference: "python:3.11-slim".into()
-            }
-        );
-        assert_eq!(
-            parse("oci:/tmp/base:v1"),
-            BaseImage::OciLayout {
-                path: "/tmp/base".into(),
-                tag: Some("v1".into())
-            }
-        );
-        assert_eq!(
-            parse("oci:./base"),
-            BaseImage::OciLayout {
-                path: "./base".into(),
-                tag: None
-            }
-        );
-        assert_eq!(
-            parse("oci-archive:base.tar"),
-            BaseImage::OciArchive {
-                path: "base.tar".into(),
-                tag: None
-            }
-        );
-        assert_eq!(
-            parse("docker-archive:/x/base.tar"),
-            BaseImage::DockerArchive {
-                path: "/x/base.tar".into()
-            }
-        );
-        assert_eq!(parse("scratch"), BaseImage::Scratch);
-        for arg in [
-            "oci:/tmp/base:v1",
-            "oci-archive:base.tar",
-            "oci-archive:base.tar:v2",
-            "docker-archive:/x/base.tar",
-            "python:3.11-slim",
-            "scratch",
-        ] {
-            assert_eq!(parse(arg).to_string(), arg);
-        }
-    }
-
-    #[test]
-    fn local_bases_are_the_oci_sources() {
-        // One parser: what `--base` accepts is exactly what LocalSource reads, both ways.
-        for arg in [
-            "oci:/tmp/base:v1",
-            "oci:relative/dir",
-            "oci-archive:/x/base.tar:latest",
-            "docker-archive:saved.tar",
-        ] {
-            let source = LocalSource::parse(arg).unwrap().unwrap();
-            let base = BaseImage::parse(arg).unwrap();
-            assert_eq!(base.local_source(), Some(source.clone()));
-            assert_eq!(BaseImage::from(source), base);
-        }
-        assert_eq!(
-            BaseImage::parse("python:3.11").unwrap().local_source(),
-            None
-        );
-        assert_eq!(BaseImage::Scratch.local_source(), None);
-        for bad in ["oci:", "oci-archive:", "docker-archive:"] {
-            let err = BaseImage::parse(bad).unwrap_err().to_string();
-            assert!(
-                err.contains(&format!("{bad:?}")) && err.contains("oci:DIR[:TAG]"),
-                "{err}"
-            );
-        }
-    }
 
     #[test]
     fn plan_round_trips_through_json() {

@@ -12,9 +12,12 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use super::auth::{CachedToken, Challenge, TokenReply, token_request};
 use super::credentials::{CredentialLookup, DockerConfig};
 use super::error::RegistryError;
-use super::reference::{Reference, is_loopback_host};
+use crate::oci::reference::{Reference, is_loopback_host};
 
 /// Settings of a [`Client`]; `Default` is what `cog` uses.
+/// Blobs uploaded at once unless told otherwise ([`ClientOptions::push_concurrency`]).
+pub const DEFAULT_PUSH_CONCURRENCY: usize = 8;
+
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// Plain HTTP for every registry (loopback registries always get it).
@@ -36,7 +39,7 @@ impl Default for ClientOptions {
         Self {
             insecure: false,
             concurrency: 4,
-            push_concurrency: super::push::DEFAULT_PUSH_CONCURRENCY,
+            push_concurrency: DEFAULT_PUSH_CONCURRENCY,
             max_attempts: 4,
             backoff: Duration::from_millis(250),
             docker_config: None,

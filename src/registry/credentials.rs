@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 use super::error::RegistryError;
-use super::reference::DOCKER_HUB;
+use crate::oci::reference::DOCKER_HUB;
 
 /// The key Docker uses for Docker Hub in `auths` and with credential helpers.
 const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";

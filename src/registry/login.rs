@@ -8,7 +8,7 @@ use super::auth::{Challenge, TokenReply, token_request};
 use super::client::{Client, describe};
 use super::credentials::Credential;
 use super::error::RegistryError;
-use super::reference::{DOCKER_HUB, DOCKER_HUB_API};
+use crate::oci::reference::{DOCKER_HUB, DOCKER_HUB_API};
 
 impl Client {
     /// Checks `credential` against `registry` (`localhost:5000`, `docker.io`, `ghcr.io`).

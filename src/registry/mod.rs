@@ -9,14 +9,13 @@ mod error;
 mod login;
 mod pull;
 mod push;
-pub mod reference;
 
+pub use crate::oci::reference::{Reference, ReferenceError};
 pub use auth::Challenge;
-pub use client::{Access, Client, ClientOptions};
+pub use client::{Access, Client, ClientOptions, DEFAULT_PUSH_CONCURRENCY};
 pub use credentials::{
     Credential, CredentialLookup, DockerConfig, StoredIn, server_key, store_credential,
 };
 pub use error::RegistryError;
 pub use pull::FetchedManifest;
-pub use push::{DEFAULT_PUSH_CONCURRENCY, ManifestFormat};
-pub use reference::{Reference, ReferenceError};
+pub use push::ManifestFormat;

@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{Access, Client, Target};
 use super::error::RegistryError;
-use super::reference::Reference;
+use crate::oci::reference::Reference;
 use crate::oci::{self, Descriptor, Index, Manifest, Platform, SourceImage, media_types};
-use crate::progress::{Progress, Unit};
+use report::{Reporter, Unit};
 
 /// Manifests larger than this are refused (containerd's limit too).
 const MAX_MANIFEST_BYTES: usize = 4 << 20;
@@ -35,7 +35,7 @@ impl Client {
         reference: &Reference,
         platform: &Platform,
         store: &BlobStore,
-        progress: &Progress,
+        reporter: &dyn Reporter,
     ) -> Result<SourceImage, RegistryError> {
         if let Some(image) = pinned_in_store(reference, platform, store) {
             tracing::debug!(%reference, "registry: pinned image already in the store");
@@ -83,7 +83,7 @@ impl Client {
                 continue;
             }
             if store.has(&descriptor.digest) {
-                progress.message(&format!(
+                reporter.message(&format!(
                     "{}: already exists",
                     &descriptor.digest.hex()[..12]
                 ));
@@ -97,7 +97,7 @@ impl Client {
         let mut fetches = futures::stream::iter(
             missing
                 .iter()
-                .map(|d| self.fetch_blob(&target, d, store, progress, &stop)),
+                .map(|d| self.fetch_blob(&target, d, store, reporter, &stop)),
         )
         .buffer_unordered(self.options.concurrency.max(1));
         let mut first_error = None;
@@ -275,7 +275,7 @@ impl Client {
         target: &Target<'_>,
         descriptor: &Descriptor,
         store: &BlobStore,
-        progress: &Progress,
+        reporter: &dyn Reporter,
         stop: &CancellationToken,
     ) -> Result<(), RegistryError> {
         let digest = descriptor.digest;
@@ -302,7 +302,7 @@ impl Client {
                 // The sender gave up: dropping the writer deletes the partial blob.
                 Ok(None)
             });
-        let mut task = progress.task(&digest.hex()[..12], Some(expected_size), Unit::Bytes);
+        let mut task = reporter.task(&digest.hex()[..12], Some(expected_size), Unit::Bytes);
         let transferred = tokio::select! {
             result = self.transfer_blob(target, descriptor, &sender, &mut task) => result,
             () = stop.cancelled() => Err(stopped()),
@@ -342,7 +342,7 @@ impl Client {
         target: &Target<'_>,
         descriptor: &Descriptor,
         sender: &tokio::sync::mpsc::Sender<Chunk>,
-        task: &mut crate::progress::Task,
+        task: &mut report::Task,
     ) -> Result<(), RegistryError> {
         let reference = target.reference;
         let digest = descriptor.digest;

@@ -14,16 +14,14 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::client::{Access, Client, Target, http_error};
 use super::error::RegistryError;
-use super::reference::Reference;
+use crate::oci::reference::Reference;
 use crate::oci::{Descriptor, ImageRef, Index, Manifest, media_types};
-use crate::progress::{Progress, Task, Unit};
+use report::{Reporter, Task, Unit};
 
 /// Blobs up to this size go in one `PUT`; larger ones in `PATCH` chunks.
 const MONOLITHIC_MAX: u64 = 32 << 20;
 /// Chunk size when the registry states no preference.
 const DEFAULT_CHUNK: u64 = 64 << 20;
-/// Blobs uploaded at once unless told otherwise ([`super::ClientOptions::push_concurrency`]).
-pub const DEFAULT_PUSH_CONCURRENCY: usize = 8;
 /// Docker schema2's media type for an uncompressed layer.
 const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 
@@ -52,9 +50,9 @@ impl Client {
         store: &BlobStore,
         image: &ImageRef,
         target: &Reference,
-        progress: &Progress,
+        reporter: &dyn Reporter,
     ) -> Result<Digest, RegistryError> {
-        self.push_with(store, image, target, None, ManifestFormat::Oci, progress)
+        self.push_with(store, image, target, None, ManifestFormat::Oci, reporter)
             .await
     }
 
@@ -66,7 +64,7 @@ impl Client {
         image: &ImageRef,
         target: &Reference,
         mount_from: Option<&Reference>,
-        progress: &Progress,
+        reporter: &dyn Reporter,
     ) -> Result<Digest, RegistryError> {
         self.push_with(
             store,
@@ -74,7 +72,7 @@ impl Client {
             target,
             mount_from,
             ManifestFormat::Oci,
-            progress,
+            reporter,
         )
         .await
     }
@@ -88,7 +86,7 @@ impl Client {
         target: &Reference,
         mount_from: Option<&Reference>,
         format: ManifestFormat,
-        progress: &Progress,
+        reporter: &dyn Reporter,
     ) -> Result<Digest, RegistryError> {
         let from = mount_from
             .filter(|from| {
@@ -160,7 +158,7 @@ impl Client {
                     .filter(|d| seen.insert(d.digest)),
             );
         }
-        self.push_blobs(target, store, &blobs, progress).await?;
+        self.push_blobs(target, store, &blobs, reporter).await?;
         if media_types::is_index(&top.media_type) {
             for child in &children {
                 self.put_manifest(
@@ -184,17 +182,17 @@ impl Client {
         target: &Target<'_>,
         store: &BlobStore,
         blobs: &[Descriptor],
-        progress: &Progress,
+        reporter: &dyn Reporter,
     ) -> Result<(), RegistryError> {
         let total_bytes = blobs.iter().map(|d| d.size).sum();
-        let total = Arc::new(Mutex::new(Some(progress.task(
+        let total = Arc::new(Mutex::new(Some(reporter.task(
             "total",
             Some(total_bytes),
             Unit::Bytes,
         ))));
         let results: Vec<&'static str> = futures::stream::iter(blobs.iter().map(|d| {
             let meter = Meter::new(
-                progress.task(&d.digest.hex()[..12], Some(d.size), Unit::Bytes),
+                reporter.task(&d.digest.hex()[..12], Some(d.size), Unit::Bytes),
                 total.clone(),
             );
             self.push_blob(target, store, d, meter)

@@ -170,6 +170,7 @@ pub(super) fn start(
     kind: RuntimeKind,
     image: &Image,
     spec: &RunSpec,
+    reporter: &dyn report::Reporter,
 ) -> Result<EngineContainer, RuntimeError> {
     let name = container_name();
     let mut args = run_args(kind, image, spec, &name);
@@ -182,13 +183,13 @@ pub(super) fn start(
             removed: false,
         }),
         Err(RuntimeError::Command { stderr, .. }) if spec.gpus && missing_gpu_driver(&stderr) => {
-            eprintln!("⚠ Missing device driver, re-trying without GPU");
+            reporter.warning("Missing device driver, re-trying without GPU");
             remove(kind, &name);
             let spec = RunSpec {
                 gpus: false,
                 ..spec.clone()
             };
-            start(kind, image, &spec)
+            start(kind, image, &spec, reporter)
         }
         Err(err) => {
             remove(kind, &name);

@@ -322,15 +322,28 @@ impl Drop for Container {
 }
 
 /// A chosen runtime, ready to run images.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Runtime {
     pub kind: RuntimeKind,
     store: BlobStore,
+    reporter: report::SharedReporter,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Runtime {
-    pub fn new(kind: RuntimeKind, store: BlobStore) -> Self {
-        Self { kind, store }
+    pub fn new(kind: RuntimeKind, store: BlobStore, reporter: report::SharedReporter) -> Self {
+        Self {
+            kind,
+            store,
+            reporter,
+        }
     }
 
     /// Makes the image available to the runtime: loads it into Docker/podman unless the daemon
@@ -353,7 +366,7 @@ impl Runtime {
     pub fn start(&self, image: &Image, spec: &RunSpec) -> Result<Container, RuntimeError> {
         let container = match self.kind {
             RuntimeKind::Docker | RuntimeKind::Podman => {
-                let c = engine::start(self.kind, image, spec)?;
+                let c = engine::start(self.kind, image, spec, self.reporter.as_ref())?;
                 remember_active(self.kind, &c.id);
                 let port = match spec.publish {
                     Some(port) => Some(c.host_port(port)?),

@@ -1,4 +1,4 @@
-//! What the blocks know about the project: plain data, gathered once by the CLI.
+//! What the blocks know about the project: plain data, gathered once by the resolve stage.
 use serde::Serialize;
 
 use super::{BaseImage, PythonLayout};
@@ -8,7 +8,7 @@ pub type BaseOverride = BaseImage;
 
 /// The inputs of a plan. Everything here is data already read from disk; blocks do no I/O.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Project {
+pub struct PlanInputs {
     /// Name of the config file inside the project (`cog.yaml`, or what `-f` named).
     pub config_file_name: String,
     /// Contents of that config file (copied to `/src/cog.yaml` when it has another name).

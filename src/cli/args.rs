@@ -1,0 +1,191 @@
+//! The flags the commands share, in one place: every command that builds takes [`BuildFlags`],
+//! every command that talks to a registry takes [`RegistryArgs`], and `run`, `serve` and `exec`
+//! take [`ProjectArgs`].
+use std::path::PathBuf;
+
+use layers::Compression;
+
+use super::printer::ProgressMode;
+use crate::registry::{ClientOptions, DEFAULT_PUSH_CONCURRENCY, ManifestFormat};
+use crate::resolve::{self, LockMode};
+use crate::runtime::RuntimeKind;
+
+/// How to build a project (`cog build`, `cog push`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct BuildFlags {
+    /// The name of the config file
+    #[arg(short = 'f', long = "file", default_value = "cog.yaml")]
+    pub file: String,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Set type of build progress output: 'auto' (default), 'tty', 'plain', 'quiet' or 'json'
+    #[arg(long, value_enum)]
+    pub progress: Option<ProgressMode>,
+    /// Base image: a registry reference, oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE
+    #[arg(long)]
+    pub base: Option<String>,
+    /// Target platform
+    #[arg(long, default_value = "linux/amd64")]
+    pub platform: String,
+    /// Load OpenAPI schema from a file instead of generating it
+    #[arg(long, value_name = "FILE")]
+    pub openapi_schema: Option<PathBuf>,
+    #[command(flatten)]
+    pub locks: LockArgs,
+    /// Layer compression
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: CompressionArg,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+impl BuildFlags {
+    /// The defaults `cog run`, `serve` and `exec` build with.
+    pub fn for_project(project: &ProjectArgs) -> Self {
+        Self {
+            file: project.file.clone(),
+            no_cache: false,
+            progress: project.progress,
+            base: project.base.clone(),
+            platform: "linux/amd64".to_string(),
+            openapi_schema: None,
+            locks: LockArgs::default(),
+            compression: CompressionArg::Gzip,
+            registry: RegistryArgs::default(),
+        }
+    }
+
+    pub fn resolve_options(&self) -> resolve::Options<'_> {
+        resolve::Options {
+            config_file: Some(&self.file),
+            base: self.base.as_deref(),
+            platform: &self.platform,
+            openapi_schema: self.openapi_schema.as_deref(),
+            lock_mode: self.locks.mode(),
+            network: true,
+        }
+    }
+
+    pub fn compression(&self) -> Compression {
+        match self.compression {
+            CompressionArg::Gzip => Compression::gzip(),
+            CompressionArg::Zstd => Compression::zstd(),
+        }
+    }
+}
+
+/// What to do with the lock files next to cog.yaml.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LockArgs {
+    /// Resolve Python requirements and system packages again, ignoring the lock files
+    #[arg(long, conflicts_with_all = ["locked", "frozen"])]
+    pub upgrade: bool,
+    /// Fail instead of updating a lock file that is missing or out of date (for CI)
+    #[arg(long, conflicts_with = "frozen")]
+    pub locked: bool,
+    /// Use the lock files as they are, without checking them against cog.yaml and the requirements
+    #[arg(long)]
+    pub frozen: bool,
+}
+
+impl LockArgs {
+    pub fn mode(&self) -> LockMode {
+        if self.upgrade {
+            LockMode::Upgrade
+        } else if self.locked {
+            LockMode::Locked
+        } else if self.frozen {
+            LockMode::Frozen
+        } else {
+            LockMode::Update
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompressionArg {
+    Gzip,
+    Zstd,
+}
+
+/// How to talk to registries.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistryArgs {
+    /// Speak plain HTTP to registries (the target, and a --base image) even when they are not
+    /// on loopback
+    #[arg(long)]
+    pub insecure: bool,
+    /// Blobs uploaded at once
+    #[arg(long, env = "COG_PUSH_CONCURRENCY", default_value_t = DEFAULT_PUSH_CONCURRENCY, value_parser = parse_concurrency)]
+    pub concurrency: usize,
+    /// Manifest format: OCI (as built) or Docker schema2
+    #[arg(long, value_enum, default_value = "oci")]
+    pub manifest_format: FormatArg,
+}
+
+impl Default for RegistryArgs {
+    /// What `cog run`, `serve` and `exec` use: defaults, with `$COG_PUSH_CONCURRENCY` when set.
+    fn default() -> Self {
+        Self {
+            insecure: false,
+            concurrency: std::env::var("COG_PUSH_CONCURRENCY")
+                .ok()
+                .and_then(|v| parse_concurrency(&v).ok())
+                .unwrap_or(DEFAULT_PUSH_CONCURRENCY),
+            manifest_format: FormatArg::Oci,
+        }
+    }
+}
+
+impl RegistryArgs {
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            insecure: self.insecure,
+            push_concurrency: self.concurrency,
+            ..ClientOptions::default()
+        }
+    }
+
+    pub fn manifest_format(&self) -> ManifestFormat {
+        match self.manifest_format {
+            FormatArg::Oci => ManifestFormat::Oci,
+            FormatArg::Docker => ManifestFormat::Docker,
+        }
+    }
+}
+
+/// 1 to 256 blobs at once.
+fn parse_concurrency(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(n),
+        _ => Err(format!("{text:?} is not a number from 1 to 256")),
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FormatArg {
+    Oci,
+    Docker,
+}
+
+/// Flags shared by `run`, `serve` and `exec`: which project, how to build it, where to run it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProjectArgs {
+    /// The name of the config file
+    #[arg(short = 'f', long = "file", default_value = "cog.yaml")]
+    pub file: String,
+    /// Set type of build progress output: 'auto' (default), 'tty', 'plain', 'quiet' or 'json'
+    #[arg(long, value_enum)]
+    pub progress: Option<ProgressMode>,
+    /// Base image: a registry reference, oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE
+    #[arg(long)]
+    pub base: Option<String>,
+    /// GPU devices to add to the container, in the same format as `docker run --gpus`
+    #[arg(long)]
+    pub gpus: Option<String>,
+    /// Where to run: docker, podman or runc (no daemon). Default: Docker when its daemon
+    /// answers, else podman, else runc
+    #[arg(long, value_enum, env = "COG_RUNTIME")]
+    pub runtime: Option<RuntimeKind>,
+}

@@ -1,0 +1,217 @@
+//! What `cog run`, `cog serve` and `cog exec` share: open the project, build it as `cog build`
+//! would, pick a runtime and make the image ready for it, and remove the container on Ctrl-C.
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+
+use super::args::{BuildFlags, ProjectArgs};
+use super::build;
+use crate::resolve::Project;
+use crate::runtime::{self, Image, Mount, RunSpec, Runtime};
+use crate::session::Session;
+
+/// The port the image's server listens on inside the container.
+pub const SERVER_PORT: u16 = 5000;
+
+/// The project (config and static schema), before any build: `cog run` validates its inputs
+/// against the schema first. `need_runner`: cog.yaml must name a runner (`run`, `serve`).
+pub fn open_project(session: &Session, args: &ProjectArgs, need_runner: bool) -> Result<Project> {
+    let flags = BuildFlags::for_project(args);
+    let project = Project::open(session, &flags.resolve_options())?;
+    if need_runner && project.config.predict.is_none() && project.config.train.is_none() {
+        bail!(
+            "{}: no `predict` (or `run`) entry point: set it to e.g. \"predict.py:Predictor\" to run predictions",
+            project.config_path.display()
+        );
+    }
+    Ok(project)
+}
+
+/// A project built, with the runtime that will run it, the image ready for that runtime.
+pub struct Ready {
+    pub runtime: Runtime,
+    pub image: Image,
+}
+
+/// Builds `project` as `cog build` does (recorded in the cache), then makes it ready for the
+/// runtime `args` picks.
+pub fn build_for_runtime(
+    session: &Session,
+    args: &ProjectArgs,
+    project: &Project,
+) -> Result<Ready> {
+    let runtime = detect_runtime(session, args)?;
+    let flags = BuildFlags::for_project(args);
+    let name = build::image_name(None, &project.config, &project.dir);
+    let built = build::build_and_save(session, project, &flags, &name, None)?;
+    write_schema(project)?;
+    let image = runtime::built_image(&session.store, &name, &built.image.digest)?;
+    prepare(&runtime, &image)?;
+    Ok(Ready { runtime, image })
+}
+
+pub fn detect_runtime(session: &Session, args: &ProjectArgs) -> Result<Runtime> {
+    let kind = runtime::detect(args.runtime)?;
+    tracing::debug!("running containers with {kind}");
+    Ok(Runtime::new(
+        kind,
+        session.store.clone(),
+        session.reporter.clone(),
+    ))
+}
+
+pub fn prepare(runtime: &Runtime, image: &Image) -> Result<()> {
+    runtime
+        .prepare(image)
+        .with_context(|| format!("preparing {} for {}", image.name(), runtime.kind))
+}
+
+/// Writes the schema into the project's `.cog/` as Cog does: the project is mounted over the
+/// image's `/src`, and the server reads `/src/.cog/openapi_schema.json`.
+fn write_schema(project: &Project) -> Result<()> {
+    let Some(schema) = &project.schema else {
+        return Ok(());
+    };
+    let dir = project.dir.join(".cog");
+    let path = dir.join("openapi_schema.json");
+    if fs_err::read_to_string(&path).ok().as_deref() != Some(schema.document.as_str()) {
+        fs_err::create_dir_all(&dir)?;
+        fs_err::write(&path, &schema.document)?;
+    }
+    Ok(())
+}
+
+/// The project mounted at `/src`, read-write, as Cog mounts it.
+pub fn project_mount(dir: &Path) -> Mount {
+    Mount {
+        source: dir.to_path_buf(),
+        target: "/src".to_string(),
+        read_only: false,
+    }
+}
+
+/// `-e KEY=VALUE` pairs.
+pub fn parse_env(pairs: &[String]) -> Result<Vec<(String, String)>> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+            _ => bail!("-e {pair}: expected the form KEY=VALUE"),
+        })
+        .collect()
+}
+
+/// The command that starts the image's prediction server, with `extra` flags. On runc the
+/// container shares the host's network, so the server itself binds 127.0.0.1.
+fn server_command(runtime: &Runtime, image: &Image, extra: &[String]) -> Vec<String> {
+    let mut args = match image {
+        Image::Local { image, .. } => image
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.cmd.clone())
+            .unwrap_or_default(),
+        Image::Daemon { .. } => Vec::new(),
+    };
+    if args.is_empty() {
+        args = ["python", "-m", "cog.server.http"]
+            .map(String::from)
+            .to_vec();
+    }
+    if runtime.shares_host_network() {
+        args.extend(["--host".to_string(), "127.0.0.1".to_string()]);
+    }
+    args.extend(extra.iter().cloned());
+    args
+}
+
+/// How Cog runs the prediction server locally: the project at `/src`, port 5000 published on
+/// 127.0.0.1, console logs at warning level (debug with `--debug`).
+pub fn server_spec(
+    runtime: &Runtime,
+    image: &Image,
+    user_env: Vec<(String, String)>,
+    project_dir: Option<&Path>,
+    gpus: bool,
+    extra: &[String],
+) -> RunSpec {
+    let level = if tracing::enabled!(tracing::Level::DEBUG) {
+        "debug"
+    } else {
+        "warning"
+    };
+    let mut env = vec![
+        ("LOG_FORMAT".to_string(), "console".to_string()),
+        ("COG_LOG_LEVEL".to_string(), level.to_string()),
+    ];
+    if project_dir.is_some() {
+        // The project is mounted read-write: Python must not leave root-owned __pycache__
+        // directories in it (they would also change the next build's source layer).
+        env.push(("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()));
+    }
+    env.extend(user_env);
+    RunSpec {
+        args: server_command(runtime, image, extra),
+        env,
+        mounts: project_dir.map(project_mount).into_iter().collect(),
+        publish: Some(SERVER_PORT),
+        gpus,
+        ..RunSpec::default()
+    }
+}
+
+/// Runs a container in the foreground and exits with its code.
+pub fn run_attached(ready: &Ready, spec: &RunSpec) -> Result<ExitCode> {
+    let code = ready
+        .runtime
+        .run_attached(&ready.image, spec)
+        .with_context(|| format!("running {} with {}", ready.image.name(), ready.runtime.kind))?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// After Ctrl-C the interrupt handler removes the containers and exits 130; whatever the main
+/// thread sees meanwhile (a container gone, a refused connection) is not the outcome to report.
+pub fn settle<T>(result: Result<T>) -> Result<T> {
+    if runtime::interrupted() {
+        loop {
+            std::thread::park();
+        }
+    }
+    result
+}
+
+/// On Ctrl-C (or SIGTERM): remove the containers this process started, then exit 130.
+pub fn install_interrupt_handler(session: &Session) {
+    let reporter = session.reporter.clone();
+    session.handle().spawn(async move {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        reporter.message("Interrupted: removing the container...");
+        // Removal runs `docker rm` and friends: off the async workers.
+        let _ = tokio::task::spawn_blocking(runtime::remove_all).await;
+        std::process::exit(130);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_pairs_need_an_equals_sign() {
+        assert_eq!(
+            parse_env(&["A=1=2".into(), "B=".into()]).unwrap(),
+            vec![("A".into(), "1=2".into()), ("B".into(), String::new())]
+        );
+        let err = parse_env(&["NOPE".into()]).unwrap_err().to_string();
+        assert_eq!(err, "-e NOPE: expected the form KEY=VALUE");
+    }
+}

@@ -1,0 +1,354 @@
+//! The resolve stage, between config and plan: a project directory, its `cog.yaml` and the
+//! command's options become a [`Project`] whose [`PlanInputs`] hold everything the blocks need,
+//! already read and pinned: the schema, the base image, the wheel and apt locks (written next to
+//! cog.yaml as [`LockMode`] allows), the runtime wheels and git metadata.
+//!
+//! [`Project::open`] reads only the directory (config and static schema: what `cog run` needs to
+//! validate inputs before any build); [`Project::resolve`] does the rest, with the network when
+//! `Options::network` allows it.
+mod lockfile;
+mod python;
+mod runtime_wheels;
+mod system;
+
+use std::path::{Path, PathBuf};
+
+pub use lockfile::{LockError, LockMode};
+pub use python::DEFAULT_GLIBC;
+pub use system::BASE_LOCK_FILE;
+
+use crate::base::BaseImage;
+use crate::config::{self, Config, ConfigError};
+use crate::plan::PlanInputs;
+use crate::schema::{SchemaError, SchemaOutput};
+use crate::session::Session;
+
+/// What a command asks of the resolve stage.
+#[derive(Debug, Clone)]
+pub struct Options<'a> {
+    /// `-f`: the config file (default `cog.yaml`), looked for from the current directory up.
+    pub config_file: Option<&'a str>,
+    /// `--base`: a registry reference, `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
+    /// `docker-archive:FILE` or `scratch`.
+    pub base: Option<&'a str>,
+    pub platform: &'a str,
+    /// `--openapi-schema FILE` (else `$COG_OPENAPI_SCHEMA`): use this document instead of
+    /// generating one.
+    pub openapi_schema: Option<&'a Path>,
+    pub lock_mode: LockMode,
+    /// Resolve what the locks lack (off for `cog plan` without `--resolve`: planning then needs
+    /// no network and uses only current locks).
+    pub network: bool,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Self {
+            config_file: None,
+            base: None,
+            platform: "linux/amd64",
+            openapi_schema: None,
+            lock_mode: LockMode::Update,
+            network: true,
+        }
+    }
+}
+
+impl Options<'_> {
+    fn config_file_name(&self) -> &str {
+        self.config_file
+            .filter(|f| !f.is_empty())
+            .unwrap_or(config::DEFAULT_CONFIG_FILE)
+    }
+}
+
+/// Errors of the resolve stage; each names the file, field, flag or package involved.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("reading the current directory")]
+    CurrentDir(#[source] std::io::Error),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error("{}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not a JSON OpenAPI document", .path.display())]
+    SchemaFile {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("concurrency.max > 1 requires an async run() or predict() method")]
+    Concurrency,
+    #[error("--base {arg}")]
+    BaseArg {
+        arg: String,
+        #[source]
+        source: crate::oci::OciError,
+    },
+    #[error("--platform {platform}: {reason}")]
+    Platform {
+        platform: String,
+        reason: &'static str,
+    },
+    #[error("--platform {platform}")]
+    PlatformSyntax {
+        platform: String,
+        #[source]
+        source: crate::oci::PlatformError,
+    },
+    #[error("invalid Python target")]
+    Target(#[source] wheels::Error),
+    #[error("reading the Python requirements")]
+    Requirements(#[source] wheels::Error),
+    #[error("resolving the Python requirements of {}", .dir.display())]
+    Wheels {
+        dir: PathBuf,
+        #[source]
+        source: LockError<wheels::Error>,
+    },
+    #[error("{what}")]
+    Debian {
+        what: String,
+        #[source]
+        source: debian::Error,
+    },
+    #[error("{what}")]
+    DebianLock {
+        what: String,
+        #[source]
+        source: LockError<debian::Error>,
+    },
+    #[error("{field}: base image {base} has no Debian or Ubuntu system to install them on")]
+    NoDistribution { field: String, base: String },
+    #[error(transparent)]
+    FetchBase(#[from] crate::base::BaseError),
+    #[error("{var}={}: {reason}", .path.display())]
+    RuntimeWheel {
+        var: &'static str,
+        path: PathBuf,
+        reason: &'static str,
+    },
+}
+
+/// A Cog project: where it is, its config, its schema and, once resolved, the plan inputs.
+#[derive(Debug)]
+pub struct Project {
+    pub dir: PathBuf,
+    pub config_path: PathBuf,
+    pub config: Config,
+    /// The OpenAPI document: `--openapi-schema`, else generated from the runner; `None` when
+    /// cog.yaml names no runner.
+    pub schema: Option<SchemaOutput>,
+}
+
+impl Project {
+    /// Finds cog.yaml from the current directory up, loads and validates it, and generates the
+    /// schema. Reads only the project directory. Config warnings go to the session's reporter.
+    pub fn open(session: &Session, options: &Options<'_>) -> Result<Self, ResolveError> {
+        let cwd = std::env::current_dir().map_err(ResolveError::CurrentDir)?;
+        let (dir, config_path) = config::find_project(&cwd, options.config_file)?;
+        let loaded = config::load(&dir, &config_path)?;
+        for warning in &loaded.warnings {
+            session.reporter.warning(&warning.to_string());
+        }
+        let config = loaded.config;
+        let schema = load_schema(&dir, &config, options.openapi_schema)?;
+        Ok(Self {
+            dir,
+            config_path,
+            config,
+            schema,
+        })
+    }
+
+    /// The schema as JSON (`null` without a runner).
+    pub fn schema_json(&self) -> Result<serde_json::Value, ResolveError> {
+        match &self.schema {
+            Some(s) => {
+                serde_json::from_str(&s.document).map_err(|source| ResolveError::SchemaFile {
+                    path: self.dir.join(".cog/openapi_schema.json"),
+                    source,
+                })
+            }
+            None => Ok(serde_json::Value::Null),
+        }
+    }
+
+    /// Resolves the base, the packages and the runtime wheels into the plan's inputs.
+    pub fn resolve(
+        &self,
+        session: &Session,
+        options: &Options<'_>,
+    ) -> Result<PlanInputs, ResolveError> {
+        let config = &self.config;
+        let dir = &self.dir;
+        let config_file_name = self
+            .config_path
+            .strip_prefix(dir)
+            .unwrap_or(&self.config_path)
+            .to_string_lossy()
+            .into_owned();
+        let config_file_contents =
+            fs_err::read_to_string(&self.config_path).map_err(|source| ResolveError::Io {
+                path: self.config_path.clone(),
+                source,
+            })?;
+        let python_version = Some(config.build.python_version.clone()).filter(|v| !v.is_empty());
+        let base_override = options
+            .base
+            .map(|arg| {
+                BaseImage::parse(arg).map_err(|source| ResolveError::BaseArg {
+                    arg: arg.to_owned(),
+                    source,
+                })
+            })
+            .transpose()?;
+        // The default base is assembled from distribution packages, pinned by a lock.
+        let assembled = match (&base_override, &python_version) {
+            (None, Some(version)) => {
+                system::resolve_assembled(session, dir, config, version, options)?
+            }
+            _ => None,
+        };
+        // With --base, system packages are resolved against that image's distribution.
+        let base_system_packages = match &base_override {
+            Some(base) => system::resolve_on_base(session, dir, config, base, options)?,
+            None => None,
+        };
+        let python = python_version
+            .as_deref()
+            .map(|v| python::layout_for(v, assembled.is_some()));
+        let (python_packages, runtime_wheels) = match &python_version {
+            Some(version) if options.network => {
+                let target = python::target(version, options.platform)?;
+                let packages = python::resolve(session, dir, config, &target, options)?;
+                let runtime = runtime_wheels::find(target.arch)?;
+                if runtime.is_none() {
+                    session.reporter.warning(
+                        "the cog SDK and coglet wheels were not found (set COG_SDK_WHEEL and COGLET_WHEEL, or run python/build-wheels.sh): the image will have no prediction server",
+                    );
+                }
+                (packages, runtime.unwrap_or_default())
+            }
+            Some(version) => {
+                let target = python::target(version, options.platform)?;
+                let packages = python::resolve(session, dir, config, &target, options)?;
+                (packages, Vec::new())
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        let concurrency_max = effective_concurrency(config, self.schema.as_ref())?;
+        Ok(PlanInputs {
+            config_file_name,
+            config_file_contents,
+            python_version,
+            gpu: config.build.gpu,
+            predict_ref: config.predict.clone(),
+            train_ref: config.train.clone(),
+            environment: config
+                .parsed_environment
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            config_label: config.label_json(concurrency_max.map(i64::from)),
+            concurrency_max,
+            openapi_schema: self
+                .schema
+                .as_ref()
+                .map(|s| (s.document.clone(), s.label.clone())),
+            dockerignore: read_dockerignore(dir)?,
+            base_override,
+            assembled_base: assembled.as_ref().map(|a| a.base.clone()),
+            system_packages: assembled
+                .and_then(|a| a.system_packages)
+                .or(base_system_packages),
+            python,
+            python_packages,
+            runtime_wheels,
+            platform: options.platform.to_string(),
+            cog_version: crate::VERSION.to_string(),
+            git_revision: git(dir, &["rev-parse", "HEAD"]),
+            git_tag: git(dir, &["describe", "--tags", "--exact-match", "HEAD"]),
+        })
+    }
+}
+
+/// The schema document: from `--openapi-schema`/`COG_OPENAPI_SCHEMA`, else generated
+/// statically from the runner (Cog 0.22's default), else none when cog.yaml names no runner.
+fn load_schema(
+    dir: &Path,
+    config: &Config,
+    file: Option<&Path>,
+) -> Result<Option<SchemaOutput>, ResolveError> {
+    let env_file = std::env::var_os("COG_OPENAPI_SCHEMA").map(PathBuf::from);
+    if let Some(path) = file.map(Path::to_path_buf).or(env_file) {
+        let document = fs_err::read_to_string(&path).map_err(|source| ResolveError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let value: serde_json::Value = serde_json::from_str(&document)
+            .map_err(|source| ResolveError::SchemaFile { path, source })?;
+        return Ok(Some(SchemaOutput {
+            label: value.to_string(),
+            document,
+            concurrency_max: None,
+            run_is_async: false,
+            predict: None,
+            train: None,
+        }));
+    }
+    if config.predict.is_none() && config.train.is_none() {
+        return Ok(None);
+    }
+    let schema = crate::schema::generate(dir, config.predict.as_deref(), config.train.as_deref())?;
+    Ok(Some(schema))
+}
+
+/// `concurrency.max` (deprecated) wins over `@cog.concurrent(max=N)`; above 1 the runner must be
+/// async (Cog checks this at build time).
+fn effective_concurrency(
+    config: &Config,
+    schema: Option<&SchemaOutput>,
+) -> Result<Option<u32>, ResolveError> {
+    let from_config = config.concurrency.flatten().filter(|max| *max >= 1);
+    let max = match (from_config, schema.and_then(|s| s.concurrency_max)) {
+        (Some(max), _) => u32::try_from(max).ok(),
+        (None, decorator) => decorator,
+    };
+    if let (Some(max), Some(schema)) = (max, schema) {
+        let parsed = schema.predict.is_some() || schema.train.is_some();
+        if max > 1 && parsed && !schema.run_is_async {
+            return Err(ResolveError::Concurrency);
+        }
+    }
+    Ok(max.filter(|m| *m > 1))
+}
+
+/// The patterns of the project's `.dockerignore`, read as Docker reads them.
+fn read_dockerignore(dir: &Path) -> Result<Vec<String>, ResolveError> {
+    let path = dir.join(".dockerignore");
+    match fs_err::read_to_string(&path) {
+        Ok(text) => Ok(layers::parse_dockerignore(&text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(ResolveError::Io { path, source }),
+    }
+}
+
+/// Output of a git command in `dir`, when git is installed and `dir` is in a repository.
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}

@@ -1,0 +1,109 @@
+//! The project's Python packages: `build.python_requirements` (or the deprecated
+//! `build.python_packages`) resolved for the image's Python and platform, pinned by
+//! `cog-requirements.lock.json`.
+use std::path::Path;
+
+use wheels::{Arch, Libc, LockedPackage, Target};
+
+use super::lockfile;
+use super::{Options, ResolveError};
+use crate::config::Config;
+use crate::plan::PythonLayout;
+use crate::session::Session;
+
+/// The glibc of the bases we know: Debian bookworm (python:3.1x-slim, our assembled 3.10/3.11
+/// base) has 2.36. Wheels for older manylinux tags install on it; newer ones are not chosen.
+pub const DEFAULT_GLIBC: (u16, u16) = (2, 36);
+
+/// The wheel target for `platform` (`linux/amd64`, `linux/arm64`).
+pub fn target(python_version: &str, platform: &str) -> Result<Target, ResolveError> {
+    let arch = match platform.split('/').nth(1) {
+        Some("amd64" | "x86_64") => Arch::X86_64,
+        Some("arm64" | "aarch64") => Arch::Aarch64,
+        _ => {
+            return Err(ResolveError::Platform {
+                platform: platform.to_owned(),
+                reason: "Python wheels are resolved for linux/amd64 and linux/arm64",
+            });
+        }
+    };
+    let (major, minor) = DEFAULT_GLIBC;
+    Target::new(python_version, arch, Libc::Glibc(major, minor)).map_err(ResolveError::Target)
+}
+
+/// The project's requirements, or `None` when it declares none.
+fn requirements(dir: &Path, config: &Config) -> Result<Option<wheels::Requirements>, ResolveError> {
+    let requirements = if let Some(file) = &config.build.python_requirements {
+        wheels::requirements::parse_file(
+            &dir.join(file),
+            &wheels::requirements::ParseOptions {
+                project_dir: Some(dir.to_path_buf()),
+            },
+        )
+    } else if config.build.python_packages.is_empty() {
+        return Ok(None);
+    } else {
+        wheels::requirements::from_packages(&config.build.python_packages, dir)
+    };
+    requirements.map(Some).map_err(ResolveError::Requirements)
+}
+
+/// Resolves the project's Python packages, reusing the lock while its inputs are unchanged.
+/// Without `options.network`, only a current lock is used (none: no packages in the plan).
+pub fn resolve(
+    session: &Session,
+    dir: &Path,
+    config: &Config,
+    target: &Target,
+    options: &Options<'_>,
+) -> Result<Vec<LockedPackage>, ResolveError> {
+    let Some(requirements) = requirements(dir, config)? else {
+        return Ok(Vec::new());
+    };
+    for warning in &requirements.warnings {
+        session.reporter.warning(warning);
+    }
+    let resolve_options = wheels::ResolveOptions::default();
+    let hash = wheels::resolve::input_hash(&requirements, target, &resolve_options);
+    let path = dir.join(wheels::lock::LOCK_FILE_NAME);
+    let current =
+        |lock: &wheels::Lock| lock.input_hash == hash && lock.version == wheels::lock::LOCK_VERSION;
+    if !options.network {
+        let lock = wheels::Lock::read(&path).map_err(ResolveError::Requirements)?;
+        return Ok(lock.filter(current).map(|l| l.packages).unwrap_or_default());
+    }
+    let settled = lockfile::settle(
+        &path,
+        options.lock_mode,
+        wheels::Lock::read,
+        current,
+        || {
+            session.block_on(wheels::resolve_async(
+                &requirements,
+                target,
+                &resolve_options,
+            ))
+        },
+        wheels::Lock::write,
+    )
+    .map_err(|source| ResolveError::Wheels {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    tracing::debug!(
+        packages = settled.lock.packages.len(),
+        reused = settled.reused,
+        "python packages"
+    );
+    Ok(settled.lock.packages)
+}
+
+/// Where Python is in a base: Debian's layout for our assembled bases, the official image's
+/// layout otherwise.
+pub fn layout_for(python_version: &str, assembled: bool) -> PythonLayout {
+    if assembled {
+        PythonLayout::debian(python_version)
+    } else {
+        PythonLayout::python_slim(python_version)
+    }
+}

@@ -1,0 +1,247 @@
+//! The default base, assembled from distribution packages, and `build.system_packages`: both
+//! resolved against the distribution's archive and pinned by locks next to cog.yaml
+//! (`cog-base.lock`, `cog-apt.lock`), reused while their inputs are unchanged.
+//!
+//! With `--base IMAGE` the system packages are resolved against the image's own distribution:
+//! the image is fetched into the store (the build reuses it), its `/etc/os-release` names the
+//! archive and suite, and its `/var/lib/dpkg/status` says what is installed already.
+use std::path::Path;
+
+use super::lockfile::{self, LockMode};
+use super::{Options, ResolveError};
+use crate::base::BaseImage;
+use crate::config::Config;
+use crate::session::Session;
+
+/// Lock of the assembled base's packages.
+pub const BASE_LOCK_FILE: &str = "cog-base.lock";
+
+/// What the default base and the system packages resolved to.
+#[derive(Debug)]
+pub struct Resolved {
+    pub base: BaseImage,
+    pub system_packages: Option<debian::Lock>,
+}
+
+fn debian_arch(platform: &str) -> Result<&'static str, ResolveError> {
+    debian::archive::debian_arch(platform).ok_or_else(|| ResolveError::Platform {
+        platform: platform.to_owned(),
+        reason: "Debian and Ubuntu packages are installed for linux/amd64 and linux/arm64",
+    })
+}
+
+/// A lock from disk; `None` when absent.
+fn read_lock(path: &Path) -> Result<Option<debian::Lock>, debian::Error> {
+    if path.is_file() {
+        debian::Lock::read(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+fn settle_debian(
+    path: &Path,
+    mode: LockMode,
+    current: impl Fn(&debian::Lock) -> bool,
+    make: impl FnOnce() -> Result<debian::Lock, debian::Error>,
+    what: &str,
+) -> Result<debian::Lock, ResolveError> {
+    lockfile::settle(path, mode, read_lock, current, make, |lock, path| {
+        lock.write(path)
+    })
+    .map(|settled| settled.lock)
+    .map_err(|source| ResolveError::DebianLock {
+        what: what.to_owned(),
+        source,
+    })
+}
+
+/// Resolves the assembled base for `python_version` and the config's system packages on it.
+/// The archive is fetched only when a lock has to be made. Without `options.network`, only
+/// current locks are used (`None` when the base lock is not there).
+pub fn resolve_assembled(
+    session: &Session,
+    dir: &Path,
+    config: &Config,
+    python_version: &str,
+    options: &Options<'_>,
+) -> Result<Option<Resolved>, ResolveError> {
+    let release = debian::base::release_for_python(python_version).map_err(|source| {
+        ResolveError::Debian {
+            what: format!("build.python_version {python_version}"),
+            source,
+        }
+    })?;
+    let arch = debian_arch(options.platform)?;
+    let base_path = dir.join(BASE_LOCK_FILE);
+    let apt_path = dir.join(debian::LOCK_FILE_NAME);
+    let wanted = &config.build.system_packages;
+    let base_current = |l: &debian::Lock| l.arch == arch;
+    // A lock made on another base (another suite, e.g. with --base) is made again.
+    let apt_current = |l: &debian::Lock| {
+        l.arch == arch
+            && l.requested == *wanted
+            && l.sources.first().is_some_and(|s| s.suite == release.suite)
+    };
+    if !options.network {
+        let fresh = |path: &Path, current: &dyn Fn(&debian::Lock) -> bool| {
+            read_lock(path)
+                .map(|l| l.filter(|l| current(l)))
+                .map_err(|source| ResolveError::Debian {
+                    what: path.display().to_string(),
+                    source,
+                })
+        };
+        let Some(base_lock) = fresh(&base_path, &base_current)? else {
+            return Ok(None);
+        };
+        let system_packages = if wanted.is_empty() {
+            None
+        } else {
+            fresh(&apt_path, &apt_current)?
+        };
+        return Ok(Some(Resolved {
+            base: assembled(release, base_lock),
+            system_packages,
+        }));
+    }
+    // The archive is read at most once, and only when a lock has to be made.
+    let archive = std::cell::OnceCell::new();
+    let fetch = || -> Result<&debian::Archive, debian::Error> {
+        if let Some(a) = archive.get() {
+            return Ok(a);
+        }
+        let fetched = session.block_on(debian::Archive::fetch(release.archive_config(arch)))?;
+        Ok(archive.get_or_init(|| fetched))
+    };
+    let archive_name = format!("reading the {} {} archive", release.distro, release.suite);
+    let base_lock = settle_debian(
+        &base_path,
+        options.lock_mode,
+        base_current,
+        || debian::base::base_lock(fetch()?, &[]),
+        &archive_name,
+    )?;
+    let system_packages = if wanted.is_empty() {
+        None
+    } else {
+        let what = format!(
+            "resolving build.system_packages in {}",
+            dir.join(options.config_file_name()).display()
+        );
+        Some(settle_debian(
+            &apt_path,
+            options.lock_mode,
+            apt_current,
+            || {
+                let full = debian::resolve(fetch()?, wanted, b"", arch)?;
+                // What the base already has is not installed again.
+                let packages = full
+                    .packages
+                    .into_iter()
+                    .filter(|p| !base_lock.packages.contains(p))
+                    .collect();
+                Ok(debian::Lock::new(
+                    arch,
+                    full.sources,
+                    wanted.clone(),
+                    packages,
+                ))
+            },
+            &what,
+        )?)
+    };
+    Ok(Some(Resolved {
+        base: assembled(release, base_lock),
+        system_packages,
+    }))
+}
+
+fn assembled(release: &debian::base::BaseRelease, lock: debian::Lock) -> BaseImage {
+    BaseImage::Assembled {
+        distro: release.distro.to_string(),
+        suite: release.suite.to_string(),
+        python_version: release.python.to_string(),
+        lock,
+    }
+}
+
+/// `build.system_packages` on a base given with `--base` (registry or local image). Without
+/// `options.network` (`cog plan` without `--resolve`) only a current lock is used.
+pub fn resolve_on_base(
+    session: &Session,
+    dir: &Path,
+    config: &Config,
+    base: &BaseImage,
+    options: &Options<'_>,
+) -> Result<Option<debian::Lock>, ResolveError> {
+    let wanted = &config.build.system_packages;
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    let field = format!(
+        "build.system_packages in {}",
+        dir.join(options.config_file_name()).display()
+    );
+    let arch = debian_arch(options.platform)?;
+    if matches!(base, BaseImage::Scratch) {
+        return Err(ResolveError::NoDistribution {
+            field,
+            base: base.to_string(),
+        });
+    }
+    let apt_path = dir.join(debian::LOCK_FILE_NAME);
+    let matches_request = |l: &debian::Lock| l.arch == arch && l.requested == *wanted;
+    let debian_error = |what: String| {
+        move |source| ResolveError::Debian {
+            what: what.clone(),
+            source,
+        }
+    };
+    if !options.network {
+        return Ok(read_lock(&apt_path)
+            .map_err(debian_error(field.clone()))?
+            .filter(matches_request));
+    }
+    let platform = options
+        .platform
+        .parse()
+        .map_err(|source| ResolveError::PlatformSyntax {
+            platform: options.platform.to_owned(),
+            source,
+        })?;
+    let fetched = session.block_on(crate::base::fetch_base(session, base, &platform))?;
+    let system = debian::rootfs::inspect_cached(
+        &session.store,
+        &fetched.layers,
+        arch,
+        &debian::fetch::default_cache_dir(),
+    )
+    .map_err(debian_error(format!(
+        "{field}: reading the base image {base}"
+    )))?;
+    let archive_config = system
+        .archive_config(arch)
+        .map_err(debian_error(format!("{field}: base image {base}")))?;
+    let suite = archive_config
+        .sources
+        .first()
+        .map(|s| s.suite.clone())
+        .unwrap_or_default();
+    // A lock made for another suite (the base changed) is made again.
+    let current = |l: &debian::Lock| {
+        matches_request(l) && l.sources.first().is_some_and(|s| s.suite == suite)
+    };
+    let status = system.dpkg_status.clone().unwrap_or_default();
+    let lock = settle_debian(
+        &apt_path,
+        options.lock_mode,
+        current,
+        || {
+            let archive = session.block_on(debian::Archive::fetch(archive_config))?;
+            debian::resolve(&archive, wanted, &status, arch)
+        },
+        &format!("{field}: resolving them on base image {base} ({suite})"),
+    )?;
+    Ok(Some(lock))
+}
