@@ -10,6 +10,7 @@ pub mod blocks;
 pub mod builder;
 pub mod cli;
 pub mod config;
+pub mod go;
 pub mod inputs;
 pub mod oci;
 pub mod plan;

@@ -9,12 +9,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An I/O failure; the message names the path (errors come from `fs-err`).
-    #[error("{}", io_message(.0))]
+    /// An I/O failure; the message names the path (errors come from `fs-err`), the OS error is
+    /// its source.
+    #[error(transparent)]
     Io(io::Error),
 
     /// The blob store root cannot be used (read-only, not a directory, full disk...).
-    #[error("blob store at {}: {}", .path.display(), io_message(.source))]
+    #[error("blob store at {}", .path.display())]
     Store { path: PathBuf, source: io::Error },
 
     #[error("invalid digest {value:?}: {reason}")]
@@ -42,7 +43,7 @@ pub enum Error {
         actual: u64,
     },
 
-    #[error("layer entry {path:?}: cannot read its content: {}", io_message(.source))]
+    #[error("layer entry {path:?}: cannot read its content")]
     Read { path: String, source: io::Error },
 
     #[error("SOURCE_DATE_EPOCH={0:?} is not a whole number of seconds since 1970")]

@@ -41,7 +41,7 @@ pub fn run(session: &Session, args: &BuildArgs) -> Result<ExitCode> {
     )?;
     // The digest the registry has (another one with `--manifest-format docker`), as `cog push`.
     let digest = if args.push {
-        super::push::push_built(session, &built, &args.flags)?
+        super::publish::push_built(session, &built.image, &name, &args.flags)?
     } else {
         built.image.digest
     };

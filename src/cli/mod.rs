@@ -9,6 +9,7 @@ mod init;
 mod login;
 mod plan;
 mod printer;
+mod publish;
 mod push;
 mod run;
 mod serve;
@@ -128,10 +129,15 @@ fn dispatch(session: &Session, command: Command) -> Result<ExitCode> {
 /// The error and its causes on one line, each said once: every error in the chain says only
 /// what it adds, and its cause is the next link.
 fn error_message(err: &anyhow::Error) -> String {
-    err.chain()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
+    let parts: Vec<String> = err.chain().map(ToString::to_string).collect();
+    // Debug builds (the test suites) catch an error that repeats its cause's text.
+    debug_assert!(
+        parts
+            .windows(2)
+            .all(|pair| pair[1].len() < 20 || !pair[0].contains(&pair[1])),
+        "an error message repeats its cause: {parts:#?}"
+    );
+    parts.join(": ")
 }
 
 fn init_logging(debug: bool, no_color: bool, json: bool) {

@@ -3,11 +3,11 @@
 //! bool fields, unknown keys are dropped, and type mismatches are collected as
 //! `line N: cannot construct !!tag `value` into type` while decoding goes on (go-yaml v4).
 
-use super::error::go_quote;
 use super::file::{
     BuildFile, ConcurrencyFile, ConfigFile, Mount, RunItem, WeightFile, WeightSource,
 };
 use super::yaml::{Node, NodeKind, Style};
+use crate::go::quote as go_quote;
 
 /// Why decoding failed, in the words go-yaml uses after `invalid YAML: `.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +95,8 @@ fn resolve_plain(value: &str) -> Resolved {
         return Resolved::Str;
     }
     let plain = value.replace('_', "");
-    if let Some(int) = parse_go_int(&plain) {
+    // go-yaml drops `_` before `strconv.ParseInt(plain, 0, 64)`.
+    if let Some(int) = crate::go::parse_int(&plain) {
         return Resolved::Int(int);
     }
     if is_yaml_float(&plain)
@@ -104,33 +105,6 @@ fn resolve_plain(value: &str) -> Resolved {
         return Resolved::Float(float);
     }
     Resolved::Str
-}
-
-/// `strconv.ParseInt(s, 0, 64)`: optional sign, then decimal, `0x`, `0o`, `0b` or leading-0 octal.
-fn parse_go_int(s: &str) -> Option<i64> {
-    let (negative, digits) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let lower = digits.to_ascii_lowercase();
-    let (radix, body) = if let Some(rest) = lower.strip_prefix("0x") {
-        (16, rest)
-    } else if let Some(rest) = lower.strip_prefix("0o") {
-        (8, rest)
-    } else if let Some(rest) = lower.strip_prefix("0b") {
-        (2, rest)
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, &lower[1..])
-    } else {
-        (10, lower.as_str())
-    };
-    if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    let magnitude = i128::from_str_radix(body, radix).ok()?;
-    let value = if negative { -magnitude } else { magnitude };
-    i64::try_from(value).ok()
 }
 
 /// go-yaml's float pattern: `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.

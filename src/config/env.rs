@@ -3,7 +3,7 @@
 
 use indexmap::IndexMap;
 
-use super::error::go_quote;
+use crate::go::quote as go_quote;
 
 /// Names reserved for the build and runtime; a trailing `*` is a prefix match.
 pub const DENY_LIST: [&str; 15] = [

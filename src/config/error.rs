@@ -1,7 +1,9 @@
 //! Errors and warnings, each rendered exactly as Cog prints it (`pkg/config/errors.go`).
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::path::PathBuf;
+
+use crate::go::quote;
 
 /// One problem found while validating cog.yaml. Several are joined one per line, like Go's
 /// `errors.Join`.
@@ -45,7 +47,7 @@ impl fmt::Display for Issue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Issue::Schema { field, message } => {
-                write!(f, "schema error in {}: {message}", go_quote(field))
+                write!(f, "schema error in {}: {message}", quote(field))
             }
             Issue::Invalid {
                 field,
@@ -56,7 +58,7 @@ impl fmt::Display for Issue {
                 field,
                 value,
                 message,
-            } => write!(f, "invalid {field} {}: {message}", go_quote(value)),
+            } => write!(f, "invalid {field} {}: {message}", quote(value)),
             Issue::Incompatible {
                 component1,
                 version1,
@@ -96,12 +98,12 @@ impl fmt::Display for Warning {
                 write!(
                     f,
                     "deprecated field {}: use {} instead",
-                    go_quote(field),
-                    go_quote(replacement)
+                    quote(field),
+                    quote(replacement)
                 )
             }
             Warning::Deprecated { field, message, .. } => {
-                write!(f, "deprecated field {}: {message}", go_quote(field))
+                write!(f, "deprecated field {}: {message}", quote(field))
             }
             Warning::Other(message) => f.write_str(message),
         }
@@ -128,7 +130,7 @@ pub enum ConfigError {
     /// Cog's `findProjectRootDir` error.
     #[error("{file} not found in {} (or in any parent directories)", dir.display())]
     NotFound { file: String, dir: PathBuf },
-    #[error("failed to read {}: {source}", path.display())]
+    #[error("failed to read {}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -150,27 +152,6 @@ impl ConfigError {
             _ => &[],
         }
     }
-}
-
-/// Go's `%q` for the strings we quote: backslash escapes for `"`, `\` and control characters.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]

@@ -433,7 +433,7 @@ fn read_requirements(
         if requirements::is_managed_package(&line) {
             warnings.push(Warning::Other(format!(
                 "Ignoring {} in {path}: cog and coglet are installed by Cog itself",
-                super::error::go_quote(line.trim())
+                crate::go::quote(line.trim())
             )));
             continue;
         }

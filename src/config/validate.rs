@@ -5,10 +5,11 @@ use std::path::Path;
 
 use super::compat;
 use super::env::parse_environment;
-use super::error::{Issue, Warning, go_quote};
+use super::error::{Issue, Warning};
 use super::file::{ConfigFile, WeightFile};
 use super::requirements;
 use super::schema;
+use crate::go::quote as go_quote;
 
 pub const MIN_PYTHON: (u64, u64) = (3, 10);
 pub const MIN_PYTHON_FOR_CONCURRENCY: u64 = 11;

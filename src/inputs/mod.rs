@@ -26,7 +26,7 @@ pub enum InputError {
     #[error("--json and -i/--input cannot be used together")]
     JsonAndInputs,
     /// `--json` is not valid JSON.
-    #[error("Failed to parse --json input{}: {source}", origin.as_ref().map(|p| format!(" from {}", p.display())).unwrap_or_default())]
+    #[error("Failed to parse --json input{}", origin.as_ref().map(|p| format!(" from {}", p.display())).unwrap_or_default())]
     Json {
         origin: Option<PathBuf>,
         #[source]
@@ -36,7 +36,7 @@ pub enum InputError {
     #[error("--json input must be a JSON object of input names to values, got {0}")]
     JsonNotObject(&'static str),
     /// A file named by `@path` (or `--json @file`) could not be read.
-    #[error("Failed to read input file {path}: {source}")]
+    #[error("Failed to read input file {path}")]
     Read {
         path: PathBuf,
         #[source]
@@ -70,7 +70,7 @@ pub enum InputError {
     #[error("Failed to download output {url}: {message}")]
     Download { url: String, message: String },
     /// An output could not be written.
-    #[error("Failed to write output {path}: {source}")]
+    #[error("Failed to write output {path}")]
     Write {
         path: PathBuf,
         #[source]

@@ -8,18 +8,18 @@ pub enum OciError {
     #[error(transparent)]
     Store(#[from] layers::Error),
 
-    /// An I/O failure; `fs-err` puts the path in the message.
-    #[error("{}", io_message(.0))]
+    /// An I/O failure; `fs-err` puts the path in the message, the OS error is its source.
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 
-    #[error("{what} {}: invalid JSON: {source}", .path.display())]
+    #[error("{what} {}: invalid JSON", .path.display())]
     Json {
         what: &'static str,
         path: PathBuf,
         source: serde_json::Error,
     },
 
-    #[error("blob {digest} ({what}) is not valid JSON: {source}")]
+    #[error("blob {digest} ({what}) is not valid JSON")]
     BlobJson {
         what: &'static str,
         digest: Digest,
@@ -61,12 +61,4 @@ pub enum OciError {
         "invalid image source {0:?}: expected oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE"
     )]
     InvalidSource(String),
-}
-
-/// `fs-err` keeps the OS error as the source and the path in its message: show both.
-pub(crate) fn io_message(err: &std::io::Error) -> String {
-    match err.get_ref().and_then(std::error::Error::source) {
-        Some(inner) => format!("{err}: {inner}"),
-        None => err.to_string(),
-    }
 }

@@ -101,7 +101,16 @@ pub(crate) struct Target<'a> {
     pub mount_from: Option<&'a str>,
 }
 
-impl Target<'_> {
+impl<'a> Target<'a> {
+    /// Reading from `reference`'s repository.
+    pub(crate) fn pull(reference: &'a Reference) -> Self {
+        Self {
+            reference,
+            access: Access::Pull,
+            mount_from: None,
+        }
+    }
+
     pub(crate) fn reference(&self) -> String {
         self.reference.to_string()
     }

@@ -9,7 +9,7 @@ use layers::{BlobStore, Digest};
 use reqwest::{Method, StatusCode};
 use tokio_util::sync::CancellationToken;
 
-use super::client::{Access, Client, Target};
+use super::client::{Client, Target};
 use super::error::RegistryError;
 use crate::oci::reference::Reference;
 use crate::oci::{self, Descriptor, Index, Manifest, Platform, SourceImage, media_types};
@@ -41,11 +41,7 @@ impl Client {
             tracing::debug!(%reference, "registry: pinned image already in the store");
             return Ok(image);
         }
-        let target = Target {
-            reference,
-            access: Access::Pull,
-            mount_from: None,
-        };
+        let target = Target::pull(reference);
         let mut fetched = self.fetch_manifest(reference).await?;
         let from_index = media_types::is_index(&fetched.media_type);
         if from_index {
@@ -124,25 +120,7 @@ impl Client {
         &self,
         reference: &Reference,
     ) -> Result<Option<(Digest, String)>, RegistryError> {
-        let target = Target {
-            reference,
-            access: Access::Pull,
-            mount_from: None,
-        };
-        let url = format!(
-            "{}{}/manifests/{}",
-            self.base_url(reference),
-            reference.repository(),
-            reference.manifest_ref()
-        );
-        let response = self
-            .send(
-                &target,
-                Method::HEAD,
-                &url,
-                Some(media_types::MANIFEST_ACCEPT),
-            )
-            .await?;
+        let response = self.request_manifest(reference, Method::HEAD).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -176,11 +154,7 @@ impl Client {
         reference: &Reference,
         digest: &Digest,
     ) -> Result<bool, RegistryError> {
-        let target = Target {
-            reference,
-            access: Access::Pull,
-            mount_from: None,
-        };
+        let target = Target::pull(reference);
         let url = format!(
             "{}{}/blobs/{digest}",
             self.base_url(reference),
@@ -196,25 +170,8 @@ impl Client {
         &self,
         reference: &Reference,
     ) -> Result<FetchedManifest, RegistryError> {
-        let target = Target {
-            reference,
-            access: Access::Pull,
-            mount_from: None,
-        };
-        let url = format!(
-            "{}{}/manifests/{}",
-            self.base_url(reference),
-            reference.repository(),
-            reference.manifest_ref()
-        );
-        let response = self
-            .send(
-                &target,
-                Method::GET,
-                &url,
-                Some(media_types::MANIFEST_ACCEPT),
-            )
-            .await?;
+        let target = Target::pull(reference);
+        let response = self.request_manifest(reference, Method::GET).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Err(RegistryError::ManifestUnknown {
                 reference: reference.to_string(),
@@ -264,6 +221,24 @@ impl Client {
             media_type,
             digest,
         })
+    }
+
+    /// `HEAD` or `GET /v2/<repo>/manifests/<tag or digest>`, every manifest type we read
+    /// accepted.
+    async fn request_manifest(
+        &self,
+        reference: &Reference,
+        method: Method,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let url = format!(
+            "{}{}/manifests/{}",
+            self.base_url(reference),
+            reference.repository(),
+            reference.manifest_ref()
+        );
+        let target = Target::pull(reference);
+        self.send(&target, method, &url, Some(media_types::MANIFEST_ACCEPT))
+            .await
     }
 
     /// Fetches one blob into the store. Disk writes (and the final fsync) run on a blocking

@@ -35,7 +35,7 @@ pub enum RuntimeError {
     Unavailable { kind: RuntimeKind, reason: String },
     #[error("unknown runtime {0:?}: use docker, podman or runc")]
     UnknownKind(String),
-    #[error("cannot run {program}: {source}")]
+    #[error("cannot run {program}")]
     Spawn {
         program: String,
         #[source]
@@ -51,19 +51,19 @@ pub enum RuntimeError {
         "image {0} not found: build it with `cog build -t {0}`, or pull it with docker or podman"
     )]
     ImageNotFound(String),
-    #[error("image {image}: {source}")]
+    #[error("image {image}")]
     Image {
         image: String,
         #[source]
         source: oci::OciError,
     },
-    #[error("unpacking layer {layer}: {source}")]
+    #[error("unpacking layer {layer}")]
     Unpack {
         layer: String,
         #[source]
         source: io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{}", .path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -16,11 +16,12 @@ use std::path::Path;
 
 pub use error::{Location, SchemaError, SchemaErrorKind};
 pub use json::Json;
+pub use model::title_case;
 pub use model::{
     InputField, InputKind, InputType, Mode, ModelSchema, OutputField, OutputKind, OutputType,
     Primitive, Value,
 };
-pub use openapi::{COG_VERSION, title_case};
+pub use openapi::COG_VERSION;
 
 /// The generated schema and what the build needs from the runner's signature.
 #[derive(Debug, Clone)]

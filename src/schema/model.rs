@@ -352,10 +352,7 @@ impl OutputType {
                 let properties = fields.iter().map(|f| {
                     let mut prop = f.output_type.json_schema(false);
                     if let Json::Object(entries) = &mut prop {
-                        entries.push((
-                            "title".into(),
-                            Json::Str(super::openapi::title_case(&f.name)),
-                        ));
+                        entries.push(("title".into(), Json::Str(title_case(&f.name))));
                         entries.sort_by(|a, b| a.0.cmp(&b.0));
                     }
                     (f.name.clone(), prop)
@@ -417,4 +414,23 @@ impl ModelSchema {
     pub fn input(&self, name: &str) -> Option<&InputField> {
         self.inputs.iter().find(|f| f.name == name)
     }
+}
+
+/// `snake_case` -> `Snake Case`, as Cog's `TitleCase` (ASCII upper-casing of each part's
+/// first letter).
+pub fn title_case(s: &str) -> String {
+    s.split('_')
+        .map(|part| {
+            let mut chars = part.chars();
+            match chars.next() {
+                Some(first) if first.is_ascii() => {
+                    first.to_ascii_uppercase().to_string() + chars.as_str()
+                }
+                // Go upper-cases the first *byte*; a split UTF-8 sequence becomes U+FFFD per byte.
+                Some(first) => "\u{fffd}".repeat(first.len_utf8()) + chars.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -1,29 +1,10 @@
 //! The OpenAPI 3.0.2 document, shaped and ordered as Cog's `buildOpenAPISpec` writes it.
 
 use super::json::Json;
-use super::model::{InputField, Mode, ModelSchema};
+use super::model::{InputField, Mode, ModelSchema, title_case};
 
 /// The Cog version the document advertises in `info.version` (Cog writes its CLI version).
 pub const COG_VERSION: &str = "0.22.0";
-
-/// `snake_case` -> `Snake Case`, as Cog's `TitleCase` (ASCII upper-casing of each part's
-/// first letter).
-pub fn title_case(s: &str) -> String {
-    s.split('_')
-        .map(|part| {
-            let mut chars = part.chars();
-            match chars.next() {
-                Some(first) if first.is_ascii() => {
-                    first.to_ascii_uppercase().to_string() + chars.as_str()
-                }
-                // Go upper-cases the first *byte*; a split UTF-8 sequence becomes U+FFFD per byte.
-                Some(first) => "\u{fffd}".repeat(first.len_utf8()) + chars.as_str(),
-                None => String::new(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// One input property, and the enum component its choices need.
 pub(crate) fn input_property(field: &InputField) -> (Json, Option<(String, Json)>) {

@@ -117,33 +117,9 @@ fn string_content(raw: &str) -> Option<String> {
     None
 }
 
-/// An integer as Go's `strconv.ParseInt(s, 0, 64)` reads Python source: base prefixes and
-/// digit underscores.
+/// An integer as Go's `strconv.ParseInt(s, 0, 64)` reads Python source (see [`crate::go`]).
 pub fn parse_int(s: &str) -> Option<i64> {
-    let (negative, digits) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let clean: String = digits.chars().filter(|c| *c != '_').collect();
-    let lower = clean.to_ascii_lowercase();
-    let (radix, body) = if let Some(b) = lower.strip_prefix("0x") {
-        (16, b)
-    } else if let Some(b) = lower.strip_prefix("0o") {
-        (8, b)
-    } else if let Some(b) = lower.strip_prefix("0b") {
-        (2, b)
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, &lower[1..])
-    } else {
-        (10, lower.as_str())
-    };
-    if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    let magnitude = i128::from_str_radix(body, radix).ok()?;
-    let value = if negative { -magnitude } else { magnitude };
-    i64::try_from(value).ok()
+    crate::go::parse_int(s)
 }
 
 pub fn parse_float(s: &str) -> Option<f64> {
