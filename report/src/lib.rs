@@ -35,8 +35,42 @@ pub trait Reporter: Send + Sync {
     fn output(&self, step: &str, line: &str);
 }
 
-/// A shared reporter, as stages hold it.
-pub type SharedReporter = Arc<dyn Reporter>;
+/// A shared reporter, as stages hold it (in options structs too: it is `Debug` and defaults to
+/// [`Quiet`]).
+#[derive(Clone)]
+pub struct SharedReporter(Arc<dyn Reporter>);
+
+impl SharedReporter {
+    pub fn new(reporter: impl Reporter + 'static) -> Self {
+        Self(Arc::new(reporter))
+    }
+}
+
+impl Default for SharedReporter {
+    fn default() -> Self {
+        Self::new(Quiet)
+    }
+}
+
+impl std::fmt::Debug for SharedReporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedReporter")
+    }
+}
+
+impl std::ops::Deref for SharedReporter {
+    type Target = dyn Reporter;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref()
+    }
+}
+
+impl AsRef<dyn Reporter> for SharedReporter {
+    fn as_ref(&self) -> &(dyn Reporter + 'static) {
+        self.0.as_ref()
+    }
+}
 
 /// The handle of one task: counts progress, and says how it ended. Dropping it unfinished
 /// closes it silently (an error elsewhere will say why).
@@ -101,7 +135,7 @@ impl Reporter for Quiet {
 
 /// A shared [`Quiet`] reporter.
 pub fn quiet() -> SharedReporter {
-    Arc::new(Quiet)
+    SharedReporter::default()
 }
 
 #[cfg(test)]
@@ -152,7 +186,7 @@ mod tests {
     fn tasks_report_through_their_sink() {
         let recorder = Recorder::default();
         let events = recorder.0.clone();
-        let reporter: SharedReporter = Arc::new(recorder);
+        let reporter = SharedReporter::new(recorder);
         reporter.message("start");
         let mut task = reporter.task("pull", Some(10), Unit::Bytes);
         task.inc(4);

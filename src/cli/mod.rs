@@ -15,10 +15,10 @@ mod run;
 mod serve;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use report::SharedReporter;
 
 pub use printer::{Printer, ProgressMode};
 
@@ -100,7 +100,7 @@ pub fn main() -> ExitCode {
         cli.no_color,
         printer.mode() == ProgressMode::Json,
     );
-    let result = Session::new(Arc::new(printer.clone()), cli.command.registry())
+    let result = Session::new(SharedReporter::new(printer.clone()), cli.command.registry())
         .map_err(anyhow::Error::new)
         .and_then(|session| dispatch(&session, cli.command));
     match result {
