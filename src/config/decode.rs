@@ -136,16 +136,22 @@ const MOUNT_LIST_TYPE: &str = r#"[]struct { Type string "yaml:\"type\""; ID stri
 
 struct Decoder {
     errors: Vec<String>,
+    /// Keys Go's decoder drops (not in its struct), as `build.fast` paths with their line.
+    ignored: Vec<(String, usize)>,
 }
 
 /// Decodes a whole document. `None` (empty file) gives an empty config.
 pub fn decode(root: Option<&Node>) -> Result<ConfigFile, DecodeError> {
-    let mut decoder = Decoder { errors: Vec::new() };
-    let config = match root {
+    let mut decoder = Decoder {
+        errors: Vec::new(),
+        ignored: Vec::new(),
+    };
+    let mut config = match root {
         Some(node) => decoder.config(node),
         None => ConfigFile::default(),
     };
     if decoder.errors.is_empty() {
+        config.ignored = decoder.ignored;
         Ok(config)
     } else {
         Err(DecodeError(format!(
@@ -207,9 +213,13 @@ impl Decoder {
     }
 
     /// Iterates a mapping's known keys, reporting keys set twice as go-yaml does.
+    /// The known fields of a mapping, in order; unknown keys are dropped, as Go's decoder drops
+    /// them, and remembered under `path` (`build`, `build.run[]`) so that nothing is dropped
+    /// silently.
     fn fields<'n>(
         &mut self,
         node: &'n Node,
+        path: &str,
         known: &[&'static str],
     ) -> Vec<(&'static str, &'n Node)> {
         let NodeKind::Mapping(entries) = &node.kind else {
@@ -245,6 +255,12 @@ impl Decoder {
                 continue;
             }
             let Some(&field) = known.iter().find(|k| **k == name.as_str()) else {
+                let full = if path.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{path}.{name}")
+                };
+                self.ignored.push((full, key.line));
                 continue;
             };
             seen.push(field);
@@ -296,7 +312,7 @@ impl Decoder {
             "environment",
             "weights",
         ];
-        for (field, value) in self.fields(node, &known) {
+        for (field, value) in self.fields(node, "", &known) {
             match field {
                 "build" => config.build = self.build(value),
                 "image" => config.image = self.opt_string(value),
@@ -328,7 +344,7 @@ impl Decoder {
             "python_packages",
             "pre_install",
         ];
-        for (field, value) in self.fields(node, &known) {
+        for (field, value) in self.fields(node, "build", &known) {
             match field {
                 "gpu" => build.gpu = self.opt_bool(value),
                 "python_version" => build.python_version = self.opt_string(value),
@@ -349,7 +365,7 @@ impl Decoder {
     fn concurrency(&mut self, node: &Node) -> Option<ConcurrencyFile> {
         let node = self.struct_node(node, "config.concurrencyFile")?;
         let mut concurrency = ConcurrencyFile::default();
-        for (field, value) in self.fields(node, &["max"]) {
+        for (field, value) in self.fields(node, "concurrency", &["max"]) {
             if field == "max" {
                 concurrency.max = self.opt_int(value);
             }
@@ -465,7 +481,7 @@ impl Decoder {
             }
             NodeKind::Mapping(_) => {
                 let mut item = RunItem::default();
-                for (field, value) in self.fields(node, &["command", "mounts"]) {
+                for (field, value) in self.fields(node, "build.run[]", &["command", "mounts"]) {
                     match field {
                         "command" => item.command = self.string(value),
                         "mounts" => item.mounts = self.mounts(value),
@@ -489,7 +505,9 @@ impl Decoder {
         for item in items {
             let mut mount = Mount::default();
             if let Some(item) = self.struct_node(item, MOUNT_TYPE) {
-                for (field, value) in self.fields(item, &["type", "id", "target"]) {
+                for (field, value) in
+                    self.fields(item, "build.run[].mounts[]", &["type", "id", "target"])
+                {
                     let text = self.string(value);
                     match field {
                         "type" => mount.kind = text,
@@ -524,7 +542,7 @@ impl Decoder {
         let Some(node) = self.struct_node(node, "config.weightFile") else {
             return weight;
         };
-        for (field, value) in self.fields(node, &["name", "target", "source"]) {
+        for (field, value) in self.fields(node, "weights[]", &["name", "target", "source"]) {
             match field {
                 "name" => weight.name = self.string(value),
                 "target" => weight.target = self.string(value),
@@ -543,10 +561,14 @@ impl Decoder {
     /// for this field.
     fn weight_sources(&mut self, node: &Node) -> (Vec<WeightSource>, bool) {
         if let NodeKind::Sequence(items) = &node.kind {
-            let mut inner = Decoder { errors: Vec::new() };
+            let mut inner = Decoder {
+                errors: Vec::new(),
+                ignored: Vec::new(),
+            };
             let sources: Vec<WeightSource> =
                 items.iter().map(|item| inner.weight_source(item)).collect();
             if inner.errors.is_empty() {
+                self.ignored.extend(inner.ignored);
                 return (sources, true);
             }
         }
@@ -555,9 +577,13 @@ impl Decoder {
         {
             return (Vec::new(), false);
         }
-        let mut inner = Decoder { errors: Vec::new() };
+        let mut inner = Decoder {
+            errors: Vec::new(),
+            ignored: Vec::new(),
+        };
         let source = inner.weight_source(node);
         if inner.errors.is_empty() {
+            self.ignored.extend(inner.ignored);
             return (vec![source], false);
         }
         self.errors.push(format!(
@@ -573,7 +599,8 @@ impl Decoder {
         let Some(node) = self.struct_node(node, "config.WeightSourceConfig") else {
             return source;
         };
-        for (field, value) in self.fields(node, &["uri", "include", "exclude"]) {
+        for (field, value) in self.fields(node, "weights[].source", &["uri", "include", "exclude"])
+        {
             match field {
                 "uri" => source.uri = self.string(value),
                 "include" => source.include = self.string_list(value).unwrap_or_default(),

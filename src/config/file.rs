@@ -12,6 +12,8 @@ pub struct ConfigFile {
     pub concurrency: Option<ConcurrencyFile>,
     pub environment: Option<Vec<String>>,
     pub weights: Option<Vec<WeightFile>>,
+    /// Keys Cog's decoder drops, with their line (`build.fast`, `tests`, typos).
+    pub ignored: Vec<(String, usize)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -15,6 +15,7 @@ mod image_name;
 mod model;
 mod requirements;
 mod schema;
+pub mod support;
 mod validate;
 mod yaml;
 
@@ -38,10 +39,12 @@ pub const DEFAULT_CONFIG_FILE: &str = "cog.yaml";
 const MAX_SEARCH_DEPTH: usize = 100;
 
 /// A loaded config and the warnings the CLI should print.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct Loaded {
     pub config: Config,
     pub warnings: Vec<Warning>,
+    /// What cog-rs cannot do yet, and the fields it ignores as Cog does ([`support`]).
+    pub support: support::Findings,
 }
 
 /// Finds the project: the nearest directory, from `cwd` upwards, holding `file_flag` (default
@@ -136,8 +139,13 @@ pub fn load_str(project_dir: &Path, config_path: &Path, text: &str) -> Result<Lo
         })?;
     let mut warnings = outcome.warnings;
     warnings.extend(completion_warnings);
+    let support = support::check(&file);
     tracing::debug!(path = %config_path.display(), cuda = ?config.build.cuda, cudnn = ?config.build.cudnn, "loaded config");
-    Ok(Loaded { config, warnings })
+    Ok(Loaded {
+        config,
+        warnings,
+        support,
+    })
 }
 
 #[cfg(test)]

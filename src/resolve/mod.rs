@@ -71,6 +71,8 @@ pub enum ResolveError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Schema(#[from] SchemaError),
+    #[error("{}: cog-rs cannot build this yet:\n  {}", .path.display(), .fields.join("\n  "))]
+    Unsupported { path: PathBuf, fields: Vec<String> },
     #[error("{}", .path.display())]
     Io {
         path: PathBuf,
@@ -156,6 +158,15 @@ impl Project {
         let loaded = config::load(&dir, &config_path)?;
         for warning in &loaded.warnings {
             session.reporter.warning(&warning.to_string());
+        }
+        for warning in &loaded.support.warnings {
+            session.reporter.warning(warning);
+        }
+        if !loaded.support.errors.is_empty() {
+            return Err(ResolveError::Unsupported {
+                path: config_path,
+                fields: loaded.support.errors,
+            });
         }
         let config = loaded.config;
         let schema = load_schema(&dir, &config, options.openapi_schema)?;

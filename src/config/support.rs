@@ -1,0 +1,171 @@
+//! What cog-rs does with each cog.yaml field: nothing in cog.yaml is ever ignored silently.
+//! A field is either supported (it does what Cog 0.22 does), ignored as Cog ignores it (and
+//! then we say so, with a warning naming it), or not supported yet (an error naming it).
+//! `docs/cog-yaml.md` is this table in prose; `tests/config_fields.rs` checks that every field
+//! of Cog's JSON schema is here.
+use super::file::ConfigFile;
+
+/// How cog-rs treats one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// Does what Cog 0.22 does.
+    Supported,
+    /// Cog 0.22 reads it and does nothing with it; so do we, with a warning.
+    IgnoredLikeCog(&'static str),
+    /// Not done by cog-rs yet: using it is an error that says so.
+    Unsupported(&'static str),
+}
+
+/// Every field of Cog's cog.yaml JSON schema (`[]` marks list items), and a few Cog drops.
+pub const FIELDS: &[(&str, Support)] = &[
+    ("build", Support::Supported),
+    (
+        "build.gpu",
+        Support::Unsupported(
+            "GPU images (CUDA base images and CUDA wheels) are not built by cog-rs yet; set `gpu: false` to build a CPU image",
+        ),
+    ),
+    ("build.cuda", Support::Supported),
+    ("build.cudnn", Support::Supported),
+    ("build.python_version", Support::Supported),
+    ("build.python_requirements", Support::Supported),
+    ("build.python_packages", Support::Supported),
+    ("build.system_packages", Support::Supported),
+    (
+        "build.run",
+        Support::Unsupported("build.run commands are not run by cog-rs yet"),
+    ),
+    (
+        "build.run[].command",
+        Support::Unsupported("build.run commands are not run by cog-rs yet"),
+    ),
+    (
+        "build.run[].mounts",
+        Support::Unsupported("build.run secret mounts are not supported by cog-rs yet"),
+    ),
+    (
+        "build.run[].mounts[].type",
+        Support::Unsupported("build.run secret mounts are not supported by cog-rs yet"),
+    ),
+    (
+        "build.run[].mounts[].id",
+        Support::Unsupported("build.run secret mounts are not supported by cog-rs yet"),
+    ),
+    (
+        "build.run[].mounts[].target",
+        Support::Unsupported("build.run secret mounts are not supported by cog-rs yet"),
+    ),
+    (
+        "build.pre_install",
+        Support::Unsupported("build.pre_install commands are not run by cog-rs yet"),
+    ),
+    ("build.sdk_version", Support::Supported),
+    ("image", Support::Supported),
+    ("model", Support::Supported),
+    ("run", Support::Supported),
+    ("predict", Support::Supported),
+    ("train", Support::Supported),
+    ("concurrency", Support::Supported),
+    ("concurrency.max", Support::Supported),
+    (
+        "concurrency.default_target",
+        Support::IgnoredLikeCog("a hint for autoscalers that Cog 0.22 does not read"),
+    ),
+    ("environment", Support::Supported),
+    (
+        "weights",
+        Support::Unsupported("managed weights are not supported by cog-rs yet"),
+    ),
+    (
+        "weights[].name",
+        Support::Unsupported("managed weights are not supported by cog-rs yet"),
+    ),
+    (
+        "weights[].target",
+        Support::Unsupported("managed weights are not supported by cog-rs yet"),
+    ),
+    (
+        "weights[].source",
+        Support::Unsupported("managed weights are not supported by cog-rs yet"),
+    ),
+    (
+        "weights[].source.uri",
+        Support::Unsupported("managed weights are not supported by cog-rs yet"),
+    ),
+    (
+        "weights[].source.include",
+        Support::Unsupported("managed weights are not supported by cog-rs yet"),
+    ),
+    (
+        "weights[].source.exclude",
+        Support::Unsupported("managed weights are not supported by cog-rs yet"),
+    ),
+    // Removed from Cog; its decoder drops them without a word.
+    (
+        "build.fast",
+        Support::IgnoredLikeCog("removed in Cog 0.17 (fast builds were never shipped)"),
+    ),
+    (
+        "build.cog_runtime",
+        Support::IgnoredLikeCog("removed in Cog 0.17"),
+    ),
+    (
+        "build.python_overrides",
+        Support::IgnoredLikeCog("removed in Cog 0.17"),
+    ),
+    ("tests", Support::IgnoredLikeCog("removed in Cog 0.17")),
+];
+
+/// The status of a field path (`build.run[].mounts`).
+pub fn support(field: &str) -> Option<Support> {
+    FIELDS.iter().find(|(f, _)| *f == field).map(|(_, s)| *s)
+}
+
+/// What cog-rs makes of a decoded cog.yaml: errors for the fields it cannot do yet, warnings
+/// for the fields it ignores (as Cog does).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Findings {
+    /// `build.run: build.run commands are not run by cog-rs yet`
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+pub fn check(file: &ConfigFile) -> Findings {
+    let mut findings = Findings::default();
+    let mut unsupported = |field: &str| {
+        if let Some(Support::Unsupported(why)) = support(field) {
+            findings.errors.push(format!("{field}: {why}"));
+        }
+    };
+    if let Some(build) = &file.build {
+        if build.gpu == Some(true) {
+            unsupported("build.gpu");
+        }
+        let commands = build.run.as_deref().unwrap_or_default();
+        if !commands.is_empty() {
+            unsupported("build.run");
+        }
+        if commands.iter().any(|c| !c.mounts.is_empty()) {
+            unsupported("build.run[].mounts");
+        }
+        if build.pre_install.as_ref().is_some_and(|p| !p.is_empty()) {
+            unsupported("build.pre_install");
+        }
+    }
+    if file.weights.as_ref().is_some_and(|w| !w.is_empty()) {
+        unsupported("weights");
+    }
+    for (field, line) in &file.ignored {
+        // Paths of list items as the table writes them.
+        let warning = match support(field) {
+            Some(Support::IgnoredLikeCog(why)) => {
+                format!("cog.yaml line {line}: `{field}` is ignored: {why}")
+            }
+            _ => format!(
+                "cog.yaml line {line}: unknown field `{field}` is ignored (Cog 0.22 ignores it too; check its spelling)"
+            ),
+        };
+        findings.warnings.push(warning);
+    }
+    findings
+}
