@@ -46,8 +46,19 @@ fn inputs(items: &[&str]) -> Result<Map<String, Value>, InputError> {
     request_inputs(&doc(RUNNER), &pairs(items), None, Path::new("/nonexistent"))
 }
 
+/// The error and its causes, as the CLI prints them.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}
+
 fn error(items: &[&str]) -> String {
-    inputs(items).expect_err("should be rejected").to_string()
+    chain(&inputs(items).expect_err("should be rejected"))
 }
 
 #[test]
@@ -250,9 +261,7 @@ fn json_and_inputs_are_exclusive_and_json_must_be_an_object() {
             .to_string(),
         "--json input must be a JSON object of input names to values, got array"
     );
-    let err = request_inputs(&schema, &[], Some("{nope"), base)
-        .unwrap_err()
-        .to_string();
+    let err = chain(&request_inputs(&schema, &[], Some("{nope"), base).unwrap_err());
     assert!(
         err.starts_with("Failed to parse --json input: key must be a string"),
         "{err}"
