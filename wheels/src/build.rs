@@ -433,9 +433,10 @@ impl Builds {
             .content_id()
             .ok_or_else(|| Error::NoBuilder { what: what.clone() })?;
         let key = build_key(&id, &build.build_system, &build.requirements, &self.target);
-        let wheel = match self.cached_wheel(&key) {
-            Some(w) => w,
-            None => {
+        let wheel = if let Some(w) = self.cached_wheel(&key) {
+            w
+        } else {
+            {
                 let builder = self.builder(&what)?;
                 let name = PackageName::new(pkg.name.clone()).ok();
                 let version: Option<Version> = pkg.version.parse().ok();

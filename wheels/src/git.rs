@@ -46,7 +46,7 @@ impl GitCache {
         self.dir.join(hex::encode(&h[..12]))
     }
 
-    fn git(&self) -> Command {
+    fn git() -> Command {
         let mut c = Command::new("git");
         c.env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_ASKPASS", "true")
@@ -55,7 +55,7 @@ impl GitCache {
         c
     }
 
-    fn run(&self, repository: &Url, action: &'static str, cmd: &mut Command) -> Result<Vec<u8>> {
+    fn run(repository: &Url, action: &'static str, cmd: &mut Command) -> Result<Vec<u8>> {
         let out = cmd.output().map_err(|e| Error::GitCommand {
             repository: shown(repository),
             source: Arc::new(e),
@@ -82,10 +82,10 @@ impl GitCache {
         let tmp = tempfile::Builder::new()
             .prefix(".init-")
             .tempdir_in(&self.dir)?;
-        self.run(
+        Self::run(
             repository,
             "init",
-            self.git()
+            Self::git()
                 .args(["init", "--bare", "--quiet"])
                 .arg(tmp.path()),
         )?;
@@ -107,11 +107,9 @@ impl GitCache {
             Some(rev) if is_full_sha(rev) => rev.to_ascii_lowercase(),
             rev => {
                 let wanted = rev.unwrap_or("HEAD");
-                match self.ls_remote(repo, wanted)? {
+                match Self::ls_remote(repo, wanted)? {
                     Some(sha) => sha,
-                    None if is_hex_prefix(wanted) => {
-                        self.fetch_all_and_find(repo, &bare, wanted)?
-                    }
+                    None if is_hex_prefix(wanted) => Self::fetch_all_and_find(repo, &bare, wanted)?,
                     None => {
                         return Err(Error::GitRevNotFound {
                             repository: shown(repo),
@@ -121,16 +119,16 @@ impl GitCache {
                 }
             }
         };
-        self.fetch_commit(repo, &bare, &commit, source.rev.as_deref())?;
+        Self::fetch_commit(repo, &bare, &commit, source.rev.as_deref())?;
         Ok(commit)
     }
 
     /// The commit a ref name points at on the remote (branches, then tags, peeled).
-    fn ls_remote(&self, repo: &Url, rev: &str) -> Result<Option<String>> {
-        let out = self.run(
+    fn ls_remote(repo: &Url, rev: &str) -> Result<Option<String>> {
+        let out = Self::run(
             repo,
             "ls-remote",
-            self.git().arg("ls-remote").arg(repo.as_str()),
+            Self::git().arg("ls-remote").arg(repo.as_str()),
         )?;
         let text = String::from_utf8_lossy(&out);
         let refs: Vec<(&str, &str)> = text.lines().filter_map(|l| l.split_once('\t')).collect();
@@ -146,8 +144,8 @@ impl GitCache {
             .or_else(|| find(&format!("refs/tags/{rev}"))))
     }
 
-    fn has_commit(&self, bare: &Path, commit: &str) -> bool {
-        self.git()
+    fn has_commit(bare: &Path, commit: &str) -> bool {
+        Self::git()
             .arg("--git-dir")
             .arg(bare)
             .args(["cat-file", "-e", &format!("{commit}^{{commit}}")])
@@ -156,27 +154,27 @@ impl GitCache {
             .is_ok_and(|s| s.success())
     }
 
-    fn fetch_commit(&self, repo: &Url, bare: &Path, commit: &str, rev: Option<&str>) -> Result<()> {
-        if self.has_commit(bare, commit) {
+    fn fetch_commit(repo: &Url, bare: &Path, commit: &str, rev: Option<&str>) -> Result<()> {
+        if Self::has_commit(bare, commit) {
             return Ok(());
         }
-        let shallow = self.run(
+        let shallow = Self::run(
             repo,
             "fetch",
-            self.git()
+            Self::git()
                 .arg("--git-dir")
                 .arg(bare)
                 .args(["fetch", "--quiet", "--depth", "1", "--no-write-fetch-head"])
                 .arg(repo.as_str())
                 .arg(format!("+{commit}:refs/cog/{commit}")),
         );
-        if shallow.is_ok() && self.has_commit(bare, commit) {
+        if shallow.is_ok() && Self::has_commit(bare, commit) {
             return Ok(());
         }
         // A server that refuses fetches by commit, or a commit that is gone: fetch every
         // branch and tag, and look again. A server that cannot be reached says so here.
-        self.fetch_everything(repo, bare)?;
-        if self.has_commit(bare, commit) {
+        Self::fetch_everything(repo, bare)?;
+        if Self::has_commit(bare, commit) {
             return Ok(());
         }
         Err(Error::GitRevNotFound {
@@ -185,11 +183,11 @@ impl GitCache {
         })
     }
 
-    fn fetch_everything(&self, repo: &Url, bare: &Path) -> Result<()> {
-        self.run(
+    fn fetch_everything(repo: &Url, bare: &Path) -> Result<()> {
+        Self::run(
             repo,
             "fetch",
-            self.git()
+            Self::git()
                 .arg("--git-dir")
                 .arg(bare)
                 .args(["fetch", "--quiet", "--no-write-fetch-head"])
@@ -203,23 +201,22 @@ impl GitCache {
     }
 
     /// An abbreviated commit: the whole repository is fetched to expand it.
-    fn fetch_all_and_find(&self, repo: &Url, bare: &Path, prefix: &str) -> Result<String> {
-        self.fetch_everything(repo, bare)?;
-        let out = self
-            .run(
-                repo,
+    fn fetch_all_and_find(repo: &Url, bare: &Path, prefix: &str) -> Result<String> {
+        Self::fetch_everything(repo, bare)?;
+        let out = Self::run(
+            repo,
+            "rev-parse",
+            Self::git().arg("--git-dir").arg(bare).args([
                 "rev-parse",
-                self.git().arg("--git-dir").arg(bare).args([
-                    "rev-parse",
-                    "--verify",
-                    "--quiet",
-                    &format!("{prefix}^{{commit}}"),
-                ]),
-            )
-            .map_err(|_| Error::GitRevNotFound {
-                repository: shown(repo),
-                rev: prefix.to_string(),
-            })?;
+                "--verify",
+                "--quiet",
+                &format!("{prefix}^{{commit}}"),
+            ]),
+        )
+        .map_err(|_| Error::GitRevNotFound {
+            repository: shown(repo),
+            rev: prefix.to_string(),
+        })?;
         Ok(String::from_utf8_lossy(&out).trim().to_string())
     }
 
@@ -228,9 +225,8 @@ impl GitCache {
     pub fn export(&self, source: &GitUrl, commit: &str, dest: &Path) -> Result<PathBuf> {
         let repo = &source.repository;
         let bare = self.bare(repo)?;
-        self.fetch_commit(repo, &bare, commit, source.rev.as_deref())?;
-        let has_submodules = self
-            .git()
+        Self::fetch_commit(repo, &bare, commit, source.rev.as_deref())?;
+        let has_submodules = Self::git()
             .arg("--git-dir")
             .arg(&bare)
             .args(["cat-file", "-e", &format!("{commit}:.gitmodules")])
@@ -238,10 +234,9 @@ impl GitCache {
             .status()
             .is_ok_and(|s| s.success());
         if has_submodules {
-            self.checkout_with_submodules(source, &bare, commit, dest)?;
+            Self::checkout_with_submodules(source, &bare, commit, dest)?;
         } else {
-            let mut child = self
-                .git()
+            let mut child = Self::git()
                 .arg("--git-dir")
                 .arg(&bare)
                 .args(["archive", "--format=tar", commit])
@@ -294,38 +289,37 @@ impl GitCache {
 
     /// pip's `git submodule update --init --recursive` on a checkout made from the cache.
     fn checkout_with_submodules(
-        &self,
         source: &GitUrl,
         bare: &Path,
         commit: &str,
         dest: &Path,
     ) -> Result<()> {
         let repo = &source.repository;
-        self.run(
+        Self::run(
             repo,
             "clone",
-            self.git()
+            Self::git()
                 .args(["clone", "--quiet", "--no-checkout", "--shared"])
                 .arg(bare)
                 .arg(dest),
         )?;
         let in_dest = |args: &[&str]| {
-            let mut c = self.git();
+            let mut c = Self::git();
             c.arg("-C").arg(dest).args(args);
             c
         };
-        self.run(
+        Self::run(
             repo,
             "checkout",
             &mut in_dest(&["checkout", "--quiet", commit]),
         )?;
         // Relative submodule URLs are relative to the real remote, not to the cache.
-        self.run(
+        Self::run(
             repo,
             "config",
             &mut in_dest(&["config", "remote.origin.url", repo.as_str()]),
         )?;
-        self.run(
+        Self::run(
             repo,
             "submodule update",
             &mut in_dest(&[

@@ -2,6 +2,7 @@
 //! safely, and the metadata a source gives without a build (PEP 643 `PKG-INFO`, PEP 621
 //! `[project]`).
 
+use std::fmt::Write as _;
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,15 +24,16 @@ enum Format {
 
 fn format(filename: &str) -> Result<Format> {
     let lower = filename.to_ascii_lowercase();
-    if lower.ends_with(".tar.gz") || lower.ends_with(".tgz") {
+    let ends = |suffix: &str| lower.ends_with(suffix);
+    if ends(".tar.gz") || ends(".tgz") {
         Ok(Format::TarGz)
-    } else if lower.ends_with(".tar.xz") {
+    } else if ends(".tar.xz") {
         Ok(Format::TarXz)
-    } else if lower.ends_with(".tar") {
+    } else if ends(".tar") {
         Ok(Format::Tar)
-    } else if lower.ends_with(".zip") {
+    } else if ends(".zip") {
         Ok(Format::Zip)
-    } else if lower.ends_with(".tar.bz2") {
+    } else if ends(".tar.bz2") {
         Err(invalid(
             filename,
             "bzip2 source archives are not supported (.tar.gz, .tar.xz, .tar and .zip are)",
@@ -75,7 +77,7 @@ pub fn read_files(path: &Path, filename: &str) -> Result<SdistFiles> {
         let mut text = String::new();
         read.take(16 << 20)
             .read_to_string(&mut text)
-            .map_err(|e| invalid(filename, format!("{name}"), Some(Arc::new(e))))?;
+            .map_err(|e| invalid(filename, name.to_string(), Some(Arc::new(e))))?;
         *slot = Some(text);
         Ok(())
     };
@@ -402,7 +404,7 @@ pub fn pyproject_metadata(pyproject: &str, file: &str) -> Result<Option<String>>
     })?;
     let mut text = format!("Metadata-Version: 2.2\nName: {name}\nVersion: {version}\n");
     if let Some(rp) = string("requires-python")? {
-        text.push_str(&format!("Requires-Python: {rp}\n"));
+        let _ = writeln!(text, "Requires-Python: {rp}");
     }
     let requirement = |value: &toml::Value, key: &str| -> Result<Requirement<Url>> {
         let s = value
@@ -419,10 +421,7 @@ pub fn pyproject_metadata(pyproject: &str, file: &str) -> Result<Option<String>>
             .as_array()
             .ok_or_else(|| bad("[project] dependencies must be a list".into()))?
         {
-            text.push_str(&format!(
-                "Requires-Dist: {}\n",
-                requirement(d, "dependencies")?
-            ));
+            let _ = writeln!(text, "Requires-Dist: {}", requirement(d, "dependencies")?);
         }
     }
     if let Some(optional) = project.get("optional-dependencies") {
@@ -436,7 +435,7 @@ pub fn pyproject_metadata(pyproject: &str, file: &str) -> Result<Option<String>>
                     message: format!("[project] optional-dependencies: extra {extra:?}"),
                     source: Some(Arc::new(e)),
                 })?;
-            text.push_str(&format!("Provides-Extra: {extra_name}\n"));
+            let _ = writeln!(text, "Provides-Extra: {extra_name}");
             for d in deps.as_array().ok_or_else(|| {
                 bad(format!(
                     "[project] optional-dependencies.{extra} must be a list"
@@ -449,7 +448,7 @@ pub fn pyproject_metadata(pyproject: &str, file: &str) -> Result<Option<String>>
                     Some(m) => format!("({m}) and extra == \"{extra_name}\""),
                     None => format!("extra == \"{extra_name}\""),
                 };
-                text.push_str(&format!("Requires-Dist: {r} ; {condition}\n"));
+                let _ = writeln!(text, "Requires-Dist: {r} ; {condition}");
             }
         }
     }

@@ -324,7 +324,7 @@ fn backend_build_requirements_join_the_environment() {
     assert!(files.contains_key(&format!("{SITE}/needy/__init__.py")));
     assert!(
         fx.builder
-            .requires_calls
+            .build_requires
             .load(std::sync::atomic::Ordering::SeqCst)
             >= 1
     );

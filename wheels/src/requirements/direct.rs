@@ -39,7 +39,7 @@ impl Location {
             Location::Url(u) => u
                 .path_segments()
                 .and_then(|mut s| s.next_back())
-                .map(|s| percent_decode(s))
+                .map(percent_decode)
                 .filter(|s| !s.is_empty()),
             Location::Path(p) => p.file_name().and_then(|f| f.to_str()).map(str::to_string),
             Location::Git(_) => None,

@@ -9,7 +9,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<String, String> {
         return String::from_utf8(rest.to_vec()).map_err(|_| "not valid UTF-8".to_string());
     }
     let units = |rest: &[u8], width: usize, big: bool| -> Result<String, String> {
-        if rest.len() % width != 0 {
+        if !rest.len().is_multiple_of(width) {
             return Err(format!("truncated UTF-{} text", width * 8));
         }
         let chunks = rest.chunks_exact(width);
@@ -60,9 +60,10 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<String, String> {
     })
 }
 
-/// `(first line number, text)` of each logical line, as pip's `join_lines` + `ignore_comments`
-/// + `expand_env_variables` give them: a line ending in `\` continues on the next, a comment
-/// (`#` at the start or after whitespace) runs to the end of its line, empty lines are dropped.
+/// `(first line number, text)` of each logical line, as pip's `join_lines`, `ignore_comments`
+/// and `expand_env_variables` give them: a line ending in `\` continues on the next, a
+/// comment (`#` at the start or after whitespace) runs to the end of its line, empty lines are
+/// dropped.
 pub(crate) fn logical_lines(text: &str) -> Vec<(usize, String)> {
     let mut joined: Vec<(usize, String)> = Vec::new();
     let mut pending: Option<(usize, String)> = None;

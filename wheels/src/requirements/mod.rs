@@ -115,6 +115,12 @@ const ARCHIVE_EXTS: [&str; 7] = [
 ];
 const MANAGED: [&str; 2] = ["cog", "coglet"];
 
+fn is_wheel_name(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("whl"))
+}
+
 /// Whether a file name is one pip installs from (a wheel or a source archive).
 pub(crate) fn is_archive(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -329,15 +335,14 @@ fn requirement_options(words: &[String], cx: &LineContext<'_>) -> Result<Vec<Str
         };
         match flag {
             "--hash" => {
-                let value = match inline {
-                    Some(v) => v,
-                    None => {
-                        i += 1;
-                        words
-                            .get(i)
-                            .cloned()
-                            .ok_or_else(|| cx.err("--hash needs a value"))?
-                    }
+                let value = if let Some(v) = inline {
+                    v
+                } else {
+                    i += 1;
+                    words
+                        .get(i)
+                        .cloned()
+                        .ok_or_else(|| cx.err("--hash needs a value"))?
                 };
                 hashes.push(parse_hash(&value).map_err(|m| cx.err(m))?);
             }
@@ -429,15 +434,14 @@ fn option_pairs(words: &[String], cx: &LineContext<'_>) -> Result<Vec<(&'static 
         };
         let (long, _, takes_value) = spec;
         let value = if takes_value {
-            match inline {
-                Some(v) => v,
-                None => {
-                    i += 1;
-                    words
-                        .get(i)
-                        .cloned()
-                        .ok_or_else(|| cx.err(format!("option {long} needs a value")))?
-                }
+            if let Some(v) = inline {
+                v
+            } else {
+                i += 1;
+                words
+                    .get(i)
+                    .cloned()
+                    .ok_or_else(|| cx.err(format!("option {long} needs a value")))?
             }
         } else {
             if inline.is_some() {
@@ -823,7 +827,7 @@ fn local_path(spec: &str, path: &str, cx: &LineContext<'_>) -> Result<PathBuf> {
         .file_name()
         .and_then(|f| f.to_str())
         .unwrap_or_default();
-    if file_name.ends_with(".whl") && WheelFilename::parse(file_name).is_none() {
+    if is_wheel_name(file_name) && WheelFilename::parse(file_name).is_none() {
         return Err(cx.err(format!(
             "cannot tell the package name of local file {file_name:?}"
         )));

@@ -275,12 +275,12 @@ async fn resolve_with(
                 &DefaultStringReporter::report(&tree),
             )));
         }
-        Err(PubGrubError::ErrorChoosingVersion { package, source }) => {
-            return Err(state.in_context(&package, source.0));
-        }
-        Err(PubGrubError::ErrorRetrievingDependencies {
-            package, source, ..
-        }) => {
+        Err(
+            PubGrubError::ErrorChoosingVersion { package, source }
+            | PubGrubError::ErrorRetrievingDependencies {
+                package, source, ..
+            },
+        ) => {
             return Err(state.in_context(&package, source.0));
         }
         Err(PubGrubError::ErrorInShouldCancel(e)) => return Err(e.0),

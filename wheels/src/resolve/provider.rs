@@ -172,9 +172,9 @@ fn requested_of(d: &crate::requirements::Direct) -> String {
     use crate::requirements::Location;
     match &d.location {
         Location::Url(u) => u.to_string(),
-        Location::Path(p) => Url::from_file_path(p)
-            .map(|u| u.to_string())
-            .unwrap_or_else(|()| p.display().to_string()),
+        Location::Path(p) => {
+            Url::from_file_path(p).map_or_else(|()| p.display().to_string(), |u| u.to_string())
+        }
         Location::Git(g) => g.to_string(),
     }
 }

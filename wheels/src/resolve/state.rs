@@ -2,6 +2,7 @@
 //! requirements, and where each requirement came from.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::FutureExt;
@@ -242,9 +243,9 @@ impl State {
     async fn load_one(&self, entry: &Entry, d: &Direct) -> Result<Loaded> {
         let requested = match &d.location {
             Location::Url(u) => u.to_string(),
-            Location::Path(p) => Url::from_file_path(p)
-                .map(|u| u.to_string())
-                .unwrap_or_else(|()| p.display().to_string()),
+            Location::Path(p) => {
+                Url::from_file_path(p).map_or_else(|()| p.display().to_string(), |u| u.to_string())
+            }
             Location::Git(g) => g.to_string(),
         };
         let (meta, file, git) = match &d.location {
@@ -669,7 +670,7 @@ impl State {
                 (Some((g, commit)), _) => {
                     let mut url = format!("git+{}@{commit}", g.repository);
                     if let Some(sub) = &g.subdirectory {
-                        url.push_str(&format!("#subdirectory={sub}"));
+                        let _ = write!(url, "#subdirectory={sub}");
                     }
                     LockedPackage {
                         name: name.to_string(),

@@ -38,9 +38,10 @@ open(result, "w").write(value)
 
 #[derive(Debug, Default)]
 pub struct HostBuilder {
-    pub requires_calls: AtomicUsize,
-    pub metadata_calls: AtomicUsize,
-    pub wheel_calls: AtomicUsize,
+    /// Calls of each hook.
+    pub build_requires: AtomicUsize,
+    pub prepare_metadata: AtomicUsize,
+    pub build_wheel: AtomicUsize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,19 +54,14 @@ pub struct HookFailed {
 
 impl HostBuilder {
     pub fn wheels_built(&self) -> usize {
-        self.wheel_calls.load(Ordering::SeqCst)
+        self.build_wheel.load(Ordering::SeqCst)
     }
 
     pub fn metadata_prepared(&self) -> usize {
-        self.metadata_calls.load(Ordering::SeqCst)
+        self.prepare_metadata.load(Ordering::SeqCst)
     }
 
-    fn run(
-        &self,
-        request: &BuildRequest<'_>,
-        hook: &str,
-        out: &Path,
-    ) -> Result<String, BuildFailure> {
+    fn run(request: &BuildRequest<'_>, hook: &str, out: &Path) -> Result<String, BuildFailure> {
         let env = tempfile::tempdir()?;
         let mut options = InstallOptions::python_slim("3.11");
         options.site_packages = PathBuf::from("/env/site-packages");
@@ -107,16 +103,16 @@ impl HostBuilder {
 
 impl SdistBuilder for HostBuilder {
     fn build_requires(&self, request: &BuildRequest<'_>) -> Result<Vec<String>, BuildFailure> {
-        self.requires_calls.fetch_add(1, Ordering::SeqCst);
+        self.build_requires.fetch_add(1, Ordering::SeqCst);
         let out = tempfile::tempdir()?;
-        let text = self.run(request, "get_requires_for_build_wheel", out.path())?;
+        let text = Self::run(request, "get_requires_for_build_wheel", out.path())?;
         Ok(serde_json::from_str(&text)?)
     }
 
     fn prepare_metadata(&self, request: &BuildRequest<'_>) -> Result<String, BuildFailure> {
-        self.metadata_calls.fetch_add(1, Ordering::SeqCst);
+        self.prepare_metadata.fetch_add(1, Ordering::SeqCst);
         let out = tempfile::tempdir()?;
-        self.run(request, "prepare_metadata_for_build_wheel", out.path())
+        Self::run(request, "prepare_metadata_for_build_wheel", out.path())
     }
 
     fn build_wheel(
@@ -124,8 +120,8 @@ impl SdistBuilder for HostBuilder {
         request: &BuildRequest<'_>,
         out_dir: &Path,
     ) -> Result<PathBuf, BuildFailure> {
-        self.wheel_calls.fetch_add(1, Ordering::SeqCst);
-        Ok(PathBuf::from(self.run(request, "build_wheel", out_dir)?))
+        self.build_wheel.fetch_add(1, Ordering::SeqCst);
+        Ok(PathBuf::from(Self::run(request, "build_wheel", out_dir)?))
     }
 }
 
