@@ -825,3 +825,74 @@ fn build_requirements_resolve_to_wheels() {
             .is_file()
     );
 }
+
+/// `git daemon` serving a repository: the `git://` transport, a shallow fetch by commit.
+struct Daemon {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn git_daemon(base: &Path) -> Daemon {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // `git-daemon` itself, not `git daemon`: killing the `git` wrapper would leave it running.
+    let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+    let exec_path = String::from_utf8(exec_path.stdout).unwrap();
+    let mut daemon = Daemon {
+        child: Command::new(Path::new(exec_path.trim()).join("git-daemon"))
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+        port,
+    };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return daemon;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = daemon.child.kill();
+    panic!("git daemon did not start on port {port}");
+}
+
+#[test]
+fn git_daemon_repositories() {
+    let fx = Fixture::new();
+    publish_sources(&fx.server);
+    let base = tempfile::tempdir().unwrap();
+    let (first, _) = git_repo(&base.path().join("repo"));
+    let daemon = git_daemon(base.path());
+    let url = format!("git+git://127.0.0.1:{}/repo", daemon.port);
+    let lock = fx
+        .resolve(&format!("gitpkg @ {url}@{first}#subdirectory=py\n"))
+        .unwrap();
+    let gitpkg = lock.packages.iter().find(|p| p.name == "gitpkg").unwrap();
+    assert_eq!(
+        gitpkg.build.as_ref().unwrap().git.as_ref().unwrap().commit,
+        first
+    );
+    let files = fx.install(&lock).unwrap();
+    assert_eq!(files[&format!("{SITE}/gitpkg/__init__.py")], b"V = 1\n");
+    let e = fx
+        .resolve(&format!("{url}@missing#egg=gitpkg\n"))
+        .unwrap_err();
+    assert!(
+        matches!(e.innermost(), Error::GitRevNotFound { .. }),
+        "{e:?}"
+    );
+}

@@ -4,10 +4,12 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use pep508_rs::{ExtraName, MarkerTree, PackageName};
 use url::Url;
 
+use super::Problem;
 use crate::filename::{WheelFilename, parse_sdist};
 
 /// A distribution at a fixed place.
@@ -137,16 +139,16 @@ pub(crate) fn is_url(text: &str) -> bool {
 }
 
 /// What a requirement URL points at. `Err` is a message for the user.
-pub(crate) fn classify_url(url: &Url) -> Result<Location, String> {
+pub(crate) fn classify_url(url: &Url) -> Result<Location, Problem> {
     let scheme = url.scheme();
     if let Some(inner) = scheme.strip_prefix("git+") {
         return parse_git(url, inner).map(Location::Git);
     }
     if scheme == "git" {
         // `git://host/repo`: pip needs the `git+` prefix for it.
-        return Err(format!(
-            "{url}: pip needs the `git+` prefix for a repository (git+{url})"
-        ));
+        return Err(
+            format!("{url}: pip needs the `git+` prefix for a repository (git+{url})").into(),
+        );
     }
     if VCS_PREFIXES[1..].iter().any(|p| scheme.starts_with(p))
         || matches!(scheme, "hg" | "svn" | "bzr")
@@ -154,25 +156,28 @@ pub(crate) fn classify_url(url: &Url) -> Result<Location, String> {
         return Err(format!(
             "{url}: only git repositories can be installed from version control (pip would use {})",
             scheme.split('+').next().unwrap_or(scheme)
-        ));
+        )
+        .into());
     }
     match scheme {
         "http" | "https" => Ok(Location::Url(url.clone())),
         "file" => url
             .to_file_path()
             .map(Location::Path)
-            .map_err(|()| format!("{url}: not a local file path")),
+            .map_err(|()| format!("{url}: not a local file path").into()),
         other => Err(format!(
             "{url}: URLs with scheme {other:?} are not supported (http, https, file and git+ are)"
-        )),
+        )
+        .into()),
     }
 }
 
-fn parse_git(url: &Url, inner_scheme: &str) -> Result<GitUrl, String> {
+fn parse_git(url: &Url, inner_scheme: &str) -> Result<GitUrl, Problem> {
     if !matches!(inner_scheme, "https" | "http" | "ssh" | "git" | "file") {
         return Err(format!(
             "{url}: unsupported git transport {inner_scheme:?} (https, http, ssh, git and file are)"
-        ));
+        )
+        .into());
     }
     let fragment = Fragment::parse(url);
     // `git+https://host/repo.git@rev`: the revision is after the last `@` of the path.
@@ -193,16 +198,17 @@ fn parse_git(url: &Url, inner_scheme: &str) -> Result<GitUrl, String> {
         }
     };
     if rev.as_deref() == Some("") {
-        return Err(format!("{url}: empty revision after `@`"));
+        return Err(format!("{url}: empty revision after `@`").into());
     }
     let repository = Url::parse(&format!("{inner_scheme}:{authority_and_path}"))
-        .map_err(|e| format!("{url}: invalid repository URL: {e}"))?;
+        .map_err(|e| Problem::with_source(format!("{url}: invalid repository URL"), Arc::new(e)))?;
     if let Some(sub) = &fragment.subdirectory
         && safe_path::relative_path(sub).is_err()
     {
         return Err(format!(
             "{url}: subdirectory {sub:?} must be a relative path inside the repository"
-        ));
+        )
+        .into());
     }
     Ok(GitUrl {
         repository,
@@ -212,18 +218,23 @@ fn parse_git(url: &Url, inner_scheme: &str) -> Result<GitUrl, String> {
 }
 
 /// `name[extra1,extra2]` of an `#egg=` fragment.
-pub(crate) fn parse_egg(egg: &str) -> Result<(PackageName, Vec<ExtraName>), String> {
+pub(crate) fn parse_egg(egg: &str) -> Result<(PackageName, Vec<ExtraName>), Problem> {
     let (name, extras) = match egg.split_once('[') {
         Some((n, rest)) => (n, rest.trim_end_matches(']')),
         None => (egg, ""),
     };
-    let name = PackageName::from_str(name.trim())
-        .map_err(|e| format!("#egg={egg}: invalid package name: {e}"))?;
+    let name = PackageName::from_str(name.trim()).map_err(|e| {
+        Problem::with_source(format!("#egg={egg}: invalid package name"), Arc::new(e))
+    })?;
     let extras = extras
         .split(',')
         .map(str::trim)
         .filter(|e| !e.is_empty())
-        .map(|e| ExtraName::from_str(e).map_err(|err| format!("#egg={egg}: extra {e:?}: {err}")))
+        .map(|e| {
+            ExtraName::from_str(e).map_err(|err| {
+                Problem::with_source(format!("#egg={egg}: extra {e:?}"), Arc::new(err))
+            })
+        })
         .collect::<Result<_, _>>()?;
     Ok((name, extras))
 }

@@ -3,7 +3,11 @@
 
 use std::collections::BTreeSet;
 
+use std::sync::Arc;
+
 use pep508_rs::PackageName;
+
+use super::Problem;
 
 /// pip's `FormatControl`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,12 +32,12 @@ const NONE: &str = ":none:";
 
 impl FormatControl {
     /// `--no-binary VALUE`.
-    pub fn add_no_binary(&mut self, value: &str) -> Result<(), String> {
+    pub fn add_no_binary(&mut self, value: &str) -> Result<(), Problem> {
         Self::handle(value, &mut self.no_binary, &mut self.only_binary)
     }
 
     /// `--only-binary VALUE`.
-    pub fn add_only_binary(&mut self, value: &str) -> Result<(), String> {
+    pub fn add_only_binary(&mut self, value: &str) -> Result<(), Problem> {
         Self::handle(value, &mut self.only_binary, &mut self.no_binary)
     }
 
@@ -42,11 +46,12 @@ impl FormatControl {
         value: &str,
         target: &mut BTreeSet<String>,
         other: &mut BTreeSet<String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Problem> {
         if value.starts_with('-') {
             return Err(format!(
                 "--no-binary / --only-binary option requires 1 argument, got {value:?}"
-            ));
+            )
+            .into());
         }
         let mut names: Vec<&str> = value.split(',').collect();
         while let Some(pos) = names.iter().position(|n| *n == ALL) {
@@ -64,7 +69,9 @@ impl FormatControl {
                 continue;
             }
             let name = PackageName::new(name.trim().to_string())
-                .map_err(|e| format!("invalid package name {name:?}: {e}"))?
+                .map_err(|e| {
+                    Problem::with_source(format!("invalid package name {name:?}"), Arc::new(e))
+                })?
                 .to_string();
             other.remove(&name);
             target.insert(name);

@@ -52,6 +52,33 @@ pub struct Requirements {
     canonical: Vec<String>,
 }
 
+/// A value in a requirements file that cannot be used (the caller adds the file and line).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct Problem {
+    pub message: String,
+    #[source]
+    pub source: Option<Cause>,
+}
+
+impl From<String> for Problem {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            source: None,
+        }
+    }
+}
+
+impl Problem {
+    pub(crate) fn with_source(message: String, source: Cause) -> Self {
+        Self {
+            message,
+            source: Some(source),
+        }
+    }
+}
+
 /// One requirement line.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -284,6 +311,15 @@ impl LineContext<'_> {
             line: self.line,
             message: message.into(),
             source: Some(source),
+        }
+    }
+
+    fn problem(&self, p: Problem) -> Error {
+        Error::Requirements {
+            file: self.file.to_path_buf(),
+            line: self.line,
+            message: p.message,
+            source: p.source,
         }
     }
 
@@ -522,8 +558,14 @@ fn parse_options(
                 reqs.canonical.push("--pre".into());
                 reqs.pre = true;
             }
-            "--no-binary" => reqs.format.add_no_binary(&value).map_err(|m| cx.err(m))?,
-            "--only-binary" => reqs.format.add_only_binary(&value).map_err(|m| cx.err(m))?,
+            "--no-binary" => reqs
+                .format
+                .add_no_binary(&value)
+                .map_err(|p| cx.problem(p))?,
+            "--only-binary" => reqs
+                .format
+                .add_only_binary(&value)
+                .map_err(|p| cx.problem(p))?,
             "--prefer-binary" => reqs.format.prefer_binary = true,
             "--require-hashes" => {
                 reqs.canonical.push("--require-hashes".into());
@@ -661,11 +703,11 @@ fn parse_source(spec: &str, cx: &LineContext<'_>) -> Result<Source> {
         };
         let url = Url::parse(url_text)
             .map_err(|e| cx.err_from(format!("invalid URL {url_text:?}"), Arc::new(e)))?;
-        let location = direct::classify_url(&url).map_err(|m| cx.err(m))?;
+        let location = direct::classify_url(&url).map_err(|p| cx.problem(p))?;
         let fragment = direct::Fragment::parse(&url);
         let (name, extras) = match &fragment.egg {
             Some(egg) => {
-                let (n, x) = direct::parse_egg(egg).map_err(|m| cx.err(m))?;
+                let (n, x) = direct::parse_egg(egg).map_err(|p| cx.problem(p))?;
                 (Some(n), x)
             }
             None => (None, Vec::new()),
@@ -708,7 +750,7 @@ fn parse_source(spec: &str, cx: &LineContext<'_>) -> Result<Source> {
         .map_err(|e| cx.err_from(format!("invalid requirement {spec:?}"), Arc::new(e)))?;
     match &r.version_or_url {
         Some(VersionOrUrl::Url(url)) => {
-            let location = direct::classify_url(url).map_err(|m| cx.err(m))?;
+            let location = direct::classify_url(url).map_err(|p| cx.problem(p))?;
             let location = match location {
                 Location::Path(p) => Location::Path(local_path(spec, &p.to_string_lossy(), cx)?),
                 other => other,
