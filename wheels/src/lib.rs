@@ -77,7 +77,7 @@ pub mod target;
 
 pub use build::{BuildFailure, BuildRequest, BuildSystem, SdistBuilder};
 pub use error::{Error, Result};
-pub use index::IndexStrategy;
+pub use index::{ExplicitIndex, IndexStrategy};
 pub use install::{InstallOptions, WheelLayer};
 pub use lock::{Lock, LockedBuild, LockedGit, LockedPackage};
 pub use requirements::Requirements;

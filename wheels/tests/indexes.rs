@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::server::{Server, wheel};
 use wheels::index::config::PipConfig;
 use wheels::resolve::{ResolveOptions, resolve};
-use wheels::{Arch, IndexStrategy, Libc, Lock, Requirements, Target};
+use wheels::{Arch, ExplicitIndex, IndexStrategy, Libc, Lock, Requirements, Target};
 
 fn target() -> Target {
     Target::new("3.11", Arch::X86_64, Libc::Glibc(2, 36)).unwrap()
@@ -190,4 +190,32 @@ fn the_first_index_with_a_name_wins_unless_asked_otherwise() {
         hash(IndexStrategy::FirstIndex),
         hash(IndexStrategy::UnsafeBestMatch)
     );
+}
+
+#[test]
+fn an_explicit_index_serves_only_its_packages() {
+    let server = torch_indexes();
+    let base = &server.base;
+    // The PyTorch index also hosts an older numpy, which first-index would take from it.
+    publish(&server, "/whl/cu121", "numpy", &[("1.24.1", MANYLINUX)]);
+    let text = format!(
+        "--index-url {base}/simple\n--extra-index-url {base}/whl/cu121\ntorch==2.1.0\nnumpy\n"
+    );
+    let shadowed = resolve_with(&text, IndexStrategy::FirstIndex).unwrap();
+    assert_eq!(shadowed.pins(), "numpy==1.24.1\ntorch==2.1.0+cu121\n");
+    let cache = tempfile::tempdir().unwrap();
+    let reqs: Requirements = format!("--index-url {base}/simple\ntorch==2.1.0\nnumpy\n")
+        .parse()
+        .unwrap();
+    let options = ResolveOptions {
+        cache_dir: Some(cache.path().to_path_buf()),
+        pip_config: Some(PipConfig::default()),
+        explicit_indexes: vec![ExplicitIndex {
+            url: format!("{base}/whl/cu121/").parse().unwrap(),
+            packages: vec!["torch".parse().unwrap(), "torchvision".parse().unwrap()],
+        }],
+        ..ResolveOptions::default()
+    };
+    let lock = resolve(&reqs, &target(), &options).unwrap();
+    assert_eq!(lock.pins(), "numpy==1.26.4\ntorch==2.1.0+cu121\n");
 }

@@ -49,6 +49,15 @@ pub enum IndexStrategy {
     UnsafeBestMatch,
 }
 
+/// An index that only some packages come from, and only it (uv's explicit index): Cog's
+/// PyTorch index for `torch`, `torchvision` and `torchaudio`, without it shadowing the other
+/// packages it also hosts (numpy, pillow, ... at older versions).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExplicitIndex {
+    pub url: Url,
+    pub packages: Vec<PackageName>,
+}
+
 /// Settings of the index client.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -56,6 +65,8 @@ pub struct ClientOptions {
     pub indexes: Vec<Url>,
     /// How the indexes' files are combined; find-links are always added.
     pub strategy: IndexStrategy,
+    /// Indexes for some packages only; those packages use no other index.
+    pub explicit: Vec<ExplicitIndex>,
     pub find_links: Vec<FindLinks>,
     /// `None` disables the on-disk cache.
     pub cache_dir: Option<PathBuf>,
@@ -75,6 +86,7 @@ impl Default for ClientOptions {
         Self {
             indexes: vec![],
             strategy: IndexStrategy::default(),
+            explicit: vec![],
             find_links: vec![],
             cache_dir: Some(default_cache_dir()),
             attempts: 4,
@@ -156,9 +168,29 @@ impl Client {
         &self.inner.options
     }
 
-    fn describe_indexes(&self) -> String {
+    /// The indexes `name` is looked up in, in priority order.
+    fn indexes_for(&self, name: &PackageName) -> Vec<&Url> {
         let o = &self.inner.options;
-        let mut parts: Vec<String> = o.indexes.iter().map(ToString::to_string).collect();
+        let explicit: Vec<&Url> = o
+            .explicit
+            .iter()
+            .filter(|e| e.packages.contains(name))
+            .map(|e| &e.url)
+            .collect();
+        if explicit.is_empty() {
+            o.indexes.iter().collect()
+        } else {
+            explicit
+        }
+    }
+
+    fn describe_indexes(&self, name: &PackageName) -> String {
+        let o = &self.inner.options;
+        let mut parts: Vec<String> = self
+            .indexes_for(name)
+            .into_iter()
+            .map(ToString::to_string)
+            .collect();
         parts.extend(o.find_links.iter().map(|f| format!("find-links {f}")));
         if parts.is_empty() {
             "no index (--no-index and no --find-links)".into()
@@ -242,12 +274,13 @@ impl Client {
     /// strategy says) and every find-links location; empty when unknown.
     pub async fn project(&self, name: &PackageName) -> Result<Vec<DistFile>> {
         let o = &self.inner.options;
+        let indexes = self.indexes_for(name);
         let pages =
-            futures::future::join_all(o.indexes.iter().map(|index| self.index_page(index, name)))
+            futures::future::join_all(indexes.iter().map(|index| self.index_page(index, name)))
                 .await;
         let mut files: Vec<DistFile> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for (index, page) in o.indexes.iter().zip(pages) {
+        for (index, page) in indexes.into_iter().zip(pages) {
             let page = page?;
             let found = !page.is_empty();
             for f in page {
@@ -279,7 +312,7 @@ impl Client {
     pub fn not_found(&self, name: &PackageName) -> Error {
         Error::PackageNotFound {
             name: name.to_string(),
-            indexes: self.describe_indexes(),
+            indexes: self.describe_indexes(name),
         }
     }
 

@@ -27,7 +27,7 @@ use pubgrub::{DefaultStringReporter, PubGrubError, Reporter};
 use crate::build::{BuildSystem, SdistBuilder};
 use crate::error::{Error, Result};
 use crate::index::config::{PYPI_SIMPLE, PipConfig, normalize_index_url};
-use crate::index::{Client, ClientOptions, IndexStrategy};
+use crate::index::{Client, ClientOptions, ExplicitIndex, IndexStrategy};
 use crate::lock::{LOCK_VERSION, Lock, LockedPackage};
 use crate::requirements::{Requirements, Source};
 use crate::target::Target;
@@ -52,6 +52,8 @@ pub struct ResolveOptions {
     pub upgrade: bool,
     /// How several indexes are combined (default: the first index that has a package).
     pub index_strategy: IndexStrategy,
+    /// Indexes that only some packages come from (and only from them).
+    pub explicit_indexes: Vec<ExplicitIndex>,
     /// Builds source distributions and git checkouts. `None`: a package with only a source
     /// is an error that names it.
     pub builder: Option<Arc<dyn SdistBuilder>>,
@@ -69,6 +71,7 @@ impl Default for ResolveOptions {
             max_age: None,
             upgrade: false,
             index_strategy: IndexStrategy::default(),
+            explicit_indexes: Vec::new(),
             builder: None,
         }
     }
@@ -110,6 +113,7 @@ impl ResolveOptions {
         ClientOptions {
             indexes,
             strategy: self.index_strategy,
+            explicit: self.explicit_indexes.clone(),
             find_links,
             cache_dir: self.cache_dir.clone(),
             attempts: self.attempts,
@@ -129,6 +133,10 @@ pub fn input_hash(reqs: &Requirements, target: &Target, options: &ResolveOptions
         .iter()
         .map(ToString::to_string)
         .chain(client.find_links.iter().map(|f| format!("find-links {f}")))
+        .chain(client.explicit.iter().map(|e| {
+            let names: Vec<&str> = e.packages.iter().map(AsRef::as_ref).collect();
+            format!("explicit {} {}", e.url, names.join(","))
+        }))
         .chain([
             format!("strategy {:?}", client.strategy),
             format!("builder {}", options.builder.is_some()),
