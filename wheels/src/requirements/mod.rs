@@ -211,49 +211,6 @@ impl Requirements {
                 .chain(&self.constraints)
                 .any(|e| !e.hashes.is_empty())
     }
-
-    /// These requirements' index options with other requirement lines (a build environment's:
-    /// pip gives it the same indexes, find-links and `--pre`). Requirements, constraints and
-    /// binary choices are not carried over.
-    pub fn with_index_options_of(&self, lines: &[String], what: &str) -> Result<Requirements> {
-        let mut out = lines.join("\n").parse_named(what)?;
-        out.index_url.clone_from(&self.index_url);
-        out.extra_index_urls.clone_from(&self.extra_index_urls);
-        out.no_index = self.no_index;
-        out.find_links.clone_from(&self.find_links);
-        out.pre = self.pre;
-        for u in &self.extra_index_urls {
-            out.canonical.push(format!("--extra-index-url {u}"));
-        }
-        if let Some(u) = &self.index_url {
-            out.canonical.push(format!("--index-url {u}"));
-        }
-        for f in &self.find_links {
-            out.canonical.push(format!("--find-links {f}"));
-        }
-        if self.no_index {
-            out.canonical.push("--no-index".into());
-        }
-        if self.pre {
-            out.canonical.push("--pre".into());
-        }
-        Ok(out)
-    }
-}
-
-trait ParseNamed {
-    fn parse_named(&self, what: &str) -> Result<Requirements>;
-}
-
-impl ParseNamed for String {
-    fn parse_named(&self, what: &str) -> Result<Requirements> {
-        parse_str(
-            self,
-            Path::new(what),
-            Path::new("."),
-            &ParseOptions::default(),
-        )
-    }
 }
 
 fn read_file(
