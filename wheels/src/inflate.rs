@@ -30,6 +30,8 @@ impl std::fmt::Display for InflateError {
     }
 }
 
+impl std::error::Error for InflateError {}
+
 type Res<T> = std::result::Result<T, InflateError>;
 
 fn err<T>(msg: &str) -> Res<T> {

@@ -18,10 +18,12 @@ use layers::{BlobStore, Compression, LayerInfo, LayerOptions, LayerWriter};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::error::{Error, Result};
-use crate::index::{Client, ClientOptions, DistFile};
+use crate::build::{Builds, SdistBuilder, dist_file};
+use crate::error::{Cause, Error, Result};
+use crate::index::{Client, ClientOptions};
 use crate::lock::{Lock, LockedPackage};
 use crate::splice::{DeflatedMember, SplicedLayer};
+use crate::target::Target;
 
 /// Where and how wheels are installed in the image.
 #[derive(Debug, Clone)]
@@ -44,11 +46,18 @@ pub struct InstallOptions {
     pub large_wheel_bytes: u64,
     /// Number of buckets small wheels are spread over (by name hash).
     pub buckets: u32,
-    /// Index client settings used for downloads (cache, retries). Indexes are not needed.
+    /// Index client settings used for downloads (cache, retries). Indexes are needed only
+    /// when a source build's backend asks for more build requirements
+    /// (`get_requires_for_build_wheel`): give them [`crate::ResolveOptions::client_options`].
     pub client: ClientOptions,
     /// Write the layers even when the store has them (`cog build --no-cache`). Downloaded wheels
     /// are still reused: each is verified against its hash.
     pub rebuild: bool,
+    /// Builds the packages locked as built from source (sdists, git); their wheels are cached
+    /// by (source, build environment, target). `None`: such a package is an error.
+    pub builder: Option<Arc<dyn SdistBuilder>>,
+    /// The target source builds are for; [`layers`] takes the lock's when `None`.
+    pub target: Option<Target>,
 }
 
 impl InstallOptions {
@@ -84,6 +93,8 @@ impl InstallOptions {
             buckets: 4,
             client: ClientOptions::default(),
             rebuild: false,
+            builder: None,
+            target: None,
         }
     }
 
@@ -116,7 +127,15 @@ pub struct WheelLayer {
 
 /// Builds the layers for `lock` (on a dedicated runtime; callable from anywhere).
 pub fn layers(lock: &Lock, options: &InstallOptions, store: &BlobStore) -> Result<Vec<WheelLayer>> {
-    install_packages(&lock.packages, options, store)
+    install_packages(&lock.packages, &with_target(options, lock), store)
+}
+
+fn with_target(options: &InstallOptions, lock: &Lock) -> InstallOptions {
+    let mut options = options.clone();
+    if options.target.is_none() {
+        options.target = Some(lock.target.clone());
+    }
+    options
 }
 
 /// Builds the layers for pinned packages that need not come from one lock (the cog runtime
@@ -140,7 +159,7 @@ pub fn install_packages(
             result
         })
         .join()
-        .map_err(|_| Error::Other("install thread panicked".into()))?
+        .map_err(|_| Error::Task("the installer"))?
     })
 }
 
@@ -167,7 +186,30 @@ pub async fn layers_async(
     options: &InstallOptions,
     store: &BlobStore,
 ) -> Result<Vec<WheelLayer>> {
-    install_packages_async(&lock.packages, options, store).await
+    install_packages_async(&lock.packages, &with_target(options, lock), store).await
+}
+
+/// Source builds of an installation, when it has any.
+fn builds(
+    client: &Client,
+    options: &InstallOptions,
+    packages: &[LockedPackage],
+) -> Result<Option<Arc<Builds>>> {
+    let Some(first) = packages.iter().find(|p| p.build.is_some()) else {
+        return Ok(None);
+    };
+    let target = options.target.clone().ok_or_else(|| Error::NoBuilder {
+        what: format!(
+            "{} {} ({}), with no target given (InstallOptions::target)",
+            first.name, first.version, first.filename
+        ),
+    })?;
+    Ok(Some(Arc::new(Builds::new(
+        options.builder.clone(),
+        client.clone(),
+        target,
+        crate::resolve::resolve_env,
+    ))))
 }
 
 /// Async form of [`install_packages`].
@@ -177,32 +219,66 @@ pub async fn install_packages_async(
     store: &BlobStore,
 ) -> Result<Vec<WheelLayer>> {
     let client = Client::new(options.client.clone())?;
+    let builds = builds(&client, options, packages)?;
     let options = Arc::new(options.clone());
     let jobs = group(packages, &options).into_iter().map(|packages| {
         let client = client.clone();
         let options = options.clone();
         let store = store.clone();
-        async move { build_group(&client, packages, options, store).await }
+        let builds = builds.clone();
+        async move { build_group(&client, builds.as_deref(), packages, options, store).await }
     });
     let results = futures::future::join_all(jobs).await;
     results.into_iter().collect()
 }
 
-fn dist_file(p: &LockedPackage) -> Result<DistFile> {
-    Ok(DistFile {
-        filename: p.filename.clone(),
-        url: Url::parse(&p.url)
-            .map_err(|e| Error::Other(format!("lock: bad URL for {}: {e}", p.name)))?,
-        sha256: p.sha256.clone(),
-        requires_python: None,
-        yanked: false,
-        metadata: Some(false),
-        size: p.size,
+/// The wheel of a locked package (downloaded and verified, or built from its source) and the
+/// wheel's sha256.
+async fn fetch_wheel(
+    client: &Client,
+    builds: Option<&Builds>,
+    p: &LockedPackage,
+) -> Result<(PathBuf, String)> {
+    if p.build.is_some() {
+        let builds = builds.ok_or(Error::Task("building from source"))?;
+        let sdist = if p.build.as_ref().is_some_and(|b| b.git.is_none()) {
+            Some(client.download(&dist_file(p)?, &p.hashes).await?)
+        } else {
+            None
+        };
+        return builds.wheel(p, sdist.as_deref()).await;
+    }
+    let file = dist_file(p)?;
+    let path = client.download(&file, &p.hashes).await?;
+    let sha = if let Some(sha) = &p.sha256 {
+        sha.clone()
+    } else {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || crate::index::sha256_file(&path))
+            .await
+            .map_err(|_| Error::Task("hashing a wheel"))??
+    };
+    Ok((path, sha))
+}
+
+/// What identifies a package's layer content: its wheel's hash, or for a build its source
+/// and build environment (the build is deterministic enough to be cached by them).
+fn layer_id(p: &LockedPackage) -> Option<String> {
+    let id = p.content_id()?;
+    Some(match &p.build {
+        None => id,
+        Some(b) => {
+            let mut h = Sha256::new();
+            h.update(id.as_bytes());
+            h.update(serde_json::to_vec(b).unwrap_or_default());
+            format!("built:{}", hex::encode(h.finalize()))
+        }
     })
 }
 
 async fn build_group(
     client: &Client,
+    builds: Option<&Builds>,
     packages: Vec<LockedPackage>,
     options: Arc<InstallOptions>,
     store: BlobStore,
@@ -211,7 +287,7 @@ async fn build_group(
         .iter()
         .map(|p| format!("{}=={}", p.name, p.version))
         .collect();
-    let known: Option<Vec<String>> = packages.iter().map(|p| p.sha256.clone()).collect();
+    let known: Option<Vec<String>> = packages.iter().map(layer_id).collect();
     let key_of = |hashes: &[String]| {
         let mut h = Sha256::new();
         h.update(b"cog-rs wheels layer v1\n");
@@ -253,26 +329,17 @@ async fn build_group(
         tokio::task::spawn_blocking(move || write_layer(&store, &options, &packages, &rx))
     };
     let mut downloads = futures::stream::iter(packages.iter())
-        .map(|p| async move {
-            let file = dist_file(p)?;
-            let path = client.download(&file, &p.hashes).await?;
-            let sha = if let Some(sha) = &p.sha256 {
-                sha.clone()
-            } else {
-                let path = path.clone();
-                tokio::task::spawn_blocking(move || crate::index::sha256_file(&path))
-                    .await
-                    .map_err(|e| Error::Other(format!("hashing task failed: {e}")))??
-            };
-            Ok::<_, Error>((path, sha))
-        })
+        .map(|p| fetch_wheel(client, builds, p))
         .buffered(packages.len().max(1));
     let mut hashes = Vec::with_capacity(packages.len());
     let mut failed = None;
-    while let Some(result) = downloads.next().await {
+    for p in &packages {
+        let Some(result) = downloads.next().await else {
+            break;
+        };
         match &result {
-            Ok((_, sha)) => hashes.push(sha.clone()),
-            Err(e) => failed = Some(e.to_string()),
+            Ok((_, sha)) => hashes.push(layer_id(p).unwrap_or_else(|| sha.clone())),
+            Err(e) => failed = Some(e.clone()),
         }
         // A closed channel means the writer stopped on an error, reported below.
         if tx.send(result).is_err() || failed.is_some() {
@@ -280,9 +347,12 @@ async fn build_group(
         }
     }
     drop(tx);
-    let info = writer
-        .await
-        .map_err(|e| Error::Other(format!("layer task failed: {e}")))??;
+    let info = writer.await.map_err(|_| Error::Task("the layer writer"))?;
+    // A failed download or build is the error to report, not the writer's stop.
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let info = info?;
     let key = key_of(&hashes);
     store.record_key(&key, &info)?;
     Ok(WheelLayer {
@@ -310,15 +380,71 @@ fn write_layer(
         files: HashSet::new(),
     };
     for p in packages {
-        let (path, sha) = wheels
-            .recv()
-            .map_err(|_| Error::Other(format!("the download of {} was abandoned", p.filename)))??;
+        let Ok(received) = wheels.recv() else {
+            // The sender stopped on an error, which it reports.
+            return Err(Error::Task("the download"));
+        };
+        let (path, sha) = received?;
         install_wheel(&mut out, options, p, &path, &sha)?;
     }
     match out.sink {
         Sink::Spliced(w) => w.finish(),
         Sink::Plain(w) => Ok(w.finish()?),
+        Sink::Dir(_) => Err(Error::Task("the layer writer")),
     }
+}
+
+/// Installs `packages` into the directory `root` as they would be in the image (paths of
+/// `options`, e.g. `site_packages`, taken under `root`): for a build environment. Packages
+/// built from source are built first (`options.builder`, `options.target`).
+pub fn install_to_dir(
+    packages: &[LockedPackage],
+    options: &InstallOptions,
+    root: &Path,
+) -> Result<()> {
+    let (packages, options, root) = (packages.to_vec(), options.clone(), root.to_path_buf());
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let result = rt.block_on(install_to_dir_async(&packages, &options, &root));
+            rt.shutdown_background();
+            result
+        })
+        .join()
+        .map_err(|_| Error::Task("the installer"))?
+    })
+}
+
+/// Async form of [`install_to_dir`].
+pub async fn install_to_dir_async(
+    packages: &[LockedPackage],
+    options: &InstallOptions,
+    root: &Path,
+) -> Result<()> {
+    let client = Client::new(options.client.clone())?;
+    let builds = builds(&client, options, packages)?;
+    let wheels = futures::future::try_join_all(
+        packages
+            .iter()
+            .map(|p| fetch_wheel(&client, builds.as_deref(), p)),
+    )
+    .await?;
+    let (packages, options, root) = (packages.to_vec(), options.clone(), root.to_path_buf());
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        let mut out = Installer {
+            sink: Sink::Dir(root),
+            dirs: HashSet::new(),
+            files: HashSet::new(),
+        };
+        for (p, (path, sha)) in packages.iter().zip(&wheels) {
+            install_wheel(&mut out, &options, p, path, sha)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|_| Error::Task("the installer"))?
 }
 
 /// Where a layer's tar goes: gzip layers splice the wheels' deflate data ([`SplicedLayer`]),
@@ -326,6 +452,22 @@ fn write_layer(
 enum Sink {
     Spliced(Box<SplicedLayer>),
     Plain(Box<LayerWriter>),
+    /// Files written under a directory (a build environment).
+    Dir(PathBuf),
+}
+
+/// `path` (absolute in the image) under `root`.
+fn under(root: &Path, path: &Path) -> PathBuf {
+    root.join(path.strip_prefix("/").unwrap_or(path))
+}
+
+fn write_dir_file(root: &Path, path: &Path, mode: u32, content: &mut impl Read) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dest = under(root, path);
+    let mut f = fs_err::File::create(&dest)?;
+    std::io::copy(content, &mut f)?;
+    fs_err::set_permissions(&dest, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
 }
 
 /// A layer being filled, with the directories and files already in it.
@@ -353,6 +495,7 @@ impl Installer {
             match &mut self.sink {
                 Sink::Spliced(w) => w.append_dir(&dir)?,
                 Sink::Plain(w) => w.append_dir(&dir, 0o755)?,
+                Sink::Dir(root) => fs_err::create_dir_all(under(root, &dir))?,
             }
             self.dirs.insert(dir);
         }
@@ -395,6 +538,14 @@ impl Installer {
                 };
                 w.append_file(path, mode, size, &mut reader)?;
             }
+            Sink::Dir(root) => {
+                let mut reader = HashingReader {
+                    inner: content,
+                    hasher: &mut hasher,
+                    count: &mut count,
+                };
+                write_dir_file(root, path, mode, &mut reader)?;
+            }
         }
         Ok(Some((record_hash(hasher.finish().as_raw()), count)))
     }
@@ -425,8 +576,31 @@ impl Installer {
                 w.append_file(path, mode, member.size, &mut reader)
                     .map_err(|e| Error::InvalidWheel {
                         file: member.wheel.to_string(),
-                        message: format!("{}: {e}", member.name),
+                        message: member.name.to_string(),
+                        source: Some(Arc::new(e)),
                     })?;
+            }
+            Sink::Dir(root) => {
+                let mut reader = HashingReader {
+                    inner: flate2::read::DeflateDecoder::new(member.raw),
+                    hasher: &mut hasher,
+                    count: &mut count,
+                };
+                write_dir_file(root, path, mode, &mut reader).map_err(|e| Error::InvalidWheel {
+                    file: member.wheel.to_string(),
+                    message: member.name.to_string(),
+                    source: Some(Arc::new(e)),
+                })?;
+                if count != member.size {
+                    return Err(Error::InvalidWheel {
+                        file: member.wheel.to_string(),
+                        message: format!(
+                            "{}: {count} bytes, but the zip says {}",
+                            member.name, member.size
+                        ),
+                        source: None,
+                    });
+                }
             }
         }
         Ok(Some((record_hash(hasher.finish().as_raw()), count)))
@@ -503,6 +677,7 @@ fn destination(
                 return Err(Error::InvalidWheel {
                     file: wheel.to_string(),
                     message: format!("unknown .data scheme {other:?} in {member:?}"),
+                    source: None,
                 });
             }
         });
@@ -535,10 +710,16 @@ fn install_wheel(
     let bad = |message: String| Error::InvalidWheel {
         file: wheel.to_string(),
         message,
+        source: None,
+    };
+    let bad_from = |message: &str, source: Cause| Error::InvalidWheel {
+        file: wheel.to_string(),
+        message: message.to_string(),
+        source: Some(source),
     };
     let f = fs_err::File::open(path)?;
-    let mut zip =
-        zip::ZipArchive::new(std::io::BufReader::new(f)).map_err(|e| bad(e.to_string()))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(f))
+        .map_err(|e| bad_from("not a zip archive", Arc::new(e)))?;
     let names: Vec<String> = zip.file_names().map(str::to_string).collect();
     let dist_info = names
         .iter()
@@ -573,7 +754,9 @@ fn install_wheel(
     let mut raw = Vec::new();
     for i in 0..zip.len() {
         let (name, exec, size, deflated, crc32) = {
-            let entry = zip.by_index_raw(i).map_err(|e| bad(e.to_string()))?;
+            let entry = zip
+                .by_index_raw(i)
+                .map_err(|e| bad_from("unreadable zip entry", Arc::new(e)))?;
             (
                 entry.name().to_string(),
                 entry.unix_mode().is_some_and(|m| m & 0o111 != 0),
@@ -591,9 +774,9 @@ fn install_wheel(
             // The member's deflate data as stored: spliced into gzip layers as it is.
             raw.clear();
             zip.by_index_raw(i)
-                .map_err(|e| bad(e.to_string()))?
+                .map_err(|e| bad_from(&name, Arc::new(e)))?
                 .read_to_end(&mut raw)
-                .map_err(|e| bad(format!("{name}: {e}")))?;
+                .map_err(|e| bad_from(&name, Arc::new(e)))?;
             let member = DeflatedMember {
                 wheel,
                 name: &name,
@@ -610,9 +793,9 @@ fn install_wheel(
         }
         let mut bytes = Vec::with_capacity(size.min(64 << 20) as usize);
         zip.by_index(i)
-            .map_err(|e| bad(e.to_string()))?
+            .map_err(|e| bad_from(&name, Arc::new(e)))?
             .read_to_end(&mut bytes)
-            .map_err(|e| bad(format!("{name}: {e}")))?;
+            .map_err(|e| bad_from(&name, Arc::new(e)))?;
         let (dest, mode) = match dest {
             Dest::File(dest) => (dest, if exec { 0o755 } else { 0o644 }),
             Dest::Script(dest) => {
@@ -661,10 +844,10 @@ fn install_wheel(
         }
     }
     let mut extra = vec![(format!("{dist_info}/INSTALLER"), "cog\n".to_string())];
-    if let Some(url) = &pkg.direct_url {
+    if pkg.direct_url.is_some() {
         extra.push((
             format!("{dist_info}/direct_url.json"),
-            direct_url_json(url, sha256),
+            direct_url_json(pkg, sha256),
         ));
     }
     for (name, content) in extra {
@@ -697,11 +880,37 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// pip's `direct_url.json` for an archive URL (keys sorted, as pip writes them).
-fn direct_url_json(url: &str, sha256: &str) -> String {
+/// A URL without its password (PEP 610: credentials are not recorded).
+fn without_password(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// pip's `direct_url.json` (PEP 610, keys sorted as pip writes them): the git commit of a
+/// `git+…` requirement, else the archive and its hash (the sdist's, for a build).
+fn direct_url_json(pkg: &LockedPackage, wheel_sha256: &str) -> String {
+    if let Some(g) = pkg.build.as_ref().and_then(|b| b.git.as_ref()) {
+        let mut vcs = serde_json::json!({"commit_id": g.commit, "vcs": "git"});
+        if let Some(rev) = &g.requested_revision {
+            vcs["requested_revision"] = serde_json::json!(rev);
+        }
+        let mut doc = serde_json::json!({"url": without_password(&g.repository), "vcs_info": vcs});
+        if let Some(sub) = &g.subdirectory {
+            doc["subdirectory"] = serde_json::json!(sub);
+        }
+        return doc.to_string();
+    }
+    let url = pkg.direct_url.as_deref().unwrap_or(&pkg.url);
+    let url = url.split('#').next().unwrap_or(url);
+    let sha = pkg.sha256.as_deref().unwrap_or(wheel_sha256);
     serde_json::json!({
-        "archive_info": {"hash": format!("sha256={sha256}"), "hashes": {"sha256": sha256}},
-        "url": url,
+        "archive_info": {"hash": format!("sha256={sha}"), "hashes": {"sha256": sha}},
+        "url": without_password(url),
     })
     .to_string()
 }

@@ -50,13 +50,19 @@
 //!   layers reuse the wheels' own deflate data ([`splice`], decoded once by [`inflate`] for
 //!   the hashes), so nothing is compressed twice.
 //! - [`index`]: the index client (PEP 691/503, PEP 658 metadata, range reads, HTTP cache under
-//!   `<cog cache>/wheels/`).
+//!   `<cog cache>/wheels/`), with several indexes taken first-index (default) or merged
+//!   ([`index::IndexStrategy`]).
 //!
-//! Source distributions are never built: a package without a wheel for the target is an error
-//! that names it.
+//! Source distributions and `git+…` requirements are built through a [`build::SdistBuilder`]
+//! the caller gives ([`ResolveOptions::builder`], [`InstallOptions::builder`]): the crate reads
+//! their metadata without a build where it can ([`sdist`]), resolves their build environments,
+//! pins git revisions to commits ([`git`]), and caches what the builder prepares and builds.
+//! Without a builder, a package that has only a source is an error that names it.
 
+pub mod build;
 pub mod error;
 pub mod filename;
+pub mod git;
 pub mod index;
 pub mod inflate;
 pub mod install;
@@ -64,13 +70,18 @@ pub mod lock;
 pub mod metadata;
 pub mod requirements;
 pub mod resolve;
+pub mod sdist;
 pub mod specifiers;
 pub mod splice;
 pub mod target;
 
+pub use build::{BuildFailure, BuildRequest, BuildSystem, SdistBuilder};
 pub use error::{Error, Result};
+pub use index::{ExplicitIndex, IndexStrategy};
 pub use install::{InstallOptions, WheelLayer};
-pub use lock::{Lock, LockedPackage};
+pub use lock::{Lock, LockedBuild, LockedGit, LockedPackage};
 pub use requirements::Requirements;
-pub use resolve::{ResolveOptions, resolve, resolve_async, resolve_locked};
+pub use resolve::{
+    ResolveOptions, resolve, resolve_async, resolve_build_requirements, resolve_locked,
+};
 pub use target::{Arch, Libc, Tag, Target};

@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 use crate::target::Target;
 
 /// Bumped when the lock format or resolution semantics change, so old locks re-resolve.
-pub const LOCK_VERSION: u32 = 1;
+/// 2: source builds (`build`), first-index strategy, hashes of every file.
+pub const LOCK_VERSION: u32 = 2;
 
 /// A suggested file name for the lock, next to `cog.yaml`.
 pub const LOCK_FILE_NAME: &str = "cog-requirements.lock.json";
@@ -26,8 +27,9 @@ pub struct Lock {
     pub packages: Vec<LockedPackage>,
 }
 
-/// One installed distribution.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One installed distribution: a wheel, or a source (sdist or git commit) built into one at
+/// install time (`build`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockedPackage {
     /// Normalized name (PEP 503).
     pub name: String,
@@ -45,6 +47,52 @@ pub struct LockedPackage {
     /// For `name @ URL` and local files: the URL as requested (pip writes `direct_url.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direct_url: Option<String>,
+    /// Set when the package is built from source: `filename`, `url` and `sha256` are then the
+    /// sdist's (or, for git, the repository and no hash), and this says how to build it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<LockedBuild>,
+}
+
+/// How a package is built from source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedBuild {
+    /// For a `git+…` requirement: the commit; `None` for an sdist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<LockedGit>,
+    /// The source's `[build-system]` (pip's defaults when it declares none).
+    pub build_system: crate::build::BuildSystem,
+    /// The wheels of its isolated build environment, resolved for the target.
+    pub requirements: Vec<LockedPackage>,
+}
+
+/// A git source, pinned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedGit {
+    /// The repository URL (without `git+`).
+    pub repository: String,
+    /// The full commit id.
+    pub commit: String,
+    /// The revision as requested (branch, tag, commit), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subdirectory: Option<String>,
+}
+
+impl LockedPackage {
+    /// What identifies this package's content: the file's sha256, or for a git source its
+    /// commit and subdirectory; `None` when not known yet (a direct file without a hash).
+    pub fn content_id(&self) -> Option<String> {
+        match self.build.as_ref().and_then(|b| b.git.as_ref()) {
+            Some(g) => Some(format!(
+                "git:{}@{}#{}",
+                g.repository,
+                g.commit,
+                g.subdirectory.as_deref().unwrap_or("")
+            )),
+            None => self.sha256.clone(),
+        }
+    }
 }
 
 impl Lock {
@@ -69,13 +117,25 @@ impl Lock {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
+        // An older format is not an error: it is resolved again.
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+            && v.get("version").and_then(serde_json::Value::as_u64) != Some(u64::from(LOCK_VERSION))
+        {
+            return Ok(None);
+        }
         let lock: Lock = serde_json::from_str(&text).map_err(|e| Error::Lock {
             path: path.to_path_buf(),
-            message: format!("invalid lock file: {e}"),
+            message: "invalid lock file".into(),
+            source: Some(std::sync::Arc::new(e)),
         })?;
         // A lock is input too (edited by hand, or written from a hostile index before this
         // check existed): its file names and digests become cache paths.
-        for p in &lock.packages {
+        let build_requirements = lock
+            .packages
+            .iter()
+            .filter_map(|p| p.build.as_ref())
+            .flat_map(|b| &b.requirements);
+        for p in lock.packages.iter().chain(build_requirements) {
             let checked = safe_path::file_name(&p.filename).map(drop).and_then(|()| {
                 p.sha256
                     .as_deref()
@@ -84,7 +144,8 @@ impl Lock {
             if let Err(e) = checked {
                 return Err(Error::Lock {
                     path: path.to_path_buf(),
-                    message: format!("package `{}`: {e}", p.name),
+                    message: format!("package `{}`", p.name),
+                    source: Some(std::sync::Arc::new(e)),
                 });
             }
         }
@@ -95,7 +156,8 @@ impl Lock {
     pub fn write(&self, path: &Path) -> Result<()> {
         let mut text = serde_json::to_string_pretty(self).map_err(|e| Error::Lock {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: "cannot serialize".into(),
+            source: Some(std::sync::Arc::new(e)),
         })?;
         text.push('\n');
         let dir = path
@@ -106,7 +168,8 @@ impl Lock {
         std::io::Write::write_all(&mut tmp, text.as_bytes())?;
         tmp.persist(path).map_err(|e| Error::Lock {
             path: path.to_path_buf(),
-            message: e.error.to_string(),
+            message: "cannot write".into(),
+            source: Some(std::sync::Arc::new(e.error)),
         })?;
         Ok(())
     }
@@ -141,7 +204,7 @@ mod tests {
                 sha256: Some("00".repeat(32)),
                 hashes: vec![],
                 size: Some(1),
-                direct_url: None,
+                ..LockedPackage::default()
             }],
         };
         let dir = tempfile::tempdir().unwrap();
@@ -162,5 +225,8 @@ mod tests {
                 .to_string()
                 .contains("invalid lock file")
         );
+        // A lock of an older format is resolved again, not an error.
+        std::fs::write(&p, r#"{"version": 1, "packages": "whatever"}"#).unwrap();
+        assert!(Lock::read(&p).unwrap().is_none());
     }
 }

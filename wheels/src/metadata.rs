@@ -1,6 +1,7 @@
 //! Core metadata (`METADATA`): the fields the resolver needs.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
 use pep508_rs::{PackageName, Requirement};
@@ -24,6 +25,12 @@ impl CoreMetadata {
         let err = |message: String| Error::Metadata {
             file: file.to_string(),
             message,
+            source: None,
+        };
+        let err_from = |message: String, source: crate::error::Cause| Error::Metadata {
+            file: file.to_string(),
+            message,
+            source: Some(source),
         };
         let mut name = None;
         let mut version = None;
@@ -34,18 +41,18 @@ impl CoreMetadata {
                 "name" => {
                     name = Some(
                         PackageName::new(value.clone())
-                            .map_err(|e| err(format!("Name {value:?}: {e}")))?,
+                            .map_err(|e| err_from(format!("Name {value:?}"), Arc::new(e)))?,
                     );
                 }
                 "version" => {
                     version = Some(
                         Version::from_str(&value)
-                            .map_err(|e| err(format!("Version {value:?}: {e}")))?,
+                            .map_err(|e| err_from(format!("Version {value:?}"), Arc::new(e)))?,
                     );
                 }
                 "requires-dist" => requires_dist.push(
                     Requirement::<Url>::from_str(&value)
-                        .map_err(|e| err(format!("Requires-Dist {value:?}: {e}")))?,
+                        .map_err(|e| err_from(format!("Requires-Dist {value:?}"), Arc::new(e)))?,
                 ),
                 "requires-python" => {
                     // Some old uploads carry junk here; pip ignores what it cannot parse.

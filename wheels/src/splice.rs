@@ -108,7 +108,7 @@ impl SplicedLayer {
             let status = self
                 .deflate
                 .compress_vec(&self.run[consumed..], &mut self.compressed, flush)
-                .map_err(|e| Error::Other(format!("deflate failed: {e}")))?;
+                .map_err(|e| Error::Io(std::sync::Arc::new(std::io::Error::other(e))))?;
             self.blob.write_all(&self.compressed)?;
             let consumed = (self.deflate.total_in() - start_in) as usize;
             // Done when all input is taken and the flush fit in the buffer.
@@ -164,10 +164,13 @@ impl SplicedLayer {
             let want = left.min(buf.len() as u64) as usize;
             let n = content.read(&mut buf[..want])?;
             if n == 0 {
-                return Err(Error::Other(format!(
-                    "{}: content ended {left} bytes short of its size {size}",
-                    path.display()
-                )));
+                return Err(Error::Io(std::sync::Arc::new(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "{}: content ended {left} bytes short of its size {size}",
+                        path.display()
+                    ),
+                ))));
             }
             seen(&buf[..n]);
             self.plain(&buf[..n])?;
@@ -207,7 +210,8 @@ impl SplicedLayer {
         })
         .map_err(|e| Error::InvalidWheel {
             file: wheel.to_string(),
-            message: format!("{member}: {e}"),
+            message: member.to_string(),
+            source: Some(std::sync::Arc::new(e)),
         })?;
         if scan.total_out != size || member_crc.finalize() != crc32 {
             return Err(Error::InvalidWheel {
@@ -215,6 +219,7 @@ impl SplicedLayer {
                 message: format!(
                     "{member}: the data does not match the size ({size}) or CRC-32 in the zip"
                 ),
+                source: None,
             });
         }
         self.total_in += size;
@@ -388,10 +393,12 @@ mod tests {
                 &member("w.whl", "b", b"12345", 0, &[0xff, 0xff]),
                 &mut |_| {},
             )
-            .unwrap_err()
-            .to_string();
+            .unwrap_err();
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        let err = err.to_string();
         assert!(
-            err.contains("w.whl") && err.contains("b: invalid deflate"),
+            err == "w.whl: invalid wheel: b"
+                && source.is_some_and(|s| s.starts_with("invalid deflate")),
             "{err}"
         );
     }

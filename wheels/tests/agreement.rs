@@ -21,7 +21,13 @@ fn agree(set: &str) {
         cache_dir: Some(cache.path().to_path_buf()),
         ..ResolveOptions::default()
     };
-    let index = options.client_options(&reqs).indexes[0].to_string();
+    // The default index comes last (after any extra ones).
+    let index = options
+        .client_options(&reqs)
+        .indexes
+        .last()
+        .unwrap()
+        .to_string();
     let target = Target::new("3.11", Arch::X86_64, Libc::Glibc(2, 28)).unwrap();
     let lock = resolve(&reqs, &target, &options).unwrap_or_else(|e| panic!("{set}: {e}"));
     let ours = common::parse_pins(&lock.pins());

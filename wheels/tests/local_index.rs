@@ -60,6 +60,18 @@ fn publish(server: &Server, name: &str, versions: &[(&str, &[&str])]) {
     server.put_project_json(name, &refs);
 }
 
+/// The error and its causes, as the CLI prints them.
+fn chain(e: &Error) -> String {
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(c) = source {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        source = c.source();
+    }
+    s
+}
+
 fn resolve_err(server: &Server, text: &str) -> Error {
     let tmp = tempfile::tempdir().unwrap();
     resolve(&reqs(server, text), &target(), &options(tmp.path())).unwrap_err()
@@ -76,11 +88,14 @@ fn pins(server: &Server, text: &str) -> String {
 fn unknown_package_names_the_index() {
     let server = Server::start();
     let e = resolve_err(&server, "no-such-package\n");
-    assert!(matches!(e, Error::PackageNotFound { .. }), "{e:?}");
+    assert!(
+        matches!(e.innermost(), Error::PackageNotFound { .. }),
+        "{e:?}"
+    );
     assert_eq!(
-        e.to_string(),
+        chain(&e),
         format!(
-            "package `no-such-package` was not found in {}",
+            "requirements.txt:2: `no-such-package`: package `no-such-package` was not found in {}",
             server.index_url()
         )
     );
@@ -92,8 +107,8 @@ fn conflicts_are_explained() {
     publish(&server, "a", &[("1.0", &["b<2"])]);
     publish(&server, "b", &[("1.0", &[]), ("2.0", &[])]);
     let e = resolve_err(&server, "a\nb>=2\n");
-    let text = e.to_string();
-    assert!(matches!(e, Error::Conflict(_)), "{e:?}");
+    let text = chain(&e);
+    assert!(matches!(e.innermost(), Error::Conflict(_)), "{e:?}");
     assert!(
         text.starts_with("no solution for these requirements:"),
         "{text}"
@@ -121,12 +136,18 @@ fn no_wheel_for_the_target_names_tags() {
     let sha = server.put_file(&f, bytes);
     server.put_project_json("macos-only", &[(&f, &sha, None, false)]);
     let e = resolve_err(&server, "macos-only\n");
-    let text = e.to_string();
-    assert!(matches!(e, Error::NoCompatibleWheel(_)), "{e:?}");
-    assert!(text.contains("cp311-cp311-manylinux_2_36_x86_64"), "{text}");
+    let text = chain(&e);
     assert!(
-        text.contains("available: cp311-cp311-macosx_11_0_arm64"),
-        "{text}"
+        matches!(e.innermost(), Error::NoCompatibleWheel(_)),
+        "{e:?}"
+    );
+    assert_eq!(
+        text,
+        "requirements.txt:2: `macos-only`: no wheel of `macos-only` 1.0 matches the target \
+         (CPython 3.11 on linux/x86_64 (glibc 2.36)): its wheels cover Python cp311 on \
+         macosx_11_0_arm64; the target takes cp311-cp311-manylinux_2_36_x86_64, \
+         cp311-cp311-manylinux_2_35_x86_64, cp311-cp311-manylinux_2_34_x86_64, ...; and it has \
+         no source distribution: pip would not find a matching distribution either"
     );
 
     server.put_file("sdist-only-1.0.tar.gz", b"not really".to_vec());
@@ -136,8 +157,30 @@ fn no_wheel_for_the_target_names_tags() {
     );
     let e = resolve_err(&server, "sdist-only\n");
     assert_eq!(
-        e.to_string(),
-        "`sdist-only` 1.0 is only available as a source distribution (sdist-only-1.0.tar.gz); cog-rs does not build source distributions: pin a version that has a wheel for the target"
+        chain(&e),
+        "requirements.txt:2: `sdist-only`: `sdist-only` 1.0 is only available as a source \
+         distribution (sdist-only-1.0.tar.gz); pip would build it, but cog-rs was given no \
+         source builder here: pin a version that has a wheel for the target"
+    );
+    // With wheels for other targets, the error says which.
+    let (f, bytes) = wheel("mixed", "2.0", "cp39-cp39-win_amd64", &[], &[], None);
+    let sha = server.put_file(&f, bytes);
+    server.put_file("mixed-2.0.tar.gz", b"not really".to_vec());
+    server.put_project_json(
+        "mixed",
+        &[
+            (&f, &sha, None, false),
+            ("mixed-2.0.tar.gz", "00", None, false),
+        ],
+    );
+    let e = resolve_err(&server, "mixed==2.0\n");
+    assert!(
+        chain(&e).contains(
+            "`mixed` 2.0 is only available as a source distribution (mixed-2.0.tar.gz) for \
+             CPython 3.11 on linux/x86_64 (glibc 2.36) (its wheels cover Python cp39 on win_amd64)"
+        ),
+        "{}",
+        chain(&e)
     );
 }
 
@@ -168,9 +211,9 @@ fn hash_mismatches_are_caught() {
     let mut install = InstallOptions::python_slim("3.11");
     install.client.cache_dir = Some(tmp.path().join("cache"));
     let e = layers(&lock, &install, &store).unwrap_err();
-    assert!(matches!(e, Error::HashMismatch { .. }), "{e:?}");
+    assert!(matches!(e.innermost(), Error::HashMismatch { .. }), "{e:?}");
     assert!(
-        e.to_string().starts_with(&format!(
+        chain(&e).starts_with(&format!(
             "hash mismatch for {f}: expected sha256 {wrong}, got "
         )),
         "{e}"
@@ -183,8 +226,7 @@ fn hash_mismatches_are_caught() {
         &format!("fine==1.0 --hash=sha256:{}\n", "a".repeat(64)),
     );
     assert!(
-        e.to_string()
-            .contains("no file of `fine` 1.0 matches the --hash values"),
+        chain(&e).contains("no file of `fine` 1.0 matches the --hash values"),
         "{e}"
     );
 }
@@ -199,10 +241,14 @@ fn index_down_fails_after_bounded_retries() {
     let reqs: Requirements = format!("--index-url {url}\nnumpy\n").parse().unwrap();
     let start = std::time::Instant::now();
     let e = resolve(&reqs, &target(), &options(tmp.path())).unwrap_err();
-    assert!(matches!(e, Error::Unreachable { attempts: 3, .. }), "{e:?}");
     assert!(
-        e.to_string()
-            .starts_with(&format!("{url}numpy/: gave up after 3 attempts")),
+        matches!(e.innermost(), Error::Unreachable { attempts: 3, .. }),
+        "{e:?}"
+    );
+    assert!(
+        chain(&e).starts_with(&format!(
+            "requirements.txt:2: `numpy`: {url}numpy/: gave up after 3 attempts: "
+        )),
         "{e}"
     );
     assert!(start.elapsed() < Duration::from_secs(20));
@@ -242,8 +288,11 @@ fn unsafe_wheel_paths_are_rejected() {
         let mut install = InstallOptions::python_slim("3.11");
         install.client.cache_dir = Some(tmp.path().join("cache"));
         let e = layers(&lock, &install, &store).unwrap_err();
-        assert!(matches!(e, Error::UnsafePath { .. }), "{evil}: {e:?}");
-        assert!(e.to_string().contains(&f), "{e}");
+        assert!(
+            matches!(e.innermost(), Error::UnsafePath { .. }),
+            "{evil}: {e:?}"
+        );
+        assert!(chain(&e).contains(&f), "{e}");
     }
 }
 
@@ -280,8 +329,8 @@ fn corrupt_wheel_members_are_rejected_by_name() {
     let mut install = InstallOptions::python_slim("3.11");
     install.client.cache_dir = Some(tmp.path().join("cache"));
     let e = layers(&lock, &install, &store).unwrap_err();
-    assert!(matches!(e, Error::InvalidWheel { .. }), "{e:?}");
-    let text = e.to_string();
+    assert!(matches!(e.innermost(), Error::InvalidWheel { .. }), "{e:?}");
+    let text = chain(&e);
     assert!(
         text.starts_with(&format!("{f}: invalid wheel: corrupt/__init__.py: "))
             && text.contains("CRC-32"),
@@ -313,8 +362,7 @@ fn versions_follow_pip_rules() {
     assert_eq!(pins(&server, "newpy\n"), "newpy==1.0\n");
     let e = resolve_err(&server, "newpy>=2\n");
     assert!(
-        e.to_string()
-            .contains("requires Python >=3.12, but the target is Python 3.11.0"),
+        chain(&e).contains("requires Python >=3.12, but the target is Python 3.11.0"),
         "{e}"
     );
     // Pre-releases: only when asked for (--pre or a pre-release in the specifier).
@@ -511,10 +559,10 @@ fn installs_like_pip_and_reuses_the_lock() {
 
     // Same lock, same layers (digests), from the key cache; and reproducible from scratch.
     let mut again = layers(&lock, &install, &store).unwrap();
-    // The direct-URL wheel has no hash in the lock, so its layer is written again (same digest).
+    // Every file has its hash in the lock (the local wheel's too), so every layer is cached.
     assert_eq!(
         again.iter().map(|l| l.cached).collect::<Vec<_>>(),
-        [false, true]
+        [true, true]
     );
     for layer in &mut again {
         layer.cached = false;
@@ -581,11 +629,14 @@ fn index_file_names_cannot_leave_the_cache() {
             "html={html}: the index wrote outside the cache"
         );
         let e = result.expect_err("a hostile file name must fail resolution");
-        assert!(matches!(e, Error::UnsafeName { .. }), "html={html}: {e:?}");
-        let chain = format!("{e}: {}", std::error::Error::source(&e).unwrap());
         assert!(
-            chain.contains("evil.whl") && chain.contains("path separator"),
-            "{chain}"
+            matches!(e.innermost(), Error::UnsafeName { .. }),
+            "html={html}: {e:?}"
+        );
+        let text = chain(&e);
+        assert!(
+            text.contains("evil.whl") && text.contains("path separator"),
+            "{text}"
         );
     }
 }
@@ -594,11 +645,11 @@ fn index_file_names_cannot_leave_the_cache() {
 fn a_lock_with_an_unsafe_file_name_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("lock.json");
-    let lock = serde_json::json!({"version": 1, "input_hash": "x",
+    let lock = serde_json::json!({"version": wheels::lock::LOCK_VERSION, "input_hash": "x",
         "target": serde_json::to_value(target()).unwrap(),
         "packages": [{"name": "x", "version": "1.0", "url": "https://x/x.whl",
                       "filename": "x-1.0-py3-none-any./../../evil.whl"}]});
     std::fs::write(&path, lock.to_string()).unwrap();
     let e = wheels::Lock::read(&path).unwrap_err();
-    assert!(e.to_string().contains("path separator"), "{e}");
+    assert!(chain(&e).contains("path separator"), "{e}");
 }

@@ -36,11 +36,37 @@ pub fn default_cache_dir() -> PathBuf {
     layers::BlobStore::default_root().join("wheels")
 }
 
+/// How files of one package are taken from several indexes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IndexStrategy {
+    /// Only the first index (in [`ClientOptions::indexes`] order) that has the package is
+    /// used, as uv's default: a package published under the same name on a later index
+    /// (dependency confusion) is never picked.
+    #[default]
+    FirstIndex,
+    /// Every index's files are merged and the best version wins, as pip does.
+    UnsafeBestMatch,
+}
+
+/// An index that only some packages come from, and only it (uv's explicit index): Cog's
+/// PyTorch index for `torch`, `torchvision` and `torchaudio`, without it shadowing the other
+/// packages it also hosts (numpy, pillow, ... at older versions).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExplicitIndex {
+    pub url: Url,
+    pub packages: Vec<PackageName>,
+}
+
 /// Settings of the index client.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// Indexes in order (`--index-url` first, then `--extra-index-url`s); files are merged, as pip does.
+    /// Indexes in priority order (the extra indexes, then the default one, as uv orders them).
     pub indexes: Vec<Url>,
+    /// How the indexes' files are combined; find-links are always added.
+    pub strategy: IndexStrategy,
+    /// Indexes for some packages only; those packages use no other index.
+    pub explicit: Vec<ExplicitIndex>,
     pub find_links: Vec<FindLinks>,
     /// `None` disables the on-disk cache.
     pub cache_dir: Option<PathBuf>,
@@ -59,6 +85,8 @@ impl Default for ClientOptions {
     fn default() -> Self {
         Self {
             indexes: vec![],
+            strategy: IndexStrategy::default(),
+            explicit: vec![],
             find_links: vec![],
             cache_dir: Some(default_cache_dir()),
             attempts: 4,
@@ -103,7 +131,7 @@ fn short_hash(s: &str) -> String {
 }
 
 /// Writes `bytes` to `path` through a temp file in the same directory and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs_err::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
@@ -122,7 +150,8 @@ impl Client {
             .build()
             .map_err(|e| Error::Http {
                 url: String::new(),
-                message: format!("cannot build HTTP client: {e}"),
+                what: "building the HTTP client",
+                source: Arc::new(e),
             })?;
         let find_links_pages = options.find_links.iter().map(|_| OnceCell::new()).collect();
         Ok(Self {
@@ -139,9 +168,29 @@ impl Client {
         &self.inner.options
     }
 
-    fn describe_indexes(&self) -> String {
+    /// The indexes `name` is looked up in, in priority order.
+    fn indexes_for(&self, name: &PackageName) -> Vec<&Url> {
         let o = &self.inner.options;
-        let mut parts: Vec<String> = o.indexes.iter().map(ToString::to_string).collect();
+        let explicit: Vec<&Url> = o
+            .explicit
+            .iter()
+            .filter(|e| e.packages.contains(name))
+            .map(|e| &e.url)
+            .collect();
+        if explicit.is_empty() {
+            o.indexes.iter().collect()
+        } else {
+            explicit
+        }
+    }
+
+    fn describe_indexes(&self, name: &PackageName) -> String {
+        let o = &self.inner.options;
+        let mut parts: Vec<String> = self
+            .indexes_for(name)
+            .into_iter()
+            .map(ToString::to_string)
+            .collect();
         parts.extend(o.find_links.iter().map(|f| format!("find-links {f}")));
         if parts.is_empty() {
             "no index (--no-index and no --find-links)".into()
@@ -154,7 +203,8 @@ impl Client {
     async fn get(&self, url: &Url, headers: HeaderMap) -> Result<reqwest::Response> {
         let o = &self.inner.options;
         let mut delay = o.backoff;
-        let mut last = String::new();
+        let mut last_status = None;
+        let mut last_error = None;
         for attempt in 1..=o.attempts.max(1) {
             let result = {
                 let _permit = self.inner.permits.acquire().await;
@@ -170,13 +220,17 @@ impl Client {
                     if resp.status().is_server_error()
                         || resp.status() == StatusCode::TOO_MANY_REQUESTS =>
                 {
-                    last = format!("HTTP {}", resp.status());
+                    last_status = Some(resp.status().as_u16());
+                    last_error = None;
                 }
                 Ok(resp) => return Ok(resp),
-                Err(e) => last = error_chain(&e),
+                Err(e) => {
+                    last_status = None;
+                    last_error = Some(Arc::new(e));
+                }
             }
             if attempt < o.attempts {
-                tracing::debug!(%url, attempt, error = %last, "retrying");
+                tracing::debug!(%url, attempt, status = ?last_status, error = ?last_error, "retrying");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
@@ -184,7 +238,8 @@ impl Client {
         Err(Error::Unreachable {
             url: url.to_string(),
             attempts: o.attempts.max(1),
-            message: last,
+            last_status,
+            source: last_error,
         })
     }
 
@@ -193,30 +248,50 @@ impl Client {
         url: &Url,
         headers: HeaderMap,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>)> {
+        let (status, headers, body, _) = self.get_page(url, headers).await?;
+        Ok((status, headers, body))
+    }
+
+    /// Like `get_bytes`, with the URL the answer came from (after redirects).
+    async fn get_page(
+        &self,
+        url: &Url,
+        headers: HeaderMap,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>, Url)> {
         let resp = self.get(url, headers).await?;
         let status = resp.status();
         let headers = resp.headers().clone();
+        let final_url = resp.url().clone();
         let body = resp.bytes().await.map_err(|e| Error::Http {
             url: url.to_string(),
-            message: error_chain(&e),
+            what: "reading the answer",
+            source: Arc::new(e),
         })?;
-        Ok((status, headers, body.to_vec()))
+        Ok((status, headers, body.to_vec(), final_url))
     }
 
-    /// Every file of `name` across the indexes (in order) and find-links; empty when unknown.
+    /// The files of `name` from the indexes (all merged, or the first that has it, as the
+    /// strategy says) and every find-links location; empty when unknown.
     pub async fn project(&self, name: &PackageName) -> Result<Vec<DistFile>> {
         let o = &self.inner.options;
+        let indexes = self.indexes_for(name);
         let pages =
-            futures::future::join_all(o.indexes.iter().map(|index| self.index_page(index, name)))
+            futures::future::join_all(indexes.iter().map(|index| self.index_page(index, name)))
                 .await;
         let mut files: Vec<DistFile> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for (index, page) in o.indexes.iter().zip(pages) {
-            for f in page? {
+        for (index, page) in indexes.into_iter().zip(pages) {
+            let page = page?;
+            let found = !page.is_empty();
+            for f in page {
                 check_dist_file(&f, index)?;
                 if seen.insert(f.filename.clone()) {
                     files.push(f);
                 }
+            }
+            if found && o.strategy == IndexStrategy::FirstIndex {
+                tracing::debug!(%name, %index, "first index with the package");
+                break;
             }
         }
         for (i, fl) in o.find_links.iter().enumerate() {
@@ -237,12 +312,30 @@ impl Client {
     pub fn not_found(&self, name: &PackageName) -> Error {
         Error::PackageNotFound {
             name: name.to_string(),
-            indexes: self.describe_indexes(),
+            indexes: self.describe_indexes(name),
         }
     }
 
     async fn find_links_files(&self, fl: &FindLinks) -> Result<Vec<DistFile>> {
         match fl {
+            FindLinks::Dir(file) if file.is_file() => {
+                // A local HTML page of links, or an archive named directly.
+                let url = Url::from_file_path(fs_err::canonicalize(file)?).map_err(|()| {
+                    Error::Io(Arc::new(std::io::Error::other(format!(
+                        "{} is not an absolute path",
+                        file.display()
+                    ))))
+                })?;
+                let filename = file
+                    .file_name()
+                    .and_then(|f| f.to_str())
+                    .unwrap_or_default();
+                if crate::requirements::is_archive(filename) {
+                    return Ok(vec![link_file(url)]);
+                }
+                let text = fs_err::read_to_string(file)?;
+                Ok(simple::parse_html(&text, &url))
+            }
             FindLinks::Dir(dir) => {
                 // pip ignores find-links directories that do not exist (e.g. /opt/wheels).
                 let Ok(entries) = std::fs::read_dir(dir) else {
@@ -268,14 +361,29 @@ impl Client {
                     .collect())
             }
             FindLinks::Url(url) => {
-                let (status, _, body) = self.get_bytes(url, HeaderMap::new()).await?;
+                // An archive named directly is a link of its own (pip accepts `-f URL.whl`).
+                let filename = url
+                    .path_segments()
+                    .and_then(|mut s| s.next_back())
+                    .map(crate::requirements::direct::percent_decode)
+                    .unwrap_or_default();
+                if crate::requirements::is_archive(&filename) {
+                    return Ok(vec![link_file(url.clone())]);
+                }
+                let (status, _, body, final_url) = self.get_page(url, HeaderMap::new()).await?;
                 if !status.is_success() {
-                    return Err(Error::Http {
+                    return Err(Error::HttpStatus {
                         url: url.to_string(),
-                        message: format!("find-links page: HTTP {status}"),
+                        what: "find-links page",
+                        status: status.as_u16(),
                     });
                 }
-                Ok(simple::parse_html(&String::from_utf8_lossy(&body), url))
+                // Links are relative to where the page was served from (`/wheels` redirects
+                // to `/wheels/`).
+                Ok(simple::parse_html(
+                    &String::from_utf8_lossy(&body),
+                    &final_url,
+                ))
             }
         }
     }
@@ -290,10 +398,9 @@ impl Client {
     }
 
     async fn index_page(&self, index: &Url, name: &PackageName) -> Result<Vec<DistFile>> {
-        let url = index.join(&format!("{name}/")).map_err(|e| Error::Http {
-            url: index.to_string(),
-            message: format!("bad index URL: {e}"),
-        })?;
+        // `name` is a normalized package name: joining it cannot leave the index.
+        let mut url = index.clone();
+        url.set_path(&format!("{}{name}/", index.path()));
         let cache_path = self.page_cache_path(index, name);
         let cached: Option<CachedPage> = cache_path
             .as_ref()
@@ -328,7 +435,7 @@ impl Client {
                 headers.insert(IF_MODIFIED_SINCE, v);
             }
         }
-        let (status, resp_headers, body) = self.get_bytes(&url, headers).await?;
+        let (status, resp_headers, body, final_url) = self.get_page(&url, headers).await?;
         let header = |h| {
             resp_headers
                 .get(h)
@@ -340,28 +447,31 @@ impl Client {
             match cached {
                 Some(c) => c.files,
                 None => {
-                    return Err(Error::Http {
+                    return Err(Error::HttpStatus {
                         url: url.to_string(),
-                        message: "HTTP 304 without a cached page".into(),
+                        what: "project page (not modified, but nothing is cached)",
+                        status: 304,
                     });
                 }
             }
         } else if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
             return Ok(Vec::new());
         } else if !status.is_success() {
-            return Err(Error::Http {
+            return Err(Error::HttpStatus {
                 url: url.to_string(),
-                message: format!("HTTP {status}"),
+                what: "project page",
+                status: status.as_u16(),
             });
         } else {
             let content_type = header(reqwest::header::CONTENT_TYPE).unwrap_or_default();
             if content_type.contains("json") {
-                simple::parse_json(&body, &url).map_err(|message| Error::Http {
-                    url: url.to_string(),
-                    message,
+                simple::parse_json(&body, &final_url).map_err(|e| Error::Metadata {
+                    file: url.to_string(),
+                    message: "invalid JSON project page".into(),
+                    source: Some(Arc::new(e)),
                 })?
             } else {
-                simple::parse_html(&String::from_utf8_lossy(&body), &url)
+                simple::parse_html(&String::from_utf8_lossy(&body), &final_url)
             }
         };
         if let Some(path) = cache_path {
@@ -498,6 +608,7 @@ impl Client {
                     return Err(Error::InvalidWheel {
                         file: file.filename.clone(),
                         message,
+                        source: None,
                     });
                 }
                 Err(needed) => want = needed as u64,
@@ -515,7 +626,7 @@ impl Client {
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || sha256_file(&path))
                     .await
-                    .map_err(|e| join_error(&e))??
+                    .map_err(|_| Error::Task("hashing a file"))??
             };
             verify(&file.filename, &digest, file.sha256.as_deref(), hashes)?;
             return Ok(path);
@@ -536,12 +647,24 @@ impl Client {
             verify(&file.filename, &key, file.sha256.as_deref(), hashes)?;
             return Ok(dest);
         }
+        // A file whose hash is not known yet: the URL remembers which digest it had.
+        let by_url = dir.join(format!("url-{}", short_hash(file.url.as_str())));
+        if file.sha256.is_none()
+            && let Ok(digest) = std::fs::read_to_string(&by_url)
+            && let Ok(digest) = safe_path::sha256_hex(digest.trim())
+            && let Ok(stored) = safe_path::join_file(&dir.join(&digest), &file.filename)
+            && stored.is_file()
+        {
+            verify(&file.filename, &digest, None, hashes)?;
+            return Ok(stored);
+        }
         fs_err::create_dir_all(&dir)?;
         let resp = self.get(&file.url, HeaderMap::new()).await?;
         if !resp.status().is_success() {
-            return Err(Error::Http {
+            return Err(Error::HttpStatus {
                 url: file.url.to_string(),
-                message: format!("download: HTTP {}", resp.status()),
+                what: "download",
+                status: resp.status().as_u16(),
             });
         }
         let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
@@ -550,15 +673,21 @@ impl Client {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| Error::Http {
                 url: file.url.to_string(),
-                message: error_chain(&e),
+                what: "download",
+                source: Arc::new(e),
             })?;
             hasher.update(&chunk);
             tmp.write_all(&chunk)?;
         }
         let digest = hex::encode(hasher.finalize());
         verify(&file.filename, &digest, file.sha256.as_deref(), hashes)?;
+        let dest = safe_path::join_file(&dir.join(&digest), &file.filename)
+            .map_err(|e| unsafe_name(&file.url, e))?;
         fs_err::create_dir_all(dest.parent().unwrap_or(&dir))?;
         tmp.persist(&dest).map_err(|e| e.error)?;
+        if file.sha256.is_none() {
+            write_atomic(&by_url, digest.as_bytes())?;
+        }
         Ok(dest)
     }
 }
@@ -579,8 +708,28 @@ fn unsafe_name(origin: &Url, source: safe_path::UnsafeName) -> Error {
     }
 }
 
-fn join_error(e: &tokio::task::JoinError) -> Error {
-    Error::Io(std::io::Error::other(e.to_string()))
+/// A link to one file, its name from its URL.
+fn link_file(url: Url) -> DistFile {
+    let filename = url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .map(crate::requirements::direct::percent_decode)
+        .unwrap_or_default();
+    let sha256 = url
+        .fragment()
+        .and_then(|f| f.strip_prefix("sha256="))
+        .map(str::to_ascii_lowercase);
+    let mut url = url;
+    url.set_fragment(None);
+    DistFile {
+        filename,
+        url,
+        sha256,
+        requires_python: None,
+        yanked: false,
+        metadata: Some(false),
+        size: None,
+    }
 }
 
 /// Checks a computed sha256 against the index's and the `--hash` values.
@@ -618,27 +767,29 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-fn read_metadata_from_wheel(path: &Path, filename: &str) -> Result<String> {
+pub(crate) fn read_metadata_from_wheel(path: &Path, filename: &str) -> Result<String> {
     let f = fs_err::File::open(path)?;
     extract_metadata(std::io::BufReader::new(f), filename)
 }
 
 fn extract_metadata<R: Read + std::io::Seek>(reader: R, filename: &str) -> Result<String> {
-    let bad = |message: String| Error::InvalidWheel {
+    let bad = |message: &str, source: Option<crate::error::Cause>| Error::InvalidWheel {
         file: filename.to_string(),
-        message,
+        message: message.to_string(),
+        source,
     };
-    let mut zip = zip::ZipArchive::new(reader).map_err(|e| bad(e.to_string()))?;
+    let mut zip =
+        zip::ZipArchive::new(reader).map_err(|e| bad("not a zip archive", Some(Arc::new(e))))?;
     let name = zip
         .file_names()
         .find(|n| zip_range::is_root_metadata(n))
         .map(str::to_string)
-        .ok_or_else(|| bad("no .dist-info/METADATA".into()))?;
+        .ok_or_else(|| bad("no .dist-info/METADATA", None))?;
     let mut text = String::new();
     zip.by_name(&name)
-        .map_err(|e| bad(e.to_string()))?
+        .map_err(|e| bad(&name, Some(Arc::new(e))))?
         .read_to_string(&mut text)
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| bad(&name, Some(Arc::new(e))))?;
     Ok(text)
 }
 
@@ -656,17 +807,6 @@ fn file_belongs_to(filename: &str, name: &PackageName) -> bool {
         .map(|w| &w.name == name)
         .or_else(|| crate::filename::parse_sdist(filename).map(|(n, _)| &n == name))
         .unwrap_or(false)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -53,9 +53,8 @@ struct JsonFile {
 }
 
 /// Parses a PEP 691 JSON page; relative URLs are joined to `base`.
-pub fn parse_json(body: &[u8], base: &Url) -> Result<Vec<DistFile>, String> {
-    let page: JsonPage =
-        serde_json::from_slice(body).map_err(|e| format!("invalid JSON simple page: {e}"))?;
+pub fn parse_json(body: &[u8], base: &Url) -> Result<Vec<DistFile>, serde_json::Error> {
+    let page: JsonPage = serde_json::from_slice(body)?;
     Ok(page
         .files
         .into_iter()
@@ -132,7 +131,7 @@ pub fn parse_html(body: &str, base: &Url) -> Vec<DistFile> {
         let filename = url
             .path_segments()
             .and_then(|mut s| s.next_back())
-            .map(percent_decode)
+            .map(crate::requirements::direct::percent_decode)
             .filter(|s| !s.is_empty())
             .unwrap_or(text);
         files.push(DistFile {
@@ -155,25 +154,6 @@ fn unescape(s: &str) -> String {
         .replace("&#39;", "'")
         .replace("&#x27;", "'")
         .replace("&amp;", "&")
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

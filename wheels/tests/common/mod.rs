@@ -78,4 +78,5 @@ pub fn parse_pins(text: &str) -> Vec<(String, String)> {
     pins
 }
 
+pub mod builder;
 pub mod server;

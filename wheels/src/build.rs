@@ -1,0 +1,795 @@
+//! Building from source: a source's `[build-system]`, the [`SdistBuilder`] the caller
+//! provides (it runs the PEP 517 hooks, in a sandbox of the image's environment), and the
+//! cache of what it gives.
+//!
+//! The crate does everything around the hooks: it reads metadata without a build where the
+//! source gives it ([`crate::sdist`]), resolves the isolated build environment with the
+//! resolver (wheels only), unpacks sdists and git commits, checks what the builder returns,
+//! and caches prepared metadata and built wheels by (source hash or commit, build system,
+//! build environment, target).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use pep508_rs::pep440_rs::Version;
+use pep508_rs::{PackageName, Requirement};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::filename::{TagRanking, WheelFilename};
+use crate::git::GitCache;
+use crate::index::{Client, ClientOptions, DistFile};
+use crate::lock::{LockedBuild, LockedGit, LockedPackage};
+use crate::requirements::GitUrl;
+use crate::sdist::{self, SdistFiles};
+use crate::target::Target;
+
+/// A source's `[build-system]` table (PEP 517/518), with pip's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BuildSystem {
+    /// PEP 508 requirements of the build environment.
+    pub requires: Vec<String>,
+    /// `module:object` of the backend.
+    #[serde(rename = "build-backend")]
+    pub build_backend: String,
+    /// Directories of the source tree to put first on `sys.path` (in-tree backends).
+    #[serde(
+        rename = "backend-path",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub backend_path: Vec<String>,
+}
+
+impl BuildSystem {
+    /// The backend pip uses for a source without `build-backend` (setup.py projects).
+    pub const LEGACY_BACKEND: &'static str = "setuptools.build_meta:__legacy__";
+
+    /// pip's choice for a source without a `[build-system]` table (or without pyproject.toml).
+    pub fn pip_default() -> Self {
+        Self {
+            requires: vec!["setuptools>=40.8.0".into()],
+            build_backend: Self::LEGACY_BACKEND.into(),
+            backend_path: Vec::new(),
+        }
+    }
+
+    /// Reads `[build-system]` of a `pyproject.toml` (`None`: the source has none) as pip does;
+    /// `file` names it in errors.
+    pub fn from_pyproject(text: Option<&str>, file: &str) -> Result<Self> {
+        let Some(text) = text else {
+            return Ok(Self::pip_default());
+        };
+        let bad = |message: String| Error::Pyproject {
+            file: file.to_string(),
+            message,
+            source: None,
+        };
+        let table: toml::Table = toml::from_str(text).map_err(|e| Error::Pyproject {
+            file: file.to_string(),
+            message: "invalid TOML".into(),
+            source: Some(Arc::new(e)),
+        })?;
+        let Some(system) = table.get("build-system") else {
+            return Ok(Self::pip_default());
+        };
+        let system = system
+            .as_table()
+            .ok_or_else(|| bad("[build-system] must be a table".into()))?;
+        let strings = |key: &str| -> Result<Option<Vec<String>>> {
+            let Some(v) = system.get(key) else {
+                return Ok(None);
+            };
+            v.as_array()
+                .and_then(|a| {
+                    a.iter()
+                        .map(|x| x.as_str().map(str::to_string))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .map(Some)
+                .ok_or_else(|| bad(format!("[build-system] {key} must be a list of strings")))
+        };
+        let requires = strings("requires")?.ok_or_else(|| {
+            bad("the [build-system] table is missing the mandatory `requires` key (pip refuses it too)".into())
+        })?;
+        for r in &requires {
+            Requirement::<Url>::parse(r, Path::new(".")).map_err(|e| Error::Pyproject {
+                file: file.to_string(),
+                message: format!("[build-system] requires: invalid requirement {r:?}"),
+                source: Some(Arc::new(e)),
+            })?;
+        }
+        let build_backend = match system.get("build-backend") {
+            None => Self::LEGACY_BACKEND.to_string(),
+            Some(v) => v
+                .as_str()
+                .filter(|s| !s.trim().is_empty())
+                .ok_or_else(|| bad("[build-system] build-backend must be a string".into()))?
+                .to_string(),
+        };
+        let backend_path = strings("backend-path")?.unwrap_or_default();
+        for p in &backend_path {
+            safe_path::relative_path(p).map_err(|e| Error::Pyproject {
+                file: file.to_string(),
+                message: format!(
+                    "[build-system] backend-path {p:?} must be a directory inside the source tree"
+                ),
+                source: Some(Arc::new(e)),
+            })?;
+        }
+        Ok(Self {
+            requires,
+            build_backend,
+            backend_path,
+        })
+    }
+}
+
+/// The error a [`SdistBuilder`] returns; its text should end with the build log's tail.
+pub type BuildFailure = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Runs a source's PEP 517 backend for the target (in the image's environment: its Python,
+/// its system packages). Implemented by the caller; may be called from several threads at once.
+pub trait SdistBuilder: Send + Sync + fmt::Debug {
+    /// `get_requires_for_build_wheel`: requirements the backend wants on top of
+    /// `[build-system] requires`. The default asks for none.
+    fn build_requires(&self, request: &BuildRequest<'_>) -> Result<Vec<String>, BuildFailure> {
+        let _ = request;
+        Ok(Vec::new())
+    }
+
+    /// `prepare_metadata_for_build_wheel` (or a build, for backends without the hook): the
+    /// text of the distribution's `METADATA`.
+    fn prepare_metadata(&self, request: &BuildRequest<'_>) -> Result<String, BuildFailure>;
+
+    /// `build_wheel` into `out_dir` (an empty directory): the path of the wheel.
+    fn build_wheel(
+        &self,
+        request: &BuildRequest<'_>,
+        out_dir: &Path,
+    ) -> Result<PathBuf, BuildFailure>;
+}
+
+/// What to build, and with what.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildRequest<'a> {
+    /// `name version (file)` or the git URL, for messages and logs.
+    pub what: &'a str,
+    /// The distribution's name and version, when known before its metadata is read.
+    pub name: Option<&'a PackageName>,
+    pub version: Option<&'a Version>,
+    /// The unpacked source (the sdist's top directory, or the checkout's subdirectory). It may
+    /// be written to; it is removed after the call.
+    pub source_tree: &'a Path,
+    /// The sdist archive, when the source is one.
+    pub sdist: Option<&'a Path>,
+    pub build_system: &'a BuildSystem,
+    /// The wheels of the isolated build environment (resolved for `target`): install them
+    /// with [`crate::install::install_to_dir`].
+    pub build_requirements: &'a [LockedPackage],
+    pub target: &'a Target,
+    /// The index client's settings (its cache holds the build requirements' downloads).
+    pub client: &'a ClientOptions,
+}
+
+/// The key prepared metadata and built wheels are cached under.
+fn build_key(
+    source_id: &str,
+    build_system: &BuildSystem,
+    requirements: &[LockedPackage],
+    target: &Target,
+) -> String {
+    let mut h = Sha256::new();
+    h.update(b"cog-rs source build v1\n");
+    h.update(source_id.as_bytes());
+    h.update(b"\n");
+    h.update(serde_json::to_vec(build_system).unwrap_or_default());
+    for r in requirements {
+        h.update(format!("\n{} {} {:?}", r.name, r.version, r.sha256).as_bytes());
+    }
+    h.update(b"\n");
+    h.update(serde_json::to_vec(target).unwrap_or_default());
+    hex::encode(h.finalize())
+}
+
+/// What a source gives the resolver: its metadata, and how it will be built.
+pub(crate) struct Prepared {
+    pub metadata: String,
+    pub build: LockedBuild,
+}
+
+type SharedEnv = Shared<BoxFuture<'static, std::result::Result<Arc<Vec<LockedPackage>>, Error>>>;
+
+/// Resolves a build environment's requirements (wheels only) with the resolver.
+pub(crate) type EnvResolver =
+    fn(Vec<String>, Client, Target) -> BoxFuture<'static, Result<Vec<LockedPackage>>>;
+
+/// Source builds for one resolution or installation: the builder, the caches, and the build
+/// environments already resolved.
+pub(crate) struct Builds {
+    pub builder: Option<Arc<dyn SdistBuilder>>,
+    client: Client,
+    target: Target,
+    root: PathBuf,
+    pub git: GitCache,
+    resolve_env: EnvResolver,
+    envs: Mutex<HashMap<Vec<String>, SharedEnv>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Builds {
+    pub fn new(
+        builder: Option<Arc<dyn SdistBuilder>>,
+        client: Client,
+        target: Target,
+        resolve_env: EnvResolver,
+    ) -> Self {
+        let cache_dir = client.options().cache_dir.clone();
+        let root = cache_dir.as_ref().map_or_else(
+            || std::env::temp_dir().join("cog-wheels-built"),
+            |d| d.join("built-v1"),
+        );
+        Self {
+            builder,
+            git: GitCache::new(cache_dir.as_deref()),
+            client,
+            target,
+            root,
+            resolve_env,
+            envs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn builder(&self, what: &str) -> Result<Arc<dyn SdistBuilder>> {
+        self.builder.clone().ok_or_else(|| Error::NoBuilder {
+            what: what.to_string(),
+        })
+    }
+
+    /// The build environment for `requires`, resolved once per list.
+    pub async fn env(&self, requires: &[String]) -> Result<Vec<LockedPackage>> {
+        let key = requires.to_vec();
+        let fut = {
+            let mut envs = lock(&self.envs);
+            envs.entry(key.clone())
+                .or_insert_with(|| {
+                    (self.resolve_env)(key, self.client.clone(), self.target.clone())
+                        .map(|r| r.map(Arc::new))
+                        .boxed()
+                        .shared()
+                })
+                .clone()
+        };
+        fut.await.map(|v| v.as_ref().clone())
+    }
+
+    fn tempdir(&self) -> Result<tempfile::TempDir> {
+        fs_err::create_dir_all(&self.root)?;
+        Ok(tempfile::Builder::new()
+            .prefix(".build-")
+            .tempdir_in(&self.root)?)
+    }
+
+    fn metadata_path(&self, key: &str) -> PathBuf {
+        self.root.join("metadata").join(format!("{key}.METADATA"))
+    }
+
+    fn wheel_dir(&self, key: &str) -> PathBuf {
+        self.root.join("wheels").join(key)
+    }
+
+    /// A wheel built before under `key`.
+    fn cached_wheel(&self, key: &str) -> Option<PathBuf> {
+        std::fs::read_dir(self.wheel_dir(key))
+            .ok()?
+            .filter_map(std::result::Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "whl"))
+    }
+
+    /// Metadata and build plan of an sdist at `path` (downloaded and verified).
+    pub async fn sdist(
+        &self,
+        what: &str,
+        filename: &str,
+        path: &Path,
+        sha256: &str,
+        name: Option<&PackageName>,
+        version: Option<&Version>,
+    ) -> Result<Prepared> {
+        let files = {
+            let (path, filename) = (path.to_path_buf(), filename.to_string());
+            tokio::task::spawn_blocking(move || sdist::read_files(&path, &filename))
+                .await
+                .map_err(|_| Error::Task("reading an sdist"))??
+        };
+        let source = Source {
+            what,
+            id: sha256,
+            name,
+            version,
+            kind: SourceKind::Sdist { filename, path },
+        };
+        self.prepare(&source, &files, None).await
+    }
+
+    /// Metadata and build plan of a git commit.
+    pub async fn git(
+        &self,
+        what: &str,
+        url: &GitUrl,
+        commit: &str,
+        name: Option<&PackageName>,
+    ) -> Result<Prepared> {
+        let id = git_id(&url.repository, commit, url.subdirectory.as_deref());
+        let tmp = self.tempdir()?;
+        let tree = {
+            let (git, url, commit, dest) = (
+                self.git.clone(),
+                url.clone(),
+                commit.to_string(),
+                tmp.path().join("src"),
+            );
+            tokio::task::spawn_blocking(move || git.export(&url, &commit, &dest))
+                .await
+                .map_err(|_| Error::Task("git export"))??
+        };
+        let read = |name: &str| std::fs::read_to_string(tree.join(name)).ok();
+        let files = SdistFiles {
+            pkg_info: read("PKG-INFO"),
+            pyproject: read("pyproject.toml"),
+        };
+        let source = Source {
+            what,
+            id: &id,
+            name,
+            version: None,
+            kind: SourceKind::Tree(&tree),
+        };
+        let mut prepared = self.prepare(&source, &files, Some(&tree)).await?;
+        prepared.build.git = Some(LockedGit {
+            repository: url.repository.to_string(),
+            commit: commit.to_string(),
+            requested_revision: url.rev.clone(),
+            subdirectory: url.subdirectory.clone(),
+        });
+        Ok(prepared)
+    }
+
+    async fn prepare(
+        &self,
+        source: &Source<'_>,
+        files: &SdistFiles,
+        tree: Option<&Path>,
+    ) -> Result<Prepared> {
+        let pyproject_name = format!("{}: pyproject.toml", source.what);
+        let build_system =
+            BuildSystem::from_pyproject(files.pyproject.as_deref(), &pyproject_name)?;
+        let builder = self.builder(source.what)?;
+        let requirements = self
+            .env(&build_system.requires)
+            .await
+            .map_err(|e| in_build_env(source.what, e))?;
+        let key = build_key(source.id, &build_system, &requirements, &self.target);
+        let static_text = match &files.pkg_info {
+            Some(p) if sdist::pkg_info_is_static(p) => Some(p.clone()),
+            _ => files
+                .pyproject
+                .as_deref()
+                .map(|t| sdist::pyproject_metadata(t, &pyproject_name))
+                .transpose()?
+                .flatten(),
+        };
+        let metadata = if let Some(text) = static_text {
+            text
+        } else if let Ok(text) = std::fs::read_to_string(self.metadata_path(&key)) {
+            text
+        } else {
+            let (output, _tmp) = self
+                .run_builder(
+                    source,
+                    tree,
+                    &build_system,
+                    &requirements,
+                    builder,
+                    Step::Metadata,
+                )
+                .await?;
+            let Output::Metadata(text) = output else {
+                return Err(Error::Task("preparing metadata"));
+            };
+            crate::index::write_atomic(&self.metadata_path(&key), text.as_bytes())?;
+            text
+        };
+        Ok(Prepared {
+            metadata,
+            build: LockedBuild {
+                git: None,
+                build_system,
+                requirements,
+            },
+        })
+    }
+
+    /// The wheel for a locked package built from source, built now unless cached, and its
+    /// sha256. `sdist` is the downloaded sdist (`None` for git sources).
+    pub async fn wheel(
+        &self,
+        pkg: &LockedPackage,
+        sdist: Option<&Path>,
+    ) -> Result<(PathBuf, String)> {
+        let build = pkg.build.as_ref().ok_or(Error::Task("building a wheel"))?;
+        let what = format!("{} {} ({})", pkg.name, pkg.version, pkg.filename);
+        let id = pkg
+            .content_id()
+            .ok_or_else(|| Error::NoBuilder { what: what.clone() })?;
+        let key = build_key(&id, &build.build_system, &build.requirements, &self.target);
+        let wheel = if let Some(w) = self.cached_wheel(&key) {
+            w
+        } else {
+            {
+                let builder = self.builder(&what)?;
+                let name = PackageName::new(pkg.name.clone()).ok();
+                let version: Option<Version> = pkg.version.parse().ok();
+                let git_url;
+                let tmp = self.tempdir()?;
+                let tree;
+                let kind = match &build.git {
+                    Some(g) => {
+                        git_url = GitUrl {
+                            repository: Url::parse(&g.repository).map_err(|e| Error::Lock {
+                                path: PathBuf::from(crate::lock::LOCK_FILE_NAME),
+                                message: format!("package `{}`: repository URL", pkg.name),
+                                source: Some(Arc::new(e)),
+                            })?,
+                            rev: g.requested_revision.clone(),
+                            subdirectory: g.subdirectory.clone(),
+                        };
+                        let (git, url, commit, dest) = (
+                            self.git.clone(),
+                            git_url.clone(),
+                            g.commit.clone(),
+                            tmp.path().join("src"),
+                        );
+                        tree =
+                            tokio::task::spawn_blocking(move || git.export(&url, &commit, &dest))
+                                .await
+                                .map_err(|_| Error::Task("git export"))??;
+                        SourceKind::Tree(&tree)
+                    }
+                    None => SourceKind::Sdist {
+                        filename: &pkg.filename,
+                        path: sdist.ok_or(Error::Task("building a wheel"))?,
+                    },
+                };
+                let source = Source {
+                    what: &what,
+                    id: &id,
+                    name: name.as_ref(),
+                    version: version.as_ref(),
+                    kind,
+                };
+                let tree_ref = match &source.kind {
+                    SourceKind::Tree(t) => Some(*t),
+                    SourceKind::Sdist { .. } => None,
+                };
+                let (out, _tmp) = self
+                    .run_builder(
+                        &source,
+                        tree_ref,
+                        &build.build_system,
+                        &build.requirements,
+                        builder,
+                        Step::Wheel,
+                    )
+                    .await?;
+                let Output::Wheel(built) = out else {
+                    return Err(Error::Task("building a wheel"));
+                };
+                self.check_wheel(&what, &built, pkg)?;
+                self.store_wheel(&key, &built)?
+            }
+        };
+        let sha = {
+            let w = wheel.clone();
+            tokio::task::spawn_blocking(move || crate::index::sha256_file(&w))
+                .await
+                .map_err(|_| Error::Task("hashing a wheel"))??
+        };
+        Ok((wheel, sha))
+    }
+
+    fn check_wheel(&self, what: &str, wheel: &Path, pkg: &LockedPackage) -> Result<()> {
+        let filename = wheel
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let bad = |message: String| Error::BuiltWheel {
+            what: what.to_string(),
+            wheel: filename.clone(),
+            message,
+        };
+        let parsed = WheelFilename::parse(&filename)
+            .ok_or_else(|| bad("is not a wheel file name".into()))?;
+        if parsed.name.as_ref() != pkg.name {
+            return Err(bad(format!("is for package `{}`", parsed.name)));
+        }
+        if pkg.version.parse::<Version>().ok().as_ref() != Some(&parsed.version) {
+            return Err(bad(format!(
+                "has version {}, but the metadata said {}",
+                parsed.version, pkg.version
+            )));
+        }
+        let ranking = TagRanking::new(&self.target);
+        if ranking.rank(&parsed).is_none() {
+            return Err(bad(format!(
+                "is built for {}, which the target ({}) cannot install",
+                parsed.tag_string(),
+                self.target
+            )));
+        }
+        if !wheel.is_file() {
+            return Err(bad("does not exist".into()));
+        }
+        Ok(())
+    }
+
+    fn store_wheel(&self, key: &str, built: &Path) -> Result<PathBuf> {
+        let filename = built
+            .file_name()
+            .ok_or(Error::Task("storing a built wheel"))?;
+        let dir = self.wheel_dir(key);
+        let parent = dir.parent().unwrap_or(&self.root);
+        fs_err::create_dir_all(parent)?;
+        let staging = tempfile::Builder::new()
+            .prefix(".new-")
+            .tempdir_in(parent)?;
+        fs_err::copy(built, staging.path().join(filename))?;
+        // Another build may have stored it meanwhile: either copy is the same build.
+        if std::fs::rename(staging.path(), &dir).is_err() && self.cached_wheel(key).is_none() {
+            return Err(Error::Io(Arc::new(std::io::Error::other(format!(
+                "cannot store the built wheel in {}",
+                dir.display()
+            )))));
+        }
+        self.cached_wheel(key)
+            .ok_or(Error::Task("storing a built wheel"))
+    }
+
+    /// Unpacks the source if needed, completes the build environment with the backend's own
+    /// requirements (`get_requires_for_build_wheel`), and runs one hook. The returned
+    /// directory holds what the hook wrote.
+    async fn run_builder(
+        &self,
+        source: &Source<'_>,
+        tree: Option<&Path>,
+        build_system: &BuildSystem,
+        requirements: &[LockedPackage],
+        builder: Arc<dyn SdistBuilder>,
+        step: Step,
+    ) -> Result<(Output, tempfile::TempDir)> {
+        let tmp = self.tempdir()?;
+        let tree = match (tree, &source.kind) {
+            (Some(t), _) => t.to_path_buf(),
+            (None, SourceKind::Tree(t)) => t.to_path_buf(),
+            (None, SourceKind::Sdist { filename, path }) => {
+                let (p, f, d) = (
+                    path.to_path_buf(),
+                    filename.to_string(),
+                    tmp.path().join("src"),
+                );
+                tokio::task::spawn_blocking(move || sdist::unpack(&p, &f, &d))
+                    .await
+                    .map_err(|_| Error::Task("unpacking an sdist"))??
+            }
+        };
+        let mut request = OwnedRequest {
+            what: source.what.to_string(),
+            name: source.name.cloned(),
+            version: source.version.cloned(),
+            source_tree: tree,
+            sdist: match &source.kind {
+                SourceKind::Sdist { path, .. } => Some(path.to_path_buf()),
+                SourceKind::Tree(_) => None,
+            },
+            build_system: build_system.clone(),
+            build_requirements: requirements.to_vec(),
+            target: self.target.clone(),
+            client: self.client.options().clone(),
+        };
+        let request_arc = Arc::new(request);
+        let extra = {
+            let (b, r) = (builder.clone(), request_arc.clone());
+            tokio::task::spawn_blocking(move || b.build_requires(&r.borrow()))
+                .await
+                .map_err(|_| Error::Task("get_requires_for_build_wheel"))?
+                .map_err(|e| Error::Build {
+                    what: source.what.to_string(),
+                    step: "get_requires_for_build_wheel",
+                    source: Arc::from(e),
+                })?
+        };
+        request = Arc::try_unwrap(request_arc).map_err(|_| Error::Task("the source builder"))?;
+        let missing: Vec<String> = extra
+            .into_iter()
+            .filter(|r| !build_system.requires.contains(r))
+            .collect();
+        if !missing.is_empty() {
+            let mut all = build_system.requires.clone();
+            all.extend(missing);
+            request.build_requirements = self
+                .env(&all)
+                .await
+                .map_err(|e| in_build_env(source.what, e))?;
+        }
+        let out_dir = tmp.path().join("out");
+        fs_err::create_dir_all(&out_dir)?;
+        let output = tokio::task::spawn_blocking(move || {
+            let r = request.borrow();
+            let fail = |step: &'static str| {
+                let what = r.what.to_string();
+                move |e: BuildFailure| Error::Build {
+                    what,
+                    step,
+                    source: Arc::from(e),
+                }
+            };
+            match step {
+                Step::Metadata => builder
+                    .prepare_metadata(&r)
+                    .map(Output::Metadata)
+                    .map_err(fail(
+                        "preparing metadata (prepare_metadata_for_build_wheel)",
+                    )),
+                Step::Wheel => builder
+                    .build_wheel(&r, &out_dir)
+                    .map(Output::Wheel)
+                    .map_err(fail("building a wheel (build_wheel)")),
+            }
+        })
+        .await
+        .map_err(|_| Error::Task("the source builder"))??;
+        Ok((output, tmp))
+    }
+}
+
+fn in_build_env(what: &str, e: Error) -> Error {
+    Error::Requirement {
+        origin: "build environment".into(),
+        requirement: what.to_string(),
+        via: String::new(),
+        source: Box::new(e),
+    }
+}
+
+pub(crate) fn git_id(repository: &Url, commit: &str, subdirectory: Option<&str>) -> String {
+    format!("git:{repository}@{commit}#{}", subdirectory.unwrap_or(""))
+}
+
+#[derive(Clone, Copy)]
+enum Step {
+    Metadata,
+    Wheel,
+}
+
+enum Output {
+    Metadata(String),
+    Wheel(PathBuf),
+}
+
+enum SourceKind<'a> {
+    Sdist { filename: &'a str, path: &'a Path },
+    Tree(&'a Path),
+}
+
+struct Source<'a> {
+    what: &'a str,
+    id: &'a str,
+    name: Option<&'a PackageName>,
+    version: Option<&'a Version>,
+    kind: SourceKind<'a>,
+}
+
+/// A [`BuildRequest`] that can move to a blocking thread.
+struct OwnedRequest {
+    what: String,
+    name: Option<PackageName>,
+    version: Option<Version>,
+    source_tree: PathBuf,
+    sdist: Option<PathBuf>,
+    build_system: BuildSystem,
+    build_requirements: Vec<LockedPackage>,
+    target: Target,
+    client: ClientOptions,
+}
+
+impl OwnedRequest {
+    fn borrow(&self) -> BuildRequest<'_> {
+        BuildRequest {
+            what: &self.what,
+            name: self.name.as_ref(),
+            version: self.version.as_ref(),
+            source_tree: &self.source_tree,
+            sdist: self.sdist.as_deref(),
+            build_system: &self.build_system,
+            build_requirements: &self.build_requirements,
+            target: &self.target,
+            client: &self.client,
+        }
+    }
+}
+
+/// A [`DistFile`] for a locked package's file.
+pub(crate) fn dist_file(p: &LockedPackage) -> Result<DistFile> {
+    Ok(DistFile {
+        filename: p.filename.clone(),
+        url: Url::parse(&p.url).map_err(|e| Error::Lock {
+            path: PathBuf::from(crate::lock::LOCK_FILE_NAME),
+            message: format!("package `{}`: invalid URL", p.name),
+            source: Some(Arc::new(e)),
+        })?,
+        sha256: p.sha256.clone(),
+        requires_python: None,
+        yanked: false,
+        metadata: Some(false),
+        size: p.size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_system_as_pip_reads_it() {
+        assert_eq!(
+            BuildSystem::from_pyproject(None, "p").unwrap(),
+            BuildSystem::pip_default()
+        );
+        assert_eq!(
+            BuildSystem::from_pyproject(Some("[project]\nname='x'\n"), "p").unwrap(),
+            BuildSystem::pip_default()
+        );
+        let b = BuildSystem::from_pyproject(
+            Some("[build-system]\nrequires = ['hatchling>=1']\nbuild-backend = 'hatchling.build'\nbackend-path = ['_build']\n"),
+            "p",
+        )
+        .unwrap();
+        assert_eq!(b.requires, ["hatchling>=1"]);
+        assert_eq!(b.build_backend, "hatchling.build");
+        assert_eq!(b.backend_path, ["_build"]);
+        let b = BuildSystem::from_pyproject(Some("[build-system]\nrequires = []\n"), "p").unwrap();
+        assert_eq!(b.build_backend, BuildSystem::LEGACY_BACKEND);
+        let e = BuildSystem::from_pyproject(
+            Some("[build-system]\nbuild-backend = 'x'\n"),
+            "x-1.0.tar.gz: pyproject.toml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "x-1.0.tar.gz: pyproject.toml: the [build-system] table is missing the mandatory `requires` key (pip refuses it too)"
+        );
+        assert!(
+            BuildSystem::from_pyproject(Some("[build-system]\nrequires = ['not valid!!']\n"), "p")
+                .is_err()
+        );
+        assert!(
+            BuildSystem::from_pyproject(
+                Some("[build-system]\nrequires = []\nbackend-path = ['../x']\n"),
+                "p"
+            )
+            .is_err()
+        );
+        assert!(BuildSystem::from_pyproject(Some("[build-system"), "p").is_err());
+    }
+}
