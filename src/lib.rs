@@ -13,4 +13,5 @@ pub mod plan;
 pub mod progress;
 pub mod registry;
 pub mod runtime;
+pub mod sandbox;
 pub mod schema;

@@ -1,0 +1,342 @@
+//! The sandbox process: `cog` started again with [`HELPER_ARG`](super::HELPER_ARG), one per
+//! step. It enters its namespaces while it is still single-threaded (a user namespace when not
+//! root, then a private mount namespace and a pid namespace), unpacks the layers below into the
+//! cache, mounts the step's overlay, runs the command with runc, and writes the upper directory
+//! as a layer into the store.
+//!
+//! Protocol (JSON lines): the caller writes a [`Request`] on stdin; stdout carries the
+//! command's output (runc's stdout and stderr); stderr carries [`Message`]s. Without root the
+//! process answers `Ready` once in its new user namespace, and waits for a line on stdin: the
+//! caller writes it after newuidmap/newgidmap wrote the maps.
+use std::io::{self, BufRead, Write};
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+use layers::{BlobStore, Compression, Digest, LayerInfo, LayerOptions, LayerWriter};
+use rustix::thread::UnshareFlags;
+use serde::{Deserialize, Serialize};
+
+use super::bundle::{self, BundleSpec, FileMount};
+use super::capture;
+use super::error::{StepError, io_text};
+use super::fsops;
+use super::identity::Privilege;
+use super::overlay::{self, RunDir, View};
+use super::stubs::{self, MountPoint, PointKind};
+use super::unpack::{self, Budget, XattrSpace};
+
+/// A layer below the step, with the chain id of the stack up to it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Lower {
+    pub digest: Digest,
+    pub chain: Digest,
+}
+
+/// What the sandbox process is asked to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Request {
+    pub store: PathBuf,
+    pub fsync: bool,
+    pub privilege: Privilege,
+    pub lower: Vec<Lower>,
+    pub command: String,
+    pub env: Vec<(String, String)>,
+    pub workdir: String,
+    pub network: bool,
+    /// Read-only file mounts: the host's resolv.conf and hosts, the secrets.
+    pub mounts: Vec<FileMount>,
+    pub runc: PathBuf,
+    pub compression: Compression,
+    pub threads: Option<usize>,
+    pub epoch: u64,
+    pub max_unpacked_bytes: u64,
+}
+
+/// What the sandbox process says, on stderr.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Message {
+    /// In its user namespace, waiting for the maps.
+    Ready,
+    /// The command succeeded; its changes are this layer, committed to the store.
+    Layer {
+        layer: LayerInfo,
+        skipped_sockets: Vec<String>,
+    },
+    /// The command ran and failed.
+    Exited {
+        exit_code: i32,
+    },
+    /// runc failed before the command started.
+    RuntimeFailed {
+        exit_code: i32,
+    },
+    Failed(StepError),
+}
+
+pub(crate) fn main() -> ExitCode {
+    let stdin = io::stdin();
+    let mut input = stdin.lock();
+    let mut line = String::new();
+    if input.read_line(&mut line).is_err() {
+        return ExitCode::from(2);
+    }
+    let request: Request = match serde_json::from_str(&line) {
+        Ok(request) => request,
+        Err(e) => {
+            eprintln!("cog sandbox: bad request: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let message = match enter_namespaces(&request, &mut input).and_then(|()| run(&request)) {
+        Ok(message) => message,
+        Err(e) => Message::Failed(e),
+    };
+    send(&message);
+    ExitCode::SUCCESS
+}
+
+fn send(message: &Message) {
+    if let Ok(text) = serde_json::to_string(message) {
+        let mut err = io::stderr().lock();
+        let _ = writeln!(err, "{text}");
+        let _ = err.flush();
+    }
+}
+
+fn enter_namespaces(request: &Request, input: &mut impl BufRead) -> Result<(), StepError> {
+    if let Privilege::UserNamespace { .. } = request.privilege {
+        // SAFETY: no other thread exists yet; nothing shares our file table.
+        unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER) }
+            .map_err(|e| StepError::system("creating a user namespace", &e.into()))?;
+        send(&Message::Ready);
+        let mut go = String::new();
+        input
+            .read_line(&mut go)
+            .map_err(|e| StepError::system("waiting for the user namespace's maps", &e))?;
+        if !rustix::process::getuid().is_root() {
+            return Err(StepError::System {
+                action: "entering the user namespace".into(),
+                reason: "its maps were not written".into(),
+            });
+        }
+    }
+    // SAFETY: as above.
+    unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNS | UnshareFlags::NEWPID) }
+        .map_err(|e| StepError::system("creating mount and pid namespaces", &e.into()))?;
+    rustix::mount::mount_change(
+        "/",
+        rustix::mount::MountPropagationFlags::REC | rustix::mount::MountPropagationFlags::PRIVATE,
+    )
+    .map_err(|e| StepError::system("making the mounts private", &e.into()))?;
+    Ok(())
+}
+
+fn run(request: &Request) -> Result<Message, StepError> {
+    let store = BlobStore::open(&request.store)
+        .map_err(|e| StepError::System {
+            action: "opening the blob store".into(),
+            reason: e.to_string(),
+        })?
+        .with_fsync(request.fsync);
+    let base = request.store.join("sandbox");
+    let space = match request.privilege {
+        Privilege::Root => XattrSpace::Trusted,
+        Privilege::UserNamespace { .. } => XattrSpace::User,
+    };
+    let userxattr = space == XattrSpace::User;
+    let snapshots = base.join("snapshots").join(request.privilege.format_name());
+    let runs = base.join("runs");
+    for dir in [&snapshots, &runs] {
+        fs_err::create_dir_all(dir).map_err(|e| StepError::system("the sandbox cache", &e))?;
+    }
+    overlay::sweep(&runs);
+    let run = RunDir::create(&runs)?;
+    std::env::set_current_dir(&run.path)
+        .map_err(|e| StepError::system(format!("entering {}", run.path.display()), &e))?;
+    let system = |what: &str| {
+        let what = what.to_string();
+        move |e: io::Error| StepError::system(what, &e)
+    };
+
+    // The layers below, each unpacked once into the cache (by chain id).
+    fs_err::create_dir(run.path.join("l")).map_err(system("the layer links"))?;
+    let mut budget = Budget {
+        limit: request.max_unpacked_bytes,
+        used: 0,
+    };
+    let mut lowers: Vec<String> = Vec::new();
+    for (index, layer) in request.lower.iter().enumerate() {
+        let snapshot = snapshots.join(layer.chain.hex());
+        if !snapshot.is_dir() {
+            let partial = run.path.join(format!("unpack-{index}"));
+            fs_err::create_dir(&partial).map_err(system("unpacking"))?;
+            let view = View::new(&run.path, &lowers, &format!("below-{index}"), userxattr)?;
+            let blob = store
+                .open_blob(&layer.digest)
+                .map_err(|e| StepError::Layer {
+                    layer: layer.digest.to_string(),
+                    reason: e.to_string(),
+                })?;
+            unpack::unpack_layer(
+                blob,
+                &partial,
+                &layer.digest.to_string(),
+                (!lowers.is_empty()).then_some(view.path.as_path()),
+                space,
+                &mut budget,
+            )?;
+            drop(view);
+            if let Err(e) = fs_err::rename(&partial, &snapshot) {
+                // Another build unpacked the same layers first: theirs serves.
+                if !snapshot.is_dir() {
+                    return Err(StepError::system("storing an unpacked layer", &e));
+                }
+            }
+        }
+        let link = format!("l/{index}");
+        std::os::unix::fs::symlink(&snapshot, run.path.join(&link))
+            .map_err(system("linking a layer"))?;
+        lowers.push(link);
+    }
+
+    // Mount points the image lacks, in a layer of their own.
+    let host_files: Vec<FileMount> = ["/etc/resolv.conf", "/etc/hosts"]
+        .into_iter()
+        .filter(|path| Path::new(path).exists())
+        .map(|path| FileMount {
+            source: path.to_string(),
+            target: path.to_string(),
+        })
+        .chain(request.mounts.iter().cloned())
+        .collect();
+    let mut points: Vec<MountPoint> = ["/proc", "/dev", "/sys"]
+        .into_iter()
+        .map(|target| MountPoint {
+            target: target.into(),
+            kind: PointKind::Dir,
+        })
+        .collect();
+    points.push(MountPoint {
+        target: request.workdir.clone(),
+        kind: PointKind::Dir,
+    });
+    points.extend(host_files.iter().map(|m| MountPoint {
+        target: m.target.clone(),
+        kind: PointKind::File,
+    }));
+    let stub = run.path.join("stub");
+    fs_err::create_dir(&stub).map_err(system("the mount-point layer"))?;
+    let upper = run.path.join("upper");
+    fs_err::create_dir(&upper).map_err(system("the upper directory"))?;
+    {
+        let view = View::new(&run.path, &lowers, "view", userxattr)?;
+        stubs::build(&view.path, &stub, &points)?;
+        // The overlay's root shows the upper directory's attributes: the image's root's.
+        let root = fsops::open_dir(&view.path).map_err(system("the image's root"))?;
+        let stat = rustix::fs::fstat(&root)
+            .map_err(|e| StepError::system("the image's root", &e.into()))?;
+        let upper_fd = fsops::open_dir(&upper).map_err(system("the upper directory"))?;
+        fsops::set_attrs(upper_fd.as_fd(), &fsops::Attrs::of(&stat))
+            .map_err(system("the upper directory"))?;
+    }
+
+    // The container's root.
+    for dir in ["work", "bundle", "bundle/rootfs", "state"] {
+        fs_err::create_dir(run.path.join(dir)).map_err(system("the bundle"))?;
+    }
+    let mut stack = vec!["stub".to_string()];
+    stack.extend(lowers.iter().rev().cloned());
+    let rootfs = overlay::mount_overlay(
+        &stack,
+        Some(("upper", "work")),
+        Path::new("bundle/rootfs"),
+        userxattr,
+    )?;
+    let config = bundle::config(&BundleSpec {
+        command: &request.command,
+        env: &request.env,
+        workdir: &request.workdir,
+        network: request.network,
+        mounts: &host_files,
+        nofile: bundle::nofile_limit(),
+    });
+    let config_text = serde_json::to_vec_pretty(&config).map_err(|e| StepError::System {
+        action: "writing config.json".into(),
+        reason: e.to_string(),
+    })?;
+    fs_err::write(run.path.join("bundle/config.json"), config_text)
+        .map_err(system("writing config.json"))?;
+
+    // The command.
+    let status = runc(request, &run.path)?;
+    drop(rootfs);
+    let started = run.path.join("pid").exists();
+    if !status.success() {
+        let exit_code = status.code().unwrap_or_else(|| {
+            128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(9)
+        });
+        return Ok(if started {
+            Message::Exited { exit_code }
+        } else {
+            Message::RuntimeFailed { exit_code }
+        });
+    }
+
+    // Its changes, as a layer.
+    let options = LayerOptions {
+        compression: request.compression,
+        mtime: Some(request.epoch),
+        threads: request.threads,
+    };
+    let mut writer = LayerWriter::new(&store, &options).map_err(|e| StepError::System {
+        action: "starting the layer".into(),
+        reason: e.to_string(),
+    })?;
+    let captured = capture::capture(&upper, &mut writer, request.epoch, space)?;
+    let layer = writer.finish().map_err(|e| StepError::System {
+        action: "writing the layer".into(),
+        reason: e.to_string(),
+    })?;
+    Ok(Message::Layer {
+        layer,
+        skipped_sockets: captured.skipped_sockets,
+    })
+}
+
+/// `runc run` in the foreground, its output on our stdout; it dies with us, and everything in
+/// its pid namespace (the command's processes) dies with it.
+fn runc(request: &Request, run: &Path) -> Result<std::process::ExitStatus, StepError> {
+    let output = io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| StepError::system("sharing the output", &e))?;
+    let mut command = Command::new(&request.runc);
+    command
+        .arg("--root")
+        .arg(run.join("state"))
+        .arg("run")
+        .arg("--bundle")
+        .arg(run.join("bundle"))
+        .arg("--pid-file")
+        .arg(run.join("pid"))
+        .arg("cog-step")
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::from(output));
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                .map_err(io::Error::from)
+        });
+    }
+    let mut child = command.spawn().map_err(|e| StepError::System {
+        action: format!("starting {}", request.runc.display()),
+        reason: io_text(&e),
+    })?;
+    child
+        .wait()
+        .map_err(|e| StepError::system("waiting for runc", &e))
+}
