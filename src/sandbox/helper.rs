@@ -123,8 +123,8 @@ fn enter_namespaces(request: &Request, input: &mut impl BufRead) -> Result<(), S
         }
     }
     // SAFETY: as above.
-    unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNS | UnshareFlags::NEWPID) }
-        .map_err(|e| StepError::system("creating mount and pid namespaces", &e.into()))?;
+    unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNS) }
+        .map_err(|e| StepError::system("creating a mount namespace", &e.into()))?;
     rustix::mount::mount_change(
         "/",
         rustix::mount::MountPropagationFlags::REC | rustix::mount::MountPropagationFlags::PRIVATE,
@@ -305,15 +305,26 @@ fn run(request: &Request) -> Result<Message, StepError> {
     })
 }
 
-/// `runc run` in the foreground, its output on our stdout; it dies with us, and everything in
-/// its pid namespace (the command's processes) dies with it.
+/// The container's name: its work directory's (unique), so that runc's cgroups never clash.
+fn container_id(run: &Path) -> String {
+    run.file_name()
+        .map(|n| format!("cog-{}", n.to_string_lossy()))
+        .unwrap_or_else(|| "cog-step".to_string())
+}
+
+/// `runc run` in the foreground, its output on our stdout, as the first process of a pid
+/// namespace of its own (under [`pid1`]): it dies with us, and everything in that namespace (the
+/// command's processes) dies with it.
 fn runc(request: &Request, run: &Path) -> Result<std::process::ExitStatus, StepError> {
     let output = io::stdout()
         .as_fd()
         .try_clone_to_owned()
         .map_err(|e| StepError::system("sharing the output", &e))?;
-    let mut command = Command::new(&request.runc);
+    let mut command = Command::new("/proc/self/exe");
     command
+        .arg(super::HELPER_ARG)
+        .arg(PID1_ARG)
+        .arg(&request.runc)
         .arg("--root")
         .arg(run.join("state"))
         .arg("run")
@@ -321,15 +332,18 @@ fn runc(request: &Request, run: &Path) -> Result<std::process::ExitStatus, StepE
         .arg(run.join("bundle"))
         .arg("--pid-file")
         .arg(run.join("pid"))
-        .arg("cog-step")
+        .arg(container_id(run))
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
         .stderr(Stdio::from(output));
-    // SAFETY: prctl is async-signal-safe.
+    // The pid namespace is unshared here, in the child, not in this process: a process that
+    // did so can no longer start threads, and writing the layer needs them.
+    // SAFETY: prctl and unshare are async-signal-safe.
     unsafe {
         command.pre_exec(|| {
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-                .map_err(io::Error::from)
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            rustix::thread::unshare_unsafe(UnshareFlags::NEWPID)?;
+            Ok(())
         });
     }
     let mut child = command.spawn().map_err(|e| StepError::System {
@@ -339,4 +353,48 @@ fn runc(request: &Request, run: &Path) -> Result<std::process::ExitStatus, StepE
     child
         .wait()
         .map_err(|e| StepError::system("waiting for runc", &e))
+}
+
+/// The second argument that makes the sandbox process [`pid1`].
+pub(crate) const PID1_ARG: &str = "pid1";
+
+/// Runs `args` (runc and its arguments) as the first process of the pid namespace this
+/// process's children go into, with a `/proc` of that namespace (runc reads it), and exits as
+/// it did. It dies with its parent, and its child with it; when the first process of a pid
+/// namespace ends, the kernel kills every other process in it.
+pub(crate) fn pid1(args: &[std::ffi::OsString]) -> ExitCode {
+    let Some((program, rest)) = args.split_first() else {
+        return ExitCode::from(2);
+    };
+    let mut command = Command::new(program);
+    command.args(rest);
+    // SAFETY: prctl, unshare and mount are async-signal-safe; no allocation here.
+    unsafe {
+        command.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            rustix::thread::unshare_unsafe(UnshareFlags::NEWNS)?;
+            rustix::mount::mount(
+                c"proc",
+                c"/proc",
+                c"proc",
+                rustix::mount::MountFlags::NOSUID
+                    | rustix::mount::MountFlags::NODEV
+                    | rustix::mount::MountFlags::NOEXEC,
+                None,
+            )?;
+            Ok(())
+        });
+    }
+    match command.status() {
+        Ok(status) => {
+            let code = status.code().unwrap_or_else(|| {
+                128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(9)
+            });
+            ExitCode::from(u8::try_from(code).unwrap_or(255))
+        }
+        Err(e) => {
+            eprintln!("cannot start {}: {e}", program.to_string_lossy());
+            ExitCode::from(125)
+        }
+    }
 }

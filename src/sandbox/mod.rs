@@ -603,7 +603,17 @@ pub fn helper_main() -> Option<ExitCode> {
     if args.next().as_deref() != Some(OsStr::new(HELPER_ARG)) {
         return None;
     }
-    Some(helper::main())
+    let rest: Vec<std::ffi::OsString> = args.collect();
+    Some(match rest.split_first() {
+        None => helper::main(),
+        Some((mode, runc)) if mode.as_os_str() == OsStr::new(helper::PID1_ARG) => {
+            helper::pid1(runc)
+        }
+        Some((mode, _)) => {
+            eprintln!("cog sandbox: unknown mode {}", mode.to_string_lossy());
+            ExitCode::from(2)
+        }
+    })
 }
 
 #[cfg(test)]

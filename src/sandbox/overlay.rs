@@ -39,7 +39,7 @@ pub(crate) fn mount_overlay(
     }
     // No redirects, no metacopy, no index: the upper directory then holds every change as
     // whole files, whiteouts and opaque directories, which is what a layer records.
-    options.push_str(",index=off,metacopy=off,redirect_dir=off");
+    options.push_str(",index=off,metacopy=off,redirect_dir=nofollow");
     if userxattr {
         options.push_str(",userxattr");
     }
