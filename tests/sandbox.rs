@@ -8,7 +8,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::fmt::Write as _;
+use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -134,23 +135,26 @@ fn base(store: &BlobStore, marker: &str) -> LayerInfo {
     writer.finish().unwrap()
 }
 
-/// Runs `steps`; the output lines by step, and the outcomes.
-fn run(
-    store: &BlobStore,
-    lower: &[LayerInfo],
-    steps: &[RunStep],
-    secrets: &[Secret],
-    options: &SandboxOptions,
-) -> (
+/// What [`run`] saw: the result, the output lines by step, the steps that ran.
+type Ran = (
     Result<Vec<StepOutcome>, SandboxError>,
     Vec<(usize, String)>,
     Vec<usize>,
-) {
+);
+
+/// Runs `steps` over `base`.
+fn run(
+    store: &BlobStore,
+    base: &LayerInfo,
+    steps: &[RunStep],
+    secrets: &[Secret],
+    options: &SandboxOptions,
+) -> Ran {
     let mut lines = Vec::new();
     let mut started = Vec::new();
     let result = sandbox::run_steps(
         store,
-        lower,
+        std::slice::from_ref(base),
         steps,
         secrets,
         options,
@@ -213,7 +217,7 @@ fn listing(store: &BlobStore, layer: &LayerInfo) -> Vec<String> {
                 header.mtime().unwrap(),
             );
             if let Some(link) = entry.link_name().unwrap() {
-                line.push_str(&format!(" -> {}", link.display()));
+                let _ = write!(line, " -> {}", link.display());
             }
             let xattrs: Vec<String> = entry
                 .pax_extensions()
@@ -229,10 +233,10 @@ fn listing(store: &BlobStore, layer: &LayerInfo) -> Vec<String> {
             let mut content = Vec::new();
             entry.read_to_end(&mut content).unwrap();
             if !content.is_empty() {
-                line.push_str(&format!(" {:?}", String::from_utf8_lossy(&content)));
+                let _ = write!(line, " {:?}", String::from_utf8_lossy(&content));
             }
             if !xattrs.is_empty() {
-                line.push_str(&format!(" [{}]", xattrs.join(",")));
+                let _ = write!(line, " [{}]", xattrs.join(","));
             }
             line
         })
@@ -287,7 +291,7 @@ fn a_step_captures_every_kind_of_change_reproducibly_and_is_cached() {
     let options = options();
     let steps = [RunStep::new(EVERYTHING)];
 
-    let (result, lines, started) = run(&store, &[base.clone()], &steps, &[], &options);
+    let (result, lines, started) = run(&store, &base, &steps, &[], &options);
     let first = result.unwrap();
     assert_eq!(started, [0]);
     assert!(lines.contains(&(0, "done".to_string())), "{lines:?}");
@@ -295,7 +299,7 @@ fn a_step_captures_every_kind_of_change_reproducibly_and_is_cached() {
     assert_eq!(listing(&store, &first[0].layer), everything_listing());
 
     // Cached: nothing runs.
-    let (result, lines, started) = run(&store, &[base.clone()], &steps, &[], &options);
+    let (result, lines, started) = run(&store, &base, &steps, &[], &options);
     let cached = result.unwrap();
     assert!(cached[0].cached && started.is_empty() && lines.is_empty());
     assert_eq!(cached[0].layer, first[0].layer);
@@ -305,7 +309,7 @@ fn a_step_captures_every_kind_of_change_reproducibly_and_is_cached() {
         no_cache: true,
         ..options.clone()
     };
-    let (result, _, started) = run(&store, &[base.clone()], &steps, &[], &no_cache);
+    let (result, _, started) = run(&store, &base, &steps, &[], &no_cache);
     let again = result.unwrap();
     assert_eq!(started, [0]);
     assert!(!again[0].cached);
@@ -316,7 +320,7 @@ fn a_step_captures_every_kind_of_change_reproducibly_and_is_cached() {
     let other_store = store_in(other.path());
     let other_base = base_layer_in(&other_store);
     assert_eq!(other_base, base);
-    let (result, _, _) = run(&other_store, &[other_base], &steps, &[], &options);
+    let (result, _, _) = run(&other_store, &other_base, &steps, &[], &options);
     assert_eq!(result.unwrap()[0].layer, first[0].layer);
 }
 
@@ -340,7 +344,7 @@ fn steps_see_the_ones_before_and_a_changed_layer_below_reruns_all_above() {
             )
         },
     ];
-    let (result, _, _) = run(&store, &[one.clone()], &steps, &[], &options);
+    let (result, _, _) = run(&store, &one, &steps, &[], &options);
     let first = result.unwrap();
     let second = listing(&store, &first[1].layer);
     assert_eq!(
@@ -350,14 +354,14 @@ fn steps_see_the_ones_before_and_a_changed_layer_below_reruns_all_above() {
         )]
     );
 
-    let (result, _, started) = run(&store, &[two.clone()], &steps, &[], &options);
+    let (result, _, started) = run(&store, &two, &steps, &[], &options);
     let rebuilt = result.unwrap();
     assert_eq!(started, [0, 1], "both steps run again over another base");
     assert_ne!(rebuilt[1].key, first[1].key);
     assert!(listing(&store, &rebuilt[1].layer)[0].contains("hello two"));
 
     // The first base again: both from the cache.
-    let (result, _, started) = run(&store, &[one], &steps, &[], &options);
+    let (result, _, started) = run(&store, &one, &steps, &[], &options);
     assert!(started.is_empty());
     let layers =
         |outcomes: &[StepOutcome]| outcomes.iter().map(|o| o.layer.clone()).collect::<Vec<_>>();
@@ -381,7 +385,7 @@ fn a_failing_command_reports_its_exit_code_and_tail_and_keeps_nothing() {
                    i=0; while [ $i -lt 25 ]; do echo line $i; i=$((i+1)); done; echo oops; exit 3";
     let steps = [RunStep::new(command)];
     for _ in 0..2 {
-        let (result, lines, started) = run(&store, &[base.clone()], &steps, &[], &options);
+        let (result, lines, started) = run(&store, &base, &steps, &[], &options);
         assert_eq!(started, [0], "a failed step is never cached");
         let err = result.unwrap_err();
         let SandboxError::CommandFailed {
@@ -406,7 +410,7 @@ fn a_failing_command_reports_its_exit_code_and_tail_and_keeps_nothing() {
     // Fixed, it runs and is recorded.
     let (result, _, _) = run(
         &store,
-        &[base],
+        &base,
         &[RunStep::new("echo fixed > /fixed")],
         &[],
         &options,
@@ -450,7 +454,7 @@ fn secrets_are_mounted_while_their_step_runs_and_never_stored() {
              (echo written > /run/secrets/token) 2>/dev/null && echo WRITABLE; true",
         )
     }];
-    let (result, lines, _) = run(&store, &[base.clone()], &steps, &secrets, &options);
+    let (result, lines, _) = run(&store, &base, &steps, &secrets, &options);
     let outcome = result.unwrap();
     assert!(
         !lines.iter().any(|(_, l)| l.contains("WRITABLE")),
@@ -496,7 +500,7 @@ fn secrets_are_mounted_while_their_step_runs_and_never_stored() {
         }],
         ..RunStep::new("true")
     }];
-    let (result, _, started) = run(&store, &[base], &unknown, &secrets, &options);
+    let (result, _, started) = run(&store, &base, &unknown, &secrets, &options);
     let err = result.unwrap_err().to_string();
     assert!(err.contains("\"missing\"") && started.is_empty(), "{err}");
 }
@@ -523,7 +527,7 @@ fn commands_reach_the_network() {
     let steps = [RunStep::new(format!(
         "wget -q -O /fetched http://127.0.0.1:{port}/hello"
     ))];
-    let (result, lines, _) = run(&store, &[base], &steps, &[], &options());
+    let (result, lines, _) = run(&store, &base, &steps, &[], &options());
     let outcome = result.unwrap_or_else(|e| panic!("{e}: {lines:?}"));
     server.join().unwrap();
     assert_eq!(
@@ -556,7 +560,7 @@ fn unrunnable_platforms_and_oversized_layers_are_clear_errors() {
         .expect("an architecture without an emulator");
     let mut options = options();
     options.platform = format!("linux/{foreign}").parse().unwrap();
-    let (result, _, started) = run(&store, &[base.clone()], &steps, &[], &options);
+    let (result, _, started) = run(&store, &base, &steps, &[], &options);
     let err = result.unwrap_err().to_string();
     assert!(
         err.contains(&format!("linux/{foreign}")) && err.contains("emulator"),
@@ -567,7 +571,7 @@ fn unrunnable_platforms_and_oversized_layers_are_clear_errors() {
     // The size cap on unpacking names the layer.
     let mut options = self::options();
     options.max_unpacked_bytes = 1000;
-    let (result, _, _) = run(&store, &[base.clone()], &steps, &[], &options);
+    let (result, _, _) = run(&store, &base, &steps, &[], &options);
     let err = result.unwrap_err();
     let source = std::error::Error::source(&err)
         .map(ToString::to_string)
@@ -583,122 +587,103 @@ fn unrunnable_platforms_and_oversized_layers_are_clear_errors() {
         blobs_before
     );
     // Nothing half-unpacked is kept: the next run unpacks and runs.
-    let (result, _, _) = run(&store, &[base], &steps, &[], &self::options());
+    let (result, _, _) = run(&store, &base, &steps, &[], &self::options());
     result.unwrap();
 }
 
-/// Run as another user by `rootless_runs_as_an_unprivileged_user_with_the_same_digests`.
+/// Runs in a process of its own, started by the tests below (`COG_SANDBOX_WORKER` says what to
+/// do; `COG_SANDBOX_WORKER_DIR` is where), possibly as another user.
 #[test]
-#[ignore = "run by the rootless test, as an unprivileged user"]
-fn rootless_worker() {
-    let Some(dir) = std::env::var_os("COG_SANDBOX_WORKER_DIR") else {
+#[ignore = "run by other tests, in a process of its own"]
+fn worker() {
+    let (Some(mode), Some(dir)) = (
+        std::env::var("COG_SANDBOX_WORKER").ok(),
+        std::env::var_os("COG_SANDBOX_WORKER_DIR"),
+    ) else {
         return;
     };
     let dir = PathBuf::from(dir);
     let store = store_in(&dir);
     let base = base(&store, "one");
-    let mut options = options();
-    options.helper = PathBuf::from(std::env::var_os("COG_SANDBOX_WORKER_HELPER").unwrap());
-    let (result, lines, _) = run(&store, &[base], &[RunStep::new(EVERYTHING)], &[], &options);
-    let outcome =
-        result.unwrap_or_else(|e| panic!("{e}: {:?}; {lines:?}", std::error::Error::source(&e)));
-    std::fs::write(
-        dir.join("result.json"),
-        serde_json::to_string(&outcome[0].layer).unwrap(),
-    )
-    .unwrap();
-    // The second run comes from the cache.
-    let (result, _, started) = run(
-        &store,
-        &[base_layer_in(&store)],
-        &[RunStep::new(EVERYTHING)],
-        &[],
-        &options,
-    );
-    assert!(result.unwrap()[0].cached && started.is_empty());
-}
-
-/// A user made for the test (as root), removed with its subordinate ids afterwards.
-struct TestUser {
-    name: String,
-}
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel")
-            .args(["--remove", &self.name])
-            .status();
-    }
-}
-
-#[test]
-fn rootless_runs_as_an_unprivileged_user_with_the_same_digests() {
-    common::require_tool("newuidmap", "uidmap");
-    let tmp = tempfile::tempdir().unwrap();
-    let store = store_in(tmp.path());
-    let base = base(&store, "one");
-    let (result, _, _) = run(
-        &store,
-        &[base],
-        &[RunStep::new(EVERYTHING)],
-        &[],
-        &options(),
-    );
-    let as_root = result.unwrap();
-
-    let work = tempfile::Builder::new()
-        .prefix("cog-rootless-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(
-        work.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    let test_exe = std::env::current_exe().unwrap();
-    let mut command;
-    let _user;
-    if rustix::process::geteuid().is_root() {
-        let name = format!("cogsbx{}", std::process::id() % 100_000);
-        common::run("useradd", &["--create-home", "--shell", "/bin/sh", &name]);
-        _user = TestUser { name: name.clone() };
-        let has_ids = |file: &str| {
-            std::fs::read_to_string(file)
-                .unwrap_or_default()
-                .lines()
-                .any(|l| l.starts_with(&format!("{name}:")))
-        };
-        if !has_ids("/etc/subuid") || !has_ids("/etc/subgid") {
-            common::run(
-                "usermod",
-                &[
-                    "--add-subuids",
-                    "300000-365535",
-                    "--add-subgids",
-                    "300000-365535",
-                    &name,
-                ],
-            );
+    let options = options();
+    let report = |text: String| std::fs::write(dir.join("result.txt"), text).unwrap();
+    match mode.as_str() {
+        "rootless" => {
+            let steps = [RunStep::new(EVERYTHING)];
+            let (result, lines, _) = run(&store, &base, &steps, &[], &options);
+            let outcome = result.unwrap_or_else(|e| {
+                panic!("{e}: {:?}; {lines:?}", std::error::Error::source(&e))
+            });
+            // Again: from the cache.
+            let (result, _, started) = run(&store, &base, &steps, &[], &options);
+            assert!(result.unwrap()[0].cached && started.is_empty());
+            // What the sandbox unpacked belongs to subordinate ids: only it can remove that.
+            assert!(store.root().join("sandbox/snapshots").is_dir());
+            sandbox::remove_unpacked(&store, &options).unwrap();
+            std::fs::remove_dir_all(store.root()).unwrap();
+            report(serde_json::to_string(&outcome[0].layer).unwrap());
         }
-        command = Command::new("setpriv");
-        command
-            .args(["--reuid", &name, "--regid", &name, "--init-groups", "--"])
-            .arg(&test_exe)
-            .env("HOME", format!("/home/{name}"));
-    } else {
-        command = Command::new(&test_exe);
+        "no-subordinate-ids" => {
+            let (result, _, started) = run(&store, &base, &[RunStep::new("true")], &[], &options);
+            assert!(started.is_empty());
+            report(result.unwrap_err().to_string());
+        }
+        "interrupt" => {
+            let (sender, receiver) = std::sync::mpsc::channel();
+            let runner = std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                let result = sandbox::run_steps(
+                    &store,
+                    &[base],
+                    &[RunStep::new("echo started; sleep 6161")],
+                    &[],
+                    &options,
+                    &mut |event| {
+                        if let Event::Output { line, .. } = event {
+                            let _ = sender.send(line.to_string());
+                        }
+                    },
+                );
+                (result, started.elapsed())
+            });
+            let line = receiver
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap();
+            assert_eq!(line, "started");
+            sandbox::interrupt_all();
+            let (result, elapsed) = runner.join().unwrap();
+            assert!(elapsed.as_secs() < 30, "{elapsed:?}");
+            report(result.unwrap_err().to_string());
+        }
+        other => panic!("unknown worker mode {other}"),
     }
+}
+
+/// Runs [`worker`] in `mode` in a new process (as `user` when given); its report.
+fn run_worker(mode: &str, dir: &Path, user: Option<&str>) -> String {
+    let test_exe = std::env::current_exe().unwrap();
+    let mut command = match user {
+        Some(name) => {
+            let mut command = Command::new("setpriv");
+            command
+                .args(["--reuid", name, "--regid", name, "--init-groups", "--"])
+                .arg(&test_exe)
+                .env("HOME", format!("/home/{name}"));
+            command
+        }
+        None => Command::new(&test_exe),
+    };
     let output = command
-        .args(["rootless_worker", "--exact", "--ignored", "--nocapture"])
-        .env("COG_SANDBOX_WORKER_DIR", work.path())
-        .env("COG_SANDBOX_WORKER_HELPER", env!("CARGO_BIN_EXE_cog"))
+        .args(["worker", "--exact", "--ignored", "--nocapture"])
+        .env("COG_SANDBOX_WORKER", mode)
+        .env("COG_SANDBOX_WORKER_DIR", dir)
         .env_remove("XDG_RUNTIME_DIR")
         .env_remove("COG_CACHE_DIR")
         .output()
         .unwrap();
-    let result = std::fs::read_to_string(work.path().join("result.json")).unwrap_or_else(|_| {
+    let report = std::fs::read_to_string(dir.join("result.txt")).unwrap_or_else(|_| {
         panic!(
-            "the rootless run failed:\n{}\n{}",
+            "the worker ({mode}) failed:\n{}\n{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         )
@@ -708,11 +693,118 @@ fn rootless_runs_as_an_unprivileged_user_with_the_same_digests() {
         "{}",
         String::from_utf8_lossy(&output.stdout)
     );
-    let rootless: LayerInfo = serde_json::from_str(&result).unwrap();
-    assert_eq!(
-        rootless, as_root[0].layer,
-        "root and rootless write the same layer"
+    report
+}
+
+/// A user made for a test (the test runs as root), removed with its subordinate ids after.
+struct TestUser {
+    name: String,
+}
+
+impl TestUser {
+    /// A new user, with subordinate ids or without.
+    fn new(tag: &str, subordinate_ids: bool) -> TestUser {
+        let name = format!("cogsbx{tag}{}", std::process::id() % 100_000);
+        let mut args = vec!["--create-home", "--shell", "/bin/sh"];
+        if !subordinate_ids {
+            args.extend(["-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0"]);
+        }
+        args.push(&name);
+        common::run("useradd", &args);
+        let user = TestUser { name };
+        let listed = |file: &str| {
+            std::fs::read_to_string(file)
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.starts_with(&format!("{}:", user.name)))
+        };
+        if subordinate_ids && !(listed("/etc/subuid") && listed("/etc/subgid")) {
+            common::run(
+                "usermod",
+                &["--add-subuids", "300000-365535", "--add-subgids", "300000-365535", &user.name],
+            );
+        }
+        assert_eq!(listed("/etc/subuid"), subordinate_ids);
+        user
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel")
+            .args(["--remove", &self.name])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// A directory any user may write in, removed (by root) afterwards.
+fn shared_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("cog-sandbox-").tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .unwrap();
+    dir
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+#[test]
+fn rootless_runs_as_an_unprivileged_user_with_the_same_digests() {
+    common::require_tool("newuidmap", "uidmap");
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_in(tmp.path());
+    let base = base(&store, "one");
+    let (result, _, _) = run(&store, &base, &[RunStep::new(EVERYTHING)], &[], &options());
+    let as_root = result.unwrap();
+
+    let work = shared_dir();
+    let user = is_root().then(|| TestUser::new("u", true));
+    let report = run_worker("rootless", work.path(), user.as_ref().map(|u| u.name.as_str()));
+    let rootless: LayerInfo = serde_json::from_str(&report).unwrap();
+    assert_eq!(rootless, as_root[0].layer, "root and rootless write the same layer");
+}
+
+#[test]
+fn a_user_without_subordinate_ids_is_told_what_is_missing() {
+    if !is_root() {
+        eprintln!("skipped: making a user without subordinate ids needs root");
+        return;
+    }
+    let work = shared_dir();
+    let user = TestUser::new("n", false);
+    let report = run_worker("no-subordinate-ids", work.path(), Some(&user.name));
+    assert!(
+        report.contains("/etc/subuid")
+            && report.contains(&user.name)
+            && report.contains("usermod --add-subuids"),
+        "{report}"
     );
-    // What the user's sandbox unpacked is theirs; root removes it here.
-    drop(work);
+}
+
+#[test]
+fn an_interrupted_step_stops_at_once_and_the_next_run_cleans_up() {
+    let work = shared_dir();
+    let report = run_worker("interrupt", work.path(), None);
+    assert!(report.contains("ended without an answer"), "{report}");
+    // The command died with its sandbox.
+    let alive = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+            std::fs::read(entry.path().join("cmdline"))
+                .is_ok_and(|cmdline| cmdline == b"sleep\x006161\x00")
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while alive() {
+        assert!(std::time::Instant::now() < deadline, "`sleep 6161` outlived its sandbox");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Its work directory stays until the next run sweeps it.
+    let store = store_in(work.path());
+    let runs = store.root().join("sandbox/runs");
+    assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 1);
+    let base = base(&store, "one");
+    let (result, _, _) = run(&store, &base, &[RunStep::new("true")], &[], &options());
+    result.unwrap();
 }

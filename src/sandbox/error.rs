@@ -104,6 +104,8 @@ pub enum SandboxError {
     },
     #[error("the layer cache")]
     Store(#[source] layers::Error),
+    #[error("removing the unpacked layers")]
+    Cleanup(#[source] StepError),
 }
 
 fn tail_text(lines: &[String]) -> String {

@@ -42,7 +42,7 @@ impl Attrs {
 fn timestamps(mtime: (i64, u32)) -> Timestamps {
     let spec = Timespec {
         tv_sec: mtime.0,
-        tv_nsec: i64::from(mtime.1).into(),
+        tv_nsec: i64::from(mtime.1),
     };
     Timestamps {
         last_access: spec,

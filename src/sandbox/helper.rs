@@ -34,12 +34,25 @@ pub(crate) struct Lower {
     pub chain: Digest,
 }
 
-/// What the sandbox process is asked to do.
+/// What the sandbox process is asked to do, and as whom.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Request {
     pub store: PathBuf,
     pub fsync: bool,
     pub privilege: Privilege,
+    pub job: Job,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Job {
+    Step(StepJob),
+    /// Remove what builds unpacked (`<cache>/sandbox`).
+    RemoveUnpacked,
+}
+
+/// One build step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StepJob {
     pub lower: Vec<Lower>,
     pub command: String,
     pub env: Vec<(String, String)>,
@@ -72,6 +85,8 @@ pub(crate) enum Message {
     RuntimeFailed {
         exit_code: i32,
     },
+    /// What builds unpacked is removed.
+    Removed,
     Failed(StepError),
 }
 
@@ -134,6 +149,23 @@ fn enter_namespaces(request: &Request, input: &mut impl BufRead) -> Result<(), S
 }
 
 fn run(request: &Request) -> Result<Message, StepError> {
+    match &request.job {
+        Job::Step(step) => run_step(request, step),
+        Job::RemoveUnpacked => {
+            let base = request.store.join("sandbox");
+            overlay::sweep(&base.join("runs"));
+            let snapshots = base.join("snapshots");
+            match fs_err::remove_dir_all(&snapshots) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    Err(StepError::system("removing the unpacked layers", &e))
+                }
+                _ => Ok(Message::Removed),
+            }
+        }
+    }
+}
+
+fn run_step(request: &Request, step: &StepJob) -> Result<Message, StepError> {
     let store = BlobStore::open(&request.store)
         .map_err(|e| StepError::System {
             action: "opening the blob store".into(),
@@ -163,11 +195,11 @@ fn run(request: &Request) -> Result<Message, StepError> {
     // The layers below, each unpacked once into the cache (by chain id).
     fs_err::create_dir(run.path.join("l")).map_err(system("the layer links"))?;
     let mut budget = Budget {
-        limit: request.max_unpacked_bytes,
+        limit: step.max_unpacked_bytes,
         used: 0,
     };
     let mut lowers: Vec<String> = Vec::new();
-    for (index, layer) in request.lower.iter().enumerate() {
+    for (index, layer) in step.lower.iter().enumerate() {
         let snapshot = snapshots.join(layer.chain.hex());
         if !snapshot.is_dir() {
             let partial = run.path.join(format!("unpack-{index}"));
@@ -209,7 +241,7 @@ fn run(request: &Request) -> Result<Message, StepError> {
             source: path.to_string(),
             target: path.to_string(),
         })
-        .chain(request.mounts.iter().cloned())
+        .chain(step.mounts.iter().cloned())
         .collect();
     let mut points: Vec<MountPoint> = ["/proc", "/dev", "/sys"]
         .into_iter()
@@ -219,7 +251,7 @@ fn run(request: &Request) -> Result<Message, StepError> {
         })
         .collect();
     points.push(MountPoint {
-        target: request.workdir.clone(),
+        target: step.workdir.clone(),
         kind: PointKind::Dir,
     });
     points.extend(host_files.iter().map(|m| MountPoint {
@@ -255,10 +287,10 @@ fn run(request: &Request) -> Result<Message, StepError> {
         userxattr,
     )?;
     let config = bundle::config(&BundleSpec {
-        command: &request.command,
-        env: &request.env,
-        workdir: &request.workdir,
-        network: request.network,
+        command: &step.command,
+        env: &step.env,
+        workdir: &step.workdir,
+        network: step.network,
         mounts: &host_files,
         nofile: bundle::nofile_limit(),
     });
@@ -270,7 +302,7 @@ fn run(request: &Request) -> Result<Message, StepError> {
         .map_err(system("writing config.json"))?;
 
     // The command.
-    let status = runc(request, &run.path)?;
+    let status = runc(step, &run.path)?;
     drop(rootfs);
     let started = run.path.join("pid").exists();
     if !status.success() {
@@ -286,15 +318,15 @@ fn run(request: &Request) -> Result<Message, StepError> {
 
     // Its changes, as a layer.
     let options = LayerOptions {
-        compression: request.compression,
-        mtime: Some(request.epoch),
-        threads: request.threads,
+        compression: step.compression,
+        mtime: Some(step.epoch),
+        threads: step.threads,
     };
     let mut writer = LayerWriter::new(&store, &options).map_err(|e| StepError::System {
         action: "starting the layer".into(),
         reason: e.to_string(),
     })?;
-    let captured = capture::capture(&upper, &mut writer, request.epoch, space)?;
+    let captured = capture::capture(&upper, &mut writer, step.epoch, space)?;
     let layer = writer.finish().map_err(|e| StepError::System {
         action: "writing the layer".into(),
         reason: e.to_string(),
@@ -307,15 +339,16 @@ fn run(request: &Request) -> Result<Message, StepError> {
 
 /// The container's name: its work directory's (unique), so that runc's cgroups never clash.
 fn container_id(run: &Path) -> String {
-    run.file_name()
-        .map(|n| format!("cog-{}", n.to_string_lossy()))
-        .unwrap_or_else(|| "cog-step".to_string())
+    run.file_name().map_or_else(
+        || "cog-step".to_string(),
+        |n| format!("cog-{}", n.to_string_lossy()),
+    )
 }
 
 /// `runc run` in the foreground, its output on our stdout, as the first process of a pid
 /// namespace of its own (under [`pid1`]): it dies with us, and everything in that namespace (the
 /// command's processes) dies with it.
-fn runc(request: &Request, run: &Path) -> Result<std::process::ExitStatus, StepError> {
+fn runc(request: &StepJob, run: &Path) -> Result<std::process::ExitStatus, StepError> {
     let output = io::stdout()
         .as_fd()
         .try_clone_to_owned()

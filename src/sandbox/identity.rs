@@ -155,9 +155,9 @@ mod tests {
         let text = "alice:100000:65536\n# comment\n1001:200000:1000\nbob:300000:0\n";
         assert_eq!(
             subordinate_range(text, "alice", 1000),
-            Some((100000, 65536))
+            Some((100_000, 65536))
         );
-        assert_eq!(subordinate_range(text, "carol", 1001), Some((200000, 1000)));
+        assert_eq!(subordinate_range(text, "carol", 1001), Some((200_000, 1000)));
         assert_eq!(subordinate_range(text, "bob", 1002), None, "an empty range");
         assert_eq!(subordinate_range(text, "dave", 1003), None);
     }

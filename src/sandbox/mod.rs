@@ -52,7 +52,7 @@ use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -67,7 +67,7 @@ pub use platform::{BINFMT_DIR, host_platform};
 pub use secrets::{MAX_SECRET_BYTES, Secret, SecretSource, default_target};
 
 use crate::oci::Platform;
-use helper::{Lower, Message, Request};
+use helper::{Job, Lower, Message, Request, StepJob};
 
 /// The first argument that makes `cog` the sandbox process (see [`helper_main`]).
 pub const HELPER_ARG: &str = "__cog-sandbox";
@@ -367,20 +367,22 @@ fn run_one(
         store: store.root().to_path_buf(),
         fsync: store.fsyncs(),
         privilege,
-        lower,
-        command: step.command.clone(),
-        env: environment(step, options),
-        workdir: step.workdir.clone(),
-        network: step.network,
-        mounts: written.mounts.clone(),
-        runc,
-        compression: options.compression,
-        threads: options.threads,
-        epoch: options.source_date_epoch,
-        max_unpacked_bytes: options.max_unpacked_bytes,
+        job: Job::Step(StepJob {
+            lower,
+            command: step.command.clone(),
+            env: environment(step, options),
+            workdir: step.workdir.clone(),
+            network: step.network,
+            mounts: written.mounts.clone(),
+            runc,
+            compression: options.compression,
+            threads: options.threads,
+            epoch: options.source_date_epoch,
+            max_unpacked_bytes: options.max_unpacked_bytes,
+        }),
     };
     let mut tail = VecDeque::with_capacity(TAIL_LINES);
-    let answer = talk(&options.helper, &request, &mut |line| {
+    let answer = talk(&options.helper, &request, &step.command, &mut |line| {
         if tail.len() == TAIL_LINES {
             tail.pop_front();
         }
@@ -419,9 +421,34 @@ fn run_one(
             command: step.command.clone(),
             source,
         }),
-        Message::Ready => Err(SandboxError::HelperDied {
+        Message::Ready | Message::Removed => Err(SandboxError::HelperDied {
             program: options.helper.clone(),
-            status: "answered Ready twice".into(),
+            status: "answered out of turn".into(),
+            stderr: Vec::new(),
+        }),
+    }
+}
+
+/// Removes the layers that builds unpacked into `<cache>/sandbox` (they are unpacked again when
+/// needed). Without root, files there belong to the user's subordinate ids, which the user
+/// cannot delete directly: this removes them from inside the user namespace. Run it while no
+/// build uses this cache.
+pub fn remove_unpacked(store: &BlobStore, options: &SandboxOptions) -> Result<(), SandboxError> {
+    if !store.root().join("sandbox").exists() {
+        return Ok(());
+    }
+    let request = Request {
+        store: store.root().to_path_buf(),
+        fsync: store.fsyncs(),
+        privilege: Privilege::detect()?,
+        job: Job::RemoveUnpacked,
+    };
+    match talk(&options.helper, &request, "removing unpacked layers", &mut |_| {})? {
+        Message::Removed => Ok(()),
+        Message::Failed(source) => Err(SandboxError::Cleanup(source)),
+        _ => Err(SandboxError::HelperDied {
+            program: options.helper.clone(),
+            status: "answered out of turn".into(),
             stderr: Vec::new(),
         }),
     }
@@ -445,12 +472,13 @@ pub fn interrupt_all() {
 /// Starts the sandbox process, hands it `request`, passes each output line to `on_line`, and
 /// returns its answer.
 fn talk(
-    program: &PathBuf,
+    program: &Path,
     request: &Request,
+    what: &str,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<Message, SandboxError> {
     let spawn_error = |source| SandboxError::Spawn {
-        program: program.clone(),
+        program: program.to_path_buf(),
         source,
     };
     let mut command = Command::new(program);
@@ -479,34 +507,30 @@ fn talk(
     let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
     let mut diagnostics = Vec::new();
 
-    let mut handshake = || -> Result<(), SandboxError> {
+    // Without root: the sandbox answers Ready from its new user namespace, we write its maps.
+    let mut handshake = || -> Result<Option<Message>, SandboxError> {
         let mut text = serde_json::to_string(request).expect("requests serialize");
         text.push('\n');
         stdin.write_all(text.as_bytes()).map_err(spawn_error)?;
         if let Privilege::UserNamespace { uids, gids } = request.privilege {
             match read_message(&mut stderr, &mut diagnostics) {
                 Some(Message::Ready) => {}
-                Some(Message::Failed(source)) => {
-                    return Err(SandboxError::Step {
-                        step: 0,
-                        command: request.command.clone(),
-                        source,
-                    });
-                }
-                _ => return Err(died(program, "no answer", &diagnostics)),
+                Some(answer) => return Ok(Some(answer)),
+                None => return Err(died(program, "no answer", &diagnostics)),
             }
             identity::write_maps(pid, &uids, &gids)?;
             stdin.write_all(b"go\n").map_err(spawn_error)?;
         }
-        Ok(())
+        Ok(None)
     };
-    let result = handshake();
+    let early = handshake();
     drop(stdin);
-    if let Err(err) = result {
+    if !matches!(early, Ok(None)) {
         let _ = child.kill();
         let _ = child.wait();
         drop(reaped);
-        return Err(err);
+        tracing::debug!("the sandbox for {what} stopped early");
+        return early.map(|answer| answer.expect("an answer"));
     }
 
     // Answers on stderr, read on a thread while the output is read here.
@@ -537,10 +561,10 @@ impl Drop for Reaper {
     }
 }
 
-fn died(program: &PathBuf, status: &str, diagnostics: &[String]) -> SandboxError {
+fn died(program: &Path, status: &str, diagnostics: &[String]) -> SandboxError {
     let start = diagnostics.len().saturating_sub(TAIL_LINES);
     SandboxError::HelperDied {
-        program: program.clone(),
+        program: program.to_path_buf(),
         status: status.to_string(),
         stderr: diagnostics[start..].to_vec(),
     }

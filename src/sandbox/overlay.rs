@@ -35,7 +35,7 @@ pub(crate) fn mount_overlay(
 ) -> Result<Mounted, StepError> {
     let mut options = format!("lowerdir={}", lowers.join(":"));
     if let Some((upper, work)) = upper {
-        options.push_str(&format!(",upperdir={upper},workdir={work}"));
+        options = format!("{options},upperdir={upper},workdir={work}");
     }
     // No redirects, no metacopy, no index: the upper directory then holds every change as
     // whole files, whiteouts and opaque directories, which is what a layer records.

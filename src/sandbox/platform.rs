@@ -18,7 +18,7 @@ pub fn host_platform() -> Platform {
 /// [`BINFMT_DIR`] but for tests.
 pub(crate) fn check_runnable(platform: &Platform, binfmt_dir: &Path) -> Result<(), String> {
     if platform.os != "linux" {
-        return Err(format!("{} is not a Linux platform", platform));
+        return Err(format!("{platform} is not a Linux platform"));
     }
     let host = host_platform();
     if platform.architecture == host.architecture
