@@ -611,9 +611,8 @@ fn worker() {
         "rootless" => {
             let steps = [RunStep::new(EVERYTHING)];
             let (result, lines, _) = run(&store, &base, &steps, &[], &options);
-            let outcome = result.unwrap_or_else(|e| {
-                panic!("{e}: {:?}; {lines:?}", std::error::Error::source(&e))
-            });
+            let outcome = result
+                .unwrap_or_else(|e| panic!("{e}: {:?}; {lines:?}", std::error::Error::source(&e)));
             // Again: from the cache.
             let (result, _, started) = run(&store, &base, &steps, &[], &options);
             assert!(result.unwrap()[0].cached && started.is_empty());
@@ -721,7 +720,13 @@ impl TestUser {
         if subordinate_ids && !(listed("/etc/subuid") && listed("/etc/subgid")) {
             common::run(
                 "usermod",
-                &["--add-subuids", "300000-365535", "--add-subgids", "300000-365535", &user.name],
+                &[
+                    "--add-subuids",
+                    "300000-365535",
+                    "--add-subgids",
+                    "300000-365535",
+                    &user.name,
+                ],
             );
         }
         assert_eq!(listed("/etc/subuid"), subordinate_ids);
@@ -740,9 +745,15 @@ impl Drop for TestUser {
 
 /// A directory any user may write in, removed (by root) afterwards.
 fn shared_dir() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new().prefix("cog-sandbox-").tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777))
+    let dir = tempfile::Builder::new()
+        .prefix("cog-sandbox-")
+        .tempdir()
         .unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     dir
 }
 
@@ -761,9 +772,16 @@ fn rootless_runs_as_an_unprivileged_user_with_the_same_digests() {
 
     let work = shared_dir();
     let user = is_root().then(|| TestUser::new("u", true));
-    let report = run_worker("rootless", work.path(), user.as_ref().map(|u| u.name.as_str()));
+    let report = run_worker(
+        "rootless",
+        work.path(),
+        user.as_ref().map(|u| u.name.as_str()),
+    );
     let rootless: LayerInfo = serde_json::from_str(&report).unwrap();
-    assert_eq!(rootless, as_root[0].layer, "root and rootless write the same layer");
+    assert_eq!(
+        rootless, as_root[0].layer,
+        "root and rootless write the same layer"
+    );
 }
 
 #[test]
@@ -797,14 +815,25 @@ fn an_interrupted_step_stops_at_once_and_the_next_run_cleans_up() {
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while alive() {
-        assert!(std::time::Instant::now() < deadline, "`sleep 6161` outlived its sandbox");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`sleep 6161` outlived its sandbox"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     // Its work directory stays until the next run sweeps it.
     let store = store_in(work.path());
     let runs = store.root().join("sandbox/runs");
-    assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 1);
+    let left: Vec<_> = std::fs::read_dir(&runs).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1);
+    let container = format!("cog-{}", left[0].file_name().to_string_lossy());
     let base = base(&store, "one");
     let (result, _, _) = run(&store, &base, &[RunStep::new("true")], &[], &options());
     result.unwrap();
+    // So are the cgroups runc made for it (as root).
+    let cgroups = common::run(
+        "find",
+        &["/sys/fs/cgroup", "-maxdepth", "4", "-name", &container],
+    );
+    assert_eq!(cgroups.trim(), "", "cgroups left behind");
 }

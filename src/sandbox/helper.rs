@@ -153,7 +153,8 @@ fn run(request: &Request) -> Result<Message, StepError> {
         Job::Step(step) => run_step(request, step),
         Job::RemoveUnpacked => {
             let base = request.store.join("sandbox");
-            overlay::sweep(&base.join("runs"));
+            let runc = crate::runtime::find_program("runc");
+            overlay::sweep(&base.join("runs"), runc.as_deref());
             let snapshots = base.join("snapshots");
             match fs_err::remove_dir_all(&snapshots) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
@@ -183,7 +184,7 @@ fn run_step(request: &Request, step: &StepJob) -> Result<Message, StepError> {
     for dir in [&snapshots, &runs] {
         fs_err::create_dir_all(dir).map_err(|e| StepError::system("the sandbox cache", &e))?;
     }
-    overlay::sweep(&runs);
+    overlay::sweep(&runs, Some(&step.runc));
     let run = RunDir::create(&runs)?;
     std::env::set_current_dir(&run.path)
         .map_err(|e| StepError::system(format!("entering {}", run.path.display()), &e))?;

@@ -157,7 +157,10 @@ mod tests {
             subordinate_range(text, "alice", 1000),
             Some((100_000, 65536))
         );
-        assert_eq!(subordinate_range(text, "carol", 1001), Some((200_000, 1000)));
+        assert_eq!(
+            subordinate_range(text, "carol", 1001),
+            Some((200_000, 1000))
+        );
         assert_eq!(subordinate_range(text, "bob", 1002), None, "an empty range");
         assert_eq!(subordinate_range(text, "dave", 1003), None);
     }

@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 
 use layers::{BlobStore, Compression, LayerInfo};
 
-pub use bundle::{CAPABILITIES, HOSTNAME};
+pub use bundle::{CAPABILITIES, HOSTNAME, nofile_limit};
 pub use error::{RootlessError, SandboxError, StepError};
 pub use identity::{IdMap, Privilege};
 pub use key::{SANDBOX_VERSION, chain_id, step_key};
@@ -443,7 +443,12 @@ pub fn remove_unpacked(store: &BlobStore, options: &SandboxOptions) -> Result<()
         privilege: Privilege::detect()?,
         job: Job::RemoveUnpacked,
     };
-    match talk(&options.helper, &request, "removing unpacked layers", &mut |_| {})? {
+    match talk(
+        &options.helper,
+        &request,
+        "removing unpacked layers",
+        &mut |_| {},
+    )? {
         Message::Removed => Ok(()),
         Message::Failed(source) => Err(SandboxError::Cleanup(source)),
         _ => Err(SandboxError::HelperDied {

@@ -146,8 +146,9 @@ impl Drop for RunDir {
 }
 
 /// Removes the work directories of processes that are gone (their lock is free), and
-/// half-made ones older than an hour.
-pub(crate) fn sweep(runs: &Path) {
+/// half-made ones older than an hour. A killed process's container is deleted with `runc`
+/// first, which removes the cgroups runc made for it.
+pub(crate) fn sweep(runs: &Path, runc: Option<&Path>) {
     let Ok(entries) = fs_err::read_dir(runs) else {
         return;
     };
@@ -168,6 +169,19 @@ pub(crate) fn sweep(runs: &Path) {
         };
         if stale {
             tracing::debug!("removing the stale work directory {}", path.display());
+            let state = path.join("state");
+            if let (Some(runc), Ok(containers)) = (runc, fs_err::read_dir(&state)) {
+                for container in containers.flatten() {
+                    let _ = std::process::Command::new(runc)
+                        .arg("--root")
+                        .arg(&state)
+                        .args(["delete", "--force"])
+                        .arg(container.file_name())
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .status();
+                }
+            }
             let _ = fs_err::remove_dir_all(&path);
         }
     }
@@ -187,7 +201,7 @@ mod tests {
         fs_err::write(dead.join("lock"), "").unwrap();
         let fresh = tmp.path().join(".new-run-3-4");
         fs_err::create_dir_all(&fresh).unwrap();
-        sweep(tmp.path());
+        sweep(tmp.path(), None);
         assert!(live.path.is_dir(), "locked: in use");
         assert!(!dead.exists(), "unlocked: its process is gone");
         assert!(
