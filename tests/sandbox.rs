@@ -336,7 +336,10 @@ fn steps_see_the_ones_before_and_a_changed_layer_below_reruns_all_above() {
     let two = base(&store, "two");
     let options = options();
     let steps = [
-        RunStep::new("cat /etc/marker > /copied"),
+        RunStep {
+            workdir: "/work/dir".into(),
+            ..RunStep::new("cat /etc/marker > /copied; pwd > /pwd")
+        },
         RunStep {
             env: vec![("GREETING".into(), "hello".into())],
             ..RunStep::new(
@@ -346,6 +349,14 @@ fn steps_see_the_ones_before_and_a_changed_layer_below_reruns_all_above() {
     ];
     let (result, _, _) = run(&store, &one, &steps, &[], &options);
     let first = result.unwrap();
+    assert_eq!(
+        listing(&store, &first[0].layer),
+        [
+            format!("copied 0 644 0:0 {EPOCH} \"one\""),
+            format!("pwd 0 644 0:0 {EPOCH} \"/work/dir\\n\""),
+        ],
+        "the working directory is made for the run, not kept"
+    );
     let second = listing(&store, &first[1].layer);
     assert_eq!(
         second,
@@ -524,15 +535,27 @@ fn commands_reach_the_network() {
     let tmp = tempfile::tempdir().unwrap();
     let store = store_in(tmp.path());
     let base = base(&store, "one");
-    let steps = [RunStep::new(format!(
-        "wget -q -O /fetched http://127.0.0.1:{port}/hello"
-    ))];
+    let url = format!("http://127.0.0.1:{port}/hello");
+    let steps = [
+        RunStep::new(format!("wget -q -O /fetched {url}")),
+        RunStep {
+            network: false,
+            ..RunStep::new(format!(
+                "wget -q -T 2 -O /again {url} || echo no network > /offline"
+            ))
+        },
+    ];
     let (result, lines, _) = run(&store, &base, &steps, &[], &options());
     let outcome = result.unwrap_or_else(|e| panic!("{e}: {lines:?}"));
     server.join().unwrap();
     assert_eq!(
         listing(&store, &outcome[0].layer),
         [format!("fetched 0 644 0:0 {EPOCH} \"from the host\"")]
+    );
+    assert_eq!(
+        listing(&store, &outcome[1].layer),
+        [format!("offline 0 644 0:0 {EPOCH} \"no network\\n\"")],
+        "a step without network has a loopback only"
     );
 }
 

@@ -233,7 +233,7 @@ pub fn run_steps(
             continue;
         }
         if ready.is_none() {
-            ready = Some(preflight(options)?);
+            ready = Some(check_host(options)?);
         }
         let (privilege, runc) = ready.clone().expect("set above");
         on_event(Event::Started {
@@ -262,9 +262,10 @@ pub fn run_steps(
     Ok(outcomes)
 }
 
-/// What running a step needs of this machine: the platform runnable, runc, root or a user
-/// namespace.
-fn preflight(options: &SandboxOptions) -> Result<(Privilege, PathBuf), SandboxError> {
+/// Whether this machine can run steps for `options` (the platform runnable here, runc, root or
+/// a user namespace), and how: for `cog doctor`, or to fail before a long build. `run_steps`
+/// checks this itself before the first step it has to run.
+pub fn check_host(options: &SandboxOptions) -> Result<(Privilege, PathBuf), SandboxError> {
     platform::check_runnable(&options.platform, std::path::Path::new(BINFMT_DIR)).map_err(
         |reason| SandboxError::ForeignPlatform {
             platform: options.platform.to_string(),
@@ -364,7 +365,7 @@ fn run_one(
         });
     }
     let request = Request {
-        store: store.root().to_path_buf(),
+        store: absolute(store)?,
         fsync: store.fsyncs(),
         privilege,
         job: Job::Step(StepJob {
@@ -438,7 +439,7 @@ pub fn remove_unpacked(store: &BlobStore, options: &SandboxOptions) -> Result<()
         return Ok(());
     }
     let request = Request {
-        store: store.root().to_path_buf(),
+        store: absolute(store)?,
         fsync: store.fsyncs(),
         privilege: Privilege::detect()?,
         job: Job::RemoveUnpacked,
@@ -457,6 +458,16 @@ pub fn remove_unpacked(store: &BlobStore, options: &SandboxOptions) -> Result<()
             stderr: Vec::new(),
         }),
     }
+}
+
+/// The store's root as an absolute path (the sandbox works from its own directory).
+fn absolute(store: &BlobStore) -> Result<PathBuf, SandboxError> {
+    fs_err::canonicalize(store.root()).map_err(|e| {
+        SandboxError::Store(layers::Error::Store {
+            path: store.root().to_path_buf(),
+            source: e,
+        })
+    })
 }
 
 /// Processes started by [`talk`] and not yet reaped, for [`interrupt_all`].
