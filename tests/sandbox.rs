@@ -677,7 +677,59 @@ fn worker() {
             assert!(elapsed.as_secs() < 30, "{elapsed:?}");
             report(result.unwrap_err().to_string());
         }
+        "apt" => {
+            let (lower, env): (Vec<LayerInfo>, Vec<(String, String)>) =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("base.json")).unwrap())
+                    .unwrap();
+            let store = BlobStore::open(dir.join("debian"))
+                .unwrap()
+                .with_fsync(false);
+            // Root's run is recorded in this store: run it again all the same.
+            let options = SandboxOptions {
+                no_cache: true,
+                ..options
+            };
+            report(apt_step(&store, &lower, env, &options));
+        }
         other => panic!("unknown worker mode {other}"),
+    }
+}
+
+/// `apt-get update && apt-get install jq` over the default base; what it installed, or the error.
+fn apt_step(
+    store: &BlobStore,
+    lower: &[LayerInfo],
+    env: Vec<(String, String)>,
+    options: &SandboxOptions,
+) -> String {
+    let steps = [RunStep {
+        env,
+        ..RunStep::new(
+            "apt-get update -qq && apt-get install -y -qq --no-install-recommends jq \
+             && jq -n '1+1' && id _apt && ls -ln /var/lib/apt/lists/ | grep -c partial",
+        )
+    }];
+    let mut lines = Vec::new();
+    let result = sandbox::run_steps(store, lower, &steps, &[], options, &mut |event| {
+        if let Event::Output { line, .. } = event {
+            lines.push(line.to_string());
+        }
+    });
+    match result {
+        Ok(outcomes) => {
+            let listing = listing(store, &outcomes[0].layer);
+            let jq = listing
+                .iter()
+                .find(|l| l.starts_with("usr/bin/jq "))
+                .map(|l| l.split(" \"").next().unwrap_or_default().to_string())
+                .unwrap_or_default();
+            format!("{jq}\n{}", lines.join("\n"))
+        }
+        Err(e) => format!(
+            "failed: {e}: {:?}\n{}",
+            std::error::Error::source(&e),
+            lines.join("\n")
+        ),
     }
 }
 
@@ -859,4 +911,38 @@ fn an_interrupted_step_stops_at_once_and_the_next_run_cleans_up() {
         &["/sys/fs/cgroup", "-maxdepth", "4", "-name", &container],
     );
     assert_eq!(cgroups.trim(), "", "cgroups left behind");
+}
+
+#[test]
+fn apt_get_installs_packages_in_a_step_as_root_and_rootless() {
+    let work = shared_dir();
+    let store = BlobStore::open(work.path().join("debian"))
+        .unwrap()
+        .with_fsync(false);
+    let base = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(debian::base::assemble_base("3.11", "amd64", &store))
+        .unwrap();
+    let options = options();
+    let report = apt_step(&store, &base.layers, base.env.clone(), &options);
+    let expect = |report: &str| {
+        assert!(report.starts_with("usr/bin/jq 0 755 0:0 "), "{report}");
+        assert!(report.contains("\n2\n"), "jq ran: {report}");
+        assert!(report.contains("uid=42(_apt)"), "{report}");
+    };
+    expect(&report);
+
+    if is_root() {
+        std::fs::write(
+            work.path().join("base.json"),
+            serde_json::to_string(&(&base.layers, &base.env)).unwrap(),
+        )
+        .unwrap();
+        let user = TestUser::new("a", true);
+        // The user's own cache: the blobs, without what root unpacked.
+        std::fs::remove_dir_all(store.root().join("sandbox")).unwrap();
+        common::run("chown", &["-R", &user.name, work.path().to_str().unwrap()]);
+        let report = run_worker("apt", work.path(), Some(&user.name));
+        expect(&report);
+    }
 }
