@@ -191,6 +191,9 @@ pub enum Event<'a> {
 
 /// Runs `steps` in order over the image whose layers (bottom first, blobs in `store`) are
 /// `lower`, each step over the layers of the ones before; see the module docs.
+///
+/// It blocks until the last step is done, calling `on_event` on this thread (from async code:
+/// `spawn_blocking`). The sandbox processes it starts die if this thread ends.
 pub fn run_steps(
     store: &BlobStore,
     lower: &[LayerInfo],
