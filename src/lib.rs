@@ -17,6 +17,7 @@ pub mod plan;
 pub mod registry;
 pub mod resolve;
 pub mod runtime;
+pub mod sandbox;
 pub mod schema;
 pub mod session;
 

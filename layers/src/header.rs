@@ -1,16 +1,22 @@
 //! Normalized tar headers: ustar, with a PAX extended header in front when a path or link
-//! target does not fit (or is not ASCII) or a number is too large for its octal field.
+//! target does not fit (or is not ASCII), a number is too large for its octal field, or the
+//! entry carries extended attributes (`SCHILY.xattr.NAME`, as GNU tar and Docker write them).
 
 const BLOCK: usize = 512;
 /// Largest value of an 11-digit octal field (size, mtime).
 const MAX_OCTAL_11: u64 = 0o777_7777_7777;
+/// Largest value of a 7-digit octal field (uid, gid, devmajor, devminor).
+const MAX_OCTAL_7: u64 = 0o777_7777;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     File,
     HardLink,
     Symlink,
+    CharDevice,
+    BlockDevice,
     Dir,
+    Fifo,
 }
 
 impl Kind {
@@ -19,7 +25,10 @@ impl Kind {
             Kind::File => b'0',
             Kind::HardLink => b'1',
             Kind::Symlink => b'2',
+            Kind::CharDevice => b'3',
+            Kind::BlockDevice => b'4',
             Kind::Dir => b'5',
+            Kind::Fifo => b'6',
         }
     }
 }
@@ -32,6 +41,38 @@ pub(crate) struct HeaderSpec<'a> {
     pub mode: u32,
     pub size: u64,
     pub mtime: u64,
+    /// Owner; 0 in normalized layers.
+    pub uid: u64,
+    pub gid: u64,
+    /// Device numbers of a character or block device; 0 otherwise.
+    pub device: (u32, u32),
+    /// Extended attributes, written as `SCHILY.xattr.NAME` PAX records in the order given.
+    pub xattrs: &'a [(String, Vec<u8>)],
+}
+
+impl<'a> HeaderSpec<'a> {
+    /// A normalized entry: owned by 0:0, no device numbers, no extended attributes.
+    pub fn normalized(
+        name: &'a str,
+        link: &'a str,
+        kind: Kind,
+        mode: u32,
+        size: u64,
+        mtime: u64,
+    ) -> Self {
+        HeaderSpec {
+            name,
+            link,
+            kind,
+            mode,
+            size,
+            mtime,
+            uid: 0,
+            gid: 0,
+            device: (0, 0),
+            xattrs: &[],
+        }
+    }
 }
 
 /// Appends the header blocks for `spec` to `out` (a PAX header first when needed).
@@ -51,6 +92,15 @@ pub(crate) fn encode(spec: &HeaderSpec<'_>, out: &mut Vec<u8>) {
     if spec.mtime > MAX_OCTAL_11 {
         pax_record(&mut records, "mtime", &spec.mtime.to_string());
     }
+    if spec.uid > MAX_OCTAL_7 {
+        pax_record(&mut records, "uid", &spec.uid.to_string());
+    }
+    if spec.gid > MAX_OCTAL_7 {
+        pax_record(&mut records, "gid", &spec.gid.to_string());
+    }
+    for (name, value) in spec.xattrs {
+        pax_record_bytes(&mut records, &format!("SCHILY.xattr.{name}"), value);
+    }
     if !records.is_empty() {
         let pax_name = pax_header_name(spec.name);
         let pax = Ustar {
@@ -61,6 +111,9 @@ pub(crate) fn encode(spec: &HeaderSpec<'_>, out: &mut Vec<u8>) {
             mode: 0o644,
             size: records.len() as u64,
             mtime: spec.mtime.min(MAX_OCTAL_11),
+            uid: 0,
+            gid: 0,
+            device: (0, 0),
         };
         pax.encode(out);
         out.extend_from_slice(&records);
@@ -83,6 +136,12 @@ pub(crate) fn encode(spec: &HeaderSpec<'_>, out: &mut Vec<u8>) {
             spec.size
         },
         mtime: spec.mtime.min(MAX_OCTAL_11),
+        uid: if spec.uid > MAX_OCTAL_7 { 0 } else { spec.uid },
+        gid: if spec.gid > MAX_OCTAL_7 { 0 } else { spec.gid },
+        device: (
+            u64::from(spec.device.0).min(MAX_OCTAL_7),
+            u64::from(spec.device.1).min(MAX_OCTAL_7),
+        ),
     }
     .encode(out);
 }
@@ -142,12 +201,19 @@ fn truncate(text: &str, max: usize) -> &str {
 
 /// A PAX record: `"<len> <key>=<value>\n"`, where `<len>` counts itself.
 fn pax_record(out: &mut Vec<u8>, key: &str, value: &str) {
+    pax_record_bytes(out, key, value.as_bytes());
+}
+
+/// A PAX record with a binary value (an extended attribute's bytes).
+fn pax_record_bytes(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     let body = key.len() + value.len() + 3; // space, '=', newline
     let mut len = body + 1;
     while body + len.to_string().len() != len {
         len = body + len.to_string().len();
     }
-    out.extend_from_slice(format!("{len} {key}={value}\n").as_bytes());
+    out.extend_from_slice(format!("{len} {key}=").as_bytes());
+    out.extend_from_slice(value);
+    out.push(b'\n');
 }
 
 struct Ustar<'a> {
@@ -158,6 +224,9 @@ struct Ustar<'a> {
     mode: u32,
     size: u64,
     mtime: u64,
+    uid: u64,
+    gid: u64,
+    device: (u64, u64),
 }
 
 impl Ustar<'_> {
@@ -165,8 +234,8 @@ impl Ustar<'_> {
         let mut block = [0u8; BLOCK];
         put(&mut block[0..100], self.name.as_bytes());
         octal(&mut block[100..108], u64::from(self.mode));
-        octal(&mut block[108..116], 0); // uid
-        octal(&mut block[116..124], 0); // gid
+        octal(&mut block[108..116], self.uid);
+        octal(&mut block[116..124], self.gid);
         octal(&mut block[124..136], self.size);
         octal(&mut block[136..148], self.mtime);
         block[148..156].fill(b' ');
@@ -174,9 +243,9 @@ impl Ustar<'_> {
         put(&mut block[157..257], self.link.as_bytes());
         block[257..263].copy_from_slice(b"ustar\0");
         block[263..265].copy_from_slice(b"00");
-        // uname, gname: empty; devmajor/devminor: zero.
-        octal(&mut block[329..337], 0);
-        octal(&mut block[337..345], 0);
+        // uname, gname: empty.
+        octal(&mut block[329..337], self.device.0);
+        octal(&mut block[337..345], self.device.1);
         put(&mut block[345..500], self.prefix.as_bytes());
         let checksum: u32 = block.iter().map(|&b| u32::from(b)).sum();
         let digits = format!("{checksum:06o}\0 ");

@@ -20,7 +20,9 @@
 //!   reader, exact size), `append_symlink`, `append_hardlink`, in the order given; `finish()`
 //!   returns the [`LayerInfo`] computed in one streaming pass, pipelined: the caller's thread
 //!   reads and hashes the tar (diff_id), a sink thread feeds the compressor's workers and
-//!   hashes and writes the blob. Headers are normalized: ustar
+//!   hashes and writes the blob. [`LayerWriter::append_entry`] writes an [`Entry`] with its
+//!   metadata as given instead (owner, exact mode, mtime, devices, `SCHILY.xattr.*` PAX
+//!   records): the sandbox's captured changes. Otherwise headers are normalized: ustar
 //!   with PAX records for long or non-ASCII names and large numbers, relative paths (dirs end
 //!   with `/`), mtime from [`LayerOptions::mtime`], else `SOURCE_DATE_EPOCH`, else 0, uid/gid 0,
 //!   empty user/group names, modes by [`normalize_mode`]. `..` components, relative symlinks
@@ -68,5 +70,6 @@ pub use error::{Error, Result};
 pub use spec::{LayerSpec, build_all};
 pub use store::{BlobStore, BlobWriter, LayerInfo};
 pub use writer::{
-    LayerOptions, LayerWriter, archive_path, encode_header, normalize_mode, tar_padding,
+    Entry, EntryKind, LayerOptions, LayerWriter, archive_path, encode_header, normalize_mode,
+    tar_padding,
 };

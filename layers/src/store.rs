@@ -81,6 +81,11 @@ impl BlobStore {
         &self.root
     }
 
+    /// Whether blobs are fsynced before they are renamed into place (see [`Self::with_fsync`]).
+    pub fn fsyncs(&self) -> bool {
+        self.fsync
+    }
+
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root.join("blobs").join("sha256").join(digest.hex())
     }

@@ -100,14 +100,7 @@ pub fn encode_header(
         (name, Kind::File, size)
     };
     header::encode(
-        &HeaderSpec {
-            name: &name,
-            link: "",
-            kind,
-            mode: normalize_mode(dir, mode),
-            size,
-            mtime,
-        },
+        &HeaderSpec::normalized(&name, "", kind, normalize_mode(dir, mode), size, mtime),
         out,
     );
     Ok(())
@@ -116,6 +109,53 @@ pub fn encode_header(
 /// Zero bytes that follow `size` bytes of content in a tar (up to the next 512-byte block).
 pub fn tar_padding(size: u64) -> usize {
     header::padding(size)
+}
+
+/// An entry recorded as a filesystem holds it, with no normalization: owner, exact mode,
+/// mtime and extended attributes as given. For layers that capture what a command changed
+/// (the sandbox's diffs), where `chown 1000:1000`, `chmod 0600` or `setcap` must survive.
+/// [`LayerWriter::append_entry`] writes it; the layer's own mtime option does not apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Path inside the layer (normalized by [`archive_path`]).
+    pub path: String,
+    pub kind: EntryKind,
+    /// Permission, set-id and sticky bits (`& 0o7777`; the file type comes from `kind`).
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    /// Seconds since the epoch.
+    pub mtime: u64,
+    /// Extended attributes (`security.capability`, ...), written as PAX `SCHILY.xattr.NAME`
+    /// records in this order.
+    pub xattrs: Vec<(String, Vec<u8>)>,
+}
+
+/// What an [`Entry`] is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file of `size` bytes (the content is given to `append_entry`).
+    File {
+        size: u64,
+    },
+    Dir,
+    /// A symlink, its target as stored on disk (it may be anything but empty).
+    Symlink {
+        target: String,
+    },
+    /// A hard link to a regular file written earlier in this layer.
+    HardLink {
+        target: String,
+    },
+    CharDevice {
+        major: u32,
+        minor: u32,
+    },
+    BlockDevice {
+        major: u32,
+        minor: u32,
+    },
+    Fifo,
 }
 
 /// A symlink target may be absolute (resolved inside the image) but a relative one must not
@@ -212,6 +252,84 @@ impl LayerWriter {
         self.header(&name, &target, Kind::HardLink, 0o644, 0)
     }
 
+    /// Appends `entry` with its metadata as given (see [`Entry`]); `content` is read for a
+    /// regular file (exactly its size) and ignored otherwise.
+    pub fn append_entry(&mut self, entry: &Entry, content: Option<&mut dyn Read>) -> Result<()> {
+        let path = archive_path(Path::new(&entry.path))?;
+        let invalid = |reason: String| Error::InvalidEntry {
+            path: path.clone(),
+            reason,
+        };
+        let (name, link, kind, size, device) = match &entry.kind {
+            EntryKind::File { size } => (path.clone(), String::new(), Kind::File, *size, (0, 0)),
+            EntryKind::Dir => (format!("{path}/"), String::new(), Kind::Dir, 0, (0, 0)),
+            EntryKind::Symlink { target } => {
+                if target.is_empty() || target.contains('\0') {
+                    return Err(invalid("the symlink target is empty or has a NUL".into()));
+                }
+                (path.clone(), target.clone(), Kind::Symlink, 0, (0, 0))
+            }
+            EntryKind::HardLink { target } => {
+                let target = archive_path(Path::new(target))
+                    .map_err(|err| invalid(format!("bad hard link target: {err}")))?;
+                if !self.files.contains(&target) {
+                    return Err(invalid(format!(
+                        "the hard link target {target:?} is not a regular file written earlier \
+                         in this layer"
+                    )));
+                }
+                (path.clone(), target, Kind::HardLink, 0, (0, 0))
+            }
+            EntryKind::CharDevice { major, minor } => (
+                path.clone(),
+                String::new(),
+                Kind::CharDevice,
+                0,
+                (*major, *minor),
+            ),
+            EntryKind::BlockDevice { major, minor } => (
+                path.clone(),
+                String::new(),
+                Kind::BlockDevice,
+                0,
+                (*major, *minor),
+            ),
+            EntryKind::Fifo => (path.clone(), String::new(), Kind::Fifo, 0, (0, 0)),
+        };
+        if let Some((bad, _)) = entry
+            .xattrs
+            .iter()
+            .find(|(name, _)| name.is_empty() || name.contains(['=', '\0', '\n']))
+        {
+            return Err(invalid(format!("bad extended attribute name {bad:?}")));
+        }
+        self.scratch.clear();
+        header::encode(
+            &HeaderSpec {
+                name: &name,
+                link: &link,
+                kind,
+                mode: entry.mode & 0o7777,
+                size,
+                mtime: entry.mtime,
+                uid: entry.uid,
+                gid: entry.gid,
+                device,
+                xattrs: &entry.xattrs,
+            },
+            &mut self.scratch,
+        );
+        self.out.write_all(&self.scratch).map_err(Error::Io)?;
+        if kind == Kind::File {
+            let Some(content) = content else {
+                return Err(invalid("a regular file needs its content".into()));
+            };
+            self.copy_content(&path, size, content)?;
+            self.files.insert(path);
+        }
+        Ok(())
+    }
+
     /// Ends the archive, finishes compression and commits the blob.
     pub fn finish(mut self) -> Result<LayerInfo> {
         self.out.write_all(&[0u8; 1024]).map_err(Error::Io)?;
@@ -228,21 +346,19 @@ impl LayerWriter {
     fn header(&mut self, name: &str, link: &str, kind: Kind, mode: u32, size: u64) -> Result<()> {
         self.scratch.clear();
         header::encode(
-            &HeaderSpec {
-                name,
-                link,
-                kind,
-                mode,
-                size,
-                mtime: self.mtime,
-            },
+            &HeaderSpec::normalized(name, link, kind, mode, size, self.mtime),
             &mut self.scratch,
         );
         self.out.write_all(&self.scratch).map_err(Error::Io)
     }
 
     /// Reads exactly `size` bytes of `content` straight into the pipeline's chunks.
-    fn copy_content(&mut self, name: &str, size: u64, content: &mut impl Read) -> Result<()> {
+    fn copy_content(
+        &mut self,
+        name: &str,
+        size: u64,
+        content: &mut (impl Read + ?Sized),
+    ) -> Result<()> {
         let read_error = |source: io::Error| Error::Read {
             path: name.to_owned(),
             source,

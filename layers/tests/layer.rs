@@ -607,3 +607,193 @@ fn a_tree_can_go_to_the_root() {
         .unwrap_err();
     assert!(err.to_string().contains("usr/bin/tool"), "{err}");
 }
+
+#[test]
+fn raw_entries_keep_owner_mode_devices_and_xattrs() {
+    use layers::{Entry as Raw, EntryKind};
+    let (_dir, store) = store();
+    let capability = vec![
+        1, 0, 0, 2, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let raw = |path: &str, kind: EntryKind, mode: u32, owner: u64| Raw {
+        path: path.into(),
+        kind,
+        mode,
+        uid: owner,
+        gid: owner,
+        mtime: 7,
+        xattrs: Vec::new(),
+    };
+    let mut writer = LayerWriter::new(&store, &options(Compression::gzip())).unwrap();
+    writer
+        .append_entry(&raw("srv", EntryKind::Dir, 0o2750, 1000), None)
+        .unwrap();
+    let mut file = raw("srv/ping", EntryKind::File { size: 3 }, 0o4711, 3_000_000);
+    file.xattrs = vec![("security.capability".into(), capability.clone())];
+    writer.append_entry(&file, Some(&mut &b"abc"[..])).unwrap();
+    for entry in [
+        raw(
+            "srv/again",
+            EntryKind::HardLink {
+                target: "srv/ping".into(),
+            },
+            0o4711,
+            3_000_000,
+        ),
+        raw(
+            "srv/up",
+            EntryKind::Symlink {
+                target: "../../../x".into(),
+            },
+            0o777,
+            0,
+        ),
+        raw(
+            "srv/null",
+            EntryKind::CharDevice { major: 1, minor: 3 },
+            0o666,
+            0,
+        ),
+        raw(
+            "srv/disk",
+            EntryKind::BlockDevice { major: 8, minor: 1 },
+            0o660,
+            0,
+        ),
+        raw("srv/pipe", EntryKind::Fifo, 0o600, 0),
+    ] {
+        writer.append_entry(&entry, None).unwrap();
+    }
+    let missing = raw(
+        "srv/bad",
+        EntryKind::HardLink {
+            target: "srv/none".into(),
+        },
+        0o644,
+        0,
+    );
+    let err = writer.append_entry(&missing, None).unwrap_err().to_string();
+    assert!(err.contains("srv/none"), "{err}");
+    let layer = writer.finish().unwrap();
+    let tar = decompress(&store, &layer);
+
+    let mut archive = tar::Archive::new(&tar[..]);
+    let mut seen = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let header = entry.header().clone();
+        let xattrs: Vec<(String, Vec<u8>)> = entry
+            .pax_extensions()
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .map(|ext| {
+                let ext = ext.unwrap();
+                (ext.key().unwrap().to_string(), ext.value_bytes().to_vec())
+            })
+            .filter(|(key, _)| key.starts_with("SCHILY.xattr."))
+            .collect();
+        let uid = entry
+            .pax_extensions()
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .map(Result::unwrap)
+            .find(|ext| ext.key() == Ok("uid"))
+            .map_or_else(
+                || header.uid().unwrap(),
+                |ext| ext.value().unwrap().parse().unwrap(),
+            );
+        seen.push((
+            entry.path().unwrap().to_string_lossy().into_owned(),
+            header.entry_type().as_byte() as char,
+            header.mode().unwrap(),
+            uid,
+            header.mtime().unwrap(),
+            header.device_major().unwrap(),
+            header.device_minor().unwrap(),
+            xattrs,
+        ));
+    }
+    let cap = vec![("SCHILY.xattr.security.capability".to_string(), capability)];
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "srv/".into(),
+                '5',
+                0o2750,
+                1000,
+                7,
+                Some(0),
+                Some(0),
+                vec![]
+            ),
+            (
+                "srv/ping".into(),
+                '0',
+                0o4711,
+                3_000_000,
+                7,
+                Some(0),
+                Some(0),
+                cap
+            ),
+            (
+                "srv/again".into(),
+                '1',
+                0o4711,
+                3_000_000,
+                7,
+                Some(0),
+                Some(0),
+                vec![]
+            ),
+            ("srv/up".into(), '2', 0o777, 0, 7, Some(0), Some(0), vec![]),
+            (
+                "srv/null".into(),
+                '3',
+                0o666,
+                0,
+                7,
+                Some(1),
+                Some(3),
+                vec![]
+            ),
+            (
+                "srv/disk".into(),
+                '4',
+                0o660,
+                0,
+                7,
+                Some(8),
+                Some(1),
+                vec![]
+            ),
+            (
+                "srv/pipe".into(),
+                '6',
+                0o600,
+                0,
+                7,
+                Some(0),
+                Some(0),
+                vec![]
+            ),
+        ]
+    );
+
+    // The same entries give the same bytes.
+    let mut again = LayerWriter::new(&store, &options(Compression::gzip())).unwrap();
+    again
+        .append_entry(&raw("srv", EntryKind::Dir, 0o2750, 1000), None)
+        .unwrap();
+    again.append_entry(&file, Some(&mut &b"abc"[..])).unwrap();
+    let first = again.finish().unwrap();
+    let mut third = LayerWriter::new(&store, &options(Compression::gzip())).unwrap();
+    third
+        .append_entry(&raw("srv", EntryKind::Dir, 0o2750, 1000), None)
+        .unwrap();
+    third.append_entry(&file, Some(&mut &b"abc"[..])).unwrap();
+    assert_eq!(third.finish().unwrap(), first);
+}

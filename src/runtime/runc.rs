@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use super::unpack::{apply_layer, is_root};
 use super::{RunSpec, RuntimeError, SHM_SIZE, container_name, io_error};
 use crate::oci::SourceImage;
+use crate::sandbox::{CAPABILITIES, nofile_limit};
 
 #[derive(Debug)]
 pub(super) struct RuncContainer {
@@ -218,19 +219,6 @@ fn write_hosts(path: &Path, add_hosts: &[String]) -> Result<(), RuntimeError> {
     fs_err::write(path, text).map_err(io_error(path))
 }
 
-/// The hard limit on open files for this process (the container may not exceed it).
-fn nofile_limit() -> u64 {
-    fs_err::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|limits| {
-            limits
-                .lines()
-                .find(|l| l.starts_with("Max open files"))
-                .and_then(|l| l.split_whitespace().nth(4)?.parse().ok())
-        })
-        .unwrap_or(1024)
-}
-
 /// Resolves the image's `User` (`uid[:gid]` or a name in the image's `/etc/passwd`).
 fn user_ids(user: Option<&str>, rootfs: &Path) -> (u32, u32) {
     let Some(user) = user.filter(|u| !u.is_empty()) else {
@@ -255,23 +243,6 @@ fn user_ids(user: Option<&str>, rootfs: &Path) -> (u32, u32) {
         .unwrap_or(uid);
     (uid, gid)
 }
-
-const CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
 
 /// The OCI runtime `config.json` (runtime-spec 1.0) for running `image` as `spec` asks.
 fn bundle_config(
