@@ -66,7 +66,8 @@ run_suite() {
   local name=$1 dir=$2 target=$3
   echo "== $name"
   # A failing suite is a result to record, not a reason to stop.
-  (cd "$dir" && "$WORK/venv/bin/python" -m pytest -p no:cacheprovider -q \
+  # --continue-on-collection-errors: a module that cannot be imported is a result of its own.
+  (cd "$dir" && "$WORK/venv/bin/python" -m pytest -p no:cacheprovider -q --continue-on-collection-errors \
     --timeout "${PYTEST_TIMEOUT:-300}" --junitxml "$WORK/$name.xml" "$target") || true
 }
 run_suite sdk "$WORK/sdk" tests
@@ -83,6 +84,7 @@ fi
 
 "$PYTHON" "$ROOT/scripts/upstream_suite_report.py" \
   --junit "python/tests (SDK)=$WORK/sdk.xml" \
+  --source "python/tests (SDK)=$UPSTREAM/python/tests" \
   --junit "crates/coglet-python/tests/test_coglet.py=$WORK/coglet.xml" \
   --txtar-dir "$UPSTREAM/integration-tests/tests" \
   --upstream "replicate/cog ${upstream_rev:-unknown revision}" \

@@ -50,6 +50,14 @@ class Result:
     test: str
     outcome: str  # passed, failed, error, skipped, not collected
     reason: str = ""
+    # For a module that was not collected: how many test functions it defines.
+    uncollected_tests: int = 0
+
+
+def count_test_functions(path: Path) -> int:
+    if not path.is_file():
+        return 0
+    return len(re.findall(r"^\s*(?:async\s+)?def test_", path.read_text(), re.M))
 
 
 def _first_line(text: str | None, limit: int = 160) -> str:
@@ -61,7 +69,7 @@ def _first_line(text: str | None, limit: int = 160) -> str:
     return ""
 
 
-def read_junit(path: Path, suite: str) -> list[Result]:
+def read_junit(path: Path, suite: str, source: Path | None) -> list[Result]:
     results: list[Result] = []
     root = ET.parse(path).getroot()
     for case in root.iter("testcase"):
@@ -76,7 +84,9 @@ def read_junit(path: Path, suite: str) -> list[Result]:
             stem = name.rsplit(".", 1)[-1]
             reason = NOT_PROVIDED.get(stem)
             if reason:
-                results.append(Result(suite, name, "not collected", f"{reason} ({DECISION})"))
+                count = count_test_functions(source / f"{stem}.py") if source else 0
+                reason = f"{reason}; {count} test functions ({DECISION})"
+                results.append(Result(suite, name, "not collected", reason, count))
             else:
                 results.append(Result(suite, name, "error", _first_line(error.get("message"))))
         elif failure is not None:
@@ -174,10 +184,11 @@ def write_report(
         failed = sum(r.outcome in ("failed", "error") for r in collected)
         skipped = sum(r.outcome == "skipped" for r in collected)
         missing = [r for r in rows if r.outcome == "not collected"]
+        not_run = sum(r.uncollected_tests for r in missing)
         share = f" ({100 * passed / len(collected):.1f}%)" if collected else ""
         lines.append(
             f"| {suite} | {len(collected)} | {passed}{share} | {failed} | {skipped} | "
-            f"{len(missing)} module(s) |"
+            f"{len(missing)} module(s), {not_run} test functions |"
         )
     lines += [
         "",
@@ -211,15 +222,23 @@ def write_report(
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--junit", action="append", default=[], metavar="SUITE=FILE")
+    parser.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="SUITE=DIR",
+        help="where a suite's test modules are (to count the tests of uncollected ones)",
+    )
     parser.add_argument("--txtar-dir", type=Path)
     parser.add_argument("--upstream", required=True, help="what upstream checkout was run")
     parser.add_argument("--tree", required=True, help="what this tree was (commit)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    sources = {suite: Path(d) for suite, _, d in (s.partition("=") for s in args.source)}
     results: list[Result] = []
     for item in args.junit:
         suite, _, file = item.partition("=")
-        results += read_junit(Path(file), suite)
+        results += read_junit(Path(file), suite, sources.get(suite))
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     write_report(args.out, results, args.txtar_dir, args.upstream, started, args.tree)
     for suite in dict.fromkeys(r.suite for r in results):
