@@ -33,8 +33,8 @@ static WORKER_ACTIVE: AtomicBool = AtomicBool::new(false);
 /// The worker subprocess's entry point: `python -c "import coglet; coglet.server._run_worker()"`.
 /// Must run on the main thread: setup and sync predictions run here, so that a cancel can
 /// interrupt blocking calls with a signal.
-#[pyfunction]
-fn _run_worker(py: Python<'_>) -> PyResult<()> {
+#[pyfunction(name = "_run_worker")]
+fn run_worker(py: Python<'_>) -> PyResult<()> {
     let worker = py
         .import("coglet._worker")?
         .getattr("Worker")?
@@ -131,7 +131,7 @@ impl Server {
 
     /// The worker subprocess's entry point.
     fn _run_worker(&self, py: Python<'_>) -> PyResult<()> {
-        _run_worker(py)
+        run_worker(py)
     }
 
     fn __repr__(&self) -> &'static str {
@@ -149,7 +149,7 @@ fn _impl(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "CancelationException",
         py.get_type::<CancelationException>(),
     )?;
-    m.add_function(wrap_pyfunction!(_run_worker, m)?)?;
+    m.add_function(wrap_pyfunction!(run_worker, m)?)?;
     sdk::register(m)?;
     m.add_class::<queue::PredictionQueue>()?;
     Ok(())
