@@ -12,8 +12,9 @@ pub const MAX_METRIC_SEGMENTS: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MetricError {
-    #[error("invalid metric name '{name}': {reason}")]
-    InvalidName { name: String, reason: &'static str },
+    /// The message says which rule `name` breaks.
+    #[error("{message}")]
+    InvalidName { name: String, message: String },
     #[error(
         "metric '{name}' already holds a {existing} value; delete it before setting a {new} value"
     )]
@@ -30,50 +31,100 @@ pub enum MetricError {
     BadValue { name: String, got: &'static str },
 }
 
-/// Checks a metric name against Cog's rules.
+/// Checks a metric name against Cog's rules, reserved names included (recording).
+/// The messages are Cog's, word for word: user code and scripts match on them.
 pub fn validate_metric_name(name: &str) -> Result<(), MetricError> {
-    let fail = |reason| {
-        Err(MetricError::InvalidName {
-            name: name.to_string(),
-            reason,
-        })
-    };
+    if name == "predict_time" {
+        return Err(invalid(
+            name,
+            "'predict_time' is reserved by the runtime".into(),
+        ));
+    }
+    if name.starts_with("cog.") {
+        return Err(invalid(
+            name,
+            "the 'cog.' prefix is reserved for system metrics".into(),
+        ));
+    }
+    validate_metric_name_structure(name)
+}
+
+fn invalid(name: &str, message: String) -> MetricError {
+    MetricError::InvalidName {
+        name: name.to_string(),
+        message,
+    }
+}
+
+/// The shape rules alone (deleting a metric: a reserved name is harmless there, as in Cog).
+/// Each dot-separated segment matches `[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*`; at most 128
+/// characters and 4 segments.
+pub fn validate_metric_name_structure(name: &str) -> Result<(), MetricError> {
     if name.is_empty() {
-        return fail("must not be empty");
+        return Err(invalid(name, "metric name must not be empty".into()));
     }
     if name.len() > MAX_METRIC_NAME_LEN {
-        return fail("must be at most 128 characters");
-    }
-    if name == "predict_time" {
-        return fail("'predict_time' is reserved");
-    }
-    if name.starts_with("cog.") || name == "cog" {
-        return fail("the 'cog.' prefix is reserved");
+        return Err(invalid(
+            name,
+            format!(
+                "metric name must be {MAX_METRIC_NAME_LEN} characters or fewer (got {} characters)",
+                name.len()
+            ),
+        ));
     }
     let segments: Vec<&str> = name.split('.').collect();
     if segments.len() > MAX_METRIC_SEGMENTS {
-        return fail("must have at most 4 dot-separated segments");
+        return Err(invalid(
+            name,
+            format!(
+                "metric name must have at most {MAX_METRIC_SEGMENTS} dot-separated segments (got {})",
+                segments.len()
+            ),
+        ));
     }
-    for segment in segments {
-        let bytes = segment.as_bytes();
-        let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
-            return fail("segments must not be empty");
-        };
-        if !first.is_ascii_alphabetic() {
-            return fail("each segment must start with a letter");
+    let last = segments.len() - 1;
+    for (index, segment) in segments.iter().enumerate() {
+        if segment.is_empty() {
+            let message = match index {
+                0 => "metric name must not start with a dot",
+                i if i == last => "metric name must not end with a dot",
+                _ => "metric name must not contain empty segments (consecutive dots)",
+            };
+            return Err(invalid(name, message.into()));
         }
-        if !last.is_ascii_alphanumeric() {
-            return fail("each segment must end with a letter or digit");
+        validate_segment(segment).map_err(|message| invalid(name, message))?;
+    }
+    Ok(())
+}
+
+fn validate_segment(segment: &str) -> Result<(), String> {
+    let mut chars = segment.chars();
+    if !chars.next().is_some_and(|c| c.is_ascii_alphabetic()) {
+        return Err(format!(
+            "metric name segment '{segment}' must start with a letter"
+        ));
+    }
+    let mut after_underscore = false;
+    for c in chars {
+        if c == '_' {
+            if after_underscore {
+                return Err(format!(
+                    "metric name segment '{segment}' must not contain consecutive underscores"
+                ));
+            }
+            after_underscore = true;
+        } else if c.is_ascii_alphanumeric() {
+            after_underscore = false;
+        } else {
+            return Err(format!(
+                "metric name segment '{segment}' contains invalid character '{c}'"
+            ));
         }
-        if !bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
-        {
-            return fail("segments may contain only letters, digits and '_'");
-        }
-        if segment.contains("__") {
-            return fail("segments must not contain '__'");
-        }
+    }
+    if after_underscore {
+        return Err(format!(
+            "metric name segment '{segment}' must end with a letter or digit"
+        ));
     }
     Ok(())
 }
@@ -232,6 +283,55 @@ mod tests {
             assert!(validate_metric_name(bad).is_err(), "{bad}");
         }
         assert!(validate_metric_name(&"a".repeat(129)).is_err());
+        // Only `cog.` is reserved, not `cog` itself.
+        validate_metric_name("cog").unwrap();
+    }
+
+    #[test]
+    fn name_errors_use_cogs_wording() {
+        let message = |name: &str| validate_metric_name(name).unwrap_err().to_string();
+        let cases = [
+            ("_x", "metric name segment '_x' must start with a letter"),
+            (
+                "foo__bar",
+                "metric name segment 'foo__bar' must not contain consecutive underscores",
+            ),
+            (
+                "foo_",
+                "metric name segment 'foo_' must end with a letter or digit",
+            ),
+            (
+                "a-b",
+                "metric name segment 'a-b' contains invalid character '-'",
+            ),
+            (".a", "metric name must not start with a dot"),
+            ("a.", "metric name must not end with a dot"),
+            (
+                "a..b",
+                "metric name must not contain empty segments (consecutive dots)",
+            ),
+            (
+                "a.b.c.d.e",
+                "metric name must have at most 4 dot-separated segments (got 5)",
+            ),
+            ("predict_time", "'predict_time' is reserved by the runtime"),
+            ("cog.x", "the 'cog.' prefix is reserved for system metrics"),
+            ("", "metric name must not be empty"),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(message(name), expected, "{name:?}");
+        }
+        assert_eq!(
+            message(&"a".repeat(129)),
+            "metric name must be 128 characters or fewer (got 129 characters)"
+        );
+    }
+
+    #[test]
+    fn deleting_checks_the_shape_but_not_reserved_names() {
+        validate_metric_name_structure("predict_time").unwrap();
+        validate_metric_name_structure("cog.x").unwrap();
+        assert!(validate_metric_name_structure("a__b").is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The prediction service: what the routes call. Holds the schema, the health, the
 //! predictions in flight and the supervisor.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde_json::{Map, Value, json};
@@ -9,7 +9,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::config::ServeConfig;
 use crate::health::{Health, HealthState};
-use crate::prediction::{Prediction, WebhookEvent, WebhookFilter};
+use crate::prediction::{Prediction, Status, WebhookEvent, WebhookFilter};
 use crate::schema::{ModelSchema, ValidationIssue};
 use crate::supervisor::Supervisor;
 use crate::webhook::{self, TraceContext, WebhookSettings};
@@ -17,6 +17,8 @@ use crate::webhook::{self, TraceContext, WebhookSettings};
 pub const NOT_READY: &str =
     "Setup has not finished yet. Wait until it has finished, or GET /health-check for status.";
 pub const AT_CAPACITY: &str = "At capacity - all prediction slots busy";
+/// How many ended-by-cancel prediction ids a repeated cancel still answers 200 for.
+const CANCELED_MEMORY: usize = 256;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -51,6 +53,8 @@ pub struct Service {
     pub health: Arc<Mutex<HealthState>>,
     pub supervisor: Option<Arc<Supervisor>>,
     predictions: Mutex<HashMap<String, Arc<Prediction>>>,
+    /// The ids of the latest predictions that ended canceled, oldest first.
+    canceled: Mutex<VecDeque<String>>,
     /// Signalled whenever a prediction leaves `predictions` (shutdown drains on it).
     drained: Notify,
     webhooks: WebhookSettings,
@@ -85,6 +89,7 @@ impl Service {
             health,
             supervisor,
             predictions: Mutex::new(HashMap::new()),
+            canceled: Mutex::new(VecDeque::new()),
             drained: Notify::new(),
             webhooks,
             shutdown: watch::channel(false).0,
@@ -181,9 +186,16 @@ impl Service {
         Ok(prediction)
     }
 
-    /// Forgets a finished prediction.
+    /// Forgets a finished prediction (remembering its id if it ended canceled).
     pub fn remove(&self, id: &str) {
-        lock(&self.predictions).remove(id);
+        let removed = lock(&self.predictions).remove(id);
+        if removed.is_some_and(|p| p.status() == Status::Canceled) {
+            let mut canceled = lock(&self.canceled);
+            if canceled.len() == CANCELED_MEMORY {
+                canceled.pop_front();
+            }
+            canceled.push_back(id.to_owned());
+        }
         self.drained.notify_waiters();
     }
 
@@ -196,9 +208,14 @@ impl Service {
         });
     }
 
-    /// `POST /predictions/{id}/cancel`. False if it is not in flight.
+    /// `POST /predictions/{id}/cancel`. True (200) if it is in flight or already ended
+    /// canceled, so that a repeated cancel stays idempotent even when the first one ended the
+    /// prediction at once; false (404) for an unknown id or one that ended otherwise.
     pub fn cancel(&self, id: &str) -> bool {
-        self.get(id).is_some_and(|p| p.cancel())
+        match self.get(id) {
+            Some(p) => p.cancel() || p.status() == Status::Canceled,
+            None => lock(&self.canceled).iter().any(|c| c == id),
+        }
     }
 
     /// Waits for every prediction in flight to finish (graceful shutdown).

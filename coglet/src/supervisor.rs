@@ -584,9 +584,10 @@ impl Supervisor {
             Ok(Err(_)) => Ok(()),
             Err(_) => {
                 lock(&link.healthchecks).remove(&id);
+                // Cog's wording, as the worker reports its own timeout.
                 Err(format!(
-                    "user healthcheck timed out after {} seconds",
-                    HEALTHCHECK_TIMEOUT.as_secs()
+                    "Healthcheck failed: user-defined healthcheck timed out after {:.1} seconds",
+                    HEALTHCHECK_TIMEOUT.as_secs_f64()
                 ))
             }
         }

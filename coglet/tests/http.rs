@@ -1005,3 +1005,45 @@ async fn a_worker_that_crashes_in_setup_fails_setup() {
     assert!(logs.contains("SIGABRT"), "{logs}");
     s.stop().await;
 }
+
+/// Cancel is idempotent: once a cancel has ended a prediction, cancelling it again still
+/// answers 200 (Cog's scripts cancel several times in a row, and our cancel is quick enough
+/// to end the prediction before the second request). A prediction that succeeded, or an
+/// unknown id, answers 404.
+#[tokio::test]
+async fn repeated_cancel_of_a_canceled_prediction_answers_200() {
+    let s = start(Options::default()).await;
+    s.wait_for_status("READY").await;
+    let created = s
+        .client
+        .put(s.url("/predictions/twice"))
+        .header("prefer", "respond-async")
+        .json(&json!({"input": {"sleep": 10}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 202);
+    let cancel = || s.client.post(s.url("/predictions/twice/cancel")).send();
+    assert_eq!(cancel().await.unwrap().status(), 200);
+    s.wait_for_status("READY").await;
+    for _ in 0..3 {
+        let again = cancel().await.unwrap();
+        assert_eq!(again.status(), 200);
+        assert_eq!(again.json::<Value>().await.unwrap(), json!({}));
+    }
+    let (status, done) = s
+        .predict(json!({"id": "done", "input": {"text": "x"}}))
+        .await;
+    assert_eq!(
+        (status, done["status"].as_str()),
+        (StatusCode::OK, Some("succeeded"))
+    );
+    let finished = s
+        .client
+        .post(s.url("/predictions/done/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(finished.status(), 404);
+    s.stop().await;
+}

@@ -12,6 +12,16 @@ from typing import Any
 from .types import Path
 
 
+def _user_method_owner(cls: type, name: str) -> type | None:
+    """The first class in the MRO, before the framework's classes, that defines `name` itself."""
+    for owner in inspect.getmro(cls):
+        if owner.__dict__.get("_cog_framework_class") or owner is object:
+            return None
+        if callable(owner.__dict__.get(name)):
+            return owner
+    return None
+
+
 class BaseRunner:
     """Subclass this, load the model in `setup()` and compute in `run()`:
 
@@ -23,20 +33,36 @@ class BaseRunner:
             return self.model(prompt)
     """
 
+    # Marks the framework's own classes: the MRO search for user methods stops at them.
+    _cog_framework_class = True
+
+    # Which class in the MRO (before BaseRunner) defines run() / predict(); None when only
+    # the framework does. Computed once per subclass.
+    _run_owner: type | None = None
+    _predict_owner: type | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._run_owner = _user_method_owner(cls, "run")
+        cls._predict_owner = _user_method_owner(cls, "predict")
+
     def setup(self, weights: Path | str | None = None) -> None:
         """Called once before the first prediction. `weights` comes from `COG_WEIGHTS`."""
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         # A legacy subclass that only defines predict() still works through run().
-        if (
-            _user_method_owner(type(self), "predict") is not None
-            and _user_method_owner(type(self), "run") is None
-        ):
+        cls = type(self)
+        if cls._predict_owner is not None and cls._run_owner is None:
             return self.predict(*args, **kwargs)
         raise NotImplementedError("run has not been implemented by parent class.")
 
     def predict(self, *args: Any, **kwargs: Any) -> Any:
-        """Deprecated: define run() instead."""
+        """Deprecated bridge to run(): define run() instead."""
+        warnings.warn(
+            f"{type(self).__name__}.predict() is deprecated; use run() instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return self.run(*args, **kwargs)
 
     @property
@@ -54,15 +80,7 @@ class BaseRunner:
 class BasePredictor(BaseRunner):
     """Deprecated alias of BaseRunner."""
 
-
-def _user_method_owner(cls: type, name: str) -> type | None:
-    """The first class in the MRO, before BaseRunner, that defines `name` itself."""
-    for owner in inspect.getmro(cls):
-        if owner in (BaseRunner, BasePredictor, object):
-            return None
-        if callable(owner.__dict__.get(name)):
-            return owner
-    return None
+    _cog_framework_class = True
 
 
 def _validate_runner_class(cls: type, class_name: str) -> None:
@@ -111,31 +129,48 @@ def load_predictor_from_ref(ref: str) -> Any:
     """
     module_path, _, explicit_name = ref.partition(":")
     module = _load_module(module_path)
-    module_name = module.__name__
-    if explicit_name:
-        class_name = explicit_name
-    elif hasattr(module, "Runner"):
-        if hasattr(module, "Predictor"):
-            warnings.warn(
-                "Both Runner and Predictor are defined; using Runner. Specify a class "
-                "name explicitly if this is not intended.",
-                UserWarning,
-                stacklevel=2,
-            )
-        class_name = "Runner"
-    elif hasattr(module, "Predictor"):
-        warnings.warn(
-            "Predictor is deprecated; use Runner instead", DeprecationWarning, stacklevel=2
-        )
-        class_name = "Predictor"
-    else:
-        raise AttributeError(f"module {module_name!r} has no Runner or Predictor")
-
+    class_name = explicit_name or _default_class_name(module)
     target = getattr(module, class_name)
     if inspect.isclass(target):
         _validate_runner_class(target, class_name)
         return target()
     return target
+
+
+def _default_class_name(module: Any) -> str:
+    """`Runner` when it is usable, else the legacy `Predictor`; else why neither works.
+
+    A `Runner` that is not a valid runner (`Runner = 42`, or a class without run()) does not
+    shadow a `Predictor` in the same module: Cog falls back to it.
+    """
+    runner = getattr(module, "Runner", None)
+    problem: Exception | None = None
+    if inspect.isclass(runner):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                _validate_runner_class(runner, "Runner")
+        except ValueError as e:
+            problem = e
+    elif runner is not None and not callable(runner):
+        problem = TypeError("Runner exists but is not a class or callable")
+    if runner is not None and problem is None:
+        if hasattr(module, "Predictor"):
+            warnings.warn(
+                "Both Runner and Predictor are defined; using Runner. Specify a class "
+                "name explicitly if this is not intended.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return "Runner"
+    if hasattr(module, "Predictor"):
+        warnings.warn(
+            "Predictor is deprecated; use Runner instead", DeprecationWarning, stacklevel=3
+        )
+        return "Predictor"
+    if problem is not None:
+        raise problem
+    raise AttributeError(f"module {module.__name__!r} has no Runner or Predictor")
 
 
 def has_setup_weights(predictor: Any) -> bool:

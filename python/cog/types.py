@@ -14,7 +14,7 @@ import urllib.parse
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union
 
 from ._version import __version__
 
@@ -37,7 +37,8 @@ class Secret:
         return f"Secret({self!s})"
 
     def __str__(self) -> str:
-        return "**********"
+        # An empty secret (no value) prints as "", as in Cog.
+        return "**********" if self.secret_value is not None else ""
 
     def get_secret_value(self) -> str | None:
         return self.secret_value
@@ -269,6 +270,11 @@ class File(io.IOBase):
         )
 
 
+# What `setup(weights=...)` receives, as Cog <= 0.16 spelled it (`from cog.types import
+# Weights`); Cog 0.17+ dropped the name, but models written for older versions still import it.
+Weights = Union[File, Path, str]
+
+
 class ConcatenateIterator(Iterator[Item]):
     """Return type of run() for streamed tokens that are concatenated for display."""
 
@@ -291,5 +297,6 @@ __all__ = [
     "Secret",
     "URLFile",
     "URLPath",
+    "Weights",
     "get_filename",
 ]

@@ -25,6 +25,9 @@ rm -rf "$VENV"
 
 "$VENV/bin/ruff" check "$ROOT/python" "$ROOT/coglet/python"
 "$VENV/bin/ruff" format --check "$ROOT/python" "$ROOT/coglet/python"
+# scripts/ has no pyproject of its own: lint it with the SDK's settings.
+"$VENV/bin/ruff" check --config "$ROOT/python/pyproject.toml" "$ROOT/scripts"
+"$VENV/bin/ruff" format --check --config "$ROOT/python/pyproject.toml" "$ROOT/scripts"
 
 # Run from a directory outside the source tree so that `import cog` is the installed wheel.
 cd "$ROOT/python/tests"

@@ -9,6 +9,7 @@ import pickle
 import re
 import subprocess
 import sys
+import typing
 import warnings
 from pathlib import Path as StdPath
 
@@ -166,7 +167,10 @@ def test_basemodel_rejects_foreign_bases() -> None:
     class Other:
         y: int = 0
 
-    with pytest.raises(TypeError, match="mixing in the dataclass Other"):
+    # Cog's messages, word for word.
+    with pytest.raises(
+        TypeError, match=r'^Cannot mixin dataclass "Other" while inheriting from `BaseModel`$'
+    ):
 
         class Mixed(BaseModel, Other):
             x: int = 1
@@ -174,10 +178,49 @@ def test_basemodel_rejects_foreign_bases() -> None:
     class Plain:
         pass
 
-    with pytest.raises(TypeError, match="primary"):
+    with pytest.raises(
+        TypeError, match=r'^Primary base class of "Wrong" must inherit from BaseModel$'
+    ):
 
         class Wrong(Plain, BaseModel):
             x: int = 1
+
+    # The primary-base rule holds with auto_dataclass=False too.
+    with pytest.raises(TypeError, match="must inherit from BaseModel"):
+
+        class WrongManual(Plain, BaseModel, auto_dataclass=False):
+            pass
+
+
+def test_basemodel_child_cannot_drop_auto_dataclass() -> None:
+    class Parent(BaseModel):
+        x: int
+
+    # The child would inherit dataclass fields that its own __init__ never sets.
+    with pytest.raises(ValueError) as raised:
+
+        class Child(Parent, auto_dataclass=False):
+            y: str
+
+    assert str(raised.value) == (
+        'Primary base class of "Child" ("Parent") has auto_dataclass=True, but "Child" has '
+        "auto_dataclass=False. This creates broken field inheritance."
+    )
+
+    # Opting out at the top, then staying out, is fine; so is opting back in below.
+    class Manual(BaseModel, auto_dataclass=False):
+        def __init__(self, x: int) -> None:
+            self.x = x
+
+    class StillManual(Manual, auto_dataclass=False):
+        pass
+
+    class Auto(Manual):
+        z: int = 0
+
+    assert not dataclasses.is_dataclass(StillManual)
+    assert StillManual(3).x == 3
+    assert dataclasses.is_dataclass(Auto)
 
 
 # ---------------------------------------------------------------- Secret, Path, File
@@ -189,6 +232,17 @@ def test_secret_masks() -> None:
     assert repr(s) == "Secret(**********)"
     assert s.get_secret_value() == "hunter2"
     assert "hunter2" not in f"{s} {s!r}"
+    # No value: nothing to mask, so str() is empty (as Cog).
+    empty = Secret()
+    assert (str(empty), repr(empty), empty.get_secret_value()) == ("", "Secret()", None)
+    assert str(Secret(None)) == ""
+
+
+def test_legacy_weights_type() -> None:
+    from cog.types import Weights
+
+    # Cog <= 0.16's alias, still imported by models written for it.
+    assert typing.get_args(Weights) == (File, Path, str)
 
 
 def test_path_validate_local_and_url() -> None:
@@ -314,6 +368,53 @@ def test_base_runner_defaults() -> None:
     assert Legacy().run(x=1) == 2
 
 
+def test_predict_bridge_is_deprecated() -> None:
+    class Modern(BaseRunner):
+        def run(self, text: str) -> str:
+            return text.upper()
+
+    with pytest.warns(
+        DeprecationWarning, match=r"^Modern\.predict\(\) is deprecated; use run\(\) instead$"
+    ):
+        assert Modern().predict("a") == "A"
+    with pytest.warns(DeprecationWarning, match=r"BasePredictor\.predict\(\) is deprecated"):
+        with pytest.raises(NotImplementedError):
+            BasePredictor().predict()
+
+
+def test_user_method_owner_is_found_once_per_class() -> None:
+    class Left(BaseRunner):
+        pass
+
+    class Right(BaseRunner):
+        def run(self) -> str:
+            return "right"
+
+    class Diamond(Left, Right):
+        pass
+
+    class Mixin:
+        def predict(self) -> str:
+            return "mixin"
+
+    # A mixin listed after BaseRunner is not the user's method: Cog stops the search there.
+    class AfterBase(BaseRunner, Mixin):
+        pass
+
+    class Legacy(BasePredictor):
+        def predict(self) -> str:
+            return "legacy"
+
+    assert (Diamond._run_owner, Diamond._predict_owner) == (Right, None)
+    assert Diamond().run() == "right"
+    assert (AfterBase._run_owner, AfterBase._predict_owner) == (None, None)
+    with pytest.raises(NotImplementedError, match="run has not been implemented"):
+        AfterBase().run()
+    assert (Legacy._run_owner, Legacy._predict_owner) == (None, Legacy)
+    assert Legacy().run() == "legacy"
+    assert BaseRunner._run_owner is None and BasePredictor._predict_owner is None
+
+
 def _write(tmp_path: StdPath, source: str, name: str = "predict.py") -> str:
     path = tmp_path / name
     path.write_text(source)
@@ -379,6 +480,30 @@ def test_load_errors(tmp_path: StdPath, source: str, error: type, match: str) ->
         load_predictor_from_ref(_write(tmp_path, source, "bad.py"))
 
 
+def test_a_runner_that_is_not_one_falls_back_to_predictor(tmp_path: StdPath) -> None:
+    predictor = (
+        "from cog import BaseRunner\n"
+        "class Predictor(BaseRunner):\n    def run(self) -> str:\n        return 'p'\n"
+    )
+    not_callable = _write(tmp_path, "Runner = 42\n" + predictor, "number.py")
+    with pytest.warns(DeprecationWarning, match="Predictor is deprecated; use Runner instead"):
+        assert load_predictor_from_ref(not_callable).run() == "p"
+
+    invalid_class = _write(tmp_path, "class Runner:\n    pass\n" + predictor, "invalid.py")
+    with pytest.warns(DeprecationWarning, match="Predictor is deprecated"):
+        assert load_predictor_from_ref(invalid_class).run() == "p"
+
+    # A callable Runner (a function) is a valid runner and wins.
+    function = _write(tmp_path, "def Runner() -> str:\n    return 'f'\n" + predictor, "fn2.py")
+    with pytest.warns(UserWarning, match="Both Runner and Predictor"):
+        assert load_predictor_from_ref(function)() == "f"
+
+    # Without a Predictor to fall back to, the Runner's problem is the error.
+    alone = _write(tmp_path, "Runner = 42\n", "alone.py")
+    with pytest.raises(TypeError, match=r"^Runner exists but is not a class or callable$"):
+        load_predictor_from_ref(alone)
+
+
 def test_load_missing_file(tmp_path: StdPath) -> None:
     with pytest.raises(FileNotFoundError, match="Cannot load module from"):
         load_predictor_from_ref(str(tmp_path / "missing.py") + ":Runner")
@@ -397,6 +522,39 @@ def test_non_base_runner_class_works(tmp_path: StdPath) -> None:
 
 
 # ---------------------------------------------------------------- misc modules
+
+
+def test_suppress_output_silences_fds_1_and_2() -> None:
+    code = (
+        "import os, subprocess, sys\n"
+        "from cog.suppress_output import suppress_output\n"
+        "print('before', flush=True)\n"
+        "with suppress_output():\n"
+        "    print('hidden-py')\n"
+        "    os.write(2, b'hidden-fd\\n')\n"
+        "    subprocess.run(['echo', 'hidden-child'])\n"
+        "print('after', flush=True)\n"
+        "os.write(2, b'err-after\\n')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == "before\nafter\n"
+    assert out.stderr == "err-after\n"
+
+
+def test_wheel_declares_cogs_dependencies() -> None:
+    from importlib import metadata
+
+    try:
+        requires = metadata.requires("cog")
+    except metadata.PackageNotFoundError:
+        pytest.skip("cog is not installed as a wheel")
+    names = sorted(
+        re.split(r"[<>=!~; ]", r, maxsplit=1)[0].lower().replace("_", "-")
+        for r in requires or []
+        if "extra ==" not in r
+    )
+    # Cog's `cog` wheel brings these; models use e.g. `requests` without declaring it.
+    assert names == ["coglet", "pyyaml", "requests", "structlog", "typing-extensions"]
 
 
 def test_errors_mode_coder() -> None:
@@ -454,6 +612,10 @@ def test_launcher_without_runner_ref_exits_1() -> None:
 
 def test_launcher_rejects_bad_flags() -> None:
     out = _launcher("--x-mode", "serve")
-    assert out.returncode == 2 and "invalid choice" in out.stderr
+    # --x-mode parses into cog.mode.Mode, as Cog's (which exposes it as cog.server.http.Mode).
+    assert out.returncode == 2 and "invalid Mode value: 'serve'" in out.stderr
+    from cog.server import http
+
+    assert http.Mode is Mode and http._parser().parse_args(["--x-mode", "train"]).mode is Mode.TRAIN
     out = _launcher("--threads", "4", "-v")  # accepted and ignored
     assert out.returncode in (0, 1)

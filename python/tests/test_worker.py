@@ -97,16 +97,22 @@ def test_defaults_and_unknown_inputs(spawn) -> None:  # type: ignore[no-untyped-
 
 
 @pytest.mark.parametrize("op,expect", [
-    ("bad_name", "ValueError: invalid metric name '1abc'"),
-    ("reserved", "ValueError: invalid metric name 'predict_time'"),
-    ("cog_prefix", "ValueError: invalid metric name 'cog.x'"),
-    ("type_change", "ValueError: metric 'a' already holds a int value"),
+    # Name errors: ValueError with Cog's messages; value and mode errors: TypeError, as Cog.
+    ("bad_name", "ValueError: metric name segment '1abc' must start with a letter"),
+    ("reserved", "ValueError: 'predict_time' is reserved by the runtime"),
+    ("cog_prefix", "ValueError: the 'cog.' prefix is reserved for system metrics"),
+    ("double_underscore", "ValueError: metric name segment 'foo__bar' must not contain consecutive underscores"),
+    ("leading_dot", "ValueError: metric name must not start with a dot"),
+    ("empty_segment", "ValueError: metric name must not contain empty segments (consecutive dots)"),
+    ("too_long", "ValueError: metric name must be 128 characters or fewer (got 129 characters)"),
+    ("delete_reserved", "ok"),
+    ("type_change", "TypeError: metric 'a' already holds a int value"),
     ("delete_then_change", "ok"),
-    ("bad_mode", "ValueError: invalid metric mode 'multiply'"),
+    ("bad_mode", "TypeError: invalid metric mode 'multiply'"),
     ("bad_value", "TypeError: metric 'a': a value of type object is not allowed"),
-    ("incr_str", "ValueError: metric 'a': mode 'incr' needs a number"),
+    ("incr_str", "TypeError: metric 'a': mode 'incr' needs a number"),
     ("none_deletes", "ok"),
-    ("too_deep", "ValueError: invalid metric name 'a.b.c.d.e'"),
+    ("too_deep", "ValueError: metric name must have at most 4 dot-separated segments (got 5)"),
 ])  # fmt: skip
 def test_metric_rules(spawn, op: str, expect: str) -> None:  # type: ignore[no-untyped-def]
     w = spawn("metrics")
@@ -425,8 +431,9 @@ def test_eight_concurrent_async_predictions(spawn) -> None:  # type: ignore[no-u
 
 @pytest.mark.parametrize("mode,status,error", [
     ("ok", "healthy", None),
-    ("false", "unhealthy", "healthcheck returned False"),
-    ("raise", "unhealthy", "healthcheck raised RuntimeError: sick"),
+    # Cog's wording, word for word.
+    ("false", "unhealthy", "Healthcheck failed: user-defined healthcheck returned False"),
+    ("raise", "unhealthy", "Healthcheck failed: RuntimeError: sick"),
 ])  # fmt: skip
 def test_healthcheck(spawn, tmp_path: Path, mode: str, status: str, error: str | None) -> None:  # type: ignore[no-untyped-def]
     health = tmp_path / "health"
@@ -446,7 +453,9 @@ def test_healthcheck_times_out_after_5s(spawn, tmp_path: Path) -> None:  # type:
     w.send_control({"type": "healthcheck", "id": "h2"})
     msg = w.next_control()
     assert msg is not None and msg["status"] == "unhealthy"
-    assert "timed out after 5 seconds" in msg["error"]
+    assert (
+        msg["error"] == "Healthcheck failed: user-defined healthcheck timed out after 5.0 seconds"
+    )
     assert 4.5 < time.monotonic() - started < 6.5
 
 

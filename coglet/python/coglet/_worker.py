@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from typing import TYPE_CHECKING, Any
 
 from cog import __version__ as cog_version
@@ -142,10 +143,17 @@ class Worker:
         return {"python_sdk": cog_version, "python": platform.python_version()}
 
     def _install_streams(self) -> None:
-        if not isinstance(sys.stdout, _sdk.SlotLogWriter):
-            sys.stdout = _sdk.SlotLogWriter("stdout", sys.stdout)
-        if not isinstance(sys.stderr, _sdk.SlotLogWriter):
-            sys.stderr = _sdk.SlotLogWriter("stderr", sys.stderr)
+        """Routes `sys.stdout`/`sys.stderr` to the current prediction's logs, for good: from
+        here on, a stream that user code assigns in their place is wrapped in a `_TeeWriter`
+        (its writes reach both that stream and the logs), as Cog does."""
+        for name in ("stdout", "stderr"):
+            current = getattr(sys, name)
+            if not isinstance(current, _sdk._SlotLogWriter):
+                current = _sdk._SlotLogWriter(name, current)
+                setattr(sys, name, current)
+            _SLOT_WRITERS[name] = current
+        if type(sys) is types.ModuleType:
+            sys.__class__ = _GuardedSys
 
     def _load(self, predictor_ref: str, is_train: bool, weights: str | None) -> None:
         target = load_predictor_from_ref(predictor_ref)
@@ -426,7 +434,7 @@ class Worker:
     # ---------------------------------------------------------------- health, shutdown
 
     def healthcheck(self) -> str | None:
-        """None when healthy, else why not. Times out after 5 s."""
+        """None when healthy, else why not (Cog's messages). Times out after 5 s."""
         fn = self.healthcheck_fn
         if fn is None:
             return None
@@ -440,11 +448,14 @@ class Worker:
             else:
                 ok = _call_with_timeout(fn, deadline)
         except (TimeoutError, FutureTimeout):
-            return f"healthcheck timed out after {deadline:g} seconds"
+            return (
+                "Healthcheck failed: user-defined healthcheck timed out after "
+                f"{deadline:.1f} seconds"
+            )
         except Exception as e:
-            return f"healthcheck raised {type(e).__name__}: {e}"
+            return f"Healthcheck failed: {type(e).__name__}: {e}"
         if ok is False:
-            return "healthcheck returned False"
+            return "Healthcheck failed: user-defined healthcheck returned False"
         return None
 
     def shutdown(self) -> None:
@@ -455,6 +466,34 @@ class Worker:
                 stream.flush()
             except Exception:
                 pass
+
+
+# The worker's `_SlotLogWriter` for "stdout" and "stderr" (set by `_install_streams`).
+_SLOT_WRITERS: dict[str, Any] = {}
+
+
+class _GuardedSys(types.ModuleType):
+    """The class of the `sys` module in the worker. Assigning `sys.stdout`/`sys.stderr` (user
+    code, a logging or progress library, `contextlib.redirect_stdout`) keeps the prediction's
+    logs: a foreign stream is wrapped in a `_TeeWriter` around the slot writer. (An audit hook
+    cannot do this: CPython raises no audit event for a module attribute assignment.)
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("stdout", "stderr"):
+            value = _tee_if_foreign(name, value)
+        super().__setattr__(name, value)
+
+
+def _tee_if_foreign(name: str, value: Any) -> Any:
+    writer = _SLOT_WRITERS.get(name)
+    if (
+        writer is None
+        or value is None  # print() to a None stream is a no-op; keep that meaning
+        or isinstance(value, (_sdk._SlotLogWriter, _sdk._TeeWriter))
+    ):
+        return value
+    return _sdk._TeeWriter(writer, value, name)
 
 
 def _download_dir(output_dir: str) -> str:

@@ -5,14 +5,18 @@
 //!   each thread has its own context, so a sync runner (main thread) and every asyncio task
 //!   (a context copy per task) see their own prediction.
 //! - `Scope`, `MetricRecorder`, `current_scope()`: `cog.current_scope()` and metrics (2.6).
-//! - `SlotLogWriter`: replaces `sys.stdout`/`sys.stderr`; routes lines to the current
+//! - `_SlotLogWriter`: replaces `sys.stdout`/`sys.stderr`; routes lines to the current
 //!   prediction's `logs`, else to the original stream (captured fd 1/2 -> server log).
+//! - `_TeeWriter`: when user code replaces `sys.stdout`/`sys.stderr` with its own stream, the
+//!   worker wraps that stream so that writes reach both it and the prediction's `logs`.
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use coglet::ipc::{LogSource, MetricMode};
+use coglet::metrics::MetricError;
 use coglet::worker::{OutputSink, PredictOutcome, SinkError, Ticket};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -42,10 +46,15 @@ fn current_prediction(py: Python<'_>) -> PyResult<Option<Bound<'_, Prediction>>>
     Ok(value.cast_into::<Prediction>().ok())
 }
 
+/// The Python exception Cog raises for each error: a bad metric name is a `ValueError`; a
+/// value of the wrong type (or a type change without delete) is a `TypeError`.
 fn sink_error(e: SinkError) -> PyErr {
     match e {
         SinkError::Closed => PyRuntimeError::new_err(e.to_string()),
-        SinkError::Metric(m) => PyValueError::new_err(m.to_string()),
+        SinkError::Metric(m @ MetricError::InvalidName { .. }) => {
+            PyValueError::new_err(m.to_string())
+        }
+        SinkError::Metric(m) => PyTypeError::new_err(m.to_string()),
         SinkError::Io(io) => PyOSError::new_err(io.to_string()),
     }
 }
@@ -123,7 +132,7 @@ impl Prediction {
     }
 
     fn metric(&self, name: &str, value: &Bound<'_, PyAny>, mode: &str) -> PyResult<()> {
-        let mode = MetricMode::from_str(mode).map_err(PyValueError::new_err)?;
+        let mode = MetricMode::from_str(mode).map_err(PyTypeError::new_err)?;
         let value = to_json(value).map_err(|e| {
             PyTypeError::new_err(format!("metric '{name}': {}", e.value(value.py())))
         })?;
@@ -224,7 +233,7 @@ impl MetricRecorder {
             Some(p) => p.bind(py).get().metric(key, value, mode),
             None => MetricMode::from_str(mode)
                 .map(drop)
-                .map_err(PyValueError::new_err),
+                .map_err(PyTypeError::new_err),
         }
     }
 
@@ -298,8 +307,9 @@ pub fn current_scope(py: Python<'_>) -> PyResult<Scope> {
     Ok(Scope { metrics, context })
 }
 
-/// Replacement for `sys.stdout` / `sys.stderr` in the worker.
-#[pyclass(frozen, module = "coglet._impl._sdk")]
+/// Replacement for `sys.stdout` / `sys.stderr` in the worker (`coglet._sdk._SlotLogWriter`,
+/// also importable as `SlotLogWriter`).
+#[pyclass(frozen, name = "_SlotLogWriter", module = "coglet._impl._sdk")]
 pub struct SlotLogWriter {
     source: LogSource,
     /// The stream this one replaced (writes to fd 1/2, which the worker captures).
@@ -410,6 +420,131 @@ impl SlotLogWriter {
     }
 }
 
+/// What the worker puts in `sys.stdout`/`sys.stderr` when user code has replaced them with a
+/// stream of its own (a logging library, a file): every write goes to the `_SlotLogWriter`
+/// (so the prediction's `logs` keep it) and to the user's stream (so it works as intended).
+#[pyclass(frozen, name = "_TeeWriter", module = "coglet._impl._sdk")]
+pub struct TeeWriter {
+    inner: Py<PyAny>,
+    user_stream: Py<PyAny>,
+    name: String,
+    closed: AtomicBool,
+}
+
+// The io.TextIOBase protocol: several methods are constants but must be methods.
+#[pymethods]
+#[allow(clippy::unused_self)]
+impl TeeWriter {
+    #[new]
+    fn new(inner: Py<PyAny>, user_stream: Py<PyAny>, name: String) -> Self {
+        Self {
+            inner,
+            user_stream,
+            name,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Writes to the slot writer, then to the user's stream; an error of either is raised.
+    fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let Ok(text) = data.cast::<PyString>() else {
+            return Err(PyTypeError::new_err(format!(
+                "write() argument must be str, not {}",
+                type_name(data)
+            )));
+        };
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(PyValueError::new_err("I/O operation on closed file."));
+        }
+        self.inner.bind(py).call_method1("write", (text,))?;
+        self.user_stream.bind(py).call_method1("write", (text,))?;
+        Ok(text.to_str()?.chars().count())
+    }
+
+    fn writelines(&self, py: Python<'_>, lines: &Bound<'_, PyAny>) -> PyResult<()> {
+        for line in lines.try_iter()? {
+            self.write(py, &line?)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        self.inner.bind(py).call_method0("flush")?;
+        self.user_stream.bind(py).call_method0("flush")?;
+        Ok(())
+    }
+
+    /// Closes the tee only: neither the slot writer nor the user's stream is closed.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    fn writable(&self) -> bool {
+        !self.closed.load(Ordering::Relaxed)
+    }
+
+    fn readable(&self) -> bool {
+        false
+    }
+
+    fn seekable(&self) -> bool {
+        false
+    }
+
+    fn isatty(&self, py: Python<'_>) -> PyResult<bool> {
+        self.user_stream.bind(py).call_method0("isatty")?.extract()
+    }
+
+    fn fileno(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.user_stream
+            .bind(py)
+            .call_method0("fileno")
+            .map(Bound::unbind)
+    }
+
+    #[getter]
+    fn encoding(&self, py: Python<'_>) -> Py<PyAny> {
+        self.user_stream.bind(py).getattr("encoding").map_or_else(
+            |_| PyString::new(py, "utf-8").into_any().unbind(),
+            Bound::unbind,
+        )
+    }
+
+    /// `stdout` or `stderr`: which `sys` attribute this tee stands in.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    #[getter]
+    fn inner(&self, py: Python<'_>) -> Py<PyAny> {
+        self.inner.clone_ref(py)
+    }
+
+    #[getter]
+    fn user_stream(&self, py: Python<'_>) -> Py<PyAny> {
+        self.user_stream.clone_ref(py)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> bool {
+        false
+    }
+}
+
 pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = parent.py();
     let m = PyModule::new(py, "_sdk")?;
@@ -417,6 +552,8 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<MetricRecorder>()?;
     m.add_class::<Scope>()?;
     m.add_class::<SlotLogWriter>()?;
+    m.add("SlotLogWriter", m.getattr("_SlotLogWriter")?)?;
+    m.add_class::<TeeWriter>()?;
     m.add_function(wrap_pyfunction!(current_scope, &m)?)?;
     m.add("_current", current_var(py)?)?;
     parent.add_submodule(&m)?;

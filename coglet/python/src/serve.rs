@@ -1,4 +1,5 @@
 //! `coglet.server.serve(...)`: the parent process (HTTP server + worker supervision).
+//! Logs `Starting coglet server on HOST:PORT` once the socket is bound.
 
 use coglet::ServeConfig;
 use pyo3::exceptions::PyRuntimeError;
@@ -16,7 +17,7 @@ fn worker_command(py: Python<'_>) -> PyResult<Vec<String>> {
     Ok(vec![
         program,
         "-c".to_owned(),
-        "import coglet; coglet._run_worker()".to_owned(),
+        "import coglet; coglet.server._run_worker()".to_owned(),
     ])
 }
 
@@ -50,40 +51,51 @@ fn init_logging() {
     };
 }
 
-#[pyfunction]
-#[pyo3(signature = (
-    predictor_ref=None,
-    host="0.0.0.0".to_owned(),
-    port=5000,
-    await_explicit_shutdown=false,
-    is_train=false,
-    upload_url=None,
-))]
-#[allow(clippy::fn_params_excessive_bools, clippy::needless_pass_by_value)]
-pub fn serve(
-    py: Python<'_>,
-    predictor_ref: Option<String>,
-    host: String,
-    port: u16,
-    await_explicit_shutdown: bool,
-    is_train: bool,
-    upload_url: Option<String>,
-) -> PyResult<()> {
+/// What `coglet.server.serve(...)` was called with.
+pub struct ServeArgs {
+    pub predictor_ref: Option<String>,
+    pub host: String,
+    pub port: u16,
+    pub await_explicit_shutdown: bool,
+    pub is_train: bool,
+    pub upload_url: Option<String>,
+}
+
+/// Binds, announces the bound address, then serves until shutdown.
+async fn bind_and_run(config: ServeConfig) -> Result<(), String> {
+    let server = coglet::Server::bind(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = server
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    // Cog's wording: tools (Cog's own tests among them) find the port of a `port=0` server here.
+    tracing::info!("Starting coglet server on {addr}");
+    server.run().await.map_err(|e| e.to_string())
+}
+
+pub fn serve(py: Python<'_>, args: ServeArgs) -> PyResult<()> {
     init_logging();
-    let mut config = ServeConfig::from_env(is_train);
-    if predictor_ref.is_some() {
-        config.predictor_ref = predictor_ref;
+    let mut config = ServeConfig::from_env(args.is_train);
+    if args.predictor_ref.is_some() {
+        config.predictor_ref = args.predictor_ref;
     }
-    config.host = host;
-    config.port = port;
-    config.await_explicit_shutdown = await_explicit_shutdown;
-    config.upload_url = upload_url.filter(|u| !u.is_empty());
+    config.host = args.host;
+    config.port = args.port;
+    config.await_explicit_shutdown = args.await_explicit_shutdown;
+    config.upload_url = args.upload_url.filter(|u| !u.is_empty());
     if std::env::var_os("COGLET_WORKER_COMMAND").is_none() {
         config.worker_command = worker_command(py)?;
     }
     if config.sdk_version.is_none() {
         config.sdk_version = sdk_version(py);
     }
-    py.detach(|| coglet::serve_blocking(config))
-        .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    py.detach(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))?
+            .block_on(bind_and_run(config))
+    })
+    .map_err(PyRuntimeError::new_err)
 }

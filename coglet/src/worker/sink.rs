@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::Value;
 
 use crate::ipc::{self, LogSource, MAX_INLINE_IPC_SIZE, MetricMode, OutputValue, SlotResponse};
-use crate::metrics::{MetricError, Metrics, validate_metric_name};
+use crate::metrics::{MetricError, Metrics, validate_metric_name, validate_metric_name_structure};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -113,7 +113,12 @@ impl OutputSink {
         if self.is_closed() {
             return Err(SinkError::Closed);
         }
-        validate_metric_name(name)?;
+        if value.is_null() {
+            // Deleting: a reserved name cannot exist, so only its shape is checked (as Cog).
+            validate_metric_name_structure(name)?;
+        } else {
+            validate_metric_name(name)?;
+        }
         if let Value::Number(n) = &value
             && n.as_f64().is_some_and(|f| !f.is_finite())
         {

@@ -12,6 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ..mode import Mode
+
 DEFAULT_PORT = 5000
 
 
@@ -30,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         "--await-explicit-shutdown", dest="await_explicit_shutdown", type=bool, default=False
     )
     parser.add_argument(
-        "--x-mode", dest="mode", type=str, default="predict", choices=["predict", "train"]
+        "--x-mode", dest="mode", type=Mode, default=Mode.PREDICT, choices=list(Mode)
     )
     return parser
 
@@ -64,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"coglet (Rust) {coglet.__version__}")
         return 0
 
-    is_train = args.mode == "train"
+    is_train = args.mode is Mode.TRAIN
     env_name = "COG_TRAIN_TYPE_STUB" if is_train else "COG_PREDICT_TYPE_STUB"
     predictor_ref = os.environ.get(env_name)
     if not predictor_ref:
@@ -94,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     return 0
 
+
+__all__ = ["Mode", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())
