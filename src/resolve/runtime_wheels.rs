@@ -88,5 +88,6 @@ fn locked_wheel(path: &Path) -> Result<LockedPackage, ResolveError> {
         hashes: Vec::new(),
         size: Some(size),
         direct_url: None,
+        build: None,
     })
 }
