@@ -112,9 +112,6 @@ fn each_unsupported_field_is_an_error_naming_it() {
             // One cog.yaml per kind of unsupported use; nested fields share their parent's.
             let yaml = match field {
                 "build.gpu" => "build:\n  python_version: \"3.11\"\n  gpu: true\n",
-                "build.run" => "build:\n  python_version: \"3.11\"\n  run: [\"echo hi\"]\n",
-                "build.run[].mounts" => "build:\n  python_version: \"3.11\"\n  run:\n    - command: cat /run/secrets/x\n      mounts: [{type: secret, id: x, target: /run/secrets/x}]\n",
-                "build.pre_install" => "build:\n  python_version: \"3.11\"\n  pre_install: [\"echo hi\"]\n",
                 "weights" => "model: reg.io/me/m\nweights:\n  - name: w\n    target: /src/w\n    source: {uri: ./w}\n",
                 _ => return None,
             };

@@ -4,6 +4,7 @@
 //! system packages may be listed after one that adds the source.
 
 mod base;
+mod commands;
 mod labels;
 mod python;
 mod runtime;
@@ -13,6 +14,7 @@ mod system;
 use crate::plan::{Block, Stack};
 
 pub use base::BaseBlock;
+pub use commands::{BuildCommandsBlock, CA_BUNDLE, CA_CERT_PATH, CaCertBlock};
 pub use labels::LabelsBlock;
 pub use python::{CogRuntimeBlock, PythonPackagesBlock};
 pub use runtime::{RuntimeSettingsBlock, SchemaBlock};
@@ -34,6 +36,8 @@ impl Stack for PythonStack {
             Box::new(SystemPackagesBlock),
             Box::new(CogRuntimeBlock),
             Box::new(PythonPackagesBlock),
+            Box::new(CaCertBlock),
+            Box::new(BuildCommandsBlock),
             Box::new(SourceBlock),
             Box::new(SchemaBlock),
             Box::new(RuntimeSettingsBlock),

@@ -23,24 +23,8 @@ pub fn apply(
     // A base's creation time says nothing about this image; Cog's builds are reproducible only
     // with a fixed timestamp, and we write none unless asked.
     config.created = source_date_epoch_rfc3339();
+    let env = env_over(base, &settings.env);
     let container = config.config.get_or_insert_with(ContainerConfig::default);
-
-    let mut env: Vec<(String, String)> = container
-        .env
-        .iter()
-        .flatten()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (kv.clone(), String::new()),
-        })
-        .collect();
-    for (name, value) in &settings.env {
-        let expanded = expand(value, &env);
-        match env.iter_mut().find(|(n, _)| n == name) {
-            Some(slot) => slot.1 = expanded,
-            None => env.push((name.clone(), expanded)),
-        }
-    }
     container.env = Some(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect());
 
     if !settings.labels.is_empty() {
@@ -72,6 +56,32 @@ pub fn apply(
         });
     }
     config
+}
+
+/// The base's environment with `settings` applied in order, as `ENV` lines would apply them
+/// (`$NAME` expanded from what is set so far; a name set again keeps its place).
+pub fn env_over(
+    base: Option<&ImageConfig>,
+    settings: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = base
+        .and_then(|c| c.config.as_ref())
+        .and_then(|c| c.env.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (kv.clone(), String::new()),
+        })
+        .collect();
+    for (name, value) in settings {
+        let expanded = expand(value, &env);
+        match env.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = expanded,
+            None => env.push((name.clone(), expanded)),
+        }
+    }
+    env
 }
 
 /// `$NAME` and `${NAME}` expanded from `env`, as Docker's `ENV` does; unknown names become "".

@@ -128,8 +128,8 @@ fn spec_for(step: &LayerStep, project_dir: &Path) -> Result<LayerSpec, layers::E
                 spec = spec.file(&file.path, file.mode, file.contents.as_bytes())?;
             }
         }
-        LayerContent::Wheels { .. } | LayerContent::Debs { .. } => {
-            unreachable!("wheel and package steps have builders of their own")
+        LayerContent::Wheels { .. } | LayerContent::Debs { .. } | LayerContent::Run { .. } => {
+            unreachable!("wheel, package and command steps have builders of their own")
         }
     }
     Ok(spec)

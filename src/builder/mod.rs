@@ -4,6 +4,7 @@
 //! built, in parallel, each keyed by a hash of its inputs so that a rebuild redoes only what
 //! changed. Base layers are passed through untouched. The result is an OCI manifest and config
 //! in the blob store.
+mod commands;
 mod image_config;
 mod layer_steps;
 
@@ -20,11 +21,13 @@ use crate::session::Session;
 pub use layer_steps::LayerOutcome;
 
 /// How to build.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
     pub compression: Compression,
     /// Rebuild every layer even when the cache has it (`--no-cache`).
     pub no_cache: bool,
+    /// `--secret`: what the commands' secret mounts read (never in a layer, key or log).
+    pub secrets: Vec<crate::sandbox::Secret>,
 }
 
 /// What a build produced.
@@ -66,6 +69,11 @@ pub enum BuildError {
         "layer {id:?}: the base image has no dpkg database (/var/lib/dpkg/status); build.system_packages need a Debian or Ubuntu base"
     )]
     NoDpkg { id: String },
+    #[error("running the build commands")]
+    Command {
+        #[source]
+        source: Box<crate::sandbox::SandboxError>,
+    },
     #[error("writing the image")]
     Oci(#[from] oci::OciError),
     #[error("a build task failed")]
@@ -85,15 +93,19 @@ pub async fn build(
 
     // Base fetch (I/O) and layer builds (CPU) overlap; system packages need the base's dpkg
     // database, so they wait for it.
+    // Commands run over everything below them, so they wait for all of it.
     let (deb_steps, other_steps): (Vec<_>, Vec<_>) = plan
         .layers
         .iter()
         .cloned()
         .partition(|s| matches!(s.content, LayerContent::Debs { .. }));
+    let (command_steps, other_steps): (Vec<_>, Vec<_>) = other_steps
+        .into_iter()
+        .partition(|s| matches!(s.content, LayerContent::Run { .. }));
     let layer_job = {
         let dir = project_dir.to_path_buf();
         let store = store.clone();
-        let options = *options;
+        let options = options.clone();
         let reporter = session.reporter.clone();
         tokio::task::spawn_blocking(move || {
             layer_steps::build_steps(&other_steps, &dir, &store, &options, reporter.as_ref())
@@ -110,6 +122,19 @@ pub async fn build(
             .unwrap_or(usize::MAX)
     };
     outcomes.sort_by_key(|o| position(&o.id));
+    if let Some(first) = command_steps.first() {
+        let first = position(&first.id);
+        let mut lower = base.layers.clone();
+        lower.extend(
+            outcomes
+                .iter()
+                .filter(|o| position(&o.id) < first)
+                .map(|o| o.info.clone()),
+        );
+        let ran = commands::run(session, &command_steps, &base, lower, &platform, options).await?;
+        outcomes.extend(ran);
+        outcomes.sort_by_key(|o| position(&o.id));
+    }
 
     let history: Vec<(&str, &str)> = outcomes
         .iter()

@@ -9,6 +9,7 @@ use super::printer::ProgressMode;
 use crate::registry::{ClientOptions, DEFAULT_PUSH_CONCURRENCY, ManifestFormat};
 use crate::resolve::{self, LockMode};
 use crate::runtime::RuntimeKind;
+use crate::sandbox::{Secret, SecretSource};
 
 /// How to build a project (`cog build`, `cog push`).
 #[derive(Debug, Clone, clap::Args)]
@@ -33,6 +34,10 @@ pub struct BuildFlags {
     pub openapi_schema: Option<PathBuf>,
     #[command(flatten)]
     pub locks: LockArgs,
+    /// Secrets for build commands' `mounts`, as `id=ID,src=PATH` or `id=ID,env=VAR`
+    /// (repeatable); never stored in the image or the cache
+    #[arg(long = "secret", value_name = "SPEC", value_parser = parse_secret)]
+    pub secrets: Vec<SecretArg>,
     /// Layer compression
     #[arg(long, value_enum, default_value = "gzip")]
     pub compression: CompressionArg,
@@ -51,6 +56,7 @@ impl BuildFlags {
             platform: "linux/amd64".to_string(),
             openapi_schema: None,
             locks: LockArgs::default(),
+            secrets: Vec::new(),
             compression: CompressionArg::Gzip,
             registry: RegistryArgs::default(),
         }
@@ -67,12 +73,54 @@ impl BuildFlags {
         }
     }
 
+    pub fn secrets(&self) -> Vec<Secret> {
+        self.secrets.iter().map(|s| s.0.clone()).collect()
+    }
+
     pub fn compression(&self) -> Compression {
         match self.compression {
             CompressionArg::Gzip => Compression::gzip(),
             CompressionArg::Zstd => Compression::zstd(),
         }
     }
+}
+
+/// One `--secret` (Docker's syntax: `id=ID,src=PATH`, `id=ID,env=VAR`; `source=` and `type=`
+/// accepted).
+#[derive(Debug, Clone)]
+pub struct SecretArg(Secret);
+
+fn parse_secret(spec: &str) -> Result<SecretArg, String> {
+    let (mut id, mut file, mut env, mut kind) = (None, None, None, None);
+    for part in spec.split(',') {
+        let Some((key, value)) = part.split_once('=') else {
+            return Err(format!(
+                "{part:?} is not KEY=VALUE (expected id=ID,src=PATH or id=ID,env=VAR)"
+            ));
+        };
+        match key.trim() {
+            "id" => id = Some(value.to_string()),
+            "src" | "source" => file = Some(value.to_string()),
+            "env" => env = Some(value.to_string()),
+            "type" => kind = Some(value.to_string()),
+            other => return Err(format!("unknown key {other:?} (expected id, src or env)")),
+        }
+    }
+    let Some(id) = id.filter(|i| !i.is_empty()) else {
+        return Err("no id= (expected id=ID,src=PATH or id=ID,env=VAR)".into());
+    };
+    let source = match (kind.as_deref(), file, env) {
+        (Some("file") | None, Some(path), None) => SecretSource::File(path.into()),
+        (Some("env") | None, None, Some(var)) => SecretSource::Env(var),
+        // Docker: with neither, a variable named like the id, else a file of that name.
+        (None, None, None) if std::env::var_os(&id).is_some() => SecretSource::Env(id.clone()),
+        (None, None, None) => SecretSource::File(id.clone().into()),
+        (Some(other), _, _) if other != "file" && other != "env" => {
+            return Err(format!("type={other}: expected type=file or type=env"));
+        }
+        _ => return Err("give one of src=PATH or env=VAR".into()),
+    };
+    Ok(SecretArg(Secret { id, source }))
 }
 
 /// What to do with the lock files next to cog.yaml.
@@ -188,4 +236,29 @@ pub struct ProjectArgs {
     /// answers, else podman, else runc
     #[arg(long, value_enum, env = "COG_RUNTIME")]
     pub runtime: Option<RuntimeKind>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_parse_as_docker_does() {
+        let file = parse_secret("id=tok,src=/run/tok").unwrap().0;
+        assert_eq!(file.id, "tok");
+        assert!(
+            matches!(file.source, SecretSource::File(p) if p == std::path::Path::new("/run/tok"))
+        );
+        let env = parse_secret("type=env,id=tok,env=TOKEN").unwrap().0;
+        assert!(matches!(env.source, SecretSource::Env(v) if v == "TOKEN"));
+        for bad in [
+            "src=/x",
+            "id=a,src=/x,env=Y",
+            "id=a,nope=1",
+            "id=a,type=ssh,src=/x",
+            "id",
+        ] {
+            assert!(parse_secret(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -68,6 +68,7 @@ pub fn build_and_save(
     let options = BuildOptions {
         compression: flags.compression(),
         no_cache: flags.no_cache,
+        secrets: flags.secrets(),
     };
     session.reporter.message(&format!(
         "Building Docker image from environment in {}...",

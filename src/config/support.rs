@@ -31,34 +31,13 @@ pub const FIELDS: &[(&str, Support)] = &[
     ("build.python_requirements", Support::Supported),
     ("build.python_packages", Support::Supported),
     ("build.system_packages", Support::Supported),
-    (
-        "build.run",
-        Support::Unsupported("build.run commands are not run by cog-rs yet"),
-    ),
-    (
-        "build.run[].command",
-        Support::Unsupported("build.run commands are not run by cog-rs yet"),
-    ),
-    (
-        "build.run[].mounts",
-        Support::Unsupported("build.run secret mounts are not supported by cog-rs yet"),
-    ),
-    (
-        "build.run[].mounts[].type",
-        Support::Unsupported("build.run secret mounts are not supported by cog-rs yet"),
-    ),
-    (
-        "build.run[].mounts[].id",
-        Support::Unsupported("build.run secret mounts are not supported by cog-rs yet"),
-    ),
-    (
-        "build.run[].mounts[].target",
-        Support::Unsupported("build.run secret mounts are not supported by cog-rs yet"),
-    ),
-    (
-        "build.pre_install",
-        Support::Unsupported("build.pre_install commands are not run by cog-rs yet"),
-    ),
+    ("build.run", Support::Supported),
+    ("build.run[].command", Support::Supported),
+    ("build.run[].mounts", Support::Supported),
+    ("build.run[].mounts[].type", Support::Supported),
+    ("build.run[].mounts[].id", Support::Supported),
+    ("build.run[].mounts[].target", Support::Supported),
+    ("build.pre_install", Support::Supported),
     ("build.sdk_version", Support::Supported),
     ("image", Support::Supported),
     ("model", Support::Supported),
@@ -137,20 +116,8 @@ pub fn check(file: &ConfigFile) -> Findings {
             findings.errors.push(format!("{field}: {why}"));
         }
     };
-    if let Some(build) = &file.build {
-        if build.gpu == Some(true) {
-            unsupported("build.gpu");
-        }
-        let commands = build.run.as_deref().unwrap_or_default();
-        if !commands.is_empty() {
-            unsupported("build.run");
-        }
-        if commands.iter().any(|c| !c.mounts.is_empty()) {
-            unsupported("build.run[].mounts");
-        }
-        if build.pre_install.as_ref().is_some_and(|p| !p.is_empty()) {
-            unsupported("build.pre_install");
-        }
+    if file.build.as_ref().is_some_and(|b| b.gpu == Some(true)) {
+        unsupported("build.gpu");
     }
     if file.weights.as_ref().is_some_and(|w| !w.is_empty()) {
         unsupported("weights");

@@ -47,6 +47,11 @@ impl Composer {
         });
     }
 
+    /// The environment set so far, in order (a command's step sees what came before it).
+    pub fn env(&self) -> &[(String, String)] {
+        &self.image.env
+    }
+
     /// Set an environment variable; setting it again replaces the value where it first appeared.
     pub fn set_env(&mut self, name: &str, value: &str) {
         match self.image.env.iter_mut().find(|(n, _)| n == name) {

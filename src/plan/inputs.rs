@@ -38,6 +38,11 @@ pub struct PlanInputs {
     pub python_packages: Vec<wheels::LockedPackage>,
     /// `build.system_packages`, resolved against the base's distribution (new packages only).
     pub system_packages: Option<debian::Lock>,
+    /// `build.run` items, then the deprecated `build.pre_install` commands, in Cog's order.
+    pub commands: Vec<crate::config::RunItem>,
+    /// `COG_CA_CERT`: PEM certificates the image trusts (for the proxies of `build.run`'s
+    /// downloads, and the model's own HTTPS calls).
+    pub ca_cert: Option<String>,
     /// The cog SDK and coglet wheels built from this repository.
     pub runtime_wheels: Vec<wheels::LockedPackage>,
     /// Target platform, `os/arch[/variant]`.

@@ -18,7 +18,7 @@ pub use composer::Composer;
 pub use inputs::{BaseOverride, PlanInputs};
 
 /// Version of the serialized plan format. Bump on any incompatible change.
-pub const PLAN_VERSION: u32 = 1;
+pub const PLAN_VERSION: u32 = 2;
 
 /// Build phases, in the order their layers appear in the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -32,6 +32,9 @@ pub enum Phase {
     Framework,
     /// The application's own Python dependencies.
     AppDeps,
+    /// `build.run` (and `pre_install`) commands, run over the layers below, as Cog's `RUN`
+    /// steps after its `pip install`.
+    Commands,
     /// The project source under `/src`.
     AppSource,
     /// Image settings only (env, labels, entrypoint): adds no layer.
@@ -45,6 +48,7 @@ impl Phase {
             Self::Runtime => "runtime",
             Self::Framework => "framework",
             Self::AppDeps => "app-deps",
+            Self::Commands => "commands",
             Self::AppSource => "app-source",
             Self::Config => "config",
         }
@@ -79,12 +83,28 @@ pub enum LayerContent {
     /// Debian/Ubuntu packages, pinned by version and hash, unpacked into one layer with the
     /// dpkg database updated (no maintainer scripts run).
     Debs { lock: debian::Lock },
+    /// A command run with `/bin/sh -c` over the layers below (in the sandbox), its changes
+    /// captured as the layer. `env` is the plan's environment so far, applied over the base
+    /// image's as `ENV` lines would be.
+    Run {
+        command: String,
+        env: Vec<(String, String)>,
+        mounts: Vec<SecretMount>,
+    },
     /// Python wheels, pinned by name, version, URL and hash, installed into the image's Python.
     /// Becomes one layer per large wheel and a few stable groups of small ones.
     Wheels {
         python: PythonLayout,
         packages: Vec<wheels::LockedPackage>,
     },
+}
+
+/// A secret the build provides (`cog build --secret id=ID,...`), read-only at `target` while its
+/// command runs. Only the id is in the plan, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretMount {
+    pub id: String,
+    pub target: String,
 }
 
 /// Where the image's Python lives, so wheels land where it looks for them.
@@ -259,6 +279,7 @@ mod tests {
             Phase::AppDeps,
             Phase::Framework,
             Phase::Runtime,
+            Phase::Commands,
         ];
         phases.sort();
         let names: Vec<_> = phases.iter().map(|p| p.as_str()).collect();
@@ -269,6 +290,7 @@ mod tests {
                 "runtime",
                 "framework",
                 "app-deps",
+                "commands",
                 "app-source",
                 "config"
             ]

@@ -6,6 +6,7 @@
 //! [`Project::open`] reads only the directory (config and static schema: what `cog run` needs to
 //! validate inputs before any build); [`Project::resolve`] does the rest, with the network when
 //! `Options::network` allows it.
+mod ca_cert;
 mod lockfile;
 mod python;
 mod runtime_wheels;
@@ -130,6 +131,8 @@ pub enum ResolveError {
     NoDistribution { field: String, base: String },
     #[error(transparent)]
     FetchBase(#[from] crate::base::BaseError),
+    #[error("COG_CA_CERT: {reason}")]
+    CaCert { reason: String },
     #[error("{var}={}: {reason}", .path.display())]
     RuntimeWheel {
         var: &'static str,
@@ -281,6 +284,8 @@ impl Project {
                 .or(base_system_packages),
             python,
             python_packages,
+            commands: config.build.commands(),
+            ca_cert: ca_cert::from_env()?,
             runtime_wheels,
             platform: options.platform.to_string(),
             cog_version: crate::VERSION.to_string(),

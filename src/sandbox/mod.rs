@@ -189,6 +189,24 @@ pub enum Event<'a> {
     },
 }
 
+/// The index of the first step whose layer is not in the key cache (`steps.len()` if all are).
+fn first_uncached(
+    store: &BlobStore,
+    lower: &[LayerInfo],
+    steps: &[RunStep],
+    options: &SandboxOptions,
+) -> usize {
+    let mut diff_ids: Vec<layers::Digest> = lower.iter().map(|l| l.diff_id).collect();
+    for (index, step) in steps.iter().enumerate() {
+        let below = chain_id(diff_ids.iter());
+        match store.lookup_key(&step_key(below.as_ref(), step, options)) {
+            Some(layer) => diff_ids.push(layer.diff_id),
+            None => return index,
+        }
+    }
+    steps.len()
+}
+
 /// Runs `steps` in order over the image whose layers (bottom first, blobs in `store`) are
 /// `lower`, each step over the layers of the ones before; see the module docs.
 ///
@@ -205,7 +223,14 @@ pub fn run_steps(
     for (index, step) in steps.iter().enumerate() {
         check_step(index, step)?;
     }
-    secrets::check_ids(steps, secrets)?;
+    // Secrets are needed only by the steps that will run: a cached step's layer is reused
+    // without its secret (as BuildKit does; `cog run` has no --secret).
+    let first_to_run = if options.no_cache {
+        0
+    } else {
+        first_uncached(store, lower, steps, options)
+    };
+    secrets::check_ids(steps, first_to_run, secrets)?;
     for layer in lower {
         if !store.has(&layer.digest) {
             return Err(SandboxError::MissingLayer {

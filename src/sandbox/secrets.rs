@@ -59,8 +59,12 @@ pub fn default_target(id: &str) -> String {
 }
 
 /// Checks that every mount of every step names a given secret.
-pub(crate) fn check_ids(steps: &[RunStep], secrets: &[Secret]) -> Result<(), SandboxError> {
-    for (index, step) in steps.iter().enumerate() {
+pub(crate) fn check_ids(
+    steps: &[RunStep],
+    first: usize,
+    secrets: &[Secret],
+) -> Result<(), SandboxError> {
+    for (index, step) in steps.iter().enumerate().skip(first) {
         for mount in &step.mounts {
             if !secrets.iter().any(|s| s.id == mount.id) {
                 return Err(SandboxError::UnknownSecret {
@@ -228,7 +232,7 @@ mod tests {
             mounts: vec![mount("nope")],
             ..RunStep::new("true")
         };
-        let err = check_ids(&[step], &[]).unwrap_err().to_string();
+        let err = check_ids(&[step], 0, &[]).unwrap_err().to_string();
         assert!(
             err.contains("\"nope\"") && err.contains("--secret id=nope"),
             "{err}"
