@@ -13,6 +13,9 @@ echo "== wheels"
 # The cog SDK and coglet wheels go into every image the tests build (dist/, see README).
 bash python/build-wheels.sh
 
+echo "== newcomer path (README's first command, then cog run in the example)"
+bash scripts/newcomer.sh
+
 echo "== rust tests"
 cargo nextest run --workspace --exclude coglet-python --no-fail-fast
 

@@ -309,9 +309,7 @@ async fn a_tampered_blob_is_refused_and_not_stored() {
         "{message}"
     );
     assert!(!store.has(&layer), "no corrupt blob left in the store");
-    let leftovers: Vec<_> = std::fs::read_dir(store.root().join("tmp"))
-        .unwrap()
-        .collect();
+    let leftovers = store.temp_files();
     assert!(leftovers.is_empty(), "no temp file left: {leftovers:?}");
 }
 

@@ -89,12 +89,18 @@ pub(crate) async fn download_verified(
     let dir = dest.parent().unwrap_or(Path::new("."));
     fs_err::create_dir_all(dir)?;
     let mut resp = get(client, url).await?;
-    let mut temp = tempfile::NamedTempFile::with_prefix_in(".part-", dir).map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot create a temp file in {}: {e}", dir.display()),
-        )
-    })?;
+    // In this process's temp directory, so a killed build leaves nothing behind for long.
+    let scratch = layers::process_temp_dir(&dir.join("tmp"))?;
+    let mut temp =
+        tempfile::NamedTempFile::with_prefix_in(".part-", scratch.path()).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot create a temp file in {}: {e}",
+                    scratch.path().display()
+                ),
+            )
+        })?;
     let mut hasher = Sha256::new();
     let mut written = 0u64;
     while let Some(chunk) = resp.chunk().await.map_err(|e| fetch_error(url, &e))? {

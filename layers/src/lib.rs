@@ -53,9 +53,11 @@ mod compress;
 mod digest;
 mod dockerignore;
 mod error;
+mod fsck;
 mod header;
 pub mod pgzip;
 mod pipeline;
+mod scratch;
 mod spec;
 mod store;
 mod writer;
@@ -67,6 +69,8 @@ pub use compress::{
 pub use digest::{Digest, HashingWriter, Sha256};
 pub use dockerignore::{IgnoreMatcher, parse_dockerignore};
 pub use error::{Error, Result};
+pub use fsck::Verified;
+pub use scratch::{ProcessDir, Swept, shared as process_temp_dir, sweep as sweep_temp_dir};
 pub use spec::{LayerSpec, build_all};
 pub use store::{BlobStore, BlobWriter, LayerInfo};
 pub use writer::{

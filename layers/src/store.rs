@@ -1,17 +1,20 @@
 //! The content-addressed blob store and the layer key cache.
 //!
-//! Layout under the root: `blobs/sha256/<hex>` (the blobs), `tmp/` (blobs being written; same
-//! file system, so the final rename is atomic), `keys/<sha256 of key>.json` (key cache).
+//! Layout under the root: `blobs/sha256/<hex>` (the blobs), `tmp/` (blobs being written, in one
+//! locked directory per process, swept when their process is gone: see `scratch`; same file
+//! system, so the final rename is atomic), `keys/<sha256 of key>.json` (key cache).
 
 use std::env;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use tempfile::NamedTempFile;
 
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
+use crate::scratch::{self, ProcessDir, Swept};
 
 /// What an OCI manifest (digest, size, media type) and image config (diff_id) need of a layer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,12 +33,21 @@ pub struct LayerInfo {
 pub struct BlobStore {
     root: PathBuf,
     fsync: bool,
+    /// This process's temp directory, created on the first write, shared by the clones.
+    scratch: Arc<Mutex<Option<Arc<ProcessDir>>>>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct KeyRecord {
     key: String,
     layer: LayerInfo,
+}
+
+/// The layer of a key record file's text, if it parses.
+pub(crate) fn key_record_layer(text: &[u8]) -> Option<LayerInfo> {
+    serde_json::from_slice::<KeyRecord>(text)
+        .ok()
+        .map(|record| record.layer)
 }
 
 impl BlobStore {
@@ -54,7 +66,8 @@ impl BlobStore {
         }
     }
 
-    /// Opens (creating if needed) the store at `root`.
+    /// Opens (creating if needed) the store at `root`, removing what killed processes left in
+    /// its temp space.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         for dir in [
@@ -67,7 +80,46 @@ impl BlobStore {
                 source,
             })?;
         }
-        Ok(BlobStore { root, fsync: true })
+        let store = BlobStore {
+            root,
+            fsync: true,
+            scratch: Arc::default(),
+        };
+        store.sweep_temp();
+        Ok(store)
+    }
+
+    /// Removes the temp files of processes that are gone (see `scratch`); never fails.
+    pub fn sweep_temp(&self) -> Swept {
+        let tmp = scratch::sweep(&self.root.join("tmp"));
+        let keys = scratch::sweep_loose(&self.root.join("keys"), "key-");
+        Swept {
+            entries: tmp.entries + keys.entries,
+            bytes: tmp.bytes + keys.bytes,
+        }
+    }
+
+    /// The temp files under `tmp/` (blobs being written, or left by killed processes until the
+    /// next sweep), without the per-process lock files.
+    pub fn temp_files(&self) -> Vec<PathBuf> {
+        walkdir::WalkDir::new(self.root.join("tmp"))
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file() && e.depth() > 0)
+            .filter(|e| !(e.depth() == 2 && e.file_name() == "lock"))
+            .map(walkdir::DirEntry::into_path)
+            .collect()
+    }
+
+    /// This process's temp directory in the store.
+    fn scratch_dir(&self) -> io::Result<Arc<ProcessDir>> {
+        let mut slot = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(dir) = slot.as_ref() {
+            return Ok(dir.clone());
+        }
+        let dir = Arc::new(ProcessDir::create(&self.root.join("tmp"))?);
+        *slot = Some(dir.clone());
+        Ok(dir)
     }
 
     /// Whether to fsync blobs before renaming them into place (default: yes). Turning it off
@@ -100,22 +152,23 @@ impl BlobStore {
 
     /// A writer for a new blob: hashed as written, into a temp file in the store.
     pub fn writer(&self) -> Result<BlobWriter> {
-        let tmp_dir = self.root.join("tmp");
-        let temp =
-            NamedTempFile::with_prefix_in("blob-", &tmp_dir).map_err(|source| Error::Store {
-                path: self.root.clone(),
-                source: io::Error::new(
-                    source.kind(),
-                    format!(
-                        "cannot create a temp file in {}: {source}",
-                        tmp_dir.display()
-                    ),
+        let scratch = self
+            .scratch_dir()
+            .map_err(|source| self.write_error(source))?;
+        let temp = NamedTempFile::with_prefix_in("blob-", scratch.path()).map_err(|source| {
+            self.write_error(io::Error::new(
+                source.kind(),
+                format!(
+                    "cannot create a temp file in {}: {source}",
+                    scratch.path().display()
                 ),
-            })?;
+            ))
+        })?;
         let file = BufWriter::with_capacity(256 * 1024, temp);
         Ok(BlobWriter {
             out: HashingWriter::new(file),
             store: self.clone(),
+            _scratch: scratch,
         })
     }
 
@@ -214,6 +267,8 @@ impl BlobStore {
 pub struct BlobWriter {
     out: HashingWriter<BufWriter<NamedTempFile>>,
     store: BlobStore,
+    // Keeps the directory of the temp file alive until the blob is committed or dropped.
+    _scratch: Arc<ProcessDir>,
 }
 
 impl BlobWriter {

@@ -491,9 +491,7 @@ fn failed_verification_leaves_nothing_behind() {
         .unwrap_err();
     assert!(err.to_string().contains("expected 8 bytes, got 7"), "{err}");
     assert!(!store.has(&Digest::of(b"payload")));
-    let leftovers: Vec<_> = std::fs::read_dir(store.root().join("tmp"))
-        .unwrap()
-        .collect();
+    let leftovers = store.temp_files();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     let blobs: Vec<_> = std::fs::read_dir(store.root().join("blobs/sha256"))
         .unwrap()
@@ -504,10 +502,7 @@ fn failed_verification_leaves_nothing_behind() {
     let mut writer = LayerWriter::new(&store, &LayerOptions::default()).unwrap();
     writer.append_dir("x", 0o755).unwrap();
     drop(writer);
-    assert_eq!(
-        std::fs::read_dir(store.root().join("tmp")).unwrap().count(),
-        0
-    );
+    assert_eq!(store.temp_files(), Vec::<std::path::PathBuf>::new());
 }
 
 #[test]
@@ -537,7 +532,7 @@ fn an_unusable_store_names_its_path() {
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, "x").unwrap();
     let root = file.join("cache");
-    let err = BlobStore::open(&root).unwrap_err().to_string();
+    let err = chain(&BlobStore::open(&root).unwrap_err());
     assert!(err.contains(&root.display().to_string()), "{err}");
     assert!(err.contains("Not a directory"), "{err}");
 
@@ -545,12 +540,12 @@ fn an_unusable_store_names_its_path() {
     let (_dir, store) = self::store();
     std::fs::remove_dir_all(store.root().join("tmp")).unwrap();
     std::fs::write(store.root().join("tmp"), "x").unwrap();
-    let err = store.writer().err().unwrap().to_string();
+    let err = chain(&store.writer().err().unwrap());
     assert!(
         err.contains(&store.root().join("tmp").display().to_string()),
         "{err}"
     );
-    let err = store.put_bytes(b"x").unwrap_err().to_string();
+    let err = chain(&store.put_bytes(b"x").unwrap_err());
     assert!(err.contains("tmp"), "{err}");
 }
 
@@ -796,4 +791,16 @@ fn raw_entries_keep_owner_mode_devices_and_xattrs() {
         .unwrap();
     third.append_entry(&file, Some(&mut &b"abc"[..])).unwrap();
     assert_eq!(third.finish().unwrap(), first);
+}
+
+/// The error with its sources, as the CLI prints it.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
 }

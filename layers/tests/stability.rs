@@ -237,18 +237,33 @@ fn a_failing_reader_stops_the_pipeline_and_leaves_no_blob() {
         let store = BlobStore::open(dir.path()).unwrap();
         let mut writer = LayerWriter::new(&store, &LayerOptions::new(compression)).unwrap();
         // Several chunks go to the sink thread before the reader fails.
-        let err = writer
-            .append_file("big", 0o644, 10 << 20, &mut Failing(5 << 20))
-            .unwrap_err()
-            .to_string();
+        let err = chain(
+            &writer
+                .append_file("big", 0o644, 10 << 20, &mut Failing(5 << 20))
+                .unwrap_err(),
+        );
         assert!(
             err.contains("\"big\"") && err.contains("disk on fire"),
             "{err}"
         );
         drop(writer);
-        for sub in ["blobs/sha256", "tmp"] {
-            let left: Vec<_> = std::fs::read_dir(dir.path().join(sub)).unwrap().collect();
-            assert!(left.is_empty(), "{sub}: {left:?}");
-        }
+        let blobs: Vec<_> = std::fs::read_dir(dir.path().join("blobs/sha256"))
+            .unwrap()
+            .collect();
+        assert!(blobs.is_empty(), "{blobs:?}");
+        let temp = store.temp_files();
+        assert!(temp.is_empty(), "{temp:?}");
     }
+}
+
+/// The error with its sources, as the CLI prints it.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
 }

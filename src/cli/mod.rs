@@ -3,6 +3,7 @@
 //! Errors become `anyhow` here, at the edge, and are printed once, with their causes.
 mod args;
 mod build;
+mod cache;
 mod container;
 mod exec;
 mod init;
@@ -64,6 +65,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run a command inside the project's image, with the project at /src
     Exec(exec::ExecArgs),
+    /// Show, prune or verify the build cache
+    Cache(cache::CacheArgs),
 }
 
 impl Command {
@@ -75,7 +78,7 @@ impl Command {
             Self::Run(a) | Self::Predict(a) => a.project.progress,
             Self::Serve(a) => a.project.progress,
             Self::Exec(a) => a.project.progress,
-            Self::Init(_) | Self::Login(_) | Self::Plan(_) => None,
+            Self::Init(_) | Self::Login(_) | Self::Plan(_) | Self::Cache(_) => None,
         };
         flag.unwrap_or_else(ProgressMode::from_env)
     }
@@ -123,6 +126,7 @@ fn dispatch(session: &Session, command: Command) -> Result<ExitCode> {
         Command::Predict(args) => run::run(session, &args, true),
         Command::Serve(args) => serve::run(session, &args),
         Command::Exec(args) => exec::run(session, &args),
+        Command::Cache(args) => cache::run(session, &args),
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod proxy;
 pub mod registry;
+pub mod users;
 
 /// Panics with a clear message when a tool the test needs is missing (CI installs them all).
 pub fn require_tool(name: &str, package: &str) {
@@ -73,16 +74,49 @@ pub fn assert_warm_then_no_cache(build: impl Fn(&[&str]) -> std::process::Output
     assert!(log.contains(" 0 cached)"), "{log}");
 }
 
-/// Copies a directory tree (a project fixture) into place.
+/// Copies a project fixture into place: the files git tracks under `from`, never what a user
+/// or an earlier run left beside them (`.cog/`, an exported `hello.tar`). Outside a git
+/// checkout (a source tarball) it copies the tree without `.cog/` and `*.tar`.
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    let tracked = std::process::Command::new("git")
+        .args(["ls-files", "-z", "--cached", "--", "."])
+        .current_dir(from)
+        .output()
+        .ok()
+        .filter(|out| out.status.success() && !out.stdout.is_empty());
+    let files: Vec<std::path::PathBuf> = match tracked {
+        Some(out) => out
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|name| !name.is_empty())
+            .map(|name| std::path::PathBuf::from(String::from_utf8_lossy(name).into_owned()))
+            .collect(),
+        None => untracked_fixture_files(from, std::path::Path::new("")),
+    };
+    for relative in files {
+        let target = to.join(&relative);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(from.join(&relative), &target)
+            .unwrap_or_else(|e| panic!("copying {}: {e}", from.join(&relative).display()));
+    }
     std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
+}
+
+fn untracked_fixture_files(
+    root: &std::path::Path,
+    relative: &std::path::Path,
+) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(root.join(relative)).unwrap() {
         let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
+        let name = entry.file_name();
+        let path = relative.join(&name);
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() && name != ".cog" {
+            files.extend(untracked_fixture_files(root, &path));
+        } else if kind.is_file() && !name.to_string_lossy().ends_with(".tar") {
+            files.push(path);
         }
     }
+    files
 }

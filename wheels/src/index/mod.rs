@@ -667,7 +667,9 @@ impl Client {
                 status: resp.status().as_u16(),
             });
         }
-        let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+        // In this process's temp directory, so a killed build leaves nothing behind for long.
+        let scratch = layers::process_temp_dir(&dir.join("tmp"))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(scratch.path())?;
         let mut hasher = Sha256::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
