@@ -66,8 +66,16 @@ fn a_built_image_imports_numpy_and_pillow_at_the_locked_versions() {
             .output()
             .unwrap()
     };
-    let digest = ok(&build(&[]));
+    let cold = build(&[]);
+    let digest = ok(&cold);
     assert!(digest.contains("sha256:"), "{digest}");
+    // Each wheel download is a task of the progress reporter.
+    let log = String::from_utf8_lossy(&cold.stderr);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("numpy-") && l.contains(".whl: downloaded")),
+        "{log}"
+    );
     // Wheel layers included.
     assert_warm_then_no_cache(build, &digest);
 

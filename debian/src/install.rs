@@ -40,6 +40,8 @@ pub struct InstallOptions {
     /// Write the layer even when the store has it (`cog build --no-cache`). Downloaded `.deb`s
     /// are still reused: each is verified against the lock's hash.
     pub rebuild: bool,
+    /// Where the downloads report their progress (one task counting packages).
+    pub reporter: report::SharedReporter,
 }
 
 impl Default for InstallOptions {
@@ -54,6 +56,7 @@ impl Default for InstallOptions {
             downloads: 16,
             base_libraries: None,
             rebuild: false,
+            reporter: report::SharedReporter::default(),
         }
     }
 }
@@ -124,12 +127,19 @@ pub async fn install(
             build_layer(&lock, &mut next, &base_status, &store, &opts)
         })
     };
+    let mut task = opts.reporter.task(
+        "system packages",
+        Some(lock.packages.len() as u64),
+        report::Unit::Items,
+    );
     let downloads = download_each(lock, &opts.cache_dir, opts.downloads, |path| {
+        task.inc(1);
         // The builder may have failed and gone: nothing left to deliver to.
         let _ = tx.try_send(path);
     });
     downloads.await;
     drop(tx);
+    task.finish("downloaded");
     let built = builder
         .await
         .map_err(|e| Error::Config(format!("layer builder panicked: {e}")))??;

@@ -25,13 +25,22 @@ pub fn build_steps(
     project_dir: &Path,
     store: &BlobStore,
     options: &BuildOptions,
-    reporter: &dyn report::Reporter,
+    reporter: &report::SharedReporter,
 ) -> Result<Vec<LayerOutcome>, BuildError> {
     let layer_options = LayerOptions::new(options.compression);
     let mut task = reporter.task("layers", Some(steps.len() as u64), report::Unit::Items);
     let outcomes: Vec<Result<Vec<LayerOutcome>, BuildError>> = steps
         .par_iter()
-        .map(|step| build_step(step, project_dir, store, &layer_options, options.no_cache))
+        .map(|step| {
+            build_step(
+                step,
+                project_dir,
+                store,
+                &layer_options,
+                options.no_cache,
+                reporter,
+            )
+        })
         .collect();
     let outcomes: Vec<LayerOutcome> = outcomes
         .into_iter()
@@ -54,9 +63,14 @@ fn build_step(
     store: &BlobStore,
     layer_options: &LayerOptions,
     no_cache: bool,
+    reporter: &report::SharedReporter,
 ) -> Result<Vec<LayerOutcome>, BuildError> {
     if let LayerContent::Wheels { python, packages } = &step.content {
-        return wheel_layers(step, python, packages, store, layer_options, no_cache);
+        let mut options = wheels::InstallOptions::python_slim(&python.version);
+        options.rebuild = no_cache;
+        options.layer = layer_options.clone();
+        options.client.reporter = reporter.clone();
+        return wheel_layers(step, python, packages, store, options);
     }
     let err = |source| BuildError::Layer {
         id: step.id.clone(),
@@ -85,15 +99,11 @@ fn wheel_layers(
     python: &PythonLayout,
     packages: &[wheels::LockedPackage],
     store: &BlobStore,
-    layer_options: &LayerOptions,
-    no_cache: bool,
+    mut options: wheels::InstallOptions,
 ) -> Result<Vec<LayerOutcome>, BuildError> {
-    let mut options = wheels::InstallOptions::python_slim(&python.version);
-    options.rebuild = no_cache;
     options.site_packages = python.site_packages.clone().into();
     options.prefix = python.prefix.clone().into();
     options.python = python.interpreter.clone().into();
-    options.layer = layer_options.clone();
     let layers =
         wheels::install::install_packages(packages, &options, store).map_err(|source| {
             BuildError::Wheels {

@@ -108,11 +108,12 @@ pub async fn build(
         let options = options.clone();
         let reporter = session.reporter.clone();
         tokio::task::spawn_blocking(move || {
-            layer_steps::build_steps(&other_steps, &dir, &store, &options, reporter.as_ref())
+            layer_steps::build_steps(&other_steps, &dir, &store, &options, &reporter)
         })
     };
     let base = fetch_base(session, &plan.base, &platform).await?;
-    let mut outcomes = system_package_layers(&deb_steps, &base, store, options).await?;
+    let mut outcomes =
+        system_package_layers(&deb_steps, &base, store, options, &session.reporter).await?;
     outcomes.extend(layer_job.await??);
     // Image order is the plan's order (phases), whichever finished first.
     let position = |id: &str| {
@@ -166,6 +167,7 @@ async fn system_package_layers(
     base: &FetchedBase,
     store: &BlobStore,
     options: &BuildOptions,
+    reporter: &report::SharedReporter,
 ) -> Result<Vec<LayerOutcome>, BuildError> {
     let mut status = base.dpkg_status.clone();
     let mut libraries = base.libraries.clone();
@@ -201,6 +203,7 @@ async fn system_package_layers(
             base_libraries: libraries.clone(),
             merged_usr,
             rebuild: options.no_cache,
+            reporter: reporter.clone(),
             ..debian::InstallOptions::default()
         };
         let installed = debian::install(lock, current, store, &install_options)

@@ -63,7 +63,10 @@ pub fn resolve(
     for warning in &requirements.warnings {
         session.reporter.warning(warning);
     }
-    let resolve_options = wheels::ResolveOptions::default();
+    let resolve_options = wheels::ResolveOptions {
+        reporter: session.reporter.clone(),
+        ..wheels::ResolveOptions::default()
+    };
     let hash = wheels::resolve::input_hash(&requirements, target, &resolve_options);
     let path = dir.join(wheels::lock::LOCK_FILE_NAME);
     let current =

@@ -79,6 +79,8 @@ pub struct ClientOptions {
     /// Treat cached index pages as fresh for this long even without `Cache-Control`.
     pub max_age: Option<Duration>,
     pub timeout: Duration,
+    /// Where downloads report their progress (a task per file fetched over the network).
+    pub reporter: report::SharedReporter,
 }
 
 impl Default for ClientOptions {
@@ -94,6 +96,7 @@ impl Default for ClientOptions {
             concurrency: 48,
             max_age: None,
             timeout: Duration::from_secs(60),
+            reporter: report::SharedReporter::default(),
         }
     }
 }
@@ -667,6 +670,11 @@ impl Client {
                 status: resp.status().as_u16(),
             });
         }
+        let mut task = self.inner.options.reporter.task(
+            &file.filename,
+            resp.content_length(),
+            report::Unit::Bytes,
+        );
         // In this process's temp directory, so a killed build leaves nothing behind for long.
         let scratch = layers::process_temp_dir(&dir.join("tmp"))?;
         let mut tmp = tempfile::NamedTempFile::new_in(scratch.path())?;
@@ -680,7 +688,9 @@ impl Client {
             })?;
             hasher.update(&chunk);
             tmp.write_all(&chunk)?;
+            task.inc(chunk.len() as u64);
         }
+        task.finish("downloaded");
         let digest = hex::encode(hasher.finalize());
         verify(&file.filename, &digest, file.sha256.as_deref(), hashes)?;
         let dest = safe_path::join_file(&dir.join(&digest), &file.filename)

@@ -57,6 +57,8 @@ pub struct ResolveOptions {
     /// Builds source distributions and git checkouts. `None`: a package with only a source
     /// is an error that names it.
     pub builder: Option<Arc<dyn SdistBuilder>>,
+    /// Where downloads report their progress.
+    pub reporter: ::report::SharedReporter,
 }
 
 impl Default for ResolveOptions {
@@ -73,6 +75,7 @@ impl Default for ResolveOptions {
             index_strategy: IndexStrategy::default(),
             explicit_indexes: Vec::new(),
             builder: None,
+            reporter: ::report::SharedReporter::default(),
         }
     }
 }
@@ -120,6 +123,7 @@ impl ResolveOptions {
             backoff: self.backoff,
             concurrency: self.concurrency,
             max_age: self.max_age,
+            reporter: self.reporter.clone(),
             ..ClientOptions::default()
         }
     }
