@@ -1,6 +1,5 @@
-//! `ServeConfig`: everything the server needs, and [`serve`], its entry point.
+//! `ServeConfig`: everything the server needs, read from the environment Cog sets.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,6 +47,73 @@ pub struct ServeConfig {
     pub work_dir: PathBuf,
     /// Respawn a crashed worker (with backoff) instead of staying broken.
     pub restart_worker: bool,
+    /// How long connections may take and stay (see `docs/server.md`, "Connections").
+    pub connections: ConnectionLimits,
+}
+
+/// Timeouts and the connection cap that keep slow or idle clients from crowding out others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `COGLET_HEADER_READ_TIMEOUT`: a new connection must deliver its first request's headers,
+    /// and a kept-alive one the rest of a request's headers once it sent their first byte,
+    /// within this; else it is closed. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// `COGLET_IDLE_TIMEOUT`: a kept-alive connection with no request for this long is closed.
+    /// Default 120 s (longer than common load balancers' 60 s, so they close first).
+    pub idle_timeout: Duration,
+    /// `COGLET_MAX_CONNECTIONS`: open connections at most. `None`: what the open-files limit
+    /// allows (see [`ConnectionLimits::effective_max`]). When it is reached, the connection that
+    /// has been idle longest is closed to make room, so health checks still get in.
+    pub max_connections: Option<usize>,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            max_connections: None,
+        }
+    }
+}
+
+/// File descriptors kept free for everything but client connections (the worker's pipes and
+/// slot sockets, output files, webhook and upload connections), plus this many per slot.
+const RESERVED_FDS: usize = 64;
+const RESERVED_FDS_PER_SLOT: usize = 4;
+/// The cap when the open-files limit is unlimited or unknown.
+const MAX_CONNECTIONS_CEILING: usize = 16_384;
+
+impl ConnectionLimits {
+    /// The cap in force: `max_connections`, but never more than the open-files limit (`ulimit
+    /// -n`) leaves after the reserve, and at least 16.
+    pub fn effective_max(&self, slots: u32) -> usize {
+        let reserve = RESERVED_FDS + RESERVED_FDS_PER_SLOT * slots as usize;
+        let by_fds = open_files_limit()
+            .map_or(MAX_CONNECTIONS_CEILING, |n| n.saturating_sub(reserve))
+            .min(MAX_CONNECTIONS_CEILING);
+        self.max_connections.unwrap_or(by_fds).min(by_fds).max(16)
+    }
+}
+
+/// The soft `RLIMIT_NOFILE`, or `None` when unlimited.
+fn open_files_limit() -> Option<usize> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` through a valid pointer.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) };
+    (rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as usize)
+}
+
+/// An environment variable whose value we cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}={value:?} is not {expected}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub expected: &'static str,
 }
 
 impl Default for ServeConfig {
@@ -74,6 +140,7 @@ impl Default for ServeConfig {
             webhook_auth_token: None,
             work_dir: PathBuf::from("/tmp/coglet"),
             restart_worker: true,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -102,8 +169,13 @@ impl ServeConfig {
     /// Reads `PORT`, `COG_PREDICT_TYPE_STUB`/`COG_TRAIN_TYPE_STUB` (by `is_train`),
     /// `COG_MAX_CONCURRENCY`, `COG_SETUP_TIMEOUT`, `COG_WEIGHTS`, `WEBHOOK_AUTH_TOKEN`,
     /// `COG_THROTTLE_RESPONSE_INTERVAL`, `COG_STREAM_HISTORY_CAPACITY`, and
-    /// `COGLET_WORKER_COMMAND` (a JSON array of strings; overrides the worker command).
-    pub fn from_env(is_train: bool) -> Self {
+    /// `COGLET_WORKER_COMMAND` (a JSON array of strings; overrides the worker command), and
+    /// the connection limits `COGLET_HEADER_READ_TIMEOUT`, `COGLET_IDLE_TIMEOUT` (seconds) and
+    /// `COGLET_MAX_CONNECTIONS`.
+    ///
+    /// Cog's variables are read as Cog reads them (an invalid value means the default); an
+    /// invalid `COGLET_*` connection limit is an error naming the variable.
+    pub fn from_env(is_train: bool) -> Result<Self, ConfigError> {
         let mut c = Self {
             is_train,
             ..Self::default()
@@ -135,42 +207,40 @@ impl ServeConfig {
         {
             c.worker_command = cmd;
         }
-        c
+        if let Some(t) = seconds_var("COGLET_HEADER_READ_TIMEOUT")? {
+            c.connections.header_read_timeout = t;
+        }
+        if let Some(t) = seconds_var("COGLET_IDLE_TIMEOUT")? {
+            c.connections.idle_timeout = t;
+        }
+        if let Some(v) = env("COGLET_MAX_CONNECTIONS") {
+            let n = v.trim().parse::<usize>().ok().filter(|n| *n > 0);
+            c.connections.max_connections = Some(n.ok_or(ConfigError {
+                name: "COGLET_MAX_CONNECTIONS",
+                value: v,
+                expected: "a whole number above 0",
+            })?);
+        }
+        Ok(c)
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("HTTP server failed: {0}")]
-    Http(#[source] std::io::Error),
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(#[source] std::io::Error),
-    #[error("invalid OpenAPI schema {path}: {reason}")]
-    Schema { path: PathBuf, reason: String },
+/// A positive number of seconds from `name`, if set.
+fn seconds_var(name: &'static str) -> Result<Option<Duration>, ConfigError> {
+    let Some(v) = env(name) else {
+        return Ok(None);
+    };
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
+        .map(|s| Some(Duration::from_secs_f64(s)))
+        .ok_or(ConfigError {
+            name,
+            value: v,
+            expected: "a number of seconds above 0",
+        })
 }
-
-/// Runs the server until shutdown (SIGTERM/SIGINT/`POST /shutdown`); call on a tokio runtime.
-pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
-    crate::server::Server::bind(config).await?.run().await
-}
-
-/// [`serve`] on a fresh multi-threaded runtime, blocking the calling thread.
-pub fn serve_blocking(config: ServeConfig) -> Result<(), ServeError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(ServeError::Runtime)?
-        .block_on(serve(config))
-}
-
-/// The address a server is listening on.
-pub type LocalAddr = SocketAddr;
 
 #[cfg(test)]
 mod tests {

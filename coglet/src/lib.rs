@@ -6,6 +6,7 @@
 //! - [`ipc`] is the framed, versioned protocol between the two (`docs/ipc.md`).
 
 pub mod config;
+pub mod connections;
 pub mod files;
 pub mod health;
 pub mod ipc;
@@ -17,9 +18,10 @@ pub mod schema;
 pub mod server;
 pub mod service;
 pub mod supervisor;
+pub mod sync;
 pub mod webhook;
 pub mod worker;
 
-pub use config::{ServeConfig, ServeError, serve, serve_blocking};
+pub use config::{ConfigError, ConnectionLimits, ServeConfig};
 pub use logging::init_logging;
-pub use server::{Server, ShutdownHandle};
+pub use server::{ServeError, Server, ShutdownHandle, serve, serve_blocking};

@@ -2,7 +2,7 @@
 //! Every change can feed the webhook task and the SSE event log.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -191,7 +191,7 @@ impl Prediction {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.state)
     }
 
     pub fn set_webhook(&self, tx: mpsc::UnboundedSender<WebhookNotice>, filter: WebhookFilter) {

@@ -1,15 +1,44 @@
-//! The HTTP server: binds, wires the service to the routes, and shuts down gracefully.
+//! The HTTP server: [`serve`], its entry point; binds, wires the service to the routes, and
+//! shuts down gracefully.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{ServeConfig, ServeError};
+use crate::config::ServeConfig;
 use crate::schema::ModelSchema;
 use crate::service::Service;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("invalid OpenAPI schema {path}: {reason}")]
+    Schema { path: PathBuf, reason: String },
+}
+
+/// Runs the server until shutdown (SIGTERM/SIGINT/`POST /shutdown`); call on a tokio runtime.
+pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    Server::bind(config).await?.run().await
+}
+
+/// [`serve`] on a fresh multi-threaded runtime, blocking the calling thread.
+pub fn serve_blocking(config: ServeConfig) -> Result<(), ServeError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?
+        .block_on(serve(config))
+}
 
 pub struct Server {
     listener: TcpListener,
@@ -60,20 +89,17 @@ impl Server {
             service.shutdown.subscribe(),
             service.config.await_explicit_shutdown,
         );
-        // Small JSON responses: never let Nagle hold them back.
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await;
+        let limits = service.config.connections;
+        let max_connections = limits.effective_max(service.config.max_concurrency);
+        tracing::debug!(?limits, max_connections, "connection limits");
+        crate::connections::serve(self.listener, app, limits, max_connections, signal).await;
         tracing::info!("HTTP server stopped; waiting for running predictions");
         service.drain().await;
         stop_worker.send_replace(true);
         if let Some(task) = supervisor {
             let _ = task.await;
         }
-        served.map_err(ServeError::Http)
+        Ok(())
     }
 }
 

@@ -2,7 +2,7 @@
 //! predictions in flight and the supervisor.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, watch};
@@ -12,6 +12,7 @@ use crate::health::{Health, HealthState};
 use crate::prediction::{Prediction, Status, WebhookEvent, WebhookFilter};
 use crate::schema::{ModelSchema, ValidationIssue};
 use crate::supervisor::Supervisor;
+use crate::sync::lock;
 use crate::webhook::{self, TraceContext, WebhookSettings};
 
 pub const NOT_READY: &str =
@@ -19,10 +20,6 @@ pub const NOT_READY: &str =
 pub const AT_CAPACITY: &str = "At capacity - all prediction slots busy";
 /// How many ended-by-cancel prediction ids a repeated cancel still answers 200 for.
 const CANCELED_MEMORY: usize = 256;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// A validated create request.
 pub struct NewPrediction {

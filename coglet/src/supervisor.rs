@@ -6,7 +6,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -24,6 +24,7 @@ use crate::ipc::{
     PROTOCOL_VERSION, SlotId, SlotRequest, SlotResponse,
 };
 use crate::prediction::{Ending, Prediction};
+use crate::sync::lock;
 
 /// How long the user healthcheck may take.
 pub const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,10 +34,6 @@ const RESTART_BACKOFF_MIN: Duration = Duration::from_millis(500);
 const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A worker that stayed up this long resets the restart backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// A prediction running on a slot.
 struct Running {
@@ -157,6 +154,31 @@ pub struct Supervisor {
     pub pool: SlotPool,
     resolver: OutputResolver,
     link: Mutex<Option<Arc<WorkerLink>>>,
+    /// Names of scratch directories: chosen here, never taken from the prediction id (which
+    /// comes from the client), so no id can reach a path.
+    scratch: ScratchNames,
+}
+
+/// `<random>-<n>`: unique across servers sharing a `work_dir`, and across restarts.
+struct ScratchNames {
+    prefix: String,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl ScratchNames {
+    fn new() -> Self {
+        let mut prefix = uuid::Uuid::new_v4().simple().to_string();
+        prefix.truncate(12);
+        Self {
+            prefix,
+            next: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.prefix)
+    }
 }
 
 impl Supervisor {
@@ -167,6 +189,7 @@ impl Supervisor {
             health,
             pool: SlotPool::default(),
             link: Mutex::new(None),
+            scratch: ScratchNames::new(),
         })
     }
 
@@ -498,7 +521,7 @@ impl Supervisor {
             .config
             .work_dir
             .join("predictions")
-            .join(&prediction.id);
+            .join(self.scratch.next());
         let output_dir = dir.join("outputs");
         let mut request = SlotRequest::Predict {
             id: prediction.id.clone(),

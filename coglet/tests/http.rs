@@ -429,6 +429,67 @@ async fn put_is_idempotent_and_checks_the_id() {
     s.stop().await;
 }
 
+/// Prediction ids come from the client: `../` in one must never reach a path. The scratch
+/// directory of a prediction is removed when it ends, so an id that became a path would let a
+/// client delete any directory the server may write.
+#[tokio::test]
+async fn prediction_ids_never_become_paths() {
+    let s = start(Options::default()).await;
+    s.wait_for_status("READY").await;
+    let root = s._dir.path();
+    // `work_dir` is `<root>/work`: `<work_dir>/predictions/../../victim` is `<root>/victim`.
+    let victim = root.join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("keep.txt"), "keep").unwrap();
+    let before: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    // Over 6 MiB: the input travels through a file in the prediction's scratch directory.
+    let big = "x".repeat(7 * 1024 * 1024);
+    let body = json!({"input": {"text": "hi", "anything": big}});
+    // (Only ids that point into this test's own directory: were the check missing, they would
+    // delete only the victim.)
+    let absolute = victim.to_string_lossy().into_owned();
+    for (method, path, id) in [
+        (
+            "PUT",
+            "/predictions/..%2F..%2Fvictim".to_owned(),
+            "../../victim",
+        ),
+        ("POST", "/predictions".to_owned(), "../../victim/"),
+        ("POST", "/trainings".to_owned(), absolute.as_str()),
+    ] {
+        let mut body = body.clone();
+        body["id"] = json!(id);
+        let url = s.url(&path);
+        let request = if method == "PUT" {
+            s.client.put(url)
+        } else {
+            s.client.post(url)
+        };
+        let resp = request.json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{method} {path}");
+        let answer: Value = resp.json().await.unwrap();
+        assert_eq!(answer["id"], id);
+        assert_eq!(answer["status"], "succeeded", "{answer}");
+        assert_eq!(answer["output"], "hello hi");
+    }
+    // Scratch directories are removed in the background once a prediction ends.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        std::fs::read_to_string(victim.join("keep.txt")).unwrap(),
+        "keep"
+    );
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 1);
+    let after: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn sync_cancel_is_fast_and_disconnect_cancels() {
     let s = start(Options::default()).await;

@@ -4,9 +4,9 @@ The server has already validated the input against the schema; this turns URLs i
 files (downloaded in parallel) and wraps secrets. `str` parameters are never coerced, even when
 they hold a URL.
 
-Downloads go into the prediction's own directory (`<work_dir>/predictions/<id>/inputs`), which
-the server removes once the prediction's output is final: run() may return an input Path as its
-output, and the server reads that file only after run() has returned.
+Downloads go into the prediction's own directory (`<work_dir>/predictions/<dir>/inputs`, named
+by the server), which the server removes once the prediction's output is final: run() may return
+an input Path as its output, and the server reads that file only after run() has returned.
 """
 
 from __future__ import annotations

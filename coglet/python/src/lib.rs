@@ -9,6 +9,7 @@
 
 mod convert;
 mod handler;
+mod outcome;
 mod queue;
 mod sdk;
 mod serve;

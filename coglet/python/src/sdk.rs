@@ -201,7 +201,7 @@ impl Prediction {
             ));
         };
         self.flush();
-        let outcome = crate::handler::parse_outcome(outcome).unwrap_or_else(|e| {
+        let outcome = crate::outcome::parse_outcome(outcome).unwrap_or_else(|e| {
             PredictOutcome::Failed(format!(
                 "internal error: bad outcome from the worker: {}",
                 e.value(outcome.py())

@@ -76,7 +76,8 @@ async fn bind_and_run(config: ServeConfig) -> Result<(), String> {
 
 pub fn serve(py: Python<'_>, args: ServeArgs) -> PyResult<()> {
     init_logging();
-    let mut config = ServeConfig::from_env(args.is_train);
+    let mut config = ServeConfig::from_env(args.is_train)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
     if args.predictor_ref.is_some() {
         config.predictor_ref = args.predictor_ref;
     }

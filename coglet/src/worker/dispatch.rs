@@ -12,10 +12,11 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::ipc::{SlotId, SlotRequest};
+use crate::sync::lock;
 
 use super::{
     OutputSink, PredictOutcome, PredictRequest, SlotStates, SlotWriters, finish_slot, load_input,
@@ -81,7 +82,7 @@ impl Dispatcher {
     /// Called by a slot reader: queue the request and wake the loop if it is not due already.
     pub(super) fn push(&self, slot: SlotId, request: SlotRequest) {
         let wake = {
-            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut queue = lock(&self.queue);
             queue.requests.push_back((slot, request));
             !std::mem::replace(&mut queue.wake_pending, true)
         };
@@ -102,7 +103,7 @@ impl Dispatcher {
         let mut buf = [0u8; 64];
         while matches!((&self.wake_rx).read(&mut buf), Ok(n) if n > 0) {}
         let batch: Vec<_> = {
-            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut queue = lock(&self.queue);
             queue.wake_pending = false;
             queue.requests.drain(..).collect()
         };
@@ -211,7 +212,7 @@ mod tests {
 
     use super::*;
     use crate::ipc::{self, SlotResponse};
-    use crate::worker::{Output, SlotState, lock};
+    use crate::worker::{Output, SlotState};
 
     fn request(id: &str) -> SlotRequest {
         SlotRequest::Predict {

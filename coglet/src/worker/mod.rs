@@ -29,7 +29,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Instant;
 
@@ -39,6 +39,7 @@ use crate::ipc::{
     self, ControlRequest, ControlResponse, HealthcheckStatus, LogSource, OutputValue,
     PROTOCOL_VERSION, SlotId, SlotRequest, SlotResponse,
 };
+use crate::sync::lock;
 pub use dispatch::{Dispatcher, Started, Ticket};
 pub use sink::{OutputSink, SinkError};
 
@@ -168,7 +169,7 @@ pub enum WorkerError {
 type ControlWriter = Arc<Mutex<File>>;
 
 fn send_control(writer: &ControlWriter, msg: &ControlResponse) -> io::Result<()> {
-    let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut w = lock(writer);
     ipc::write_frame(&mut *w, msg)
 }
 
@@ -187,12 +188,8 @@ type SlotWriter = Arc<Mutex<UnixStream>>;
 type SlotWriters = Arc<Vec<SlotWriter>>;
 
 fn send_slot(writer: &SlotWriter, msg: &SlotResponse) -> io::Result<()> {
-    let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut w = lock(writer);
     ipc::write_frame(&mut *w, msg)
-}
-
-fn lock(state: &Mutex<SlotState>) -> std::sync::MutexGuard<'_, SlotState> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Runs the worker until the server sends `Shutdown` or goes away.
@@ -500,7 +497,7 @@ impl CaptureSync {
         let _ = io::Write::write_all(&mut io::stdout(), SENTINEL);
         let _ = io::Write::flush(&mut io::stdout());
         let _ = io::Write::write_all(&mut io::stderr(), SENTINEL);
-        let guard = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let guard = lock(&self.seen);
         let _ = self
             .cv
             .wait_timeout_while(guard, std::time::Duration::from_secs(2), |seen| {
@@ -509,7 +506,7 @@ impl CaptureSync {
     }
 
     fn mark(&self, source: LogSource) {
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut seen = lock(&self.seen);
         seen[usize::from(source == LogSource::Stderr)] += 1;
         self.cv.notify_all();
     }

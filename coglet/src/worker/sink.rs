@@ -4,12 +4,13 @@ use std::io;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
 use crate::ipc::{self, LogSource, MAX_INLINE_IPC_SIZE, MetricMode, OutputValue, SlotResponse};
 use crate::metrics::{MetricError, Metrics, validate_metric_name, validate_metric_name_structure};
+use crate::sync::lock;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -73,11 +74,7 @@ impl OutputSink {
             return Err(SinkError::Closed);
         }
         let frame = ipc::encode_frame(msg)?;
-        let mut w = self
-            .inner
-            .writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut w = lock(&self.inner.writer);
         io::Write::write_all(&mut *w, &frame)?;
         Ok(())
     }
@@ -127,11 +124,7 @@ impl OutputSink {
                 got: "non-finite float",
             }));
         }
-        self.inner
-            .metrics
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .apply(name, value.clone(), mode)?;
+        lock(&self.inner.metrics).apply(name, value.clone(), mode)?;
         self.send(&SlotResponse::Metric {
             name: name.to_string(),
             value,
