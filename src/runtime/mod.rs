@@ -155,13 +155,7 @@ fn probe(kind: RuntimeKind) -> Result<(), String> {
     }
 }
 
-/// The first `name` on `$PATH`.
-pub fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
+pub use crate::sandbox::find_program;
 
 /// An image to run: known to our cache (built by `cog build`), or only to the daemon.
 #[derive(Debug, Clone)]

@@ -153,7 +153,7 @@ fn run(request: &Request) -> Result<Message, StepError> {
         Job::Step(step) => run_step(request, step),
         Job::RemoveUnpacked => {
             let base = request.store.join("sandbox");
-            let runc = crate::runtime::find_program("runc");
+            let runc = super::find_program("runc");
             overlay::sweep(&base.join("runs"), runc.as_deref());
             let snapshots = base.join("snapshots");
             match fs_err::remove_dir_all(&snapshots) {

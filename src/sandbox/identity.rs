@@ -51,7 +51,7 @@ impl Privilege {
             }
         }
         for tool in ["newuidmap", "newgidmap"] {
-            if crate::runtime::find_program(tool).is_none() {
+            if super::find_program(tool).is_none() {
                 return Err(RootlessError::MissingTool { tool });
             }
         }

@@ -63,7 +63,7 @@ pub use bundle::{CAPABILITIES, HOSTNAME, nofile_limit};
 pub use error::{RootlessError, SandboxError, StepError};
 pub use identity::{IdMap, Privilege};
 pub use key::{SANDBOX_VERSION, chain_id, step_key};
-pub use platform::{BINFMT_DIR, host_platform};
+pub use platform::{BINFMT_DIR, find_program, host_platform};
 pub use secrets::{MAX_SECRET_BYTES, Secret, SecretSource, default_target};
 
 use crate::oci::Platform;
@@ -303,7 +303,7 @@ pub fn check_host(options: &SandboxOptions) -> Result<(Privilege, PathBuf), Sand
     )?;
     let runc = match &options.runc {
         Some(path) => path.clone(),
-        None => crate::runtime::find_program("runc").ok_or(SandboxError::NoRuntime)?,
+        None => find_program("runc").ok_or(SandboxError::NoRuntime)?,
     };
     Ok((Privilege::detect()?, runc))
 }

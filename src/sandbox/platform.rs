@@ -147,6 +147,14 @@ impl BinaryFormat {
     }
 }
 
+/// The first executable file named `name` on `$PATH`.
+pub fn find_program(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

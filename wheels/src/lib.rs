@@ -60,6 +60,7 @@
 //! Without a builder, a package that has only a source is an error that names it.
 
 pub mod build;
+pub mod build_system;
 pub mod error;
 pub mod filename;
 pub mod git;

@@ -60,7 +60,7 @@ pub struct LockedBuild {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<LockedGit>,
     /// The source's `[build-system]` (pip's defaults when it declares none).
-    pub build_system: crate::build::BuildSystem,
+    pub build_system: crate::build_system::BuildSystem,
     /// The wheels of its isolated build environment, resolved for the target.
     pub requirements: Vec<LockedPackage>,
 }

@@ -86,15 +86,7 @@ pub fn find_links_entry(value: &str) -> FindLinks {
     }
 }
 
-/// An index base URL with a trailing slash, so that `join(name/)` works.
-pub fn normalize_index_url(value: &str) -> Result<Url, url::ParseError> {
-    let mut url = Url::parse(value.trim())?;
-    if !url.path().ends_with('/') {
-        let p = format!("{}/", url.path());
-        url.set_path(&p);
-    }
-    Ok(url)
-}
+pub use crate::requirements::normalize_index_url;
 
 /// `key = value` pairs of `[global]` then `[install]` (later wins), with continuation lines.
 fn parse_ini(text: &str) -> Vec<(String, String)> {

@@ -130,6 +130,16 @@ impl fmt::Display for FindLinks {
     }
 }
 
+/// An index base URL with a trailing slash, so that `join(name/)` works.
+pub fn normalize_index_url(value: &str) -> Result<Url, url::ParseError> {
+    let mut url = Url::parse(value.trim())?;
+    if !url.path().ends_with('/') {
+        let p = format!("{}/", url.path());
+        url.set_path(&p);
+    }
+    Ok(url)
+}
+
 /// Where relative local paths may point (Cog: regular files inside the project).
 #[derive(Debug, Clone, Default)]
 pub struct ParseOptions {
@@ -462,7 +472,7 @@ fn parse_options(
     stack: &mut Vec<PathBuf>,
 ) -> Result<()> {
     let index_url = |v: &str, flag: &str| -> Result<Url> {
-        crate::index::config::normalize_index_url(v)
+        normalize_index_url(v)
             .map_err(|e| cx.err_from(format!("invalid URL {v:?} for {flag}"), Arc::new(e)))
     };
     for (flag, value) in option_pairs(words, cx)? {

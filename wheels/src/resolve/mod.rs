@@ -293,7 +293,7 @@ async fn resolve_with(
                 package, source, ..
             },
         ) => {
-            return Err(state.in_context(&package, source.0));
+            return Err(state.in_context(package.name(), source.0));
         }
         Err(PubGrubError::ErrorInShouldCancel(e)) => return Err(e.0),
     };

@@ -6,12 +6,31 @@ use std::collections::BTreeSet;
 use pep508_rs::pep440_rs::{Operator, Version};
 use pep508_rs::{PackageName, VersionOrUrl};
 
-use super::state::Unavailable;
 use crate::error::Error;
 use crate::filename::TagRanking;
 use crate::lock::LockedPackage;
 use crate::requirements::{Requirements, Source};
 use crate::target::Target;
+
+/// Why a version cannot be installed.
+#[derive(Debug, Clone)]
+pub(super) enum Unavailable {
+    /// Only a source distribution, and no builder to build it.
+    NoBuilder {
+        sdist: String,
+        tags: Vec<String>,
+    },
+    /// No wheel for the target; `refused_sdist` when `--only-binary` refuses its sdist.
+    NoWheel {
+        tags: Vec<String>,
+        refused_sdist: Option<String>,
+    },
+    /// `--no-binary` asks for a build, but there is no source distribution.
+    NoSdist,
+    RequiresPython(String),
+    Yanked,
+    Hash,
+}
 
 /// Sort key that puts `cp39` before `cp310`.
 fn natural(tag: &str) -> (String, u64, String) {

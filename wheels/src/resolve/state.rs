@@ -12,8 +12,7 @@ use pep508_rs::{ExtraName, MarkerEnvironment, PackageName, Requirement, VersionO
 use pubgrub::Ranges;
 use url::Url;
 
-use super::provider::Pkg;
-use super::report;
+use super::report::{self, Unavailable};
 use crate::build::{Builds, SdistBuilder};
 use crate::error::{Error, Result};
 use crate::filename::{TagRanking, WheelFilename, parse_sdist};
@@ -25,26 +24,6 @@ use crate::specifiers::{mentions_prerelease, to_ranges};
 use crate::target::Target;
 
 pub(super) type SharedResult<T> = Shared<BoxFuture<'static, Result<Arc<T>>>>;
-
-/// Why a version cannot be installed.
-#[derive(Debug, Clone)]
-pub(super) enum Unavailable {
-    /// Only a source distribution, and no builder to build it.
-    NoBuilder {
-        sdist: String,
-        tags: Vec<String>,
-    },
-    /// No wheel for the target; `refused_sdist` when `--only-binary` refuses its sdist.
-    NoWheel {
-        tags: Vec<String>,
-        refused_sdist: Option<String>,
-    },
-    /// `--no-binary` asks for a build, but there is no source distribution.
-    NoSdist,
-    RequiresPython(String),
-    Yanked,
-    Hash,
-}
 
 /// An installable file of a version.
 #[derive(Debug, Clone)]
@@ -622,9 +601,10 @@ impl State {
         report::unavailable(name, version, why, &self.target, &self.ranking)
     }
 
-    /// Wraps a failure about `package` with the top-level requirement that led to it.
-    pub fn in_context(&self, package: &Pkg, error: Error) -> Error {
-        let Some(name) = package.name() else {
+    /// Wraps a failure about the distribution `name` (`None`: the root) with the top-level
+    /// requirement that led to it.
+    pub fn in_context(&self, name: Option<&PackageName>, error: Error) -> Error {
+        let Some(name) = name else {
             return error;
         };
         if matches!(error, Error::Requirement { .. }) {
