@@ -25,6 +25,12 @@ path-exclude /usr/share/groff/*
 path-exclude /usr/share/lintian/*
 path-exclude /usr/share/linda/*
 path-exclude /usr/share/locale/*
+# glibc's iconv modules (3.5 MB compressed): UTF-8, ASCII and Latin-1 are built into libc and
+# Python has its own codecs. Leap-second time zones (trixie moved them to tzdata-legacy). The
+# static tini (the image runs the dynamic one).
+path-exclude /usr/lib/*/gconv/*
+path-exclude /usr/share/zoneinfo/right/*
+path-exclude /usr/bin/tini-static
 # pip installs into the system Python, as in Cog's python images (no PEP 668 marker).
 path-exclude /usr/lib/python3*/EXTERNALLY-MANAGED
 ";
@@ -247,6 +253,10 @@ mod tests {
         assert!(!f.skips("/usr/share/zoneinfo/UTC", Kind::File));
         assert!(!f.skips("/usr/share", Kind::Dir));
         assert!(f.skips("/usr/lib/python3.11/EXTERNALLY-MANAGED", Kind::File));
+        assert!(f.skips("/usr/lib/x86_64-linux-gnu/gconv/IBM1388.so", Kind::File));
+        assert!(!f.skips("/usr/lib/x86_64-linux-gnu/libc.so.6", Kind::File));
+        assert!(f.skips("/usr/share/zoneinfo/right/UTC", Kind::File));
+        assert!(!f.skips("/usr/share/zoneinfo/Etc/UTC", Kind::File));
     }
 
     #[test]
