@@ -63,10 +63,12 @@ impl PathFilter {
                 continue;
             }
             let line = line.trim_start_matches("--");
-            let (key, value) = match line.find(|c: char| c == '=' || c.is_whitespace()) {
-                Some(i) => (&line[..i], line[i + 1..].trim()),
-                None => continue,
+            let separator = |c: char| c == '=' || c.is_whitespace();
+            let Some(i) = line.find(separator) else {
+                continue;
             };
+            let (key, rest) = line.split_at(i);
+            let value = rest.trim_start_matches(separator).trim();
             let include = match key {
                 "path-exclude" => false,
                 "path-include" => true,

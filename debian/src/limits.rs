@@ -131,7 +131,7 @@ pub fn parse_size(text: &str) -> Option<u64> {
 /// `67108864` -> `64 MiB` (exact units only; else bytes).
 pub fn human(bytes: u64) -> String {
     for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{} {unit}", bytes >> shift);
         }
     }
