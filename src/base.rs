@@ -119,6 +119,9 @@ pub struct FetchedBase {
     pub dpkg_status: Option<Vec<u8>>,
     /// Shared libraries of the base, so an apt layer's `/etc/ld.so.cache` covers both.
     pub libraries: Option<Vec<String>>,
+    /// dpkg's path filters in the base (`/etc/dpkg/dpkg.cfg.d/`), when we know them: an apt
+    /// layer leaves out what dpkg in the image would.
+    pub path_filter: Option<debian::filter::PathFilter>,
 }
 
 /// The base image could not be fetched.
@@ -228,6 +231,7 @@ pub async fn fetch_base(
                 layers: assembled.layers,
                 dpkg_status: Some(assembled.status),
                 libraries: Some(assembled.libraries),
+                path_filter: Some(assembled.path_filter),
             })
         }
     }

@@ -1,5 +1,6 @@
-//! Assembles the embedded Python base (minbase + python3, ca-certificates, tzdata, tini) and
-//! prints what it built as JSON. Used by benches/debian/run.sh.
+//! Assembles the embedded Python base (the Essential set, apt, python3 with pip,
+//! ca-certificates, tzdata, tini; no docs) and prints what it built as JSON. Used by
+//! benches/debian/run.sh. Ubuntu suites (jammy, noble) read the Ubuntu archive.
 //!
 //! usage: assemble_base <suite> [extra packages...]   (COG_CACHE_DIR picks the cache)
 
@@ -16,7 +17,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let extra: Vec<String> = args.collect();
     let start = Instant::now();
     // The release alone, as debootstrap reads it: both sides install the same package versions.
-    let archive = Archive::fetch(ArchiveConfig::debian_main(&suite, "amd64")).await?;
+    let config = if ["jammy", "noble"].contains(&suite.as_str()) {
+        ArchiveConfig::ubuntu_main(&suite, "amd64")
+    } else {
+        ArchiveConfig::debian_main(&suite, "amd64")
+    };
+    let archive = Archive::fetch(config).await?;
     let fetched = start.elapsed().as_secs_f64();
     let lock = base_lock(&archive, &extra)?;
     let resolved = start.elapsed().as_secs_f64();
@@ -29,6 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         serde_json::json!({
             "suite": suite,
             "packages": lock.packages.len(),
+            "names": lock.packages.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
             "download_bytes": lock.packages.iter().map(|p| p.size).sum::<u64>(),
             "index_seconds": fetched,
             "resolve_seconds": resolved - fetched,

@@ -11,6 +11,7 @@ use crate::Error;
 use crate::control::{paragraphs, value_lines};
 use crate::fetch::{self, default_cache_dir, sha256_hex};
 use crate::index::Index;
+use crate::limits::{Cap, ReadError};
 use crate::signature::{self, Keyring};
 
 /// Environment variable overriding the primary mirror (`--apt-mirror` in the CLI).
@@ -398,8 +399,10 @@ async fn fetch_decompressed(
     name: &str,
     sha256: &str,
 ) -> Result<Vec<u8>, Error> {
+    let cap = Cap::index()?;
     let mut resp = fetch::get(client, url).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(256);
+    let url_text = url.to_owned();
     let xz = name.ends_with(".xz");
     let decoder = tokio::task::spawn_blocking(move || {
         let reader = ChannelReader {
@@ -407,13 +410,12 @@ async fn fetch_decompressed(
             buf: Vec::new(),
             pos: 0,
         };
-        let mut out = Vec::with_capacity(64 << 20);
-        let result = if xz {
-            xz2::read::XzDecoder::new_multi_decoder(reader).read_to_end(&mut out)
+        let decoded: Box<dyn Read> = if xz {
+            Box::new(xz2::read::XzDecoder::new_multi_decoder(reader))
         } else {
-            flate2::read::MultiGzDecoder::new(reader).read_to_end(&mut out)
+            Box::new(flate2::read::MultiGzDecoder::new(reader))
         };
-        result.map(|_| out)
+        cap.read_all(decoded, || format!("{url_text} (uncompressed)"))
     });
     let mut hasher = Sha256::new();
     let mut sending = true;
@@ -440,9 +442,12 @@ async fn fetch_decompressed(
     decoder
         .await
         .map_err(|e| Error::Config(format!("decompression panicked: {e}")))?
-        .map_err(|e| Error::Fetch {
-            url: url.to_owned(),
-            reason: format!("cannot decompress: {e}"),
+        .map_err(|e| match e {
+            ReadError::Io(e) => Error::Fetch {
+                url: url.to_owned(),
+                reason: format!("cannot decompress: {e}"),
+            },
+            ReadError::TooLarge(e) => e,
         })
 }
 

@@ -1,13 +1,15 @@
 //! The embedded default base: a Python image assembled from distribution packages alone
-//! (minbase + python3 + ca-certificates + tzdata + tini), no registry needed.
+//! (the Essential set + apt + python3 with pip + ca-certificates + tzdata + tini, without docs,
+//! man pages or translations), no registry needed.
 
 use layers::{BlobStore, LayerInfo};
 
 use crate::Error;
 use crate::archive::{Archive, ArchiveConfig, Source};
+use crate::filter::{PathFilter, SLIM_EXCLUDES, SLIM_EXCLUDES_PATH};
 use crate::install::{InstallOptions, install};
 use crate::lock::Lock;
-use crate::resolve::{minbase_names, resolve};
+use crate::resolve::{essential_names, resolve};
 use crate::signature::Keyring;
 
 /// The distribution release that ships a given Python as its `python3`.
@@ -63,14 +65,25 @@ impl BaseRelease {
     }
 }
 
-/// Packages on top of minbase.
+/// Packages on top of the Essential set and apt: Python with pip, the CA bundle, time zones,
+/// tini as PID 1.
 pub const BASE_EXTRAS: &[&str] = &[
     "python3",
+    "python3-pip",
     "python-is-python3",
     "ca-certificates",
     "tzdata",
     "tini",
 ];
+
+/// Priority-required packages a container needs besides the Essential set: `apt` (and its
+/// dependencies), `mawk` (awk, which maintainer scripts call). Unlike debootstrap's minbase,
+/// `e2fsprogs`, `mount` and the like are left out.
+pub const BASE_SYSTEM: &[&str] = &["apt", "mawk"];
+
+/// Satisfies `init-system-helpers`' `usrmerge | usr-is-merged` where the archive has it: the
+/// layout is merged by construction, and `usrmerge` would pull in the whole of perl.
+pub const MERGED_USR_MARKER: &str = "usr-is-merged";
 
 /// What the image config of an assembled base needs.
 #[derive(Debug, Clone)]
@@ -91,6 +104,8 @@ pub struct AssembledBase {
     /// Shared libraries in the base (pass as `InstallOptions::base_libraries` to an apt layer
     /// so its `/etc/ld.so.cache` covers both).
     pub libraries: Vec<String>,
+    /// The dpkg path filters written into the base (for an apt layer on top).
+    pub path_filter: PathFilter,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -111,9 +126,14 @@ pub async fn assemble_base(
     assemble_base_from(&archive, &AssembleOptions::default(), store).await
 }
 
-/// The base's package selection (names) for an archive.
+/// The base's package selection (names) for an archive: the Essential set, [`BASE_SYSTEM`],
+/// [`MERGED_USR_MARKER`] when the archive has it, [`BASE_EXTRAS`] and `extra`.
 pub fn base_package_names(archive: &Archive, extra: &[String]) -> Vec<String> {
-    let mut names = minbase_names(&archive.index);
+    let mut names = essential_names(&archive.index);
+    names.extend(BASE_SYSTEM.iter().map(|s| (*s).to_owned()));
+    if !archive.index.versions(MERGED_USR_MARKER).is_empty() {
+        names.push(MERGED_USR_MARKER.to_owned());
+    }
     names.extend(BASE_EXTRAS.iter().map(|s| (*s).to_owned()));
     names.extend(extra.iter().cloned());
     names.sort();
@@ -199,6 +219,12 @@ pub async fn assemble_base_from_lock(
     install_opts
         .extra_links
         .push(("/usr/sbin/tini".into(), "/usr/bin/tini".into()));
+    // Docs, man pages and translations are left out, and the rules stay in the image so that
+    // a later `apt-get install` leaves them out too.
+    install_opts.path_filter = PathFilter::parse(SLIM_EXCLUDES);
+    install_opts
+        .extra_files
+        .push((SLIM_EXCLUDES_PATH.into(), SLIM_EXCLUDES.as_bytes().to_vec()));
     // apt in the image reads the archive the base came from, as a debootstrapped system does.
     if let Some(sources) = apt_sources(&lock.sources) {
         install_opts.extra_files.push(sources);
@@ -221,6 +247,7 @@ pub async fn assemble_base_from_lock(
         arch: lock.arch.clone(),
         python: "/usr/bin/python3".into(),
         libraries: installed.libraries,
+        path_filter: install_opts.path_filter,
         site_packages: format!("/usr/local/lib/python{python_version}/dist-packages"),
         python_version,
         lock: lock.clone(),

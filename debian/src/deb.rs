@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Read};
 
 use crate::Error;
+use crate::limits::{Cap, ReadError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -61,7 +62,12 @@ fn decoder<'a>(member: &str, inner: impl Read + 'a) -> io::Result<Box<dyn Read +
 }
 
 /// Reads `reader` (a `.deb` called `name` in errors).
+/// Every `control.tar` member is capped by [`Cap::metadata`].
 pub fn read_deb(reader: impl Read, name: &str) -> Result<Deb, Error> {
+    read_deb_capped(reader, name, Cap::metadata()?)
+}
+
+fn read_deb_capped(reader: impl Read, name: &str, cap: Cap) -> Result<Deb, Error> {
     let mut ar = ar::Archive::new(reader);
     let mut control = None;
     let mut control_files = BTreeMap::new();
@@ -74,7 +80,9 @@ pub fn read_deb(reader: impl Read, name: &str) -> Result<Deb, Error> {
             .to_owned();
         if id == "debian-binary" {
             let mut v = String::new();
-            entry
+            // "2.0\n"; anything long is not a .deb.
+            (&mut entry)
+                .take(64)
                 .read_to_string(&mut v)
                 .map_err(|e| bad(name, e.to_string()))?;
             if !v.starts_with("2.") {
@@ -98,9 +106,12 @@ pub fn read_deb(reader: impl Read, name: &str) -> Result<Deb, Error> {
                     .to_string_lossy()
                     .trim_start_matches("./")
                     .to_owned();
-                let mut data = Vec::new();
-                file.read_to_end(&mut data)
-                    .map_err(|e| bad(name, format!("{id}/{path}: {e}")))?;
+                let member = || format!("{name}: {id}/{path}");
+                cap.check(file.header().size().unwrap_or(0), member)?;
+                let data = cap.read_all(&mut file, member).map_err(|e| match e {
+                    ReadError::Io(e) => bad(name, format!("{id}/{path}: {e}")),
+                    ReadError::TooLarge(e) => e,
+                })?;
                 if path == "control" {
                     control = Some(
                         String::from_utf8(data).map_err(|_| bad(name, "control is not UTF-8"))?,
@@ -260,6 +271,29 @@ pub(crate) mod tests {
         assert_eq!(paths, ["/", "/usr", "/usr/bin", "/usr/bin/t"]);
         assert_eq!(d.members[3].mode, 0o4755);
         assert_eq!(d.members[3].data, b"#!/bin/sh\n");
+    }
+
+    #[test]
+    fn control_members_are_capped() {
+        let postinst = vec![b'#'; 200];
+        let deb = build_deb(
+            "Package: t\nVersion: 1\nArchitecture: all\n",
+            &[("./postinst", &postinst)],
+            &[],
+        );
+        let cap = Cap {
+            bytes: 100,
+            what: "metadata files",
+            variable: crate::limits::METADATA_SIZE_VAR,
+        };
+        let err = read_deb_capped(&deb[..], "t_1_all.deb", cap)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "t_1_all.deb: control.tar.gz/postinst is larger than 100 bytes, the limit on \
+             metadata files (set COG_MAX_METADATA_SIZE to raise it)"
+        );
     }
 
     #[test]

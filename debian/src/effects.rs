@@ -322,6 +322,12 @@ fn certificates(inst: &Installing, layer: &mut LayerTar) -> Result<(), Error> {
             .trim_end_matches(".crt");
         layer.link(&format!("/etc/ssl/certs/{base}.pem"), path)?;
     }
+    // The postinst makes the directory for local certificates (`COG_CA_CERT` goes there).
+    layer.dir_with(
+        "/usr/local/share/ca-certificates",
+        0o2775,
+        group_gid(inst, "staff", 50),
+    )?;
     layer.file("/etc/ca-certificates.conf", 0o644, conf.as_bytes())?;
     layer.file("/etc/ssl/certs/ca-certificates.crt", 0o644, &bundle)?;
     Ok(())

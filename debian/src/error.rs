@@ -35,6 +35,16 @@ pub enum Error {
     },
     #[error("{0}")]
     Config(String),
+    #[error(
+        "{file} is larger than {}, the limit on {what} (set {variable} to raise it)",
+        crate::limits::human(*.limit)
+    )]
+    TooLarge {
+        file: String,
+        limit: u64,
+        what: &'static str,
+        variable: &'static str,
+    },
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 
 use crate::Error;
+use crate::limits::Cap;
 
 /// Where downloads are cached: `<cog cache>/debian`.
 pub fn default_cache_dir() -> PathBuf {
@@ -64,10 +65,19 @@ pub(crate) async fn get(client: &reqwest::Client, url: &str) -> Result<reqwest::
     }
 }
 
+/// The body of `url` (a Release file, a signature), at most [`Cap::metadata`] bytes.
 pub(crate) async fn get_bytes(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, Error> {
-    let resp = get(client, url).await?;
-    let body = resp.bytes().await.map_err(|e| fetch_error(url, &e))?;
-    Ok(body.to_vec())
+    let cap = Cap::metadata()?;
+    let mut resp = get(client, url).await?;
+    if let Some(length) = resp.content_length() {
+        cap.check(length, || url.to_owned())?;
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| fetch_error(url, &e))? {
+        body.extend_from_slice(&chunk);
+        cap.check(body.len() as u64, || url.to_owned())?;
+    }
+    Ok(body)
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {

@@ -2,7 +2,7 @@
 //! with the archive's metadata, and dpkg's database updated so that `dpkg -s` and apt in the
 //! running image see the packages as installed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
@@ -15,6 +15,7 @@ use crate::control::paragraphs;
 use crate::deb::{Deb, Kind, read_deb};
 use crate::effects::{self, Installing};
 use crate::fetch::{self, default_cache_dir};
+use crate::filter::PathFilter;
 use crate::layer::LayerTar;
 use crate::lock::{Lock, LockedPackage};
 
@@ -37,6 +38,10 @@ pub struct InstallOptions {
     /// Shared libraries of the base (absolute paths): when set, `/etc/ld.so.cache` is written
     /// for them plus the new packages' (always for a new root).
     pub base_libraries: Option<Vec<String>>,
+    /// dpkg path filters applied to the packages' files (see [`crate::filter`]): what
+    /// `/etc/dpkg/dpkg.cfg.d/` in the target says. Filtered files stay in dpkg's `.list`, as
+    /// dpkg keeps them.
+    pub path_filter: PathFilter,
     /// Write the layer even when the store has it (`cog build --no-cache`). Downloaded `.deb`s
     /// are still reused: each is verified against the lock's hash.
     pub rebuild: bool,
@@ -55,6 +60,7 @@ impl Default for InstallOptions {
             cache_dir: default_cache_dir(),
             downloads: 16,
             base_libraries: None,
+            path_filter: PathFilter::default(),
             rebuild: false,
             reporter: report::SharedReporter::default(),
         }
@@ -154,11 +160,11 @@ pub async fn install(
 
 /// Bump when what a layer holds for the same inputs changes (new effects, layout): the key
 /// cache would otherwise hand back layers built by an older cog.
-const LAYER_FORMAT: u32 = 5;
+const LAYER_FORMAT: u32 = 6;
 
 fn cache_key(lock: &Lock, base_status: &[u8], opts: &InstallOptions) -> String {
     format!(
-        "debian-install/v{LAYER_FORMAT}\n{}\nbase-status {}\ncompression {:?}\nmerged-usr {}\nnew-root {}\nlinks {:?}\nfiles {:?}\nlibs {:?}",
+        "debian-install/v{LAYER_FORMAT}\n{}\nbase-status {}\ncompression {:?}\nmerged-usr {}\nnew-root {}\nlinks {:?}\nfiles {:?}\nlibs {:?}\nfilter {:?}",
         lock.content_key(),
         fetch::sha256_hex(base_status),
         opts.compression,
@@ -171,7 +177,8 @@ fn cache_key(lock: &Lock, base_status: &[u8], opts: &InstallOptions) -> String {
             .collect::<Vec<_>>(),
         opts.base_libraries
             .as_ref()
-            .map(|l| fetch::sha256_hex(l.join("\n").as_bytes()))
+            .map(|l| fetch::sha256_hex(l.join("\n").as_bytes())),
+        opts.path_filter,
     )
 }
 
@@ -287,6 +294,7 @@ fn build_layer(
                 &mut inst,
                 &mut status_entries,
                 &mut info_files,
+                &opts.path_filter,
             )?;
         }
     }
@@ -345,6 +353,7 @@ fn record_package(
     inst: &mut Installing,
     status_entries: &mut BTreeMap<String, String>,
     info_files: &mut Vec<(String, u32, Vec<u8>)>,
+    filter: &PathFilter,
 ) -> Result<(), Error> {
     let control = paragraphs(&deb.control).next().ok_or_else(|| Error::Deb {
         name: pkg.name.clone(),
@@ -385,12 +394,24 @@ fn record_package(
         .unwrap_or_default();
     let mut conffile_sums = Vec::new();
     let mut list = String::from("/.\n");
+    let mut skipped: BTreeSet<&str> = BTreeSet::new();
     for m in &deb.members {
-        layer.append_member(m)?;
         if m.path != "/" {
             list.push_str(&m.path);
             list.push('\n');
         }
+        let skip = match m.kind {
+            Kind::Hardlink => {
+                filter.skips(&m.path, Kind::File)
+                    || m.link.as_deref().is_some_and(|t| skipped.contains(t))
+            }
+            kind => m.path != "/" && filter.skips(&m.path, kind),
+        };
+        if skip {
+            skipped.insert(&m.path);
+            continue;
+        }
+        layer.append_member(m)?;
         inst.paths.insert(m.path.clone());
         if m.kind == Kind::File {
             if effects::wants(&m.path) {

@@ -404,6 +404,18 @@ fn levenshtein(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// The Essential packages (the newest candidate of each name).
+pub fn essential_names(index: &Index) -> Vec<String> {
+    let mut names: Vec<String> = index
+        .candidates()
+        .filter(|p| p.essential)
+        .map(|p| p.name.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// The `debootstrap --variant=minbase` selection: every `Essential: yes` or `Priority: required`
 /// package, plus `apt`.
 pub fn minbase_names(index: &Index) -> Vec<String> {

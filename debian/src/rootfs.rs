@@ -12,6 +12,7 @@ use layers::{BlobStore, LayerInfo};
 use crate::Error;
 use crate::archive::ArchiveConfig;
 use crate::fetch;
+use crate::limits::{Cap, ReadError};
 
 /// `/etc/os-release` fields that choose the archive.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -68,6 +69,11 @@ pub struct BaseSystem {
     pub dpkg_status: Option<Vec<u8>>,
     /// `/bin` is a link to `usr/bin`.
     pub merged_usr: bool,
+    /// dpkg's configuration (`/etc/dpkg/dpkg.cfg.d/*` in name order, then
+    /// `/etc/dpkg/dpkg.cfg`, as dpkg reads them): its `path-exclude` rules apply to packages
+    /// installed on this base (see [`crate::filter`]).
+    #[serde(default)]
+    pub dpkg_config: String,
     /// Shared libraries in the directories `ldconfig` scans (the standard ones plus those in
     /// `/etc/ld.so.conf{,.d/*.conf}`), as absolute paths.
     pub libraries: Vec<String>,
@@ -123,24 +129,54 @@ enum Node {
 fn wanted(path: &str) -> bool {
     matches!(
         path,
-        "etc/os-release" | "usr/lib/os-release" | "var/lib/dpkg/status" | "etc/ld.so.conf"
+        "etc/os-release"
+            | "usr/lib/os-release"
+            | "var/lib/dpkg/status"
+            | "etc/ld.so.conf"
+            | "etc/dpkg/dpkg.cfg"
     ) || (path.starts_with("etc/ld.so.conf.d/") && path.ends_with(".conf"))
+        || dpkg_config_part(path)
 }
 
-fn normalize(path: &Path) -> Option<String> {
-    let text = path.to_str()?;
-    let rel = text.trim_start_matches("./").trim_start_matches('/');
-    let rel = rel.trim_end_matches('/');
-    Some(rel.to_owned())
+/// A file of `/etc/dpkg/dpkg.cfg.d/` that dpkg reads (names of letters, digits, `_` and `-`).
+fn dpkg_config_part(path: &str) -> bool {
+    path.strip_prefix("etc/dpkg/dpkg.cfg.d/")
+        .is_some_and(|name| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+}
+
+/// An entry's path relative to `/` (`""` for the root itself); `None` when it is not UTF-8
+/// (no file we read has such a name). A path that climbs out (`..`) is refused.
+fn normalize(path: &Path) -> Result<Option<String>, safe_path::UnsafeName> {
+    let Some(text) = path.to_str() else {
+        return Ok(None);
+    };
+    if text.split('/').all(|c| c.is_empty() || c == ".") {
+        return Ok(Some(String::new()));
+    }
+    safe_path::relative_path(text).map(Some)
 }
 
 /// The merged file system tree (paths relative to `/`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Tree {
     nodes: BTreeMap<String, Node>,
+    /// The most a kept file may hold.
+    cap: Cap,
 }
 
 impl Tree {
+    fn new(cap: Cap) -> Tree {
+        Tree {
+            nodes: BTreeMap::new(),
+            cap,
+        }
+    }
+
     fn remove_tree(&mut self, path: &str) {
         self.nodes.remove(path);
         self.remove_children(path);
@@ -172,7 +208,12 @@ impl Tree {
         let mut archive = tar::Archive::new(reader);
         for entry in archive.entries().map_err(bad)? {
             let mut entry = entry.map_err(bad)?;
-            let Some(path) = normalize(&entry.path().map_err(bad)?) else {
+            let raw = entry.path().map_err(bad)?;
+            let Some(path) = normalize(&raw).map_err(|source| Error::UnsafeName {
+                origin: origin.to_owned(),
+                source,
+            })?
+            else {
                 continue;
             };
             let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
@@ -204,7 +245,7 @@ impl Tree {
                     let target = entry
                         .link_name()
                         .map_err(bad)?
-                        .and_then(|l| normalize(&l))
+                        .and_then(|l| normalize(&l).ok().flatten())
                         .unwrap_or_default();
                     match self.nodes.get(&target) {
                         Some(Node::File(data)) => Node::File(data.clone()),
@@ -213,8 +254,12 @@ impl Tree {
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     if wanted(&path) {
-                        let mut data = Vec::new();
-                        entry.read_to_end(&mut data).map_err(bad)?;
+                        let file = || format!("/{path} in {origin}");
+                        self.cap.check(entry.size(), file)?;
+                        let data = self.cap.read_all(&mut entry, file).map_err(|e| match e {
+                            ReadError::Io(e) => bad(e),
+                            ReadError::TooLarge(e) => e,
+                        })?;
                         Node::File(Some(data))
                     } else {
                         Node::File(None)
@@ -334,7 +379,7 @@ pub fn inspect_cached(
     let key: String = layers
         .iter()
         .map(|l| format!("{}\n", l.digest))
-        .chain([format!("format 1 {arch}")])
+        .chain([format!("format 2 {arch}")])
         .collect();
     let path = cache_dir
         .join("bases")
@@ -351,8 +396,18 @@ pub fn inspect_cached(
 }
 
 /// Reads layer blobs at `paths` (each with a name for errors), bottom first.
+/// Each file kept (`/etc/os-release`, dpkg's status, `ld.so.conf` files) is capped by
+/// [`Cap::metadata`].
 pub fn inspect_files(paths: &[(PathBuf, String)], arch: &str) -> Result<BaseSystem, Error> {
-    let mut tree = Tree::default();
+    inspect_files_capped(paths, arch, Cap::metadata()?)
+}
+
+fn inspect_files_capped(
+    paths: &[(PathBuf, String)],
+    arch: &str,
+    cap: Cap,
+) -> Result<BaseSystem, Error> {
+    let mut tree = Tree::new(cap);
     for (path, name) in paths {
         let reader = open_layer(path)?;
         tree.apply(reader, &format!("layer {name}"))?;
@@ -373,7 +428,21 @@ pub fn inspect_files(paths: &[(PathBuf, String)], arch: &str) -> Result<BaseSyst
         .map(|(p, _)| format!("/{p}"))
         .filter(|p| is_library(p, arch, &extra))
         .collect();
+    let mut dpkg_config = String::new();
+    let parts = tree
+        .nodes
+        .keys()
+        .filter(|p| dpkg_config_part(p))
+        .map(String::as_str)
+        .chain(["etc/dpkg/dpkg.cfg"]);
+    for file in parts {
+        if let Some(data) = tree.read(file) {
+            dpkg_config.push_str(&String::from_utf8_lossy(data));
+            dpkg_config.push('\n');
+        }
+    }
     Ok(BaseSystem {
+        dpkg_config,
         os_release,
         dpkg_status: tree.read("var/lib/dpkg/status").map(<[u8]>::to_vec),
         merged_usr,
@@ -437,6 +506,19 @@ mod tests {
                 "",
             ),
             ("usr/lib/x86_64-linux-gnu/libkeep.so.2", Regular, b"", ""),
+            ("etc/dpkg/dpkg.cfg", Regular, b"force-unsafe-io\n", ""),
+            (
+                "etc/dpkg/dpkg.cfg.d/excludes",
+                Regular,
+                b"path-exclude /usr/share/doc/*\n",
+                "",
+            ),
+            (
+                "etc/dpkg/dpkg.cfg.d/old.dpkg-old",
+                Regular,
+                b"path-exclude /x\n",
+                "",
+            ),
         ]);
         let two = tar_of(&[
             ("var/lib/dpkg/status", Regular, b"Package: new\n", ""),
@@ -451,6 +533,10 @@ mod tests {
         std::fs::write(&p2, two).unwrap();
         let base = inspect_files(&[(p1, "one".into()), (p2, "two".into())], "amd64").unwrap();
         assert_eq!(base.os_release.as_ref().unwrap().codename, "bookworm");
+        assert_eq!(
+            base.dpkg_config,
+            "path-exclude /usr/share/doc/*\n\nforce-unsafe-io\n\n"
+        );
         assert_eq!(base.dpkg_status.as_deref(), Some(&b"Package: new\n"[..]));
         assert!(base.merged_usr);
         assert_eq!(
@@ -513,6 +599,64 @@ mod tests {
         assert!(
             err.contains("Debian sid (ID=debian): /etc/os-release has no VERSION_CODENAME"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn kept_files_are_capped_and_named() {
+        use tar::EntryType::Regular;
+        let dir = tempfile::tempdir().unwrap();
+        let cap = Cap {
+            bytes: 64,
+            what: "metadata files",
+            variable: crate::limits::METADATA_SIZE_VAR,
+        };
+        let big = vec![0u8; 65];
+        let layer = tar_of(&[
+            ("usr/bin/big", Regular, &big[..], ""),
+            ("etc/os-release", Regular, &big[..], ""),
+        ]);
+        let path = dir.path().join("1");
+        std::fs::write(&path, layer).unwrap();
+        let err = inspect_files_capped(&[(path.clone(), "sha256:abc".into())], "amd64", cap)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "/etc/os-release in layer sha256:abc is larger than 64 bytes, the limit on metadata \
+             files (set COG_MAX_METADATA_SIZE to raise it)"
+        );
+        // Files that are not kept may be any size; a kept one at the cap is fine.
+        let layer = tar_of(&[
+            ("usr/bin/big", Regular, &big[..], ""),
+            ("var/lib/dpkg/status", Regular, &big[..64], ""),
+        ]);
+        std::fs::write(&path, layer).unwrap();
+        let base = inspect_files_capped(&[(path, "sha256:abc".into())], "amd64", cap).unwrap();
+        assert_eq!(base.dpkg_status.map(|s| s.len()), Some(64));
+    }
+
+    #[test]
+    fn a_dot_dot_entry_is_a_path_traversal() {
+        let dir = tempfile::tempdir().unwrap();
+        // The tar crate refuses to write `..`: set the raw name.
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        let name = b"../etc/os-release";
+        header.as_old_mut().name[..name.len()].copy_from_slice(name);
+        header.set_mode(0o644);
+        header.set_size(1);
+        header.set_cksum();
+        builder.append(&header, &b"x"[..]).unwrap();
+        let path = dir.path().join("1");
+        std::fs::write(&path, builder.into_inner().unwrap()).unwrap();
+        let err = inspect_files(&[(path, "sha256:dots".into())], "amd64").unwrap_err();
+        let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert!(
+            text.contains("layer sha256:dots")
+                && text.contains("\"../etc/os-release\"")
+                && text.contains("path traversal"),
+            "{text}"
         );
     }
 

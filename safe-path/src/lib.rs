@@ -79,7 +79,13 @@ pub fn relative_path(path: &str) -> Result<String, UnsafeName> {
     for part in path.split('/') {
         match part {
             "" | "." => {}
-            ".." => return Err(refuse(KIND, path, "it contains a `..` component")),
+            ".." => {
+                return Err(refuse(
+                    KIND,
+                    path,
+                    "it contains a `..` component (a path traversal)",
+                ));
+            }
             _ if part.contains('\0') => {
                 return Err(refuse(KIND, path, "it contains a NUL byte"));
             }

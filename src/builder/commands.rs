@@ -42,6 +42,12 @@ pub(super) async fn run(
         })
         .collect();
     let mut sandbox_options = SandboxOptions::new(options.compression);
+    let limits =
+        sandbox::limits::UnpackLimits::from_env().map_err(|reason| BuildError::Command {
+            source: Box::new(sandbox::SandboxError::Limits(reason)),
+        })?;
+    sandbox_options.max_unpacked_bytes = limits.max_bytes;
+    sandbox_options.max_layer_ratio = limits.max_ratio;
     sandbox_options.no_cache = options.no_cache;
     sandbox_options.platform = platform.clone();
     let store = session.store.clone();

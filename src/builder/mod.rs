@@ -171,6 +171,7 @@ async fn system_package_layers(
 ) -> Result<Vec<LayerOutcome>, BuildError> {
     let mut status = base.dpkg_status.clone();
     let mut libraries = base.libraries.clone();
+    let mut path_filter = base.path_filter.clone().unwrap_or_default();
     let mut merged_usr = true;
     let mut outcomes = Vec::new();
     for step in steps {
@@ -194,6 +195,7 @@ async fn system_package_layers(
             status = Some(found);
             libraries = Some(system.libraries);
             merged_usr = system.merged_usr;
+            path_filter = debian::filter::PathFilter::parse(&system.dpkg_config);
         }
         let Some(current) = &status else {
             continue;
@@ -204,6 +206,7 @@ async fn system_package_layers(
             merged_usr,
             rebuild: options.no_cache,
             reporter: reporter.clone(),
+            path_filter: path_filter.clone(),
             ..debian::InstallOptions::default()
         };
         let installed = debian::install(lock, current, store, &install_options)

@@ -18,7 +18,7 @@ use layers::{BlobStore, Digest};
 
 use crate::oci::{self, SourceImage};
 
-pub use unpack::apply_layer;
+pub use unpack::{UnpackBudget, apply_layer};
 
 /// Where the images `cog build` made are recorded, in the cache.
 pub fn images_layout(store: &BlobStore) -> PathBuf {

@@ -17,9 +17,10 @@ use std::sync::Mutex;
 use layers::BlobStore;
 use serde_json::{Value, json};
 
-use super::unpack::{apply_layer, is_root};
+use super::unpack::{UnpackBudget, apply_layer, is_root};
 use super::{RunSpec, RuntimeError, SHM_SIZE, container_name, io_error};
 use crate::oci::SourceImage;
+use crate::sandbox::limits::UnpackLimits;
 use crate::sandbox::{CAPABILITIES, nofile_limit};
 
 #[derive(Debug)]
@@ -60,6 +61,8 @@ pub(super) fn ensure_unpacked(
     }
     fs_err::create_dir(&partial).map_err(io_error(&partial))?;
     let result = (|| {
+        let limits = UnpackLimits::from_env().map_err(RuntimeError::Other)?;
+        let mut budget = UnpackBudget::new(limits);
         for layer in &image.layers {
             let blob = store
                 .open_blob(&layer.digest)
@@ -67,7 +70,7 @@ pub(super) fn ensure_unpacked(
                     layer: layer.digest.to_string(),
                     source: io::Error::other(e.to_string()),
                 })?;
-            apply_layer(blob, &partial, &layer.digest.to_string())?;
+            apply_layer(blob, &partial, &layer.digest.to_string(), &mut budget)?;
         }
         Ok(())
     })();

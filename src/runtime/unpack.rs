@@ -1,27 +1,69 @@
 //! Image layers applied in order onto a directory, as a container engine's snapshotter does:
 //! whiteouts (`.wh.NAME`) delete what lower layers put there, an opaque whiteout
 //! (`.wh..wh..opq`) empties its directory, and an entry replaces whatever was at its path.
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use super::RuntimeError;
+use crate::sandbox::limits::{self, UnpackLimits};
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 
 /// Applies one layer blob (gzip, zstd or plain tar: sniffed from its first bytes) onto `root`.
-/// `what` names the layer in errors.
-pub fn apply_layer(blob: impl Read, root: &Path, what: &str) -> Result<(), RuntimeError> {
-    let mut reader = BufReader::with_capacity(1 << 20, blob);
-    let head = reader.fill_buf().map_err(|e| layer_error(what, e))?;
-    let decoded: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::bufread::MultiGzDecoder::new(reader))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::Decoder::with_buffer(reader).map_err(|e| layer_error(what, e))?)
-    } else {
-        Box::new(reader)
-    };
-    apply_tar(decoded, root).map_err(|e| layer_error(what, e))
+/// `what` names the layer in errors. The file content written counts against `budget`
+/// (all layers of an image together), and the layer may not expand more than
+/// `limits.max_ratio` times (see [`crate::sandbox::limits`]).
+pub fn apply_layer(
+    blob: impl Read,
+    root: &Path,
+    what: &str,
+    budget: &mut UnpackBudget,
+) -> Result<(), RuntimeError> {
+    let max_ratio = budget.limits.max_ratio;
+    let (decoded, counts) =
+        limits::decompress(blob, max_ratio).map_err(|e| layer_error(what, e))?;
+    let result = apply_tar(decoded, root, budget);
+    if counts.tripped() {
+        return Err(layer_error(
+            what,
+            io::Error::other(format!(
+                "it expands more than {max_ratio} times ({} compressed bytes gave {}), the \
+                 limit on a layer's decompression ratio (set {} to raise it)",
+                counts.compressed(),
+                counts.inflated(),
+                limits::LAYER_RATIO_VAR
+            )),
+        ));
+    }
+    result.map_err(|e| layer_error(what, e))
+}
+
+/// What unpacking an image may still write.
+#[derive(Debug, Clone)]
+pub struct UnpackBudget {
+    pub limits: UnpackLimits,
+    /// File content written so far.
+    pub used: u64,
+}
+
+impl UnpackBudget {
+    pub fn new(limits: UnpackLimits) -> Self {
+        UnpackBudget { limits, used: 0 }
+    }
+
+    fn spend(&mut self, bytes: u64) -> io::Result<()> {
+        self.used = self.used.saturating_add(bytes);
+        if self.used > self.limits.max_bytes {
+            return Err(io::Error::other(format!(
+                "the image unpacks to more than {} bytes, the limit on what is unpacked (set {} \
+                 to raise it)",
+                self.limits.max_bytes,
+                limits::UNPACKED_SIZE_VAR
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn layer_error(what: &str, source: io::Error) -> RuntimeError {
@@ -31,7 +73,7 @@ fn layer_error(what: &str, source: io::Error) -> RuntimeError {
     }
 }
 
-fn apply_tar(reader: impl Read, root: &Path) -> io::Result<()> {
+fn apply_tar(reader: impl Read, root: &Path, budget: &mut UnpackBudget) -> io::Result<()> {
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
     archive.set_preserve_ownerships(is_root());
@@ -66,6 +108,12 @@ fn apply_tar(reader: impl Read, root: &Path) -> io::Result<()> {
             remove_any(&parent.join(hidden))?;
             continue;
         }
+        if matches!(
+            entry.header().entry_type(),
+            tar::EntryType::Regular | tar::EntryType::Continuous
+        ) {
+            budget.spend(entry.size())?;
+        }
         let target = root.join(&relative);
         let is_dir = entry.header().entry_type().is_dir();
         match fs_err::symlink_metadata(&target) {
@@ -84,8 +132,6 @@ fn apply_tar(reader: impl Read, root: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// The entry's path relative to the root, `.` components dropped; `None` for the root itself.
-/// Paths that climb out (`..`) are left to `unpack_in`, which refuses them.
 /// The entry's path relative to the root; `None` for the root itself; an error for a path that
 /// would leave it (`..`).
 fn clean_path(path: &Path) -> io::Result<Option<PathBuf>> {
@@ -197,7 +243,7 @@ mod tests {
             Item::File("var/lib/x", "x", 0o644),
             Item::File("bin/tool", "v1", 0o755),
         ]);
-        apply_layer(&gzip(&lower)[..], root, "lower").unwrap();
+        apply_layer(&gzip(&lower)[..], root, "lower", &mut budget()).unwrap();
         let upper = tar_of(&[
             Item::File("etc/.wh.gone", "", 0o644),
             Item::File("opt/.wh..wh..opq", "", 0o644),
@@ -207,7 +253,7 @@ mod tests {
             Item::Link("bin/tool", "/etc/keep"),
         ]);
         let zstd = zstd::encode_all(&upper[..], 1).unwrap();
-        apply_layer(&zstd[..], root, "upper").unwrap();
+        apply_layer(&zstd[..], root, "upper", &mut budget()).unwrap();
 
         assert_eq!(
             fs_err::read_to_string(root.join("etc/keep")).unwrap(),
@@ -231,7 +277,7 @@ mod tests {
 
         // An uncompressed layer whose whiteout names something absent is fine.
         let plain = tar_of(&[Item::File("nothing/.wh.here", "", 0o644)]);
-        apply_layer(&plain[..], root, "plain").unwrap();
+        apply_layer(&plain[..], root, "plain", &mut budget()).unwrap();
     }
 
     #[test]
@@ -240,9 +286,94 @@ mod tests {
         let mut bytes = gzip(&tar_of(&[Item::File("a", "aaaa", 0o644)]));
         let len = bytes.len();
         bytes.truncate(len / 2);
-        let err = apply_layer(&bytes[..], tmp.path(), "sha256:abc")
+        let err = apply_layer(&bytes[..], tmp.path(), "sha256:abc", &mut budget())
             .unwrap_err()
             .to_string();
         assert!(err.contains("sha256:abc"), "{err}");
+    }
+
+    fn chain(err: &dyn std::error::Error) -> String {
+        let mut text = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            text = format!("{text}: {cause}");
+            source = cause.source();
+        }
+        text
+    }
+
+    fn budget() -> UnpackBudget {
+        UnpackBudget::new(UnpackLimits::default())
+    }
+
+    #[test]
+    fn a_dot_dot_entry_is_refused_as_a_path_traversal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        fs_err::create_dir(&root).unwrap();
+        // The tar crate refuses to write `..`: set the raw name.
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        let name = b"../escape";
+        header.as_old_mut().name[..name.len()].copy_from_slice(name);
+        header.set_mode(0o644);
+        header.set_size(1);
+        header.set_cksum();
+        builder.append(&header, &b"x"[..]).unwrap();
+        let tar = builder.into_inner().unwrap();
+        let err = apply_layer(&tar[..], &root, "sha256:dots", &mut budget()).unwrap_err();
+        let text = chain(&err);
+        assert!(
+            text.contains("sha256:dots")
+                && text.contains("\"../escape\"")
+                && text.contains("path traversal"),
+            "{text}"
+        );
+        assert!(!text.contains("symlink"), "{text}");
+        assert!(!tmp.path().join("escape").exists());
+    }
+
+    #[test]
+    fn unpacked_size_and_expansion_are_capped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let big = "x".repeat(600);
+        let tar = tar_of(&[Item::File("a", &big, 0o644), Item::File("b", &big, 0o644)]);
+        let mut small = UnpackBudget::new(UnpackLimits {
+            max_bytes: 1000,
+            max_ratio: 200,
+        });
+        let err = apply_layer(&tar[..], tmp.path(), "sha256:big", &mut small).unwrap_err();
+        let text = chain(&err);
+        assert!(
+            text.contains("sha256:big")
+                && text.contains("more than 1000 bytes")
+                && text.contains("COG_MAX_UNPACKED_SIZE"),
+            "{text}"
+        );
+
+        // 300 MiB of zeros in one file: about 1,000 times its gzip.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut builder = tar::Builder::new(&mut gz);
+        let mut header = tar::Header::new_ustar();
+        header.set_mode(0o644);
+        header.set_size(300 << 20);
+        builder
+            .append_data(&mut header, "zeros", io::repeat(0).take(300 << 20))
+            .unwrap();
+        builder.finish().unwrap();
+        drop(builder);
+        let blob = gz.finish().unwrap();
+        let dest = tmp.path().join("zeros");
+        fs_err::create_dir(&dest).unwrap();
+        let err = apply_layer(&blob[..], &dest, "sha256:bomb", &mut budget()).unwrap_err();
+        let text = chain(&err);
+        assert!(
+            text.contains("sha256:bomb")
+                && text.contains("expands more than 200 times")
+                && text.contains("COG_MAX_LAYER_RATIO"),
+            "{text}"
+        );
+        let written = fs_err::metadata(dest.join("zeros")).map_or(0, |m| m.len());
+        assert!(written <= limits::RATIO_FREE_BYTES, "{written}");
     }
 }

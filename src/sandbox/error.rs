@@ -46,6 +46,9 @@ pub enum SandboxError {
     },
     #[error("secret {id:?}: the environment variable {var} is not set")]
     SecretEnv { id: String, var: String },
+    /// `COG_MAX_UNPACKED_SIZE` or `COG_MAX_LAYER_RATIO` is not a size or a number.
+    #[error("{0}")]
+    Limits(String),
     #[error("secret {id:?} is {size} bytes; a secret may be at most {limit} bytes")]
     SecretTooLarge { id: String, size: u64, limit: u64 },
     #[error("run step {step}: {field} {value:?}: {reason}")]
@@ -132,9 +135,20 @@ pub enum StepError {
     Layer { layer: String, reason: String },
     #[error(
         "layer {layer} unpacks to more than {limit} bytes, the limit on what a build unpacks \
-         (SandboxOptions::max_unpacked_bytes)"
+         (set COG_MAX_UNPACKED_SIZE to raise it)"
     )]
     TooLarge { layer: String, limit: u64 },
+    #[error(
+        "layer {layer} expands more than {max_ratio} times ({compressed} compressed bytes \
+         gave {inflated}), the limit on a layer's decompression ratio (set COG_MAX_LAYER_RATIO \
+         to raise it)"
+    )]
+    Inflated {
+        layer: String,
+        compressed: u64,
+        inflated: u64,
+        max_ratio: u64,
+    },
     #[error("mount target {target}: {reason}")]
     MountTarget { target: String, reason: String },
     #[error("capturing the command's changes: {path:?}: {reason}")]

@@ -65,6 +65,7 @@ pub(crate) struct StepJob {
     pub threads: Option<usize>,
     pub epoch: u64,
     pub max_unpacked_bytes: u64,
+    pub max_layer_ratio: u64,
 }
 
 /// What the sandbox process says, on stderr.
@@ -198,6 +199,7 @@ fn run_step(request: &Request, step: &StepJob) -> Result<Message, StepError> {
     let mut budget = Budget {
         limit: step.max_unpacked_bytes,
         used: 0,
+        max_ratio: step.max_layer_ratio,
     };
     let mut lowers: Vec<String> = Vec::new();
     for (index, layer) in step.lower.iter().enumerate() {

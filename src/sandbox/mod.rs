@@ -42,6 +42,7 @@ mod fsops;
 mod helper;
 mod identity;
 mod key;
+pub mod limits;
 mod overlay;
 mod platform;
 mod secrets;
@@ -133,6 +134,9 @@ pub struct SandboxOptions {
     pub source_date_epoch: u64,
     /// Cap on the bytes unpacked for one step (the layers below not yet unpacked).
     pub max_unpacked_bytes: u64,
+    /// Cap on how far one compressed layer below may expand (uncompressed bytes per
+    /// compressed byte; see [`limits`]).
+    pub max_layer_ratio: u64,
     /// The executable that runs [`helper_main`]: this program (`cog`) by default.
     pub helper: PathBuf,
     /// The OCI runtime; `runc` on `PATH` by default.
@@ -155,6 +159,7 @@ impl SandboxOptions {
             platform: host_platform(),
             source_date_epoch: epoch,
             max_unpacked_bytes: DEFAULT_MAX_UNPACKED_BYTES,
+            max_layer_ratio: limits::DEFAULT_MAX_LAYER_RATIO,
             helper: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("cog")),
             runc: None,
             threads: None,
@@ -408,6 +413,7 @@ fn run_one(
             threads: options.threads,
             epoch: options.source_date_epoch,
             max_unpacked_bytes: options.max_unpacked_bytes,
+            max_layer_ratio: options.max_layer_ratio,
         }),
     };
     let mut tail = VecDeque::with_capacity(TAIL_LINES);

@@ -10,7 +10,7 @@
 //! harmless extended attributes are applied; and the bytes written are counted against a cap.
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
@@ -18,15 +18,18 @@ use rustix::fs::FileType;
 
 use super::error::{StepError, io_text};
 use super::fsops::{self, Attrs};
+use super::limits;
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 
-/// Bytes of file content the unpacking of one build may write.
+/// Bytes of file content the unpacking of one build may write, and how far one layer may
+/// expand (see [`limits`](super::limits)).
 #[derive(Debug)]
 pub(crate) struct Budget {
     pub limit: u64,
     pub used: u64,
+    pub max_ratio: u64,
 }
 
 /// Which extended attribute marks an opaque directory: `trusted.overlay.opaque` for an
@@ -63,14 +66,31 @@ pub(crate) fn unpack_layer(
         layer: layer.to_string(),
         reason: io_text(&err),
     };
-    let mut reader = BufReader::with_capacity(1 << 20, blob);
-    let head = reader.fill_buf().map_err(layer_error)?;
-    let decoded: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::bufread::MultiGzDecoder::new(reader))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::Decoder::with_buffer(reader).map_err(layer_error)?)
-    } else {
-        Box::new(reader)
+    let (decoded, counts) = limits::decompress(blob, budget.max_ratio).map_err(layer_error)?;
+    let max_ratio = budget.max_ratio;
+    let result = unpack_tar(decoded, dest, layer, below, xattrs, budget);
+    if counts.tripped() {
+        return Err(StepError::Inflated {
+            layer: layer.to_string(),
+            compressed: counts.compressed(),
+            inflated: counts.inflated(),
+            max_ratio,
+        });
+    }
+    result
+}
+
+fn unpack_tar(
+    decoded: impl Read,
+    dest: &Path,
+    layer: &str,
+    below: Option<&Path>,
+    xattrs: XattrSpace,
+    budget: &mut Budget,
+) -> Result<(), StepError> {
+    let layer_error = |err: io::Error| StepError::Layer {
+        layer: layer.to_string(),
+        reason: io_text(&err),
     };
     let root = fsops::open_dir(dest).map_err(layer_error)?;
     let below = match below {
@@ -530,6 +550,7 @@ mod tests {
         let mut budget = Budget {
             limit: 1 << 20,
             used: 0,
+            max_ratio: limits::DEFAULT_MAX_LAYER_RATIO,
         };
         let tar = tar_of(items);
         unpack_layer(
@@ -662,6 +683,7 @@ mod tests {
         let mut budget = Budget {
             limit: 1 << 20,
             used: 0,
+            max_ratio: limits::DEFAULT_MAX_LAYER_RATIO,
         };
         let err = unpack_layer(
             &tar[..],
@@ -684,6 +706,7 @@ mod tests {
         let mut budget = Budget {
             limit: 1000,
             used: 0,
+            max_ratio: limits::DEFAULT_MAX_LAYER_RATIO,
         };
         let err = unpack_layer(
             &tar[..],
