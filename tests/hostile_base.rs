@@ -20,7 +20,7 @@ const COG: &str = env!("CARGO_BIN_EXE_cog");
 /// An OCI layout (tag `hostile`) of one gzip layer holding `etc/os-release` of `size` zeros.
 fn base_with_big_os_release(store: &BlobStore, dir: &Path, size: u64) -> String {
     let mut writer =
-        LayerWriter::new(store, &LayerOptions::new(Compression::Gzip { level: 1 })).unwrap();
+        LayerWriter::new(store, &LayerOptions::new(Compression::Gzip { level: 9 })).unwrap();
     writer.append_dir("etc", 0o755).unwrap();
     writer
         .append_file(

@@ -611,7 +611,7 @@ mod tests {
             what: "metadata files",
             variable: crate::limits::METADATA_SIZE_VAR,
         };
-        let big = vec![0u8; 65];
+        let big = [0u8; 65];
         let layer = tar_of(&[
             ("usr/bin/big", Regular, &big[..], ""),
             ("etc/os-release", Regular, &big[..], ""),
