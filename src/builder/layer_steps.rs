@@ -19,19 +19,36 @@ pub struct LayerOutcome {
     pub cached: bool,
 }
 
+/// What builds the packages locked as built from source, and for which target.
+#[derive(Debug, Clone)]
+pub struct SourceBuilds {
+    pub builder: std::sync::Arc<dyn wheels::SdistBuilder>,
+    pub target: wheels::Target,
+}
+
 /// Builds every step; independent steps run in parallel (rayon).
 pub fn build_steps(
     steps: &[LayerStep],
     project_dir: &Path,
     store: &BlobStore,
     options: &BuildOptions,
+    sources: Option<&SourceBuilds>,
     reporter: &dyn report::Reporter,
 ) -> Result<Vec<LayerOutcome>, BuildError> {
     let layer_options = LayerOptions::new(options.compression);
     let mut task = reporter.task("layers", Some(steps.len() as u64), report::Unit::Items);
     let outcomes: Vec<Result<Vec<LayerOutcome>, BuildError>> = steps
         .par_iter()
-        .map(|step| build_step(step, project_dir, store, &layer_options, options.no_cache))
+        .map(|step| {
+            build_step(
+                step,
+                project_dir,
+                store,
+                &layer_options,
+                options.no_cache,
+                sources,
+            )
+        })
         .collect();
     let outcomes: Vec<LayerOutcome> = outcomes
         .into_iter()
@@ -54,9 +71,18 @@ fn build_step(
     store: &BlobStore,
     layer_options: &LayerOptions,
     no_cache: bool,
+    sources: Option<&SourceBuilds>,
 ) -> Result<Vec<LayerOutcome>, BuildError> {
     if let LayerContent::Wheels { python, packages } = &step.content {
-        return wheel_layers(step, python, packages, store, layer_options, no_cache);
+        return wheel_layers(
+            step,
+            python,
+            packages,
+            store,
+            layer_options,
+            no_cache,
+            sources,
+        );
     }
     let err = |source| BuildError::Layer {
         id: step.id.clone(),
@@ -87,8 +113,13 @@ fn wheel_layers(
     store: &BlobStore,
     layer_options: &LayerOptions,
     no_cache: bool,
+    sources: Option<&SourceBuilds>,
 ) -> Result<Vec<LayerOutcome>, BuildError> {
     let mut options = wheels::InstallOptions::python_slim(&python.version);
+    if let Some(sources) = sources {
+        options.builder = Some(sources.builder.clone());
+        options.target = Some(sources.target.clone());
+    }
     options.rebuild = no_cache;
     options.site_packages = python.site_packages.clone().into();
     options.prefix = python.prefix.clone().into();
