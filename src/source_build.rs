@@ -110,15 +110,10 @@ impl BaseWithPackages {
             .map_err(|e| error_text(&e))?;
         let mut layers = base.layers.clone();
         if let Some(lock) = &self.system_packages {
-            let installed = system_package_layers(
-                &[lock],
-                &base,
-                &self.fetcher.store,
-                self.compression,
-                false,
-            )
-            .await
-            .map_err(|e| format!("build.system_packages: {}", error_text(&e)))?;
+            let installed =
+                system_package_layers(&[lock], &base, &self.fetcher.store, self.compression, false)
+                    .await
+                    .map_err(|e| format!("build.system_packages: {}", error_text(&e)))?;
             layers.extend(installed.into_iter().map(|l| l.info));
         }
         let mut env = base_env(base.config.as_ref());
@@ -249,7 +244,10 @@ impl SandboxSdistBuilder {
 
     /// The build environment for `request`, installed once per set of wheels; the returned
     /// directory holds `ENV`'s content.
-    fn build_env(&self, request: &BuildRequest<'_>) -> Result<Arc<tempfile::TempDir>, BuildFailure> {
+    fn build_env(
+        &self,
+        request: &BuildRequest<'_>,
+    ) -> Result<Arc<tempfile::TempDir>, BuildFailure> {
         let key = env_key(request.build_requirements);
         if let Some(dir) = lock(&self.envs).get(&key) {
             return Ok(dir.clone());
@@ -326,8 +324,10 @@ impl SandboxSdistBuilder {
         ];
         fs_err::create_dir_all(&binds[1].source)?;
         let label = format!("build {}", request.what);
-        self.reporter
-            .message(&format!("{label}: {hook} ({})", request.build_system.build_backend));
+        self.reporter.message(&format!(
+            "{label}: {hook} ({})",
+            request.build_system.build_backend
+        ));
         let reporter = self.reporter.clone();
         let ran = sandbox::run_command(
             &self.store,
@@ -367,7 +367,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn env_key(packages: &[LockedPackage]) -> String {
     packages
         .iter()
-        .map(|p| format!("{} {} {}", p.name, p.version, p.sha256))
+        .map(|p| format!("{} {} {:?}", p.name, p.version, p.sha256))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -446,7 +446,10 @@ mod tests {
 
     #[test]
     fn words_are_quoted_for_the_shell() {
-        assert_eq!(shell_quote("setuptools.build_meta:__legacy__"), "setuptools.build_meta:__legacy__");
+        assert_eq!(
+            shell_quote("setuptools.build_meta:__legacy__"),
+            "setuptools.build_meta:__legacy__"
+        );
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");

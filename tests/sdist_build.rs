@@ -24,7 +24,7 @@ const COG: &str = env!("CARGO_BIN_EXE_cog");
 
 /// Makes the fixtures in `argv[1]`: `http/` (two wheels), `links/` (the C extension's sdist, a
 /// wheel, a failing sdist), `repo/` (a git-able package source).
-const FIXTURES: &str = r#"
+const FIXTURES: &str = r##"
 import base64, hashlib, io, os, sys, tarfile, zipfile
 root = sys.argv[1]
 
@@ -80,7 +80,7 @@ repo = os.path.join(root, "repo")
 os.makedirs(os.path.join(repo, "gitpkg"))
 open(os.path.join(repo, "pyproject.toml"), "w").write(SETUPTOOLS + '[project]\nname = "gitpkg"\nversion = "0.3"\n')
 open(os.path.join(repo, "gitpkg", "__init__.py"), "w").write("WHO = 'gitpkg'\n")
-"#;
+"##;
 
 /// A static HTTP server on loopback (`python3 -m http.server`), stopped when dropped.
 struct HttpServer {
@@ -92,7 +92,13 @@ impl HttpServer {
     fn serve(dir: &Path) -> Self {
         let port = common::registry::free_port();
         let child = Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
             .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -100,7 +106,10 @@ impl HttpServer {
             .unwrap();
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "http.server did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "http.server did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Self { child, port }
@@ -217,20 +226,19 @@ fn every_requirement_form_builds_and_the_image_imports_them_all() {
         repo = repo.display(),
     );
     let project = work.path().join("project");
-    write_project(
-        &project,
-        &["build-essential", "python3-dev"],
-        &requirements,
-    );
+    write_project(&project, &["build-essential", "python3-dev"], &requirements);
     let cache = work.path().join("cache");
 
-    let first = cog(&project, &cache, &["build", "-t", "sdists", "--progress", "plain"]);
+    let first = cog(
+        &project,
+        &cache,
+        &["build", "-t", "sdists", "--progress", "plain"],
+    );
     let digest = ok(&first);
     let log = String::from_utf8_lossy(&first.stderr);
     for built in ["fire 0.6.0", "cext 1.0", "gitpkg"] {
         assert!(
-            log.lines()
-                .any(|l| l.contains(built) && l.contains(BUILT)),
+            log.lines().any(|l| l.contains(built) && l.contains(BUILT)),
             "{built} was not built from source:\n{log}"
         );
     }
@@ -251,16 +259,27 @@ fn every_requirement_form_builds_and_the_image_imports_them_all() {
     assert_eq!(ok(&run), "fire 42 flwheel bare named gitpkg");
 
     // Built again from a clean project lock-wise (the lock is kept): no sdist is built.
-    let second = cog(&project, &cache, &["build", "-t", "sdists", "--progress", "plain"]);
+    let second = cog(
+        &project,
+        &cache,
+        &["build", "-t", "sdists", "--progress", "plain"],
+    );
     assert_eq!(ok(&second), digest);
     let log = String::from_utf8_lossy(&second.stderr);
     assert!(!log.contains(BUILT), "a second build built again:\n{log}");
     // Without the lock, resolution reads the cached metadata and wheels: still no build.
     std::fs::remove_file(project.join("cog-requirements.lock.json")).unwrap();
-    let third = cog(&project, &cache, &["build", "-t", "sdists", "--progress", "plain"]);
+    let third = cog(
+        &project,
+        &cache,
+        &["build", "-t", "sdists", "--progress", "plain"],
+    );
     assert_eq!(ok(&third), digest);
     let log = String::from_utf8_lossy(&third.stderr);
-    assert!(!log.contains(BUILT), "a build without the lock built again:\n{log}");
+    assert!(
+        !log.contains(BUILT),
+        "a build without the lock built again:\n{log}"
+    );
 }
 
 #[test]
@@ -274,7 +293,11 @@ fn a_hash_mismatch_a_failing_build_and_a_missing_ref_say_what_went_wrong() {
     let attempt = |name: &str, requirements: &str| {
         let project = work.path().join(name);
         write_project(&project, &[], requirements);
-        failed(&cog(&project, &cache, &["build", "-t", "bad", "--progress", "plain"]))
+        failed(&cog(
+            &project,
+            &cache,
+            &["build", "-t", "bad", "--progress", "plain"],
+        ))
     };
 
     let zeros = "0".repeat(64);
@@ -298,7 +321,12 @@ fn a_hash_mismatch_a_failing_build_and_a_missing_ref_say_what_went_wrong() {
         err.contains("broken 1.0") && err.contains("BROKEN-MARKER-7f3a"),
         "{err}"
     );
-    let tail = err.trim_end().lines().last().unwrap_or_default().to_string();
+    let tail = err
+        .trim_end()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
     assert!(
         err.contains("last lines") && !tail.is_empty(),
         "the error ends with the log tail:\n{err}"
@@ -306,7 +334,10 @@ fn a_hash_mismatch_a_failing_build_and_a_missing_ref_say_what_went_wrong() {
 
     let err = attempt(
         "ref",
-        &format!("git+file://{}@no-such-ref\n", fixtures.join("repo").display()),
+        &format!(
+            "git+file://{}@no-such-ref\n",
+            fixtures.join("repo").display()
+        ),
     );
     assert!(err.contains("no-such-ref"), "{err}");
 }

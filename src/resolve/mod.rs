@@ -244,7 +244,12 @@ impl Project {
             .or(base_system_packages);
         // Source distributions build in the image's environment: the base and its system
         // packages (made only when a build needs them).
-        let builder = match (&python, base_override.as_ref().or(assembled.as_ref().map(|a| &a.base))) {
+        let builder = match (
+            &python,
+            base_override
+                .as_ref()
+                .or(assembled.as_ref().map(|a| &a.base)),
+        ) {
             (Some(layout), Some(base)) if options.network => Some(python::sdist_builder(
                 session,
                 base.clone(),

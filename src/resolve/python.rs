@@ -8,13 +8,13 @@ use wheels::{Arch, Libc, LockedPackage, SdistBuilder, Target};
 
 use super::lockfile;
 use super::{Options, ResolveError};
-use crate::config::Config;
 use crate::base::{BaseImage, Fetcher};
+use crate::config::Config;
 use crate::oci::Platform;
 use crate::plan::PythonLayout;
 use crate::sandbox::SandboxOptions;
-use crate::source_build::{BaseWithPackages, SandboxSdistBuilder};
 use crate::session::Session;
+use crate::source_build::{BaseWithPackages, SandboxSdistBuilder};
 
 /// The glibc of the bases we know: Debian bookworm (python:3.1x-slim, our assembled 3.10/3.11
 /// base) has 2.36. Wheels for older manylinux tags install on it; newer ones are not chosen.

@@ -423,7 +423,9 @@ pub fn run_command(
             reason,
         };
         if !bind.target.starts_with('/') || bind.target.trim_matches('/').is_empty() {
-            return Err(invalid("the target must be an absolute path below /".into()));
+            return Err(invalid(
+                "the target must be an absolute path below /".into(),
+            ));
         }
         safe_path::relative_path(&bind.target).map_err(|e| invalid(e.reason.to_string()))?;
         let source = fs_err::canonicalize(&bind.source).map_err(|e| invalid(e.to_string()))?;
