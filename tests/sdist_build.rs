@@ -2,7 +2,7 @@
 //! a model whose requirements mix a pure-Python sdist-only package from PyPI (`fire==0.6.0`), a
 //! C extension built from its sdist with `build-essential` in `system_packages`, a bare wheel
 //! URL and a `name @ URL` from a local HTTP server, a git requirement from a local repository,
-//! `--find-links` to a local directory, in a requirements file that starts with a BOM. The
+//! `--find-links` to a local directory (served as a flat page), in a requirements file that starts with a BOM. The
 //! image imports them all (`cog exec` with runc); a second build builds no sdist. And the
 //! errors: a `--hash` mismatch, an sdist whose build fails (its log tail in the error), a
 //! missing git ref.
@@ -216,13 +216,15 @@ fn every_requirement_form_builds_and_the_image_imports_them_all() {
     require_tool("git", "git");
     let work = tempfile::tempdir().unwrap();
     let fixtures = fixtures(work.path());
-    let http = HttpServer::serve(&fixtures.join("http"));
+    let http = HttpServer::serve(&fixtures);
     let repo = fixtures.join("repo");
+    // Cog rejects a local `--find-links` directory in requirements.txt (config/requirements.rs,
+    // Cog's ParseLocalArtifactRequirement): the directory is served as a flat page instead.
     let requirements = format!(
         "# every form at once\n--find-links {links}\nfire==0.6.0\ncext==1.0\nflwheel\n{bare}\nnamed @ {named}\ngit+file://{repo}@v1\n",
-        links = fixtures.join("links").display(),
-        bare = http.url("bare-1.0-py3-none-any.whl"),
-        named = http.url("named-2.0-py3-none-any.whl"),
+        links = http.url("links/"),
+        bare = http.url("http/bare-1.0-py3-none-any.whl"),
+        named = http.url("http/named-2.0-py3-none-any.whl"),
         repo = repo.display(),
     );
     let project = work.path().join("project");
@@ -288,7 +290,7 @@ fn a_hash_mismatch_a_failing_build_and_a_missing_ref_say_what_went_wrong() {
     require_tool("git", "git");
     let work = tempfile::tempdir().unwrap();
     let fixtures = fixtures(work.path());
-    let http = HttpServer::serve(&fixtures.join("http"));
+    let http = HttpServer::serve(&fixtures);
     let cache = work.path().join("cache");
     let attempt = |name: &str, requirements: &str| {
         let project = work.path().join(name);
@@ -305,17 +307,14 @@ fn a_hash_mismatch_a_failing_build_and_a_missing_ref_say_what_went_wrong() {
         "hash",
         &format!(
             "named @ {} --hash=sha256:{zeros}\n",
-            http.url("named-2.0-py3-none-any.whl")
+            http.url("http/named-2.0-py3-none-any.whl")
         ),
     );
     assert!(err.contains("named") && err.contains(&zeros), "{err}");
 
     let err = attempt(
         "broken",
-        &format!(
-            "--find-links {}\nbroken==1.0\n",
-            fixtures.join("links").display()
-        ),
+        &format!("--find-links {}\nbroken==1.0\n", http.url("links/")),
     );
     assert!(
         err.contains("broken 1.0") && err.contains("BROKEN-MARKER-7f3a"),
