@@ -2,7 +2,7 @@
 //! fetching it into the store ([`fetch_base`]): a registry pull, a local import, or assembly
 //! from distribution packages. Both the resolve stage (system packages are resolved on the
 //! base's dpkg database) and the builder use it.
-use layers::LayerInfo;
+use layers::{BlobStore, Compression, LayerInfo};
 use report::Unit;
 use serde::{Deserialize, Serialize};
 
@@ -159,14 +159,42 @@ pub enum BaseError {
     },
 }
 
+/// What fetching a base needs of a session, owned (for work that runs later, on other
+/// threads: a source build needs the base when it first runs).
+#[derive(Clone, Debug)]
+pub struct Fetcher {
+    pub store: BlobStore,
+    pub registry: crate::registry::Client,
+    pub reporter: report::SharedReporter,
+}
+
+impl Fetcher {
+    pub fn of(session: &Session) -> Self {
+        Self {
+            store: session.store.clone(),
+            registry: session.registry.clone(),
+            reporter: session.reporter.clone(),
+        }
+    }
+}
+
 /// Brings `base` into the session's store; empty for `scratch`.
 pub async fn fetch_base(
     session: &Session,
     base: &BaseImage,
     platform: &Platform,
 ) -> Result<FetchedBase, BaseError> {
+    fetch_base_with(&Fetcher::of(session), base, platform).await
+}
+
+/// [`fetch_base`] with a [`Fetcher`].
+pub async fn fetch_base_with(
+    session: &Fetcher,
+    base: &BaseImage,
+    platform: &Platform,
+) -> Result<FetchedBase, BaseError> {
     let store = &session.store;
-    let reporter = session.reporter();
+    let reporter = session.reporter.as_ref();
     if let Some(local) = base.local_source() {
         return import_local(session, base, local, platform).await;
     }
@@ -239,7 +267,7 @@ pub async fn fetch_base(
 
 /// Imports an `oci:`, `oci-archive:` or `docker-archive:` base into the store.
 async fn import_local(
-    session: &Session,
+    session: &Fetcher,
     base: &BaseImage,
     local: LocalSource,
     platform: &Platform,
@@ -247,7 +275,7 @@ async fn import_local(
     let store = session.store.clone();
     let platform = platform.clone();
     let task = session
-        .reporter()
+        .reporter
         .task(&format!("import {base}"), None, Unit::Items);
     let image = tokio::task::spawn_blocking(move || local.import(&store, &platform))
         .await
@@ -265,6 +293,97 @@ async fn import_local(
         layers: image.layers,
         ..FetchedBase::default()
     })
+}
+
+/// One `build.system_packages` layer (an apt lock installed over the base).
+#[derive(Debug, Clone)]
+pub struct SystemLayer {
+    pub info: LayerInfo,
+    pub cached: bool,
+}
+
+/// Why the system-package layers could not be made; `index` is the lock's in the list given.
+#[derive(Debug, thiserror::Error)]
+pub enum SystemLayerError {
+    #[error("the base image has no dpkg database (/var/lib/dpkg/status)")]
+    NoDpkg { index: usize },
+    #[error("installing the packages")]
+    Packages {
+        index: usize,
+        #[source]
+        source: debian::Error,
+    },
+    #[error("reading the base image's system")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// The apt layers of `locks`, in order, each on the dpkg database the previous one left.
+pub async fn system_package_layers(
+    locks: &[&debian::Lock],
+    base: &FetchedBase,
+    store: &BlobStore,
+    compression: Compression,
+    rebuild: bool,
+    reporter: &report::SharedReporter,
+) -> Result<Vec<SystemLayer>, SystemLayerError> {
+    let mut status = base.dpkg_status.clone();
+    let mut libraries = base.libraries.clone();
+    let mut path_filter = base.path_filter.clone().unwrap_or_default();
+    let mut merged_usr = true;
+    let mut outcomes = Vec::new();
+    for (index, lock) in locks.iter().enumerate() {
+        let failed = |source| SystemLayerError::Packages { index, source };
+        if status.is_none() {
+            // A registry or local base: read its dpkg database and libraries from its layers.
+            let system = read_base_system(base, &lock.arch, store)
+                .await?
+                .map_err(failed)?;
+            let Some(found) = system.dpkg_status else {
+                return Err(SystemLayerError::NoDpkg { index });
+            };
+            status = Some(found);
+            libraries = Some(system.libraries);
+            merged_usr = system.merged_usr;
+            path_filter = debian::filter::PathFilter::parse(&system.dpkg_config);
+        }
+        let Some(current) = &status else {
+            continue;
+        };
+        let install_options = debian::InstallOptions {
+            compression,
+            base_libraries: libraries.clone(),
+            merged_usr,
+            rebuild,
+            reporter: reporter.clone(),
+            path_filter: path_filter.clone(),
+            ..debian::InstallOptions::default()
+        };
+        let installed = debian::install(lock, current, store, &install_options)
+            .await
+            .map_err(failed)?;
+        outcomes.push(SystemLayer {
+            info: installed.layer,
+            cached: installed.cached,
+        });
+        status = Some(installed.status);
+        libraries = Some(installed.libraries);
+    }
+    Ok(outcomes)
+}
+
+/// What a registry or local base is (dpkg status, libraries, merged /usr), read from its layers.
+async fn read_base_system(
+    base: &FetchedBase,
+    arch: &str,
+    store: &BlobStore,
+) -> Result<Result<debian::BaseSystem, debian::Error>, tokio::task::JoinError> {
+    let layers = base.layers.clone();
+    let arch = arch.to_owned();
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        debian::rootfs::inspect_cached(&store, &layers, &arch, &debian::fetch::default_cache_dir())
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod schema;
 pub mod session;
+pub mod source_build;
 
 /// This CLI's version, baked into images as `run.cog.version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

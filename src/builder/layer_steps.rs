@@ -19,12 +19,20 @@ pub struct LayerOutcome {
     pub cached: bool,
 }
 
+/// What builds the packages locked as built from source, and for which target.
+#[derive(Debug, Clone)]
+pub struct SourceBuilds {
+    pub builder: std::sync::Arc<dyn wheels::SdistBuilder>,
+    pub target: wheels::Target,
+}
+
 /// Builds every step; independent steps run in parallel (rayon).
 pub fn build_steps(
     steps: &[LayerStep],
     project_dir: &Path,
     store: &BlobStore,
     options: &BuildOptions,
+    sources: Option<&SourceBuilds>,
     reporter: &report::SharedReporter,
 ) -> Result<Vec<LayerOutcome>, BuildError> {
     let layer_options = LayerOptions::new(options.compression);
@@ -38,6 +46,7 @@ pub fn build_steps(
                 store,
                 &layer_options,
                 options.no_cache,
+                sources,
                 reporter,
             )
         })
@@ -63,6 +72,7 @@ fn build_step(
     store: &BlobStore,
     layer_options: &LayerOptions,
     no_cache: bool,
+    sources: Option<&SourceBuilds>,
     reporter: &report::SharedReporter,
 ) -> Result<Vec<LayerOutcome>, BuildError> {
     if let LayerContent::Wheels { python, packages } = &step.content {
@@ -70,6 +80,10 @@ fn build_step(
         options.rebuild = no_cache;
         options.layer = layer_options.clone();
         options.client.reporter = reporter.clone();
+        if let Some(sources) = sources {
+            options.builder = Some(sources.builder.clone());
+            options.target = Some(sources.target.clone());
+        }
         return wheel_layers(step, python, packages, store, options);
     }
     let err = |source| BuildError::Layer {

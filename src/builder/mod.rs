@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use layers::{BlobStore, Compression, LayerInfo};
 
-use crate::base::{BaseError, FetchedBase, fetch_base};
+use crate::base::{BaseError, FetchedBase, SystemLayerError, fetch_base};
 use crate::oci::{self, BuiltImage, Platform};
 use crate::plan::{LayerContent, Plan};
 use crate::session::Session;
@@ -74,6 +74,11 @@ pub enum BuildError {
         #[source]
         source: Box<crate::sandbox::SandboxError>,
     },
+    #[error("setting up source builds")]
+    SourceBuilder {
+        #[source]
+        source: Box<crate::resolve::ResolveError>,
+    },
     #[error("writing the image")]
     Oci(#[from] oci::OciError),
     #[error("a build task failed")]
@@ -102,13 +107,21 @@ pub async fn build(
     let (command_steps, other_steps): (Vec<_>, Vec<_>) = other_steps
         .into_iter()
         .partition(|s| matches!(s.content, LayerContent::Run { .. }));
+    let sources = source_builds(session, plan, options)?;
     let layer_job = {
         let dir = project_dir.to_path_buf();
         let store = store.clone();
         let options = options.clone();
         let reporter = session.reporter.clone();
         tokio::task::spawn_blocking(move || {
-            layer_steps::build_steps(&other_steps, &dir, &store, &options, &reporter)
+            layer_steps::build_steps(
+                &other_steps,
+                &dir,
+                &store,
+                &options,
+                sources.as_ref(),
+                &reporter,
+            )
         })
     };
     let base = fetch_base(session, &plan.base, &platform).await?;
@@ -161,6 +174,43 @@ pub async fn build(
     })
 }
 
+/// The builder of the packages locked as built from source (their wheels are usually cached
+/// since resolution; a fresh cache builds them again), in the image's environment: the plan's
+/// base and system packages. `None` when no package is built from source.
+fn source_builds(
+    session: &Session,
+    plan: &Plan,
+    options: &BuildOptions,
+) -> Result<Option<layer_steps::SourceBuilds>, BuildError> {
+    let Some(python) = plan.layers.iter().find_map(|s| match &s.content {
+        LayerContent::Wheels { python, packages } if packages.iter().any(|p| p.build.is_some()) => {
+            Some(python)
+        }
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let system_packages = plan.layers.iter().find_map(|s| match &s.content {
+        LayerContent::Debs { lock } => Some(lock.clone()),
+        _ => None,
+    });
+    let failed = |source| BuildError::SourceBuilder {
+        source: Box::new(source),
+    };
+    let target = crate::resolve::python_target(&python.version, &plan.platform).map_err(failed)?;
+    let builder = crate::resolve::sdist_builder(
+        session,
+        plan.base.clone(),
+        system_packages,
+        python.clone(),
+        &plan.platform,
+        plan.image.env.clone(),
+        options.compression,
+    )
+    .map_err(failed)?;
+    Ok(Some(layer_steps::SourceBuilds { builder, target }))
+}
+
 /// The apt layers, in plan order, each on the dpkg database the previous one left.
 async fn system_package_layers(
     steps: &[crate::plan::LayerStep],
@@ -169,72 +219,41 @@ async fn system_package_layers(
     options: &BuildOptions,
     reporter: &report::SharedReporter,
 ) -> Result<Vec<LayerOutcome>, BuildError> {
-    let mut status = base.dpkg_status.clone();
-    let mut libraries = base.libraries.clone();
-    let mut path_filter = base.path_filter.clone().unwrap_or_default();
-    let mut merged_usr = true;
-    let mut outcomes = Vec::new();
-    for step in steps {
-        let LayerContent::Debs { lock } = &step.content else {
-            continue;
-        };
-        let failed = |source| BuildError::Packages {
-            id: step.id.clone(),
+    let debs: Vec<(&crate::plan::LayerStep, &debian::Lock)> = steps
+        .iter()
+        .filter_map(|step| match &step.content {
+            LayerContent::Debs { lock } => Some((step, lock)),
+            _ => None,
+        })
+        .collect();
+    let locks: Vec<&debian::Lock> = debs.iter().map(|(_, lock)| *lock).collect();
+    let layers = crate::base::system_package_layers(
+        &locks,
+        base,
+        store,
+        options.compression,
+        options.no_cache,
+        reporter,
+    )
+    .await
+    .map_err(|e| match e {
+        SystemLayerError::NoDpkg { index } => BuildError::NoDpkg {
+            id: debs[index].0.id.clone(),
+        },
+        SystemLayerError::Packages { index, source } => BuildError::Packages {
+            id: debs[index].0.id.clone(),
             source,
-        };
-        if status.is_none() {
-            // A registry or local base: read its dpkg database and libraries from its layers.
-            let system = read_base_system(base, &lock.arch, store)
-                .await?
-                .map_err(failed)?;
-            let Some(found) = system.dpkg_status else {
-                return Err(BuildError::NoDpkg {
-                    id: step.id.clone(),
-                });
-            };
-            status = Some(found);
-            libraries = Some(system.libraries);
-            merged_usr = system.merged_usr;
-            path_filter = debian::filter::PathFilter::parse(&system.dpkg_config);
-        }
-        let Some(current) = &status else {
-            continue;
-        };
-        let install_options = debian::InstallOptions {
-            compression: options.compression,
-            base_libraries: libraries.clone(),
-            merged_usr,
-            rebuild: options.no_cache,
-            reporter: reporter.clone(),
-            path_filter: path_filter.clone(),
-            ..debian::InstallOptions::default()
-        };
-        let installed = debian::install(lock, current, store, &install_options)
-            .await
-            .map_err(failed)?;
-        outcomes.push(LayerOutcome {
+        },
+        SystemLayerError::Join(e) => BuildError::Join(e),
+    })?;
+    Ok(debs
+        .iter()
+        .zip(layers)
+        .map(|((step, _), layer)| LayerOutcome {
             id: step.id.clone(),
             created_by: step.created_by.clone(),
-            info: installed.layer,
-            cached: installed.cached,
-        });
-        status = Some(installed.status);
-        libraries = Some(installed.libraries);
-    }
-    Ok(outcomes)
-}
-
-/// What a registry or local base is (dpkg status, libraries, merged /usr), read from its layers.
-async fn read_base_system(
-    base: &FetchedBase,
-    arch: &str,
-    store: &BlobStore,
-) -> Result<Result<debian::BaseSystem, debian::Error>, tokio::task::JoinError> {
-    let layers = base.layers.clone();
-    let arch = arch.to_owned();
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || {
-        debian::rootfs::inspect_cached(&store, &layers, &arch, &debian::fetch::default_cache_dir())
-    })
-    .await
+            info: layer.info,
+            cached: layer.cached,
+        })
+        .collect())
 }

@@ -15,7 +15,7 @@ mod system;
 use std::path::{Path, PathBuf};
 
 pub use lockfile::{LockError, LockMode};
-pub use python::DEFAULT_GLIBC;
+pub use python::{DEFAULT_GLIBC, sdist_builder, target as python_target};
 pub use system::BASE_LOCK_FILE;
 
 use crate::base::BaseImage;
@@ -238,10 +238,37 @@ impl Project {
         let python = python_version
             .as_deref()
             .map(|v| python::layout_for(v, assembled.is_some()));
+        let system_packages = assembled
+            .as_ref()
+            .and_then(|a| a.system_packages.clone())
+            .or(base_system_packages);
+        // Source distributions build in the image's environment: the base and its system
+        // packages (made only when a build needs them).
+        let builder = match (
+            &python,
+            base_override
+                .as_ref()
+                .or(assembled.as_ref().map(|a| &a.base)),
+        ) {
+            (Some(layout), Some(base)) if options.network => Some(python::sdist_builder(
+                session,
+                base.clone(),
+                system_packages.clone(),
+                layout.clone(),
+                options.platform,
+                config
+                    .parsed_environment
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                layers::Compression::default(),
+            )?),
+            _ => None,
+        };
         let (python_packages, runtime_wheels) = match &python_version {
             Some(version) if options.network => {
                 let target = python::target(version, options.platform)?;
-                let packages = python::resolve(session, dir, config, &target, options)?;
+                let packages = python::resolve(session, dir, config, &target, options, builder)?;
                 let runtime = runtime_wheels::find(target.arch)?;
                 if runtime.is_none() {
                     session.reporter.warning(
@@ -252,7 +279,7 @@ impl Project {
             }
             Some(version) => {
                 let target = python::target(version, options.platform)?;
-                let packages = python::resolve(session, dir, config, &target, options)?;
+                let packages = python::resolve(session, dir, config, &target, options, None)?;
                 (packages, Vec::new())
             }
             None => (Vec::new(), Vec::new()),
@@ -279,9 +306,7 @@ impl Project {
             dockerignore: read_dockerignore(dir)?,
             base_override,
             assembled_base: assembled.as_ref().map(|a| a.base.clone()),
-            system_packages: assembled
-                .and_then(|a| a.system_packages)
-                .or(base_system_packages),
+            system_packages,
             python,
             python_packages,
             commands: config.build.commands(),

@@ -2,14 +2,19 @@
 //! `build.python_packages`) resolved for the image's Python and platform, pinned by
 //! `cog-requirements.lock.json`.
 use std::path::Path;
+use std::sync::Arc;
 
-use wheels::{Arch, Libc, LockedPackage, Target};
+use wheels::{Arch, Libc, LockedPackage, SdistBuilder, Target};
 
 use super::lockfile;
 use super::{Options, ResolveError};
+use crate::base::{BaseImage, Fetcher};
 use crate::config::Config;
+use crate::oci::Platform;
 use crate::plan::PythonLayout;
+use crate::sandbox::SandboxOptions;
 use crate::session::Session;
+use crate::source_build::{BaseWithPackages, SandboxSdistBuilder};
 
 /// The glibc of the bases we know: Debian bookworm (python:3.1x-slim, our assembled 3.10/3.11
 /// base) has 2.36. Wheels for older manylinux tags install on it; newer ones are not chosen.
@@ -56,6 +61,7 @@ pub fn resolve(
     config: &Config,
     target: &Target,
     options: &Options<'_>,
+    builder: Option<Arc<dyn SdistBuilder>>,
 ) -> Result<Vec<LockedPackage>, ResolveError> {
     let Some(requirements) = requirements(dir, config)? else {
         return Ok(Vec::new());
@@ -65,6 +71,7 @@ pub fn resolve(
     }
     let resolve_options = wheels::ResolveOptions {
         reporter: session.reporter.clone(),
+        builder,
         ..wheels::ResolveOptions::default()
     };
     let hash = wheels::resolve::input_hash(&requirements, target, &resolve_options);
@@ -109,4 +116,41 @@ pub fn layout_for(python_version: &str, assembled: bool) -> PythonLayout {
     } else {
         PythonLayout::python_slim(python_version)
     }
+}
+
+/// The builder of the project's source distributions: the PEP 517 hooks run in the image's
+/// environment (`base` plus the `system_packages` layer, made when a build first needs them).
+pub fn sdist_builder(
+    session: &Session,
+    base: BaseImage,
+    system_packages: Option<debian::Lock>,
+    python: PythonLayout,
+    platform: &str,
+    env: Vec<(String, String)>,
+    compression: layers::Compression,
+) -> Result<Arc<dyn SdistBuilder>, ResolveError> {
+    let platform: Platform = platform
+        .parse()
+        .map_err(|source| ResolveError::PlatformSyntax {
+            platform: platform.to_owned(),
+            source,
+        })?;
+    let mut sandbox_options = SandboxOptions::new(compression);
+    sandbox_options.platform = platform.clone();
+    let environment = BaseWithPackages {
+        fetcher: Fetcher::of(session),
+        handle: session.handle().clone(),
+        base,
+        system_packages,
+        platform,
+        compression,
+        env,
+    };
+    Ok(Arc::new(SandboxSdistBuilder::new(
+        session.store.clone(),
+        Arc::new(environment),
+        python,
+        sandbox_options,
+        session.reporter.clone(),
+    )))
 }

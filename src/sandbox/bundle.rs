@@ -40,6 +40,8 @@ pub(crate) struct BundleSpec<'a> {
     pub network: bool,
     /// The host files shared read-only (resolv.conf, hosts) and the secrets.
     pub mounts: &'a [FileMount],
+    /// Host directories shared read-write.
+    pub binds: &'a [FileMount],
     /// The open-files limit to give (this process's).
     pub nofile: u64,
 }
@@ -65,6 +67,12 @@ pub(crate) fn config(spec: &BundleSpec<'_>) -> Value {
         mounts.push(
             json!({"destination": mount.target, "type": "none", "source": mount.source,
                            "options": ["bind", "ro", "nosuid", "nodev", "noexec"]}),
+        );
+    }
+    for bind in spec.binds {
+        mounts.push(
+            json!({"destination": bind.target, "type": "none", "source": bind.source,
+                   "options": ["rbind", "rw", "nosuid", "nodev"]}),
         );
     }
     let mut namespaces = vec![
@@ -140,6 +148,7 @@ mod tests {
             workdir: "/",
             network: true,
             mounts: &mounts,
+            binds: &[],
             nofile: 4096,
         });
         assert_eq!(
@@ -168,6 +177,7 @@ mod tests {
                 workdir: "/",
                 network: true,
                 mounts: &[],
+                binds: &[],
                 nofile: 1024,
             }
         });

@@ -45,7 +45,7 @@ pub(crate) struct Request {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Job {
-    Step(StepJob),
+    Step(Box<StepJob>),
     /// Remove what builds unpacked (`<cache>/sandbox`).
     RemoveUnpacked,
 }
@@ -66,6 +66,18 @@ pub(crate) struct StepJob {
     pub epoch: u64,
     pub max_unpacked_bytes: u64,
     pub max_layer_ratio: u64,
+    /// Host directories bind-mounted read-write (source → target), for commands whose results
+    /// are files on the host rather than a layer.
+    #[serde(default)]
+    pub binds: Vec<FileMount>,
+    /// Write the command's changes as a layer (a build step); without it the container's
+    /// changes outside `binds` are discarded.
+    #[serde(default = "yes")]
+    pub capture: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What the sandbox process says, on stderr.
@@ -82,6 +94,8 @@ pub(crate) enum Message {
     Exited {
         exit_code: i32,
     },
+    /// The command succeeded; nothing was captured (`StepJob::capture` off).
+    Ran,
     /// runc failed before the command started.
     RuntimeFailed {
         exit_code: i32,
@@ -261,6 +275,10 @@ fn run_step(request: &Request, step: &StepJob) -> Result<Message, StepError> {
         target: m.target.clone(),
         kind: PointKind::File,
     }));
+    points.extend(step.binds.iter().map(|m| MountPoint {
+        target: m.target.clone(),
+        kind: PointKind::Dir,
+    }));
     let stub = run.path.join("stub");
     fs_err::create_dir(&stub).map_err(system("the mount-point layer"))?;
     let upper = run.path.join("upper");
@@ -295,6 +313,7 @@ fn run_step(request: &Request, step: &StepJob) -> Result<Message, StepError> {
         workdir: &step.workdir,
         network: step.network,
         mounts: &host_files,
+        binds: &step.binds,
         nofile: bundle::nofile_limit(),
     });
     let config_text = serde_json::to_vec_pretty(&config).map_err(|e| StepError::System {
@@ -317,6 +336,10 @@ fn run_step(request: &Request, step: &StepJob) -> Result<Message, StepError> {
         } else {
             Message::RuntimeFailed { exit_code }
         });
+    }
+
+    if !step.capture {
+        return Ok(Message::Ran);
     }
 
     // Its changes, as a layer.

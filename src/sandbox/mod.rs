@@ -68,7 +68,7 @@ pub use platform::{BINFMT_DIR, find_program, host_platform};
 pub use secrets::{MAX_SECRET_BYTES, Secret, SecretSource, default_target};
 
 use crate::oci::Platform;
-use helper::{Job, Lower, Message, Request, StepJob};
+use helper::{Lower, Message, Request, StepJob};
 
 /// The first argument that makes `cog` the sandbox process (see [`helper_main`]).
 pub const HELPER_ARG: &str = "__cog-sandbox";
@@ -274,9 +274,21 @@ pub fn run_steps(
             command: &step.command,
         });
         let started = Instant::now();
-        let layer = run_one(
-            store, &stack, index, step, secrets, options, privilege, runc, on_event,
-        )?;
+        let job = Job {
+            index,
+            step,
+            secrets,
+            binds: Vec::new(),
+            capture: true,
+        };
+        let layer = run_one(store, &stack, &job, options, privilege, runc, &mut |line| {
+            on_event(Event::Output { step: index, line });
+        })?
+        .ok_or_else(|| SandboxError::HelperDied {
+            program: options.helper.clone(),
+            status: "answered without a layer".into(),
+            stderr: Vec::new(),
+        })?;
         store
             .record_key(&key, &layer)
             .map_err(SandboxError::Store)?;
@@ -375,18 +387,100 @@ fn environment(step: &RunStep, options: &SandboxOptions) -> Vec<(String, String)
     env
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A host directory shared read-write with a [`run_command`] command at `target` (absolute).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bind {
+    pub source: PathBuf,
+    pub target: String,
+}
+
+/// Runs one command as a step runs (over `lower`, root in the image, its environment,
+/// network as `step.network` says) with `binds` shared read-write, and captures no layer:
+/// what it makes is what it writes into the binds; its other changes are discarded. For work
+/// done in the image's environment whose result is files (building a wheel from an sdist).
+///
+/// Each line the command prints goes to `on_line`. A failure is
+/// [`SandboxError::CommandFailed`] with its last lines. It blocks; several may run at once,
+/// from several threads (each in its own sandbox process and work directory).
+pub fn run_command(
+    store: &BlobStore,
+    lower: &[LayerInfo],
+    step: &RunStep,
+    binds: &[Bind],
+    options: &SandboxOptions,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<(), SandboxError> {
+    check_step(0, step)?;
+    if !step.mounts.is_empty() {
+        return Err(SandboxError::InvalidStep {
+            step: 0,
+            field: "mounts",
+            value: format!("{} secret mounts", step.mounts.len()),
+            reason: "run_command takes no secrets".into(),
+        });
+    }
+    let mut mounts = Vec::with_capacity(binds.len());
+    for bind in binds {
+        let invalid = |reason: String| SandboxError::InvalidStep {
+            step: 0,
+            field: "bind",
+            value: format!("{} -> {}", bind.source.display(), bind.target),
+            reason,
+        };
+        if !bind.target.starts_with('/') || bind.target.trim_matches('/').is_empty() {
+            return Err(invalid(
+                "the target must be an absolute path below /".into(),
+            ));
+        }
+        safe_path::relative_path(&bind.target).map_err(|e| invalid(e.reason.to_string()))?;
+        let source = fs_err::canonicalize(&bind.source).map_err(|e| invalid(e.to_string()))?;
+        if !source.is_dir() {
+            return Err(invalid("the source must be a directory".into()));
+        }
+        mounts.push(bundle::FileMount {
+            source: source.to_string_lossy().into_owned(),
+            target: bind.target.clone(),
+        });
+    }
+    for layer in lower {
+        if !store.has(&layer.digest) {
+            return Err(SandboxError::MissingLayer {
+                digest: layer.digest,
+                store: store.root().to_path_buf(),
+            });
+        }
+    }
+    let (privilege, runc) = check_host(options)?;
+    let job = Job {
+        index: 0,
+        step,
+        secrets: &[],
+        binds: mounts,
+        capture: false,
+    };
+    run_one(store, lower, &job, options, privilege, runc, on_line).map(|_| ())
+}
+
+/// One command for a sandbox process.
+struct Job<'a> {
+    index: usize,
+    step: &'a RunStep,
+    secrets: &'a [Secret],
+    binds: Vec<bundle::FileMount>,
+    capture: bool,
+}
+
+/// Runs `job` over `stack`: its layer when it captures one.
 fn run_one(
     store: &BlobStore,
     stack: &[LayerInfo],
-    index: usize,
-    step: &RunStep,
-    secrets: &[Secret],
+    job: &Job<'_>,
     options: &SandboxOptions,
     privilege: Privilege,
     runc: PathBuf,
-    on_event: &mut dyn FnMut(Event<'_>),
-) -> Result<LayerInfo, SandboxError> {
+    on_line: &mut dyn FnMut(&str),
+) -> Result<Option<LayerInfo>, SandboxError> {
+    let (index, step, secrets) = (job.index, job.step, job.secrets);
     let written = secrets::StepSecrets::write(&step.mounts, secrets)?;
     let mut lower = Vec::with_capacity(stack.len());
     let mut diff_ids = Vec::with_capacity(stack.len());
@@ -401,7 +495,7 @@ fn run_one(
         store: absolute(store)?,
         fsync: store.fsyncs(),
         privilege,
-        job: Job::Step(StepJob {
+        job: helper::Job::Step(Box::new(StepJob {
             lower,
             command: step.command.clone(),
             env: environment(step, options),
@@ -414,7 +508,9 @@ fn run_one(
             epoch: options.source_date_epoch,
             max_unpacked_bytes: options.max_unpacked_bytes,
             max_layer_ratio: options.max_layer_ratio,
-        }),
+            binds: job.binds.clone(),
+            capture: job.capture,
+        })),
     };
     let mut tail = VecDeque::with_capacity(TAIL_LINES);
     let answer = talk(&options.helper, &request, &step.command, &mut |line| {
@@ -422,7 +518,7 @@ fn run_one(
             tail.pop_front();
         }
         tail.push_back(line.to_string());
-        on_event(Event::Output { step: index, line });
+        on_line(line);
     })?;
     drop(written);
     let tail = || tail.iter().cloned().collect::<Vec<_>>();
@@ -437,8 +533,9 @@ fn run_one(
                     step.command
                 );
             }
-            Ok(layer)
+            Ok(Some(layer))
         }
+        Message::Ran => Ok(None),
         Message::Exited { exit_code } => Err(SandboxError::CommandFailed {
             step: index,
             command: step.command.clone(),
@@ -476,7 +573,7 @@ pub fn remove_unpacked(store: &BlobStore, options: &SandboxOptions) -> Result<()
         store: absolute(store)?,
         fsync: store.fsyncs(),
         privilege: Privilege::detect()?,
-        job: Job::RemoveUnpacked,
+        job: helper::Job::RemoveUnpacked,
     };
     match talk(
         &options.helper,
