@@ -441,10 +441,6 @@ async fn prediction_ids_never_become_paths() {
     let victim = root.join("victim");
     std::fs::create_dir_all(&victim).unwrap();
     std::fs::write(victim.join("keep.txt"), "keep").unwrap();
-    let before: Vec<_> = std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
     // Over 6 MiB: the input travels through a file in the prediction's scratch directory.
     let big = "x".repeat(7 * 1024 * 1024);
     let body = json!({"input": {"text": "hi", "anything": big}});
@@ -482,11 +478,20 @@ async fn prediction_ids_never_become_paths() {
         "keep"
     );
     assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 1);
-    let after: Vec<_> = std::fs::read_dir(root)
+    // Nothing beside the work dir, the schema and the victim appeared.
+    let mut entries: Vec<_> = std::fs::read_dir(root)
         .unwrap()
-        .map(|e| e.unwrap().file_name())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(before, after);
+    entries.sort();
+    assert_eq!(entries, ["openapi_schema.json", "victim", "work"]);
+    // And the scratch directories, named by the server, are gone.
+    assert_eq!(
+        std::fs::read_dir(root.join("work/predictions"))
+            .unwrap()
+            .count(),
+        0
+    );
     s.stop().await;
 }
 
