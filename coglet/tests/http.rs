@@ -53,7 +53,7 @@ struct TestServer {
     client: reqwest::Client,
     shutdown: ShutdownHandle,
     task: tokio::task::JoinHandle<Result<(), coglet::ServeError>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 struct Options {
@@ -107,7 +107,7 @@ async fn start(opts: Options) -> TestServer {
         client: reqwest::Client::builder().no_proxy().build().unwrap(),
         shutdown,
         task,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -436,7 +436,7 @@ async fn put_is_idempotent_and_checks_the_id() {
 async fn prediction_ids_never_become_paths() {
     let s = start(Options::default()).await;
     s.wait_for_status("READY").await;
-    let root = s._dir.path();
+    let root = s.dir.path();
     // `work_dir` is `<root>/work`: `<work_dir>/predictions/../../victim` is `<root>/victim`.
     let victim = root.join("victim");
     std::fs::create_dir_all(&victim).unwrap();
