@@ -22,14 +22,18 @@ fn cog_exe() -> PathBuf {
 }
 
 fn cog(dir: &Path, cache: &Path, args: &[&str]) -> Output {
-    Command::new(cog_exe())
+    let mut command = Command::new(cog_exe());
+    command
         .current_dir(dir)
         .args(args)
         .env("COG_CACHE_DIR", cache)
         .env("NO_COLOR", "1")
-        .env("BUILDKIT_PROGRESS", "plain")
-        .output()
-        .unwrap()
+        .env("BUILDKIT_PROGRESS", "plain");
+    // The same image as the build's: `cog run` builds the project again, with the same CA.
+    if let Some(dir) = ca_cert_dir() {
+        command.env("COG_CA_CERT", dir);
+    }
+    command.output().unwrap()
 }
 
 /// A busybox base as an OCI layout under `dir`, and its `oci:` reference.

@@ -2,10 +2,13 @@
 
     python3 benches/server/bench.py --ours /tmp/venv-ours --upstream /tmp/venv-upstream
 
-Each venv must have `cog` and `coglet` installed (see README.md). For each server the same
-predictors run on loopback: cold start to READY, sync no-op with one connection back to back,
-async no-op with 8 slots at concurrency 8 (wrk), and how long a cancel of `time.sleep(3)` takes.
-Prints a Markdown table (and JSON with --json).
+Each venv must have `cog` and `coglet` installed (see README.md). The same predictors run on
+loopback: cold start to READY (the two servers alternating), then for the sync no-op (one
+connection back to back) and the async no-op (8 slots, 8 connections) both servers are started
+at once and loaded with wrk in interleaved rounds (each round runs both, alternating which goes
+first), so that load from elsewhere on the machine hits both alike; each round's ratios and
+load average are reported beside the medians. Last, how long a cancel of `time.sleep(3)` takes.
+Prints Markdown tables (and JSON with --json).
 """
 
 from __future__ import annotations
@@ -115,17 +118,6 @@ def wrk(url: str, connections: int, threads: int, seconds: int) -> dict[str, flo
     }
 
 
-def cold_start(venv: Path, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        s = Server(venv, "sync_noop")
-        try:
-            times.append(s.wait_ready())
-        finally:
-            s.close()
-    return statistics.median(times)
-
-
 def cancel_latency(venv: Path, runs: int) -> float:
     s = Server(venv, "sleep")
     try:
@@ -156,81 +148,150 @@ def cancel_latency(venv: Path, runs: int) -> float:
 SCRATCH = Path("/tmp/coglet/predictions")
 
 
-def scratch_entries() -> int:
-    try:
-        return sum(1 for _ in SCRATCH.iterdir())
-    except FileNotFoundError:
-        return 0
-
-
-def measure(venv: Path, seconds: int, runs: int) -> dict[str, Any]:
-    # Each server starts as in a fresh container: no scratch directories left by an earlier run
-    # (upstream leaves one per prediction; thousands of them slow down every path lookup there).
+def interleaved_load(
+    venvs: dict[str, Path],
+    fixture: str,
+    env: dict[str, str] | None,
+    conns: int,
+    threads: int,
+    seconds: int,
+    rounds: int,
+) -> list[dict[str, Any]]:
+    """Both servers up at once; each round runs wrk against each of them, alternating which
+    goes first, and records the load average before the round."""
     shutil.rmtree(SCRATCH, ignore_errors=True)
-    result: dict[str, Any] = {"cold_start_s": cold_start(venv, runs)}
-    s = Server(venv, "sync_noop")
+    servers = {name: Server(venv, fixture, env) for name, venv in venvs.items()}
     try:
-        s.wait_ready()
-        wrk(s.url, 1, 1, 2)  # warm-up
-        result["sync"] = wrk(s.url, 1, 1, seconds)
+        for s in servers.values():
+            s.wait_ready()
+        for s in servers.values():
+            wrk(s.url, conns, threads, 2)  # warm-up
+        out = []
+        names = list(servers)
+        for i in range(rounds):
+            order = names if i % 2 == 0 else names[::-1]
+            row: dict[str, Any] = {"round": i + 1, "loadavg": os.getloadavg()[0]}
+            for name in order:
+                row[name] = wrk(servers[name].url, conns, threads, seconds)
+            out.append(row)
+        return out
     finally:
-        s.close()
-    s = Server(venv, "async_noop", env={"COG_MAX_CONCURRENCY": "8"})
-    try:
-        s.wait_ready()
-        wrk(s.url, 8, 2, 2)
-        result["async8"] = wrk(s.url, 8, 2, seconds)
-    finally:
-        s.close()
-    result["cancel_s"] = cancel_latency(venv, runs)
-    result["scratch_dirs_left"] = scratch_entries()
+        for s in servers.values():
+            s.close()
+
+
+def interleaved_cold_start(venvs: dict[str, Path], runs: int) -> dict[str, float]:
+    times: dict[str, list[float]] = {name: [] for name in venvs}
+    for i in range(runs):
+        names = list(venvs) if i % 2 == 0 else list(venvs)[::-1]
+        for name in names:
+            s = Server(venvs[name], "sync_noop")
+            try:
+                times[name].append(s.wait_ready())
+            finally:
+                s.close()
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def summarize(rounds: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """Medians per server, and per-round ratios of the first server to the second."""
+    out: dict[str, Any] = {"rounds": rounds}
+    for name in names:
+        out[name] = {
+            key: statistics.median(r[name][key] for r in rounds)
+            for key in ("rps", "ok_rps", "p50_ms", "p99_ms", "ok_p50_ms", "ok_p99_ms")
+        }
+        out[name]["non2xx"] = sum(r[name]["non2xx"] for r in rounds)
+        out[name]["requests"] = sum(r[name]["requests"] for r in rounds)
+    if len(names) == 2:
+        a, b = names
+        out["ratios"] = [
+            {
+                "round": r["round"],
+                "loadavg": r["loadavg"],
+                "rps": r[a]["rps"] / r[b]["rps"] if r[b]["rps"] else float("inf"),
+                "p50": r[a]["p50_ms"] / r[b]["p50_ms"] if r[b]["p50_ms"] else float("inf"),
+            }
+            for r in rounds
+        ]
+    return out
+
+
+def measure(venvs: dict[str, Path], seconds: int, runs: int, rounds: int) -> dict[str, Any]:
+    names = list(venvs)
+    result: dict[str, Any] = {"cold_start_s": interleaved_cold_start(venvs, runs)}
+    result["sync"] = summarize(
+        interleaved_load(venvs, "sync_noop", None, 1, 1, seconds, rounds), names
+    )
+    result["async8"] = summarize(
+        interleaved_load(venvs, "async_noop", {"COG_MAX_CONCURRENCY": "8"}, 8, 2, seconds, rounds),
+        names,
+    )
+    result["cancel_s"] = {}
+    for name, venv in venvs.items():
+        shutil.rmtree(SCRATCH, ignore_errors=True)
+        result["cancel_s"][name] = cancel_latency(venv, runs)
     return result
 
 
-def table(results: dict[str, dict[str, Any]]) -> str:
-    names = list(results)
-    rows = [
-        ("cold start to READY (median)", lambda r: f"{r['cold_start_s'] * 1000:.0f} ms"),
-        ("sync no-op, 1 connection: successful req/s", lambda r: f"{r['sync']['ok_rps']:.0f}"),
-        ("sync no-op: all answers/s (incl. non-2xx)", lambda r: f"{r['sync']['rps']:.0f}"),
-        ("sync no-op: p50 / p99, all answers", lambda r: f"{r['sync']['p50_ms']:.2f} / {r['sync']['p99_ms']:.2f} ms"),
-        ("sync no-op: p50 / p99, successful predictions", lambda r: f"{r['sync']['ok_p50_ms']:.2f} / {r['sync']['ok_p99_ms']:.2f} ms"),
-        ("sync no-op: non-2xx / total", lambda r: f"{r['sync']['non2xx']} / {r['sync']['requests']}"),
-        ("async no-op, 8 slots, 8 conns: successful req/s", lambda r: f"{r['async8']['ok_rps']:.0f}"),
-        ("async no-op: all answers/s (incl. non-2xx)", lambda r: f"{r['async8']['rps']:.0f}"),
-        ("async no-op: p50 / p99, all answers", lambda r: f"{r['async8']['p50_ms']:.2f} / {r['async8']['p99_ms']:.2f} ms"),
-        ("async no-op: p50 / p99, successful predictions", lambda r: f"{r['async8']['ok_p50_ms']:.2f} / {r['async8']['ok_p99_ms']:.2f} ms"),
-        ("async no-op: non-2xx / total", lambda r: f"{r['async8']['non2xx']} / {r['async8']['requests']}"),
-        ("cancel of time.sleep(3) (median)", lambda r: f"{r['cancel_s'] * 1000:.1f} ms"),
-        ("scratch dirs left in /tmp/coglet/predictions", lambda r: f"{r['scratch_dirs_left']}"),
+def table(result: dict[str, Any], names: list[str]) -> str:
+    def row(label: str, fmt: Any) -> str:
+        return f"| {label} | " + " | ".join(fmt(n) for n in names) + " |"
+
+    def latency(r: dict[str, Any]) -> str:
+        return f"{r['p50_ms']:.3f} / {r['p99_ms']:.3f} ms"
+
+    sync, asy = result["sync"], result["async8"]
+    lines = ["| (medians over rounds) | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines += [
+        row("cold start to READY", lambda n: f"{result['cold_start_s'][n] * 1000:.0f} ms"),
+        row("sync no-op, 1 connection: req/s, all answers", lambda n: f"{sync[n]['rps']:.0f}"),
+        row("sync: successful req/s", lambda n: f"{sync[n]['ok_rps']:.0f}"),
+        row("sync: p50 / p99, all answers", lambda n: latency(sync[n])),
+        row("sync: non-2xx / total", lambda n: f"{sync[n]['non2xx']} / {sync[n]['requests']}"),
+        row("async no-op, 8 slots, 8 conns: req/s, all answers", lambda n: f"{asy[n]['rps']:.0f}"),
+        row("async: successful req/s", lambda n: f"{asy[n]['ok_rps']:.0f}"),
+        row("async: p50 / p99, all answers", lambda n: latency(asy[n])),
+        row("async: non-2xx / total", lambda n: f"{asy[n]['non2xx']} / {asy[n]['requests']}"),
+        row("cancel of time.sleep(3) (median)", lambda n: f"{result['cancel_s'][n] * 1000:.1f} ms"),
     ]  # fmt: skip
-    lines = ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for label, fmt in rows:
-        lines.append(f"| {label} | " + " | ".join(fmt(results[n]) for n in names) + " |")
+    if len(names) == 2:
+        lines += ["", f"Per round ({names[0]} / {names[1]}):", ""]
+        lines.append("| round | load (1 min) | sync req/s | sync p50 | async req/s | async p50 |")
+        lines.append("|---|---|---|---|---|---|")
+        for s_r, a_r in zip(sync["ratios"], asy["ratios"], strict=True):
+            load = f"{s_r['loadavg']:.2f} / {a_r['loadavg']:.2f}"
+            lines.append(
+                f"| {s_r['round']} | {load} | {s_r['rps']:.2f}x | {s_r['p50']:.2f}x "
+                f"| {a_r['rps']:.2f}x | {a_r['p50']:.2f}x |"
+            )
     return "\n".join(lines)
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--ours", type=Path, required=True, help="venv with our cog + coglet")
     p.add_argument("--upstream", type=Path, help="venv with cog==0.23.1 + coglet==0.23.1")
-    p.add_argument("--seconds", type=int, default=10, help="wrk duration per load test")
+    p.add_argument("--seconds", type=int, default=10, help="wrk duration per server per round")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved load rounds")
     p.add_argument("--runs", type=int, default=5, help="repeats for cold start and cancel")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    load_before = os.getloadavg()
-    results = {"cog-rs": measure(args.ours, args.seconds, args.runs)}
+    venvs = {"cog-rs": args.ours}
     if args.upstream:
-        results["upstream 0.23.1"] = measure(args.upstream, args.seconds, args.runs)
+        venvs["upstream 0.23.1"] = args.upstream
+    load_before = os.getloadavg()
+    result = measure(venvs, args.seconds, args.runs, args.rounds)
     load_after = os.getloadavg()
     if args.json:
-        print(json.dumps({**results, "loadavg": [load_before, load_after]}, indent=2))
+        print(json.dumps({**result, "loadavg": [load_before, load_after]}, indent=2))
     else:
-        print(table(results))
-        print(
-            "\nload average (1/5/15 min) before: {:.2f} {:.2f} {:.2f}, after: {:.2f} {:.2f} {:.2f}"
-            .format(*load_before, *load_after)
-        )
+        print(table(result, list(venvs)))
+        before = " ".join(f"{x:.2f}" for x in load_before)
+        after = " ".join(f"{x:.2f}" for x in load_after)
+        print(f"\nload average (1/5/15 min) before: {before}, after: {after}")
     return 0
 
 

@@ -53,7 +53,7 @@ struct TestServer {
     client: reqwest::Client,
     shutdown: ShutdownHandle,
     task: tokio::task::JoinHandle<Result<(), coglet::ServeError>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 struct Options {
@@ -107,7 +107,7 @@ async fn start(opts: Options) -> TestServer {
         client: reqwest::Client::builder().no_proxy().build().unwrap(),
         shutdown,
         task,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -436,15 +436,11 @@ async fn put_is_idempotent_and_checks_the_id() {
 async fn prediction_ids_never_become_paths() {
     let s = start(Options::default()).await;
     s.wait_for_status("READY").await;
-    let root = s._dir.path();
+    let root = s.dir.path();
     // `work_dir` is `<root>/work`: `<work_dir>/predictions/../../victim` is `<root>/victim`.
     let victim = root.join("victim");
     std::fs::create_dir_all(&victim).unwrap();
     std::fs::write(victim.join("keep.txt"), "keep").unwrap();
-    let before: Vec<_> = std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
     // Over 6 MiB: the input travels through a file in the prediction's scratch directory.
     let big = "x".repeat(7 * 1024 * 1024);
     let body = json!({"input": {"text": "hi", "anything": big}});
@@ -482,11 +478,20 @@ async fn prediction_ids_never_become_paths() {
         "keep"
     );
     assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 1);
-    let after: Vec<_> = std::fs::read_dir(root)
+    // Nothing beside the work dir, the schema and the victim appeared.
+    let mut entries: Vec<_> = std::fs::read_dir(root)
         .unwrap()
-        .map(|e| e.unwrap().file_name())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(before, after);
+    entries.sort();
+    assert_eq!(entries, ["openapi_schema.json", "victim", "work"]);
+    // And the scratch directories, named by the server, are gone.
+    assert_eq!(
+        std::fs::read_dir(root.join("work/predictions"))
+            .unwrap()
+            .count(),
+        0
+    );
     s.stop().await;
 }
 
