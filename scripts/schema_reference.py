@@ -72,9 +72,14 @@ def main() -> None:
             print(f"{fixture}: no reference: {e}", file=sys.stderr)
             failed += 1
             continue
-        with open(os.path.join(fixture, "reference.json"), "w") as f:
-            json.dump(out, f, indent=2, sort_keys=True)
-            f.write("\n")
+        try:
+            text = json.dumps(out, indent=2, sort_keys=True)
+        except TypeError:  # a dict default with keys of mixed types
+            text = json.dumps(out, indent=2)
+        path = os.path.join(fixture, "reference.json")
+        with open(path + ".tmp", "w") as f:
+            f.write(text + "\n")
+        os.replace(path + ".tmp", path)
         print(f"{fixture}: {len(out['inputs'])} inputs")
     if failed:
         print(f"{failed} fixture(s) without a reference", file=sys.stderr)

@@ -281,8 +281,7 @@ impl InputField {
     /// Whether `null` is a valid value (Cog's `isNullable`, including the `Secret = None`
     /// idiom, and any `default=None`).
     pub fn is_nullable(&self) -> bool {
-        self.input_type.nullable
-            || self.default == Some(Value::None)
+        self.input_type.nullable || self.default == Some(Value::None)
     }
 
     /// The default the schema advertises. A `default=None` on a type that does not admit

@@ -1,8 +1,6 @@
 //! The entry point: locating `run`/`predict`/`train`, its parameters and `Input(...)` calls,
 //! its return type and its decorators.
 
-use std::collections::HashMap;
-
 use tree_sitter::Node;
 
 use super::annotation::{self, Ann};
@@ -10,9 +8,7 @@ use super::eval::{Eval, squeeze};
 use super::module::{Module, Project, top_level_definitions};
 use super::pyval::{InputArg, PyVal};
 use super::resolve::Resolver;
-use super::syntax::{
-    SourceFile, children, def_name, definition, line, named_children, text, unwrap_statement,
-};
+use super::syntax::{SourceFile, def_name, definition, line, named_children, text};
 use crate::schema::error::{SchemaError, SchemaErrorKind};
 use crate::schema::model::{InputField, Mode, ModelSchema, Primitive, Value};
 
@@ -33,7 +29,6 @@ struct InputCall {
 
 struct Ctx<'a> {
     project: &'a Project,
-    module: &'a Module,
     file: &'a SourceFile,
     method: String,
 }
@@ -54,7 +49,6 @@ pub fn extract(project: &Project, name: &str, mode: Mode) -> Result<ModelSchema,
     let method = def_name(func, &file.src).unwrap_or(name).to_owned();
     let ctx = Ctx {
         project,
-        module,
         file,
         method,
     };
@@ -278,17 +272,19 @@ fn not_resolvable(param: &str, expr: &str, reason: &str) -> SchemaError {
 fn input_call(ctx: &Ctx<'_>, param: &str, value: Node<'_>) -> Result<InputCall, SchemaError> {
     match ctx.eval().expr(0, value) {
         PyVal::Input(args) => InputCall::from_args(ctx, param, &args),
-        PyVal::Unknown(reason) => Err(ctx
-            .file
-            .locate(not_resolvable(param, &squeeze(ctx.file.text(value)), &reason), value)),
+        PyVal::Unknown(reason) => Err(ctx.file.locate(
+            not_resolvable(param, &squeeze(ctx.file.text(value)), &reason),
+            value,
+        )),
         other => match other.to_value() {
             Ok(v) => Ok(InputCall {
                 default: Some(v),
                 ..InputCall::default()
             }),
-            Err(reason) => Err(ctx
-                .file
-                .locate(not_resolvable(param, &squeeze(ctx.file.text(value)), &reason), value)),
+            Err(reason) => Err(ctx.file.locate(
+                not_resolvable(param, &squeeze(ctx.file.text(value)), &reason),
+                value,
+            )),
         },
     }
 }
@@ -333,7 +329,12 @@ impl InputCall {
                 }
                 return Err(unresolved(reason));
             }
-            let wrong_type = |want: &str| unresolved(&format!("{key} must be {want}, got a {}", arg.value.type_name()));
+            let wrong_type = |want: &str| {
+                unresolved(&format!(
+                    "{key} must be {want}, got a {}",
+                    arg.value.type_name()
+                ))
+            };
             match key {
                 "default" => call.default = Some(arg.value.to_value().map_err(|r| unresolved(&r))?),
                 "default_factory" => return Err(default_factory(param).at(file, arg.line)),
@@ -353,7 +354,11 @@ impl InputCall {
                         PyVal::None => None,
                         v => Some(v.as_f64().ok_or_else(|| wrong_type("a number"))?),
                     };
-                    if key == "ge" { call.ge = n } else { call.le = n }
+                    if key == "ge" {
+                        call.ge = n
+                    } else {
+                        call.le = n
+                    }
                 }
                 "min_length" | "max_length" => {
                     let n = match &arg.value {
@@ -364,7 +369,11 @@ impl InputCall {
                                 .ok_or_else(|| wrong_type("a non-negative int"))?,
                         ),
                     };
-                    if key == "min_length" { call.min_length = n } else { call.max_length = n }
+                    if key == "min_length" {
+                        call.min_length = n
+                    } else {
+                        call.max_length = n
+                    }
                 }
                 "choices" => {
                     call.choices = match &arg.value {
@@ -416,7 +425,10 @@ fn missing_annotation(ctx: &Ctx<'_>, name: &str, node: Node<'_>) -> SchemaError 
     ctx.file.locate(
         SchemaError::new(
             SchemaErrorKind::MissingTypeAnnotation,
-            format!("parameter '{name}' on {} has no type annotation", ctx.method),
+            format!(
+                "parameter '{name}' on {} has no type annotation",
+                ctx.method
+            ),
         ),
         node,
     )
@@ -425,7 +437,10 @@ fn missing_annotation(ctx: &Ctx<'_>, name: &str, node: Node<'_>) -> SchemaError 
 /// Reads one parameter; `None` for `*`, `/`, `*args` and `**kwargs`.
 fn read_param<'t>(ctx: &Ctx<'t>, param: Node<'t>) -> Result<Option<Param<'t>>, SchemaError> {
     let src = ctx.file.src.as_str();
-    let field_name = |p: Node<'t>| p.child_by_field_name("name").map_or("<unknown>", |n| text(n, src));
+    let field_name = |p: Node<'t>| {
+        p.child_by_field_name("name")
+            .map_or("<unknown>", |n| text(n, src))
+    };
     let (name, value) = match param.kind() {
         "identifier" => return Err(missing_annotation(ctx, text(param, src), param)),
         "default_parameter" => return Err(missing_annotation(ctx, field_name(param), param)),
@@ -498,8 +513,9 @@ fn input_field(
             param.node,
         ));
     }
+    let constrained = call.has_constraints();
     let choices = call.choices.or(literal_choices).unwrap_or_default();
-    if input_type.is_union() && (!choices.is_empty() || call.has_constraints()) {
+    if input_type.is_union() && (!choices.is_empty() || constrained) {
         return Err(ctx.file.locate(
             SchemaError::unsupported("constraints and choices are not supported on union inputs"),
             param.node,

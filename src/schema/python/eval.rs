@@ -80,13 +80,19 @@ impl<'p> Eval<'p> {
             },
             "unary_operator" => self.unary(m, node, locals, d),
             "not_operator" => match node.child_by_field_name("argument") {
-                Some(arg) => lift(self.eval(m, arg, locals, d).truthy().map(|t| PyVal::Bool(!t))),
+                Some(arg) => lift(
+                    self.eval(m, arg, locals, d)
+                        .truthy()
+                        .map(|t| PyVal::Bool(!t)),
+                ),
                 None => unknown("`not` without an operand"),
             },
-            "list" | "set" => self.sequence(m, node, locals, d).map_or_else(PyVal::Unknown, PyVal::List),
-            "tuple" | "expression_list" => {
-                self.sequence(m, node, locals, d).map_or_else(PyVal::Unknown, PyVal::Tuple)
-            }
+            "list" | "set" => self
+                .sequence(m, node, locals, d)
+                .map_or_else(PyVal::Unknown, PyVal::List),
+            "tuple" | "expression_list" => self
+                .sequence(m, node, locals, d)
+                .map_or_else(PyVal::Unknown, PyVal::Tuple),
             "dictionary" => self.dictionary(m, node, locals, d),
             "identifier" => self.name(m, self.text(m, node), locals),
             "attribute" => self.attribute(m, node, locals, d),
@@ -127,8 +133,12 @@ impl<'p> Eval<'p> {
         }
         let root = name.split('.').next().unwrap_or(name);
         match module.imports.get(root) {
+            Some(entry) if entry.original == entry.module => unknown(format!(
+                "`{name}` is the module `{}`, outside the project: it is not evaluated statically",
+                entry.module
+            )),
             Some(entry) => unknown(format!(
-                "`{name}` comes from `{}`, which is not a module of the project",
+                "`{name}` is imported from `{}`, outside the project: it is not evaluated statically",
                 entry.module
             )),
             None => unknown(format!(
@@ -186,7 +196,8 @@ impl<'p> Eval<'p> {
                 found = Some(PyVal::Method(class.clone(), attr.to_owned()));
             }
         }
-        found.unwrap_or_else(|| unknown(format!("class `{}` has no attribute `{attr}`", class.name)))
+        found
+            .unwrap_or_else(|| unknown(format!("class `{}` has no attribute `{attr}`", class.name)))
     }
 
     fn class_body(&self, class: &DefRef) -> Option<Node<'p>> {
@@ -280,7 +291,9 @@ impl<'p> Eval<'p> {
         };
         let value = self.eval(m, arg, locals, d);
         match (self.text(m, op), value) {
-            ("-", PyVal::Int(i)) => i.checked_neg().map_or_else(|| unknown("integer overflow"), PyVal::Int),
+            ("-", PyVal::Int(i)) => i
+                .checked_neg()
+                .map_or_else(|| unknown("integer overflow"), PyVal::Int),
             ("-", PyVal::Float(f)) => PyVal::Float(-f),
             ("+", v @ (PyVal::Int(_) | PyVal::Float(_))) => v,
             ("~", PyVal::Int(i)) => PyVal::Int(!i),
@@ -290,7 +303,13 @@ impl<'p> Eval<'p> {
     }
 
     /// Items of a list, set, tuple or argument list, with `*x` spread.
-    fn sequence(&self, m: usize, node: Node<'_>, locals: &Locals, d: usize) -> Result<Vec<PyVal>, String> {
+    fn sequence(
+        &self,
+        m: usize,
+        node: Node<'_>,
+        locals: &Locals,
+        d: usize,
+    ) -> Result<Vec<PyVal>, String> {
         let mut items = Vec::new();
         for child in named_children(node) {
             match child.kind() {
@@ -323,7 +342,9 @@ impl<'p> Eval<'p> {
                     ops::dict_set(&mut pairs, key, self.eval(m, v, locals, d));
                 }
                 "dictionary_splat" => {
-                    let Some(inner) = first_expression(child) else { continue };
+                    let Some(inner) = first_expression(child) else {
+                        continue;
+                    };
                     match self.eval(m, inner, locals, d) {
                         PyVal::Dict(more) => {
                             for (k, v) in more {
@@ -364,7 +385,10 @@ impl<'p> Eval<'p> {
         if operands.len() != operators.len() + 1 {
             return unknown("malformed comparison");
         }
-        let values: Vec<PyVal> = operands.iter().map(|o| self.eval(m, *o, locals, d)).collect();
+        let values: Vec<PyVal> = operands
+            .iter()
+            .map(|o| self.eval(m, *o, locals, d))
+            .collect();
         for (i, op) in operators.iter().enumerate() {
             match ops::compare_op(op, &values[i], &values[i + 1]) {
                 Ok(true) => {}
@@ -408,9 +432,14 @@ impl<'p> Eval<'p> {
             return unknown("malformed subscript");
         };
         let mut cursor = node.walk();
-        let keys: Vec<Node<'_>> = node.children_by_field_name("subscript", &mut cursor).collect();
+        let keys: Vec<Node<'_>> = node
+            .children_by_field_name("subscript", &mut cursor)
+            .collect();
         let [key] = keys.as_slice() else {
-            return unknown(format!("`{}` is not evaluated statically", squeeze(self.text(m, node))));
+            return unknown(format!(
+                "`{}` is not evaluated statically",
+                squeeze(self.text(m, node))
+            ));
         };
         let target = self.eval(m, value, locals, d);
         if key.kind() != "slice" {
@@ -441,7 +470,13 @@ impl<'p> Eval<'p> {
     // ------------------------------------------------------------------ comprehensions
 
     /// The local scopes a comprehension's `for`/`if` clauses produce, in Python's order.
-    fn comprehension_scopes(&self, m: usize, node: Node<'_>, locals: &Locals, d: usize) -> Result<Vec<Locals>, String> {
+    fn comprehension_scopes(
+        &self,
+        m: usize,
+        node: Node<'_>,
+        locals: &Locals,
+        d: usize,
+    ) -> Result<Vec<Locals>, String> {
         let mut scopes = vec![locals.clone()];
         for clause in named_children(node) {
             match clause.kind() {
@@ -459,7 +494,9 @@ impl<'p> Eval<'p> {
                             self.bind(m, left, item, &mut inner)?;
                             next.push(inner);
                             if next.len() > MAX_ITEMS {
-                                return Err("the comprehension is too long to evaluate statically".into());
+                                return Err(
+                                    "the comprehension is too long to evaluate statically".into()
+                                );
                             }
                         }
                     }
@@ -493,7 +530,10 @@ impl<'p> Eval<'p> {
 
     fn dict_comprehension(&self, m: usize, node: Node<'_>, locals: &Locals, d: usize) -> PyVal {
         let Some((key, value)) = node.child_by_field_name("body").and_then(|p| {
-            Some((p.child_by_field_name("key")?, p.child_by_field_name("value")?))
+            Some((
+                p.child_by_field_name("key")?,
+                p.child_by_field_name("value")?,
+            ))
         }) else {
             return unknown("malformed dict comprehension");
         };
@@ -513,7 +553,13 @@ impl<'p> Eval<'p> {
     }
 
     /// Binds a target (`x`, `k, v`, `(a, b)`) to a value.
-    fn bind(&self, m: usize, target: Node<'_>, value: PyVal, locals: &mut Locals) -> Result<(), String> {
+    fn bind(
+        &self,
+        m: usize,
+        target: Node<'_>,
+        value: PyVal,
+        locals: &mut Locals,
+    ) -> Result<(), String> {
         match target.kind() {
             "identifier" => {
                 locals.push((self.text(m, target).to_owned(), value));
@@ -538,7 +584,10 @@ impl<'p> Eval<'p> {
                 Some(inner) => self.bind(m, inner, value, locals),
                 None => Err("empty target".into()),
             },
-            _ => Err(format!("assigning to `{}` is not evaluated statically", self.text(m, target))),
+            _ => Err(format!(
+                "assigning to `{}` is not evaluated statically",
+                self.text(m, target)
+            )),
         }
     }
 
@@ -561,27 +610,46 @@ impl<'p> Eval<'p> {
         };
         let called = |reason: String| unknown(format!("`{}(...)`: {reason}", squeeze(func_text)));
         match self.eval(m, func, locals, d) {
-            PyVal::Builtin(name) => lift(ops::call_builtin(name, &args.positional, &args.keywords)).map_reason(called),
-            PyVal::BoundMethod(value, method) => {
-                lift(ops::call_method(&value, &method, &args.positional, &args.keywords)).map_reason(called)
+            PyVal::Builtin(name) => {
+                lift(ops::call_builtin(name, &args.positional, &args.keywords)).map_reason(called)
             }
+            PyVal::BoundMethod(value, method) => lift(ops::call_method(
+                &value,
+                &method,
+                &args.positional,
+                &args.keywords,
+            ))
+            .map_reason(called),
             PyVal::Function(f) => match self.function_node(&f) {
                 Some(def) => self.call_function(f.module, def, &f.name, args, false, d),
                 None => called("function not found".into()),
             },
             PyVal::Method(class, method) => match self.method_node(&class, &method) {
-                Some(def) => self.call_function(class.module, def, &format!("{}.{method}", class.name), args, true, d),
+                Some(def) => self.call_function(
+                    class.module,
+                    def,
+                    &format!("{}.{method}", class.name),
+                    args,
+                    true,
+                    d,
+                ),
                 None => called("method not found".into()),
             },
             PyVal::EnumClass(class, members) => match args.positional.as_slice() {
                 [v] => members
                     .into_iter()
                     .find(|mb| mb.value.py_eq(v))
-                    .map_or_else(|| unknown(format!("no member of `{class}` has that value")), PyVal::Member),
+                    .map_or_else(
+                        || unknown(format!("no member of `{class}` has that value")),
+                        PyVal::Member,
+                    ),
                 _ => called("enum lookup takes one value".into()),
             },
             PyVal::Unknown(r) => PyVal::Unknown(r),
-            other => called(format!("calling a {} is not evaluated statically", other.type_name())),
+            other => called(format!(
+                "calling a {} is not evaluated statically",
+                other.type_name()
+            )),
         }
     }
 
@@ -592,8 +660,17 @@ impl<'p> Eval<'p> {
             && module.is_cog_name(func_text, "Input")
     }
 
-    fn arguments(&self, m: usize, node: Node<'_>, locals: &Locals, d: usize) -> Result<Args, String> {
-        let mut args = Args { positional: Vec::new(), keywords: Vec::new() };
+    fn arguments(
+        &self,
+        m: usize,
+        node: Node<'_>,
+        locals: &Locals,
+        d: usize,
+    ) -> Result<Args, String> {
+        let mut args = Args {
+            positional: Vec::new(),
+            keywords: Vec::new(),
+        };
         if node.kind() == "generator_expression" {
             args.positional.push(self.eval(m, node, locals, d));
             return Ok(args);
@@ -602,14 +679,19 @@ impl<'p> Eval<'p> {
             match arg.kind() {
                 "comment" => {}
                 "keyword_argument" => {
-                    let (Some(k), Some(v)) = (arg.child_by_field_name("name"), arg.child_by_field_name("value")) else {
+                    let (Some(k), Some(v)) = (
+                        arg.child_by_field_name("name"),
+                        arg.child_by_field_name("value"),
+                    ) else {
                         continue;
                     };
-                    args.keywords.push((self.text(m, k).to_owned(), self.eval(m, v, locals, d)));
+                    args.keywords
+                        .push((self.text(m, k).to_owned(), self.eval(m, v, locals, d)));
                 }
                 "list_splat" => {
                     let inner = first_expression(arg).ok_or("empty `*`")?;
-                    args.positional.extend(self.eval(m, inner, locals, d).iterate()?);
+                    args.positional
+                        .extend(self.eval(m, inner, locals, d).iterate()?);
                 }
                 "dictionary_splat" => {
                     let inner = first_expression(arg).ok_or("empty `**`")?;
@@ -636,12 +718,18 @@ impl<'p> Eval<'p> {
         for arg in named_children(arguments) {
             let (key, value_node) = match arg.kind() {
                 "comment" => continue,
-                "keyword_argument" => match (arg.child_by_field_name("name"), arg.child_by_field_name("value")) {
+                "keyword_argument" => match (
+                    arg.child_by_field_name("name"),
+                    arg.child_by_field_name("value"),
+                ) {
                     (Some(k), Some(v)) => (Some(self.text(m, k).to_owned()), v),
                     _ => continue,
                 },
                 "list_splat" | "dictionary_splat" => {
-                    return unknown(format!("`Input({})` spreads its arguments", squeeze(self.text(m, arg))));
+                    return unknown(format!(
+                        "`Input({})` spreads its arguments",
+                        squeeze(self.text(m, arg))
+                    ));
                 }
                 _ => {
                     positional += 1;
@@ -664,7 +752,15 @@ impl<'p> Eval<'p> {
 
     /// Calls a function of the project: parameters bound, then its body run as far as
     /// assignments, `if`s and `return` go.
-    fn call_function(&self, m: usize, def: Node<'_>, name: &str, args: Args, is_method: bool, d: usize) -> PyVal {
+    fn call_function(
+        &self,
+        m: usize,
+        def: Node<'_>,
+        name: &str,
+        args: Args,
+        is_method: bool,
+        d: usize,
+    ) -> PyVal {
         let Some(params) = def.child_by_field_name("parameters") else {
             return unknown(format!("`{name}` has no parameters node"));
         };
@@ -682,7 +778,14 @@ impl<'p> Eval<'p> {
         }
     }
 
-    fn bind_parameters(&self, m: usize, params: Node<'_>, args: Args, is_method: bool, d: usize) -> Result<Locals, String> {
+    fn bind_parameters(
+        &self,
+        m: usize,
+        params: Node<'_>,
+        args: Args,
+        is_method: bool,
+        d: usize,
+    ) -> Result<Locals, String> {
         let mut locals = Locals::new();
         let mut positional = args.positional.into_iter();
         let mut keywords = args.keywords;
@@ -690,12 +793,21 @@ impl<'p> Eval<'p> {
         for (i, param) in named_children(params).into_iter().enumerate() {
             let (name, default) = match param.kind() {
                 "identifier" => (self.text(m, param), None),
-                "typed_parameter" => match named_children(param).into_iter().find(|c| c.kind() == "identifier") {
+                "typed_parameter" => match named_children(param)
+                    .into_iter()
+                    .find(|c| c.kind() == "identifier")
+                {
                     Some(n) => (self.text(m, n), None),
-                    None => return Err("`*args`/`**kwargs` parameters are not evaluated statically".into()),
+                    None => {
+                        return Err(
+                            "`*args`/`**kwargs` parameters are not evaluated statically".into()
+                        );
+                    }
                 },
                 "default_parameter" | "typed_default_parameter" => (
-                    param.child_by_field_name("name").map_or("", |n| self.text(m, n)),
+                    param
+                        .child_by_field_name("name")
+                        .map_or("", |n| self.text(m, n)),
                     param.child_by_field_name("value"),
                 ),
                 "keyword_separator" => {
@@ -703,10 +815,15 @@ impl<'p> Eval<'p> {
                     continue;
                 }
                 "positional_separator" | "comment" => continue,
-                _ => return Err("`*args`/`**kwargs` parameters are not evaluated statically".into()),
+                _ => {
+                    return Err("`*args`/`**kwargs` parameters are not evaluated statically".into());
+                }
             };
             if i == 0 && is_method && matches!(name, "self" | "cls") {
-                locals.push((name.to_owned(), PyVal::unknown(format!("`{name}` is not evaluated statically"))));
+                locals.push((
+                    name.to_owned(),
+                    PyVal::unknown(format!("`{name}` is not evaluated statically")),
+                ));
                 continue;
             }
             let value = if let Some(pos) = keywords.iter().position(|(k, _)| k == name) {
@@ -727,7 +844,13 @@ impl<'p> Eval<'p> {
     }
 
     /// Runs a block: `Ok(Some(v))` when it returns `v`.
-    fn run_block(&self, m: usize, block: Node<'_>, locals: &mut Locals, d: usize) -> Result<Option<PyVal>, String> {
+    fn run_block(
+        &self,
+        m: usize,
+        block: Node<'_>,
+        locals: &mut Locals,
+        d: usize,
+    ) -> Result<Option<PyVal>, String> {
         if d > MAX_DEPTH {
             return Err("calls are nested too deeply".into());
         }
@@ -741,8 +864,14 @@ impl<'p> Eval<'p> {
                         None => PyVal::None,
                     }));
                 }
-                "assignment" if inner.child_by_field_name("type").is_none() || inner.child_by_field_name("right").is_some() => {
-                    let (Some(left), Some(right)) = (inner.child_by_field_name("left"), inner.child_by_field_name("right")) else {
+                "assignment"
+                    if inner.child_by_field_name("type").is_none()
+                        || inner.child_by_field_name("right").is_some() =>
+                {
+                    let (Some(left), Some(right)) = (
+                        inner.child_by_field_name("left"),
+                        inner.child_by_field_name("right"),
+                    ) else {
                         continue;
                     };
                     let value = self.eval(m, right, locals, d + 1);
@@ -768,19 +897,33 @@ impl<'p> Eval<'p> {
         Ok(None)
     }
 
-    fn run_if(&self, m: usize, node: Node<'_>, locals: &mut Locals, d: usize) -> Result<Option<PyVal>, String> {
-        let (Some(cond), Some(body)) = (node.child_by_field_name("condition"), node.child_by_field_name("consequence")) else {
+    fn run_if(
+        &self,
+        m: usize,
+        node: Node<'_>,
+        locals: &mut Locals,
+        d: usize,
+    ) -> Result<Option<PyVal>, String> {
+        let (Some(cond), Some(body)) = (
+            node.child_by_field_name("condition"),
+            node.child_by_field_name("consequence"),
+        ) else {
             return Err("malformed `if`".into());
         };
         if self.eval(m, cond, locals, d + 1).truthy()? {
             return self.run_block(m, body, locals, d + 1);
         }
         let mut cursor = node.walk();
-        let alternatives: Vec<Node<'_>> = node.children_by_field_name("alternative", &mut cursor).collect();
+        let alternatives: Vec<Node<'_>> = node
+            .children_by_field_name("alternative", &mut cursor)
+            .collect();
         for alt in alternatives {
             match alt.kind() {
                 "elif_clause" => {
-                    let (Some(c), Some(b)) = (alt.child_by_field_name("condition"), alt.child_by_field_name("consequence")) else {
+                    let (Some(c), Some(b)) = (
+                        alt.child_by_field_name("condition"),
+                        alt.child_by_field_name("consequence"),
+                    ) else {
                         return Err("malformed `elif`".into());
                     };
                     if self.eval(m, c, locals, d + 1).truthy()? {
@@ -810,14 +953,20 @@ impl<'p> Eval<'p> {
             .into_iter()
             .map(|s| last_segment(text(s, src)))
             .collect();
-        let enum_kind = kinds.iter().copied().find(|k| matches!(*k, "Enum" | "IntEnum" | "StrEnum"))?;
+        let enum_kind = kinds
+            .iter()
+            .copied()
+            .find(|k| matches!(*k, "Enum" | "IntEnum" | "StrEnum"))?;
         let mut members: Vec<EnumMember> = Vec::new();
         for stmt in named_children(class.child_by_field_name("body")?) {
             let inner = unwrap_statement(stmt);
             if inner.kind() != "assignment" {
                 continue;
             }
-            let (Some(left), Some(right)) = (inner.child_by_field_name("left"), inner.child_by_field_name("right")) else {
+            let (Some(left), Some(right)) = (
+                inner.child_by_field_name("left"),
+                inner.child_by_field_name("right"),
+            ) else {
                 continue;
             };
             let member = text(left, src);
@@ -825,22 +974,34 @@ impl<'p> Eval<'p> {
                 continue;
             }
             let is_auto = right.kind() == "call"
-                && right.child_by_field_name("function").is_some_and(|f| last_segment(text(f, src)) == "auto");
+                && right
+                    .child_by_field_name("function")
+                    .is_some_and(|f| last_segment(text(f, src)) == "auto");
             let value = if is_auto {
                 if enum_kind == "StrEnum" {
                     PyVal::Str(member.to_lowercase())
                 } else {
-                    let last = members.iter().filter_map(|mb| mb.value.as_int()).max().unwrap_or(0);
+                    let last = members
+                        .iter()
+                        .filter_map(|mb| mb.value.as_int())
+                        .max()
+                        .unwrap_or(0);
                     PyVal::Int(last + 1)
                 }
             } else {
                 let v = self.expr(m, right);
                 match (v, kinds.contains(&"str") || enum_kind == "StrEnum") {
-                    (PyVal::Tuple(_), _) => PyVal::unknown(format!("enum member `{name}.{member}` has a tuple value")),
+                    (PyVal::Tuple(_), _) => {
+                        PyVal::unknown(format!("enum member `{name}.{member}` has a tuple value"))
+                    }
                     (v, _) => v,
                 }
             };
-            members.push(EnumMember { class: name.to_owned(), name: member.to_owned(), value: Box::new(value) });
+            members.push(EnumMember {
+                class: name.to_owned(),
+                name: member.to_owned(),
+                value: Box::new(value),
+            });
         }
         Some(PyVal::EnumClass(name.to_owned(), members))
     }
@@ -861,7 +1022,9 @@ impl MapReason for PyVal {
 
 /// The first named child that is not a comment.
 fn first_expression(node: Node<'_>) -> Option<Node<'_>> {
-    named_children(node).into_iter().find(|c| c.kind() != "comment")
+    named_children(node)
+        .into_iter()
+        .find(|c| c.kind() != "comment")
 }
 
 /// Source text on one line, for messages.
@@ -871,5 +1034,8 @@ pub fn squeeze(s: &str) -> String {
 
 /// Keeps `DefRef` constructible from the module walker.
 pub fn def_ref(module: usize, name: &str) -> DefRef {
-    DefRef { module, name: name.to_owned() }
+    DefRef {
+        module,
+        name: name.to_owned(),
+    }
 }

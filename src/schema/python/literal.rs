@@ -6,6 +6,7 @@
 use tree_sitter::Node;
 
 use super::syntax::{named_children, text};
+use crate::schema::model::Value;
 
 /// A string literal's content, or `None` for f-strings, byte strings and the like.
 pub fn string(node: Node<'_>, src: &str) -> Option<String> {

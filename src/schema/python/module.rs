@@ -476,14 +476,22 @@ fn assignment(eval: &Eval<'_>, idx: usize, stmt: Node<'_>) -> Vec<(String, Symbo
         "identifier" => {}
         "pattern_list" | "tuple_pattern" | "list_pattern" => {
             let value = eval.expr(idx, right);
-            let items = value.iterate().ok().filter(|i| i.len() == left.named_child_count());
+            let items = value
+                .iterate()
+                .ok()
+                .filter(|i| i.len() == left.named_child_count());
             return named_children(left)
                 .into_iter()
                 .enumerate()
                 .filter(|(_, n)| n.kind() == "identifier")
                 .map(|(i, n)| {
                     let v = items.as_ref().map_or_else(
-                        || PyVal::unknown(format!("`{}` is unpacked from a value not evaluated statically", text(n, src))),
+                        || {
+                            PyVal::unknown(format!(
+                                "`{}` is unpacked from a value not evaluated statically",
+                                text(n, src)
+                            ))
+                        },
                         |items| items[i].clone(),
                     );
                     (text(n, src).to_owned(), Symbol::Constant(v))
@@ -550,7 +558,10 @@ fn subscript_assignment(
                     *slot = value;
                     PyVal::List(items)
                 }
-                None => PyVal::unknown(format!("`{name}[{i}]` is out of range (line {})", line_of(left))),
+                None => PyVal::unknown(format!(
+                    "`{name}[{i}]` is out of range (line {})",
+                    line_of(left)
+                )),
             }
         }
         _ => PyVal::unknown(format!(
@@ -579,7 +590,8 @@ fn augmented_assignment(eval: &Eval<'_>, idx: usize, stmt: Node<'_>) -> Vec<(Str
     let name = text(left, src).to_owned();
     let current = eval.name(idx, &name, &Vec::new());
     let op = text(op, src).trim_end_matches('=');
-    let value = super::ops::binary(op, &current, &eval.expr(idx, right)).unwrap_or_else(PyVal::Unknown);
+    let value =
+        super::ops::binary(op, &current, &eval.expr(idx, right)).unwrap_or_else(PyVal::Unknown);
     vec![(name, Symbol::Constant(value))]
 }
 
@@ -587,7 +599,10 @@ fn augmented_assignment(eval: &Eval<'_>, idx: usize, stmt: Node<'_>) -> Vec<(Str
 fn mutating_call(eval: &Eval<'_>, idx: usize, call: Node<'_>) -> Vec<(String, Symbol)> {
     let module = &eval.modules[idx];
     let src = module.file.src.as_str();
-    let Some(func) = call.child_by_field_name("function").filter(|f| f.kind() == "attribute") else {
+    let Some(func) = call
+        .child_by_field_name("function")
+        .filter(|f| f.kind() == "attribute")
+    else {
         return Vec::new();
     };
     let (Some(object), Some(method)) = (
@@ -672,14 +687,21 @@ fn collect_targets(node: Node<'_>, src: &str, names: &mut Vec<String>, depth: us
     let root = |n: Node<'_>| -> Option<String> {
         let mut n = n;
         while matches!(n.kind(), "subscript" | "attribute") {
-            n = n.child_by_field_name(if n.kind() == "subscript" { "value" } else { "object" })?;
+            n = n.child_by_field_name(if n.kind() == "subscript" {
+                "value"
+            } else {
+                "object"
+            })?;
         }
         (n.kind() == "identifier").then(|| text(n, src).to_owned())
     };
     match node.kind() {
         "assignment" | "augmented_assignment" | "for_statement" | "for_in_clause" => {
             if let Some(left) = node.child_by_field_name("left") {
-                if matches!(left.kind(), "pattern_list" | "tuple_pattern" | "list_pattern") {
+                if matches!(
+                    left.kind(),
+                    "pattern_list" | "tuple_pattern" | "list_pattern"
+                ) {
                     names.extend(named_children(left).into_iter().filter_map(root));
                 } else {
                     names.extend(root(left));
@@ -687,7 +709,9 @@ fn collect_targets(node: Node<'_>, src: &str, names: &mut Vec<String>, depth: us
             }
         }
         "call" => {
-            if let Some(f) = node.child_by_field_name("function").filter(|f| f.kind() == "attribute")
+            if let Some(f) = node
+                .child_by_field_name("function")
+                .filter(|f| f.kind() == "attribute")
                 && let Some(object) = f.child_by_field_name("object")
             {
                 names.extend(root(object));

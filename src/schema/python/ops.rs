@@ -5,8 +5,26 @@ use super::pyval::PyVal;
 
 /// The builtins the evaluator knows (pure functions of their arguments).
 pub const BUILTINS: &[&str] = &[
-    "list", "tuple", "sorted", "reversed", "len", "range", "str", "int", "float", "bool", "min",
-    "max", "sum", "dict", "enumerate", "zip", "abs", "any", "all", "round",
+    "list",
+    "tuple",
+    "sorted",
+    "reversed",
+    "len",
+    "range",
+    "str",
+    "int",
+    "float",
+    "bool",
+    "min",
+    "max",
+    "sum",
+    "dict",
+    "enumerate",
+    "zip",
+    "abs",
+    "any",
+    "all",
+    "round",
 ];
 
 pub fn builtin(name: &str) -> Option<&'static str> {
@@ -35,7 +53,11 @@ fn no_kwargs(name: &str, kwargs: &[(String, PyVal)], allowed: &[&str]) -> Result
 
 /// Calls a builtin.
 pub fn call_builtin(name: &str, args: &[PyVal], kwargs: &[(String, PyVal)]) -> Res {
-    if let Some(PyVal::Unknown(r)) = args.iter().chain(kwargs.iter().map(|(_, v)| v)).find(|a| a.is_unknown()) {
+    if let Some(PyVal::Unknown(r)) = args
+        .iter()
+        .chain(kwargs.iter().map(|(_, v)| v))
+        .find(|a| a.is_unknown())
+    {
         return Err(r.clone());
     }
     let allowed: &[&str] = match name {
@@ -110,8 +132,13 @@ pub fn call_builtin(name: &str, args: &[PyVal], kwargs: &[(String, PyVal)]) -> R
                 args.to_vec()
             };
             sort(&mut items)?;
-            let pick = if name == "min" { items.first() } else { items.last() };
-            pick.cloned().ok_or_else(|| format!("{name}() of an empty sequence"))
+            let pick = if name == "min" {
+                items.first()
+            } else {
+                items.last()
+            };
+            pick.cloned()
+                .ok_or_else(|| format!("{name}() of an empty sequence"))
         }
         "sum" => {
             let items = one(name, args)?.iterate()?;
@@ -135,7 +162,10 @@ pub fn call_builtin(name: &str, args: &[PyVal], kwargs: &[(String, PyVal)]) -> R
                 .or(args.get(1))
                 .map_or(Some(0), PyVal::as_int)
                 .ok_or("enumerate(start=) must be an int")?;
-            let items = args.first().ok_or("enumerate() needs an argument")?.iterate()?;
+            let items = args
+                .first()
+                .ok_or("enumerate() needs an argument")?
+                .iterate()?;
             Ok(PyVal::List(
                 items
                     .into_iter()
@@ -145,7 +175,10 @@ pub fn call_builtin(name: &str, args: &[PyVal], kwargs: &[(String, PyVal)]) -> R
             ))
         }
         "zip" => {
-            let lists = args.iter().map(PyVal::iterate).collect::<Result<Vec<_>, _>>()?;
+            let lists = args
+                .iter()
+                .map(PyVal::iterate)
+                .collect::<Result<Vec<_>, _>>()?;
             let n = lists.iter().map(Vec::len).min().unwrap_or(0);
             Ok(PyVal::List(
                 (0..n)
@@ -271,7 +304,7 @@ fn sort(items: &mut [PyVal]) -> Result<(), String> {
 
 /// `a <op> b` for the arithmetic and sequence operators.
 pub fn binary(op: &str, a: &PyVal, b: &PyVal) -> Res {
-    use PyVal::{Float, Int, List, Str, Tuple};
+    use PyVal::{Float, List, Str, Tuple};
     if let PyVal::Unknown(r) = a {
         return Err(r.clone());
     }
@@ -288,7 +321,10 @@ pub fn binary(op: &str, a: &PyVal, b: &PyVal) -> Res {
             Ok(Str(s.repeat(n.as_int().unwrap_or(0).max(0) as usize)))
         }
         ("*", List(s), n) | ("*", n, List(s)) if n.as_int().is_some() => {
-            Ok(List(s.repeat(n.as_int().unwrap_or(0).max(0) as usize)))
+            let times = n.as_int().unwrap_or(0).max(0) as usize;
+            Ok(List(
+                s.iter().cloned().cycle().take(s.len() * times).collect(),
+            ))
         }
         ("|", PyVal::Dict(x), PyVal::Dict(y)) => {
             let mut pairs = x.clone();
@@ -341,7 +377,9 @@ fn int_op(op: &str, x: i64, y: i64) -> Res {
         "**" => return Ok(PyVal::Float((x as f64).powf(y as f64))),
         "/" if y == 0 => return Err(zero()),
         "/" => return Ok(PyVal::Float(x as f64 / y as f64)),
-        "<<" => x.checked_shl(u32::try_from(y).map_err(|_| overflow())?).ok_or_else(overflow)?,
+        "<<" => x
+            .checked_shl(u32::try_from(y).map_err(|_| overflow())?)
+            .ok_or_else(overflow)?,
         ">>" => x >> y.clamp(0, 63),
         "&" => x & y,
         "|" => x | y,
@@ -404,7 +442,12 @@ pub fn index(value: &PyVal, key: &PyVal) -> Res {
             .iter()
             .find(|(k, _)| k.py_eq(key))
             .map(|(_, v)| v.clone())
-            .ok_or_else(|| format!("key {} is not in the dict", key.py_repr().unwrap_or_default())),
+            .ok_or_else(|| {
+                format!(
+                    "key {} is not in the dict",
+                    key.py_repr().unwrap_or_default()
+                )
+            }),
         PyVal::List(items) | PyVal::Tuple(items) => {
             let i = key.as_int().ok_or("list indices must be ints")?;
             let at = if i < 0 { items.len() as i64 + i } else { i };
@@ -425,7 +468,10 @@ pub fn index(value: &PyVal, key: &PyVal) -> Res {
                 .ok_or_else(|| "string index out of range".into())
         }
         PyVal::Unknown(r) => Err(r.clone()),
-        other => Err(format!("a {} cannot be indexed statically", other.type_name())),
+        other => Err(format!(
+            "a {} cannot be indexed statically",
+            other.type_name()
+        )),
     }
 }
 
@@ -453,7 +499,10 @@ pub fn slice(value: &PyVal, start: Option<i64>, stop: Option<i64>) -> Res {
             Ok(PyVal::Str(chars[s..e].iter().collect()))
         }
         PyVal::Unknown(r) => Err(r.clone()),
-        other => Err(format!("a {} cannot be sliced statically", other.type_name())),
+        other => Err(format!(
+            "a {} cannot be sliced statically",
+            other.type_name()
+        )),
     }
 }
 
@@ -506,25 +555,36 @@ pub fn call_method(value: &PyVal, method: &str, args: &[PyVal], kwargs: &[(Strin
                 .position(|i| i.py_eq(x))
                 .map(|i| PyVal::Int(i as i64))
                 .ok_or_else(|| "value is not in the list".into()),
-            ("count", [x]) => Ok(PyVal::Int(items.iter().filter(|i| i.py_eq(x)).count() as i64)),
+            ("count", [x]) => Ok(PyVal::Int(
+                items.iter().filter(|i| i.py_eq(x)).count() as i64
+            )),
             _ => Err(format!("list.{method}() is not evaluated statically")),
         },
         PyVal::Unknown(r) => Err(r.clone()),
-        other => Err(format!("{}.{method}() is not evaluated statically", other.type_name())),
+        other => Err(format!(
+            "{}.{method}() is not evaluated statically",
+            other.type_name()
+        )),
     }
 }
 
 fn str_arg(args: &[PyVal], i: usize) -> Result<Option<&str>, String> {
     match args.get(i) {
         None | Some(PyVal::None) => Ok(None),
-        Some(v) => v.as_str().map(Some).ok_or_else(|| "expected a str argument".into()),
+        Some(v) => v
+            .as_str()
+            .map(Some)
+            .ok_or_else(|| "expected a str argument".into()),
     }
 }
 
 fn str_method(s: &str, method: &str, args: &[PyVal], kwargs: &[(String, PyVal)]) -> Res {
     let text = |v: String| Ok(PyVal::Str(v));
     let strip_set = |i| -> Result<Vec<char>, String> {
-        Ok(str_arg(args, i)?.map_or_else(|| vec![' ', '\t', '\n', '\r', '\x0b', '\x0c'], |c| c.chars().collect()))
+        Ok(str_arg(args, i)?.map_or_else(
+            || vec![' ', '\t', '\n', '\r', '\x0b', '\x0c'],
+            |c| c.chars().collect(),
+        ))
     };
     match method {
         "upper" => text(s.to_uppercase()),
@@ -543,8 +603,16 @@ fn str_method(s: &str, method: &str, args: &[PyVal], kwargs: &[(String, PyVal)])
             (Some(a), Some(b)) if args.len() == 2 => text(s.replace(a, b)),
             _ => Err("str.replace() takes two strings here".into()),
         },
-        "removeprefix" => text(s.strip_prefix(str_arg(args, 0)?.unwrap_or("")).unwrap_or(s).to_owned()),
-        "removesuffix" => text(s.strip_suffix(str_arg(args, 0)?.unwrap_or("")).unwrap_or(s).to_owned()),
+        "removeprefix" => text(
+            s.strip_prefix(str_arg(args, 0)?.unwrap_or(""))
+                .unwrap_or(s)
+                .to_owned(),
+        ),
+        "removesuffix" => text(
+            s.strip_suffix(str_arg(args, 0)?.unwrap_or(""))
+                .unwrap_or(s)
+                .to_owned(),
+        ),
         "startswith" => Ok(PyVal::Bool(s.starts_with(str_arg(args, 0)?.unwrap_or("")))),
         "endswith" => Ok(PyVal::Bool(s.ends_with(str_arg(args, 0)?.unwrap_or("")))),
         "split" => {
@@ -557,16 +625,29 @@ fn str_method(s: &str, method: &str, args: &[PyVal], kwargs: &[(String, PyVal)])
             }
             let parts: Vec<PyVal> = match sep {
                 Some(sep) if sep.is_empty() => return Err("empty separator".into()),
-                Some(sep) => s.split(sep.as_str()).map(|p| PyVal::Str(p.to_owned())).collect(),
-                None => s.split_whitespace().map(|p| PyVal::Str(p.to_owned())).collect(),
+                Some(sep) => s
+                    .split(sep.as_str())
+                    .map(|p| PyVal::Str(p.to_owned()))
+                    .collect(),
+                None => s
+                    .split_whitespace()
+                    .map(|p| PyVal::Str(p.to_owned()))
+                    .collect(),
             };
             Ok(PyVal::List(parts))
         }
         "join" => {
-            let items = args.first().ok_or("str.join() needs an argument")?.iterate()?;
+            let items = args
+                .first()
+                .ok_or("str.join() needs an argument")?
+                .iterate()?;
             let parts = items
                 .iter()
-                .map(|i| i.as_str().map(str::to_owned).ok_or("str.join() items must be str"))
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_owned)
+                        .ok_or("str.join() items must be str")
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             text(parts.join(s))
         }
@@ -620,7 +701,9 @@ fn format(template: &str, args: &[PyVal], kwargs: &[(String, PyVal)]) -> Res {
                 } else if field.chars().all(|c| c.is_alphanumeric() || c == '_') {
                     kwarg(kwargs, &field)
                 } else {
-                    return Err(format!("format field {{{field}}} is not evaluated statically"));
+                    return Err(format!(
+                        "format field {{{field}}} is not evaluated statically"
+                    ));
                 };
                 out.push_str(&value.ok_or("format() is missing an argument")?.py_str()?);
             }
@@ -659,7 +742,11 @@ pub fn mutate(target: &mut PyVal, method: &str, args: &[PyVal]) -> Result<(), St
                 pairs.push((k.clone(), v.clone()));
             }
         }
-        (_, method, _) => return Err(format!("`.{method}(...)` changes it in a way not evaluated statically")),
+        (_, method, _) => {
+            return Err(format!(
+                "`.{method}(...)` changes it in a way not evaluated statically"
+            ));
+        }
     }
     Ok(())
 }
@@ -674,31 +761,57 @@ mod tests {
 
     #[test]
     fn sorted_and_keys() {
-        let d = PyVal::Dict(vec![(s("b"), PyVal::Int(1)), (s("a"), PyVal::unknown("class"))]);
+        let d = PyVal::Dict(vec![
+            (s("b"), PyVal::Int(1)),
+            (s("a"), PyVal::unknown("class")),
+        ]);
         let keys = call_method(&d, "keys", &[], &[]).unwrap();
         let sorted = call_builtin("sorted", &[keys], &[]).unwrap();
         assert_eq!(sorted, PyVal::List(vec![s("a"), s("b")]));
         let values = call_method(&d, "values", &[], &[]).unwrap();
-        assert!(values.to_value().is_err(), "an unknown value is not dropped");
+        assert!(
+            values.to_value().is_err(),
+            "an unknown value is not dropped"
+        );
     }
 
     #[test]
     fn python_integer_division() {
-        assert_eq!(binary("//", &PyVal::Int(-7), &PyVal::Int(2)), Ok(PyVal::Int(-4)));
-        assert_eq!(binary("%", &PyVal::Int(-7), &PyVal::Int(2)), Ok(PyVal::Int(1)));
-        assert_eq!(binary("%", &PyVal::Int(7), &PyVal::Int(-2)), Ok(PyVal::Int(-1)));
-        assert_eq!(binary("/", &PyVal::Int(1), &PyVal::Int(4)), Ok(PyVal::Float(0.25)));
+        assert_eq!(
+            binary("//", &PyVal::Int(-7), &PyVal::Int(2)),
+            Ok(PyVal::Int(-4))
+        );
+        assert_eq!(
+            binary("%", &PyVal::Int(-7), &PyVal::Int(2)),
+            Ok(PyVal::Int(1))
+        );
+        assert_eq!(
+            binary("%", &PyVal::Int(7), &PyVal::Int(-2)),
+            Ok(PyVal::Int(-1))
+        );
+        assert_eq!(
+            binary("/", &PyVal::Int(1), &PyVal::Int(4)),
+            Ok(PyVal::Float(0.25))
+        );
     }
 
     #[test]
     fn string_methods() {
-        assert_eq!(str_method("hello world", "title", &[], &[]), Ok(s("Hello World")));
+        assert_eq!(
+            str_method("hello world", "title", &[], &[]),
+            Ok(s("Hello World"))
+        );
         assert_eq!(
             str_method("a,b", "split", &[s(",")], &[]),
             Ok(PyVal::List(vec![s("a"), s("b")]))
         );
         assert_eq!(
-            str_method("{}-{x}", "format", &[PyVal::Int(1)], &[("x".into(), s("y"))]),
+            str_method(
+                "{}-{x}",
+                "format",
+                &[PyVal::Int(1)],
+                &[("x".into(), s("y"))]
+            ),
             Ok(s("1-y"))
         );
     }
@@ -707,8 +820,19 @@ mod tests {
     fn ranges() {
         assert_eq!(
             range(&[PyVal::Int(0), PyVal::Int(10), PyVal::Int(4)]),
-            Ok(PyVal::List(vec![PyVal::Int(0), PyVal::Int(4), PyVal::Int(8)]))
+            Ok(PyVal::List(vec![
+                PyVal::Int(0),
+                PyVal::Int(4),
+                PyVal::Int(8)
+            ]))
         );
-        assert_eq!(range(&[PyVal::Int(3), PyVal::Int(0), PyVal::Int(-1)]).unwrap().iterate().unwrap().len(), 3);
+        assert_eq!(
+            range(&[PyVal::Int(3), PyVal::Int(0), PyVal::Int(-1)])
+                .unwrap()
+                .iterate()
+                .unwrap()
+                .len(),
+            3
+        );
     }
 }

@@ -255,9 +255,7 @@ pub fn float_repr(f: f64) -> String {
     if abs != 0.0 && !(1e-4..1e16).contains(&abs) {
         let s = format!("{f:e}");
         let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
-        let (sign, digits) = exp
-            .strip_prefix('-')
-            .map_or(("+", exp), |d| ("-", d));
+        let (sign, digits) = exp.strip_prefix('-').map_or(("+", exp), |d| ("-", d));
         return format!("{mantissa}e{sign}{digits:0>2}");
     }
     let s = format!("{f}");

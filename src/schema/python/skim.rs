@@ -209,7 +209,13 @@ mod tests {
     fn short_bodies_are_kept_for_the_evaluator() {
         let short = "def fmt():\n    return \"webp\"\n";
         assert_eq!(blank_function_bodies(short), None);
-        let long = format!("def f():\n{}    return 1\n", "    x = 1\n".repeat(SHORT_BODY));
-        assert_eq!(blank_function_bodies(&long).as_deref(), Some(format!("def f():\n    0{}", "\n".repeat(SHORT_BODY + 1)).as_str()));
+        let long = format!(
+            "def f():\n{}    return 1\n",
+            "    x = 1\n".repeat(SHORT_BODY)
+        );
+        assert_eq!(
+            blank_function_bodies(&long).as_deref(),
+            Some(format!("def f():\n    0{}", "\n".repeat(SHORT_BODY + 1)).as_str())
+        );
     }
 }
