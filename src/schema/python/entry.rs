@@ -355,9 +355,9 @@ impl InputCall {
                         v => Some(v.as_f64().ok_or_else(|| wrong_type("a number"))?),
                     };
                     if key == "ge" {
-                        call.ge = n
+                        call.ge = n;
                     } else {
-                        call.le = n
+                        call.le = n;
                     }
                 }
                 "min_length" | "max_length" => {
@@ -370,9 +370,9 @@ impl InputCall {
                         ),
                     };
                     if key == "min_length" {
-                        call.min_length = n
+                        call.min_length = n;
                     } else {
-                        call.max_length = n
+                        call.max_length = n;
                     }
                 }
                 "choices" => {

@@ -883,7 +883,10 @@ impl<'p> Eval<'p> {
                     }
                 }
                 "integer" if self.text(m, inner) == "0" && named_children(block).len() == 1 => {
-                    return Err("its body is long and was not read".into());
+                    return Err(
+                        "its body was not read (only the bodies of short top-level functions are)"
+                            .into(),
+                    );
                 }
                 _ => {
                     return Err(format!(

@@ -63,7 +63,6 @@ pub fn call_builtin(name: &str, args: &[PyVal], kwargs: &[(String, PyVal)]) -> R
     let allowed: &[&str] = match name {
         "sorted" => &["reverse"],
         "enumerate" => &["start"],
-        "dict" => &[],
         _ => &[],
     };
     if name != "dict" {
@@ -214,7 +213,8 @@ pub fn call_builtin(name: &str, args: &[PyVal], kwargs: &[(String, PyVal)]) -> R
 
 fn round_half_even(f: f64) -> f64 {
     let r = f.round();
-    if (f - f.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
+    let halfway = ((f - f.trunc()).abs() - 0.5).abs() < f64::EPSILON;
+    if halfway && r % 2.0 != 0.0 {
         r - f.signum()
     } else {
         r
@@ -269,14 +269,14 @@ pub fn dict_set(pairs: &mut Vec<(PyVal, PyVal)>, key: PyVal, value: PyVal) {
 fn compare(a: &PyVal, b: &PyVal) -> Result<std::cmp::Ordering, String> {
     match (a, b) {
         (PyVal::Str(x), PyVal::Str(y)) => Ok(x.cmp(y)),
-        (PyVal::List(x), PyVal::List(y)) | (PyVal::Tuple(x), PyVal::Tuple(y)) => {
-            for (p, q) in x.iter().zip(y) {
-                let o = compare(p, q)?;
-                if o.is_ne() {
-                    return Ok(o);
+        (PyVal::List(left), PyVal::List(right)) | (PyVal::Tuple(left), PyVal::Tuple(right)) => {
+            for (l, r) in left.iter().zip(right) {
+                let order = compare(l, r)?;
+                if order.is_ne() {
+                    return Ok(order);
                 }
             }
-            Ok(x.len().cmp(&y.len()))
+            Ok(left.len().cmp(&right.len()))
         }
         _ => match (a.as_f64(), b.as_f64()) {
             (Some(x), Some(y)) => x
@@ -364,9 +364,8 @@ fn int_op(op: &str, x: i64, y: i64) -> Res {
         "+" => x.checked_add(y).ok_or_else(overflow)?,
         "-" => x.checked_sub(y).ok_or_else(overflow)?,
         "*" => x.checked_mul(y).ok_or_else(overflow)?,
-        "//" if y == 0 => return Err(zero()),
+        "//" | "%" | "/" if y == 0 => return Err(zero()),
         "//" => x.div_euclid(y) - i64::from(y < 0 && x.rem_euclid(y) != 0),
-        "%" if y == 0 => return Err(zero()),
         "%" => {
             let r = x.rem_euclid(y);
             if y < 0 && r != 0 { r + y } else { r }
@@ -375,7 +374,6 @@ fn int_op(op: &str, x: i64, y: i64) -> Res {
             .checked_pow(u32::try_from(y).map_err(|_| overflow())?)
             .ok_or_else(overflow)?,
         "**" => return Ok(PyVal::Float((x as f64).powf(y as f64))),
-        "/" if y == 0 => return Err(zero()),
         "/" => return Ok(PyVal::Float(x as f64 / y as f64)),
         "<<" => x
             .checked_shl(u32::try_from(y).map_err(|_| overflow())?)

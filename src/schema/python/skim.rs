@@ -3,8 +3,8 @@
 //! predictor's text, so tree-sitter has far less to parse. A body becomes `0` (a valid
 //! statement) followed by the body's line breaks, so line numbers are unchanged; every other
 //! byte is kept as written. A body that mentions
-//! `Input(` is kept (helpers that return `Input(...)` are reused as defaults), and so is a
-//! short one (helpers whose return value is a default or the choices of an input).
+//! `Input(` is kept (helpers that return `Input(...)` are reused as defaults), and so is the
+//! short body of a top-level function (helpers whose return value is a default or choices).
 //! The caller falls back to the original text if the skimmed text does not parse cleanly.
 
 /// One logical line (physical lines joined by brackets, strings or backslashes).
@@ -17,7 +17,8 @@ struct LogicalLine {
     def_header: bool,
 }
 
-/// Bodies of at most this many logical lines are kept: small helpers the evaluator may call.
+/// Bodies of top-level functions of at most this many logical lines are kept: small helpers
+/// the evaluator may call for a default or choices. Methods are blanked (most of a predictor).
 const SHORT_BODY: usize = 12;
 
 /// The skimmed text, or `None` when there is nothing to blank.
@@ -25,7 +26,8 @@ pub fn blank_function_bodies(src: &str) -> Option<String> {
     blank_bodies(src, SHORT_BODY)
 }
 
-/// Blanks bodies longer than `keep_up_to` logical lines that do not mention `Input(`.
+/// Blanks bodies that do not mention `Input(`, except those of top-level functions of at most
+/// `keep_up_to` logical lines.
 fn blank_bodies(src: &str, keep_up_to: usize) -> Option<String> {
     let bytes = src.as_bytes();
     let lines = logical_lines(bytes);
@@ -58,7 +60,8 @@ fn blank_bodies(src: &str, keep_up_to: usize) -> Option<String> {
         let first = (i + 1..=last).find(|k| !lines[*k].blank).unwrap_or(last);
         let (start, end) = (lines[first].start, lines[last].end);
         let statements = (i + 1..=last).filter(|k| !lines[*k].blank).count();
-        if statements > keep_up_to && !contains(&bytes[start..end], b"Input(") {
+        let small_helper = header.indent == 0 && statements <= keep_up_to;
+        if !small_helper && !contains(&bytes[start..end], b"Input(") {
             let buf = out.get_or_insert_with(|| String::with_capacity(src.len() / 2));
             let statement_at = start + lines[first].indent;
             buf.push_str(&src[copied..statement_at]);
