@@ -1042,3 +1042,144 @@ pub fn def_ref(module: usize, name: &str) -> DefRef {
         name: name.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::module::{Project, Symbol};
+    use super::super::pyval::PyVal;
+    use crate::schema::model::Value;
+
+    /// The module-level constant `name` after loading `src` as the runner file.
+    fn constant(src: &str, name: &str) -> PyVal {
+        let mut project = Project::new(Path::new("/nonexistent"));
+        project
+            .load_source(Path::new("predict.py"), src.to_owned())
+            .expect("parses");
+        match project.modules[0].symbols.get(name) {
+            Some(Symbol::Constant(v)) => v.clone(),
+            other => panic!("{name} is not a constant: {other:?}"),
+        }
+    }
+
+    fn value(src: &str, name: &str) -> Value {
+        constant(src, name)
+            .to_value()
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    fn strs(items: &[&str]) -> Value {
+        Value::List(items.iter().map(|s| Value::Str((*s).to_owned())).collect())
+    }
+
+    fn ints(items: &[i64]) -> Value {
+        Value::List(items.iter().map(|i| Value::Int(*i)).collect())
+    }
+
+    #[test]
+    fn dict_keys_values_items_sorted_and_list() {
+        let src = "D = {'b': 1, 'a': 2}\nK = list(D.keys())\nV = sorted(D.values())\nS = sorted(D)\nI = [k + str(v) for k, v in D.items()]\nR = sorted(D, reverse=True)\n";
+        assert_eq!(value(src, "K"), strs(&["b", "a"]));
+        assert_eq!(value(src, "V"), ints(&[1, 2]));
+        assert_eq!(value(src, "S"), strs(&["a", "b"]));
+        assert_eq!(value(src, "I"), strs(&["b1", "a2"]));
+        assert_eq!(value(src, "R"), strs(&["b", "a"]));
+    }
+
+    #[test]
+    fn dict_values_that_are_classes_keep_their_keys() {
+        let src = "class A: pass\nclass B: pass\nS = {'a': A, 'b': B}\nK = list(S.keys())\nV = list(S.values())\n";
+        assert_eq!(value(src, "K"), strs(&["a", "b"]));
+        assert!(
+            constant(src, "V").to_value().is_err(),
+            "classes are not values"
+        );
+    }
+
+    #[test]
+    fn ranges_comprehensions_and_arithmetic() {
+        let src = "R = list(range(0, 10, 3))\nC = [x * x for x in range(4) if x % 2 == 0]\nN = 2 ** 10 // 3 - 1\nT = tuple(i for i in [3, 1])\nM = max(R) + min(R)\nL = len('héllo')\nF = 1 / 4\n";
+        assert_eq!(value(src, "R"), ints(&[0, 3, 6, 9]));
+        assert_eq!(value(src, "C"), ints(&[0, 4]));
+        assert_eq!(value(src, "N"), Value::Int(340));
+        assert_eq!(value(src, "T"), ints(&[3, 1]));
+        assert_eq!(value(src, "M"), Value::Int(9));
+        assert_eq!(value(src, "L"), Value::Int(5));
+        assert_eq!(value(src, "F"), Value::Float(0.25));
+    }
+
+    #[test]
+    fn string_methods_and_fstrings() {
+        let src = "NAME = 'sdxl'\nU = NAME.upper()\nJ = ', '.join(['a', 'b'])\nP = f'model {NAME} v{1 + 1}'\nS = 'a,b, c'.split(',')\nR = ' x '.strip().replace('x', 'y')\nT = 'hello world'.title()\nFMT = '{} and {name}'.format(1, name='n')\n";
+        assert_eq!(value(src, "U"), Value::Str("SDXL".into()));
+        assert_eq!(value(src, "J"), Value::Str("a, b".into()));
+        assert_eq!(value(src, "P"), Value::Str("model sdxl v2".into()));
+        assert_eq!(value(src, "S"), strs(&["a", "b", " c"]));
+        assert_eq!(value(src, "R"), Value::Str("y".into()));
+        assert_eq!(value(src, "T"), Value::Str("Hello World".into()));
+        assert_eq!(value(src, "FMT"), Value::Str("1 and n".into()));
+    }
+
+    #[test]
+    fn enums_and_conditionals() {
+        let src = "from enum import Enum, auto\nclass Mode(str, Enum):\n    FAST = 'fast'\n    SLOW = 'slow'\nclass N(Enum):\n    ONE = auto()\n    TWO = auto()\nV = [m.value for m in Mode]\nD = Mode.FAST.value\nNAMES = [m.name.lower() for m in Mode]\nA = [n.value for n in N]\nDEBUG = False\nC = 'fp32' if DEBUG else 'fp16'\nL = Mode('slow').name\n";
+        assert_eq!(value(src, "V"), strs(&["fast", "slow"]));
+        assert_eq!(value(src, "D"), Value::Str("fast".into()));
+        assert_eq!(value(src, "NAMES"), strs(&["fast", "slow"]));
+        assert_eq!(value(src, "A"), ints(&[1, 2]));
+        assert_eq!(value(src, "C"), Value::Str("fp16".into()));
+        assert_eq!(value(src, "L"), Value::Str("SLOW".into()));
+    }
+
+    #[test]
+    fn module_level_changes_are_followed() {
+        let src = "X = ['a']\nX.append('b')\nX += ['c']\nX.extend(('d',))\nD = {}\nD['k'] = 1\nD.update({'j': 2})\n";
+        assert_eq!(value(src, "X"), strs(&["a", "b", "c", "d"]));
+        assert_eq!(
+            value(src, "D"),
+            Value::Dict(vec![
+                (Value::Str("k".into()), Value::Int(1)),
+                (Value::Str("j".into()), Value::Int(2)),
+            ])
+        );
+    }
+
+    #[test]
+    fn names_assigned_in_blocks_are_unknown_not_stale() {
+        let src = "import os\nX = ['a']\nif os.environ.get('BIG'):\n    X = ['a', 'b']\nY = [1]\nfor i in range(3):\n    Y.append(i)\nZ = 1\nif __name__ == '__main__':\n    Z = 2\n";
+        let PyVal::Unknown(reason) = constant(src, "X") else {
+            panic!("X should be unknown");
+        };
+        assert!(
+            reason.contains("inside the `if` at predict.py:3"),
+            "{reason}"
+        );
+        assert!(constant(src, "Y").is_unknown());
+        assert_eq!(value(src, "Z"), Value::Int(1));
+    }
+
+    #[test]
+    fn small_functions_are_called() {
+        let src = "FP16 = True\ndef precision(default='x'):\n    if FP16:\n        return 'fp16'\n    return default\ndef choices(n):\n    base = ['a', 'b']\n    return base[:n]\nP = precision()\nC = choices(1)\nD = {'a': precision, 'b': 2}\n";
+        assert_eq!(value(src, "P"), Value::Str("fp16".into()));
+        assert_eq!(value(src, "C"), strs(&["a"]));
+    }
+
+    #[test]
+    fn unknown_names_say_where_they_come_from() {
+        let src = "import torch\nfrom helpers import names\nA = torch.cuda.device_count()\nB = sorted(names())\nC = [undefined_name]\n";
+        let reason = |n: &str| constant(src, n).to_value().expect_err(n);
+        assert!(
+            reason("A").contains("the module `torch`"),
+            "{}",
+            reason("A")
+        );
+        assert!(
+            reason("B").contains("imported from `helpers`"),
+            "{}",
+            reason("B")
+        );
+        assert!(reason("C").contains("not defined"), "{}", reason("C"));
+    }
+}

@@ -529,7 +529,9 @@ pub fn call_method(value: &PyVal, method: &str, args: &[PyVal], kwargs: &[(Strin
     if let Some(PyVal::Unknown(r)) = args.iter().find(|a| a.is_unknown()) {
         return Err(r.clone());
     }
-    no_kwargs(method, kwargs, &["sep", "maxsplit"])?;
+    if method != "format" {
+        no_kwargs(method, kwargs, &["sep", "maxsplit"])?;
+    }
     match value {
         PyVal::Str(s) => str_method(s, method, args, kwargs),
         PyVal::Dict(pairs) => match (method, args) {
