@@ -482,3 +482,25 @@ fn corpus_matches_the_runtime_reference() {
     );
     assert!(failures.is_empty(), "differ: {failures:?}");
 }
+
+/// `seed: int = Input(default=None)`: optional, nullable, no advertised default (Cog <= 0.16);
+/// `Optional[int] = None` keeps its `default: null`; a Secret keeps Cog's idiom.
+#[test]
+fn none_default_is_optional_and_nullable() {
+    let src = "from typing import Optional\nfrom cog import BasePredictor, Input, Secret\n\nclass Predictor(BasePredictor):\n    def predict(self, seed: int = Input(default=None), maybe: Optional[int] = None, token: Secret = Input(default=None), n: int = Input(default=1)) -> str:\n        return ''\n";
+    let model = schema::parse_model_source(src, "Predictor", Mode::Predict).expect("parses");
+    let seed = model.input("seed").expect("seed");
+    assert!(seed.is_none_default_optional());
+    assert!(seed.is_nullable() && !seed.is_required());
+    assert_eq!(seed.effective_default(), None);
+    let doc: serde_json::Value =
+        serde_json::from_str(&schema::document(&model).to_compact()).expect("JSON");
+    let input = &doc["components"]["schemas"]["Input"];
+    assert_eq!(input["required"], serde_json::Value::Null, "nothing is required");
+    assert_eq!(input["properties"]["seed"]["nullable"], true);
+    assert!(input["properties"]["seed"].get("default").is_none());
+    assert_eq!(input["properties"]["maybe"]["default"], serde_json::Value::Null);
+    assert!(input["properties"]["maybe"].get("default").is_some());
+    assert_eq!(input["properties"]["token"]["nullable"], true);
+    assert_eq!(input["properties"]["n"]["default"], 1);
+}

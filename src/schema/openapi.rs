@@ -14,23 +14,7 @@ pub(crate) fn input_property(field: &InputField) -> (Json, Option<(String, Json)
         prop.push(("title".into(), Json::Str(title_case(&field.name))));
         prop.extend(field.input_type.json_schema());
     } else {
-        let (flat, _) = field.input_type.flat();
-        let component = Json::map([
-            ("title", Json::Str(field.name.clone())),
-            ("description", Json::str("An enumeration.")),
-            (
-                "enum",
-                Json::Array(
-                    field
-                        .choices
-                        .iter()
-                        .map(super::model::Value::to_json)
-                        .collect(),
-                ),
-            ),
-            ("type", Json::str(flat.json_type())),
-        ]);
-        enum_component = Some((field.name.clone(), component));
+        enum_component = Some((field.name.clone(), choices_component(field)));
         prop.push((
             "allOf".into(),
             Json::Array(vec![Json::map([(
@@ -45,31 +29,59 @@ pub(crate) fn input_property(field: &InputField) -> (Json, Option<(String, Json)
     if field.is_nullable() {
         prop.push(("nullable".into(), Json::Bool(true)));
     }
+    prop.extend(annotations(field));
+    (Json::map(prop), enum_component)
+}
+
+/// The `<param>` component an input with choices refers to.
+fn choices_component(field: &InputField) -> Json {
+    let (flat, _) = field.input_type.flat();
+    Json::map([
+        ("title", Json::Str(field.name.clone())),
+        ("description", Json::str("An enumeration.")),
+        (
+            "enum",
+            Json::Array(
+                field
+                    .choices
+                    .iter()
+                    .map(super::model::Value::to_json)
+                    .collect(),
+            ),
+        ),
+        ("type", Json::str(flat.json_type())),
+    ])
+}
+
+/// Description, constraints and the other `Input()` keywords, as schema keys.
+fn annotations(field: &InputField) -> Vec<(String, Json)> {
+    let mut out: Vec<(String, Json)> = Vec::new();
+    let mut push = |key: &str, value: Json| out.push((key.to_owned(), value));
     if let Some(d) = &field.description {
-        prop.push(("description".into(), Json::Str(d.clone())));
+        push("description", Json::Str(d.clone()));
     }
     if let Some(ge) = field.ge {
-        prop.push(("minimum".into(), Json::Float(ge)));
+        push("minimum", Json::Float(ge));
     }
     if let Some(le) = field.le {
-        prop.push(("maximum".into(), Json::Float(le)));
+        push("maximum", Json::Float(le));
     }
     if let Some(n) = field.min_length {
-        prop.push(("minLength".into(), Json::Int(n as i64)));
+        push("minLength", Json::Int(n as i64));
     }
     if let Some(n) = field.max_length {
-        prop.push(("maxLength".into(), Json::Int(n as i64)));
+        push("maxLength", Json::Int(n as i64));
     }
     if let Some(r) = &field.regex {
-        prop.push(("pattern".into(), Json::Str(r.clone())));
+        push("pattern", Json::Str(r.clone()));
     }
     if field.deprecated {
-        prop.push(("deprecated".into(), Json::Bool(true)));
+        push("deprecated", Json::Bool(true));
     }
     if let Some(a) = &field.accept {
-        prop.push(("x-cog-accept".into(), Json::Str(a.clone())));
+        push("x-cog-accept", Json::Str(a.clone()));
     }
-    (Json::map(prop), enum_component)
+    out
 }
 
 /// The `Input` (or `TrainingInput`) schema and its enum components.

@@ -35,9 +35,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn eval(&self) -> Eval<'_> {
-        Eval {
-            modules: &self.project.modules,
-        }
+        Eval::new(&self.project.modules)
     }
 }
 

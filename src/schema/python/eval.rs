@@ -22,9 +22,14 @@ pub type Locals = Vec<(String, PyVal)>;
 /// Most values a comprehension may produce.
 const MAX_ITEMS: usize = 100_000;
 
+/// Most evaluation steps for one evaluator (a module's constants, or one entry point): a bound
+/// on what self-calling helpers could otherwise cost.
+const MAX_STEPS: usize = 1_000_000;
+
 /// Evaluates expressions written in the project's modules.
 pub struct Eval<'p> {
     pub modules: &'p [Module],
+    steps: std::cell::Cell<usize>,
 }
 
 /// Positional and keyword arguments of a call.
@@ -42,6 +47,13 @@ fn lift(result: Result<PyVal, String>) -> PyVal {
 }
 
 impl<'p> Eval<'p> {
+    pub fn new(modules: &'p [Module]) -> Eval<'p> {
+        Eval {
+            modules,
+            steps: std::cell::Cell::new(0),
+        }
+    }
+
     fn src(&self, m: usize) -> &'p str {
         &self.modules[m].file.src
     }
@@ -59,6 +71,10 @@ impl<'p> Eval<'p> {
     pub fn eval(&self, m: usize, node: Node<'_>, locals: &Locals, depth: usize) -> PyVal {
         if depth > MAX_DEPTH {
             return unknown("the expression is nested too deeply");
+        }
+        self.steps.set(self.steps.get() + 1);
+        if self.steps.get() > MAX_STEPS {
+            return unknown("the expression takes too long to evaluate statically");
         }
         let d = depth + 1;
         match node.kind() {
@@ -1164,6 +1180,12 @@ mod tests {
         let src = "FP16 = True\ndef precision(default='x'):\n    if FP16:\n        return 'fp16'\n    return default\ndef choices(n):\n    base = ['a', 'b']\n    return base[:n]\nP = precision()\nC = choices(1)\nD = {'a': precision, 'b': 2}\n";
         assert_eq!(value(src, "P"), Value::Str("fp16".into()));
         assert_eq!(value(src, "C"), strs(&["a"]));
+    }
+
+    #[test]
+    fn self_calling_helpers_stop() {
+        let src = "def f(n):\n    return f(n) + f(n)\nX = f(1)\n";
+        assert!(constant(src, "X").is_unknown());
     }
 
     #[test]

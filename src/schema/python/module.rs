@@ -215,9 +215,7 @@ impl Project {
                 let Some(node) = self.modules[idx].file.root().named_child(i) else {
                     continue;
                 };
-                let eval = Eval {
-                    modules: &self.modules,
-                };
+                let eval = Eval::new(&self.modules);
                 collect_definition(&eval, idx, node)
             };
             let module = &mut self.modules[idx];
