@@ -496,10 +496,17 @@ fn none_default_is_optional_and_nullable() {
     let doc: serde_json::Value =
         serde_json::from_str(&schema::document(&model).to_compact()).expect("JSON");
     let input = &doc["components"]["schemas"]["Input"];
-    assert_eq!(input["required"], serde_json::Value::Null, "nothing is required");
+    assert_eq!(
+        input["required"],
+        serde_json::Value::Null,
+        "nothing is required"
+    );
     assert_eq!(input["properties"]["seed"]["nullable"], true);
     assert!(input["properties"]["seed"].get("default").is_none());
-    assert_eq!(input["properties"]["maybe"]["default"], serde_json::Value::Null);
+    assert_eq!(
+        input["properties"]["maybe"]["default"],
+        serde_json::Value::Null
+    );
     assert!(input["properties"]["maybe"].get("default").is_some());
     assert_eq!(input["properties"]["token"]["nullable"], true);
     assert_eq!(input["properties"]["n"]["default"], 1);
