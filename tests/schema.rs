@@ -260,3 +260,254 @@ fn deep_nesting_is_rejected_not_overflowing() {
     );
     parse_bounded(&deep_default);
 }
+
+// ---------------------------------------------------------------- runtime reference
+
+/// What the static document says about one input, in the runtime reference's terms.
+fn static_input(doc: &serde_json::Value, name: &str) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let schemas = &doc["components"]["schemas"];
+    let prop = &schemas["Input"]["properties"][name];
+    let enum_component = prop["allOf"][0]["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+        .map(|c| &schemas[c]);
+    let type_source = enum_component.unwrap_or(prop);
+    let mut ty = serde_json::Map::new();
+    for key in [
+        "type",
+        "format",
+        "items",
+        "anyOf",
+        "writeOnly",
+        "x-cog-secret",
+    ] {
+        if let Some(v) = type_source.get(key) {
+            ty.insert(key.to_owned(), v.clone());
+        }
+    }
+    if let Some(Value::Array(variants)) = ty.get_mut("anyOf") {
+        // Cog's static generator marks each variant of a nullable union.
+        for v in variants.iter_mut().filter_map(Value::as_object_mut) {
+            v.remove("nullable");
+        }
+    }
+    let float = |key: &str| {
+        prop.get(key)
+            .and_then(Value::as_f64)
+            .map_or(Value::Null, |f| json!(f))
+    };
+    json!({
+        "order": prop["x-order"],
+        "type": ty,
+        "default": prop.get("default").cloned().unwrap_or(Value::Null),
+        "description": prop.get("description").cloned().unwrap_or(Value::Null),
+        "ge": float("minimum"),
+        "le": float("maximum"),
+        "min_length": prop.get("minLength").cloned().unwrap_or(Value::Null),
+        "max_length": prop.get("maxLength").cloned().unwrap_or(Value::Null),
+        "regex": prop.get("pattern").cloned().unwrap_or(Value::Null),
+        "choices": enum_component.map_or(Value::Null, |c| c["enum"].clone()),
+        "deprecated": prop.get("deprecated").cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// Numbers as f64 (`2` and `2.0` are the same JSON-schema number; the SDK normalises a
+/// float input's default to a float, Cog's static generator writes it as written).
+fn as_floats(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => n.as_f64().map_or(Value::Null, |f| serde_json::json!(f)),
+        Value::Array(items) => Value::Array(items.iter().map(as_floats).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), as_floats(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// The runtime reference's view of one input, normalised the same way (numbers as f64 for
+/// the bounds, `nullable` left out of the type: `default=None` is optional here by design).
+fn runtime_input(reference: &serde_json::Value) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let mut r = reference.clone();
+    if let Some(ty) = r["type"].as_object_mut() {
+        ty.remove("nullable");
+    }
+    for key in ["ge", "le"] {
+        if let Some(f) = r[key].as_f64() {
+            r[key] = json!(f);
+        }
+    }
+    if r["deprecated"] == Value::Bool(false) {
+        r["deprecated"] = Value::Null;
+    }
+    r
+}
+
+/// Compares the static document of a project with its runtime reference: the same inputs,
+/// types, defaults, descriptions, constraints and choices, and the same output schema.
+fn compare_with_reference(dir: &Path, reference: &serde_json::Value) -> Result<(), String> {
+    let (predict, train) = refs(dir);
+    let out = schema::generate(dir, predict.as_deref(), train.as_deref())
+        .map_err(|e| format!("static generation failed: {e}"))?;
+    let doc: serde_json::Value = serde_json::from_str(&out.document).expect("JSON");
+    let input = &doc["components"]["schemas"]["Input"];
+    let mut ours: Vec<&String> = input["properties"]
+        .as_object()
+        .expect("properties")
+        .keys()
+        .collect();
+    ours.sort();
+    let mut theirs: Vec<&String> = reference["inputs"]
+        .as_object()
+        .expect("inputs")
+        .keys()
+        .collect();
+    theirs.sort();
+    if ours != theirs {
+        return Err(format!("input names: ours {ours:?}, runtime {theirs:?}"));
+    }
+    for name in theirs {
+        let expected = as_floats(&runtime_input(&reference["inputs"][name]));
+        let mut got = as_floats(&static_input(&doc, name));
+        if expected["default"].is_null() {
+            got["default"] = serde_json::Value::Null;
+        }
+        if got != expected {
+            return Err(format!("input {name}: ours {got}, runtime {expected}"));
+        }
+        let required = input["required"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|n| n == name.as_str()));
+        if required && !expected["default"].is_null() {
+            return Err(format!("input {name} has a default but is required"));
+        }
+    }
+    let output = &doc["components"]["schemas"]["Output"];
+    if *output != reference["output"] {
+        return Err(format!(
+            "output: ours {output}, runtime {}",
+            reference["output"]
+        ));
+    }
+    Ok(())
+}
+
+/// Where the static document deliberately follows Cog 0.22's static generator (byte-equal
+/// documents) rather than the 0.23 SDK's runtime view. Each still differs, or it is dropped.
+const FOLLOWS_COG_STATIC: &[(&str, &str)] = &[
+    (
+        "escaping_and_unicode",
+        "string literals keep their source text, escapes unprocessed",
+    ),
+    ("output_any", "an `Any` output is {\"type\": \"object\"}"),
+    ("output_basemodel", "a field with a default is not required"),
+    (
+        "output_dict_typed",
+        "dict[str, V] outputs keep additionalProperties",
+    ),
+    (
+        "output_list_of_dicts",
+        "dict[str, V] outputs keep additionalProperties",
+    ),
+    (
+        "output_typeddict",
+        "TypedDict outputs keep their field types",
+    ),
+];
+
+/// Fixtures with a `reference.json` (written by `scripts/schema_reference.py` from upstream
+/// Cog's SDK importing the predictor) get the same schema from the static generator.
+#[test]
+fn documents_match_the_runtime_reference() {
+    let mut compared = 0;
+    let mut failures = Vec::new();
+    for dir in fixtures("ok") {
+        let Ok(text) = std::fs::read_to_string(dir.join("reference.json")) else {
+            continue;
+        };
+        let reference: serde_json::Value = serde_json::from_str(&text).expect("reference JSON");
+        let result = compare_with_reference(&dir, &reference);
+        let known = FOLLOWS_COG_STATIC.iter().find(|(n, _)| *n == name(&dir));
+        match (result, known) {
+            (Err(e), None) => failures.push(format!("{}: {e}", name(&dir))),
+            (Ok(()), Some((n, why))) => {
+                failures.push(format!(
+                    "{n}: listed as following Cog's static generator ({why}) but equal"
+                ));
+            }
+            _ => {}
+        }
+        compared += 1;
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {compared} differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        compared >= 50,
+        "only {compared} fixtures have a runtime reference"
+    );
+}
+
+/// The same comparison over a folder of projects given in `COG_SCHEMA_CORPUS` (public
+/// predictors, each with a `reference.json` from `scripts/schema_reference.py`). Prints each
+/// difference; run with `--run-ignored all`.
+#[test]
+#[ignore = "needs COG_SCHEMA_CORPUS, a folder of projects with runtime references"]
+fn corpus_matches_the_runtime_reference() {
+    let root = PathBuf::from(std::env::var("COG_SCHEMA_CORPUS").expect("COG_SCHEMA_CORPUS"));
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("corpus folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.join("reference.json").is_file())
+        .collect();
+    dirs.sort();
+    let mut failures = Vec::new();
+    for dir in &dirs {
+        let text = std::fs::read_to_string(dir.join("reference.json")).expect("reference");
+        let reference: serde_json::Value = serde_json::from_str(&text).expect("reference JSON");
+        if let Err(e) = compare_with_reference(dir, &reference) {
+            println!("DIFF {}: {e}", name(dir));
+            failures.push(name(dir));
+        }
+    }
+    println!(
+        "{} of {} projects equal their runtime reference",
+        dirs.len() - failures.len(),
+        dirs.len()
+    );
+    assert!(failures.is_empty(), "differ: {failures:?}");
+}
+
+/// `seed: int = Input(default=None)`: optional, nullable, no advertised default (Cog <= 0.16);
+/// `Optional[int] = None` keeps its `default: null`; a Secret keeps Cog's idiom.
+#[test]
+fn none_default_is_optional_and_nullable() {
+    let src = "from typing import Optional\nfrom cog import BasePredictor, Input, Secret\n\nclass Predictor(BasePredictor):\n    def predict(self, seed: int = Input(default=None), maybe: Optional[int] = None, token: Secret = Input(default=None), n: int = Input(default=1)) -> str:\n        return ''\n";
+    let model = schema::parse_model_source(src, "Predictor", Mode::Predict).expect("parses");
+    let seed = model.input("seed").expect("seed");
+    assert!(seed.is_none_default_optional());
+    assert!(seed.is_nullable() && !seed.is_required());
+    assert_eq!(seed.effective_default(), None);
+    let doc: serde_json::Value =
+        serde_json::from_str(&schema::document(&model).to_compact()).expect("JSON");
+    let input = &doc["components"]["schemas"]["Input"];
+    assert_eq!(
+        input["required"],
+        serde_json::Value::Null,
+        "nothing is required"
+    );
+    assert_eq!(input["properties"]["seed"]["nullable"], true);
+    assert!(input["properties"]["seed"].get("default").is_none());
+    assert_eq!(
+        input["properties"]["maybe"]["default"],
+        serde_json::Value::Null
+    );
+    assert!(input["properties"]["maybe"].get("default").is_some());
+    assert_eq!(input["properties"]["token"]["nullable"], true);
+    assert_eq!(input["properties"]["n"]["default"], 1);
+}

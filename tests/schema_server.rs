@@ -319,10 +319,12 @@ fn cases() -> Vec<Case> {
             valid: vec![
                 json!({"words": [], "images": [DATA_URL], "flags": [true]}),
                 json!({"words": ["a"], "numbers": [], "images": [DATA_URL, DATA_URL], "flags": []}),
+                // `flags: list[bool] = None` is optional (default=None), as Cog <= 0.16 had it.
+                json!({"words": [], "images": [DATA_URL]}),
             ],
             invalid: vec![
                 (json!({"images": [DATA_URL], "flags": []}), vec!["words"]),
-                (json!({}), vec!["words", "images", "flags"]),
+                (json!({}), vec!["words", "images"]),
                 (
                     json!({"words": ["a"], "numbers": ["1"], "images": [], "flags": []}),
                     vec!["numbers"],

@@ -18,6 +18,8 @@ pub enum SchemaErrorKind {
     DefaultFactoryNotSupported,
     DefaultNotResolvable,
     ChoicesNotResolvable,
+    /// Another `Input()` argument (description, constraint, ...) that cannot be computed.
+    ArgumentNotResolvable,
     InvalidConstraint,
     OptionalOutput,
     ConcatIteratorNotStr,

@@ -269,25 +269,35 @@ pub struct InputField {
 }
 
 impl InputField {
-    /// Whether `null` is a valid value (Cog's `isNullable`, including the `Secret = None` idiom).
-    pub fn is_nullable(&self) -> bool {
-        self.input_type.nullable
-            || (self.input_type.kind == InputKind::Primitive(Primitive::Secret)
-                && self.default == Some(Value::None))
+    /// `default=None` on a type that does not admit `None` (`seed: int = Input(default=None)`):
+    /// the input is optional and the predictor receives `None` when it is left out, as Cog up
+    /// to 0.16 treated it (Cog 0.22's static generator made it required).
+    pub fn is_none_default_optional(&self) -> bool {
+        self.default == Some(Value::None)
+            && !self.input_type.nullable
+            && self.input_type.kind != InputKind::Primitive(Primitive::Secret)
     }
 
-    /// The default the schema advertises: `default=None` on a non-nullable type means
-    /// "required, no default" (the seed idiom).
+    /// Whether `null` is a valid value (Cog's `isNullable`, including the `Secret = None`
+    /// idiom, and any `default=None`).
+    pub fn is_nullable(&self) -> bool {
+        self.input_type.nullable || self.default == Some(Value::None)
+    }
+
+    /// The default the schema advertises. A `default=None` on a type that does not admit
+    /// `None` advertises none: the input is nullable and left out of `required`, and the
+    /// server passes `null` when it is omitted.
     pub fn effective_default(&self) -> Option<&Value> {
-        match &self.default {
-            Some(Value::None) if !self.is_nullable() => None,
-            other => other.as_ref(),
+        if self.is_none_default_optional() {
+            return None;
         }
+        self.default.as_ref()
     }
 
     /// Whether the field is listed in `required`.
     pub fn is_required(&self) -> bool {
-        self.effective_default().is_none()
+        !self.is_none_default_optional()
+            && self.effective_default().is_none()
             && (self.input_type.is_union() || !self.input_type.nullable)
     }
 }

@@ -14,23 +14,7 @@ pub(crate) fn input_property(field: &InputField) -> (Json, Option<(String, Json)
         prop.push(("title".into(), Json::Str(title_case(&field.name))));
         prop.extend(field.input_type.json_schema());
     } else {
-        let (flat, _) = field.input_type.flat();
-        let component = Json::map([
-            ("title", Json::Str(field.name.clone())),
-            ("description", Json::str("An enumeration.")),
-            (
-                "enum",
-                Json::Array(
-                    field
-                        .choices
-                        .iter()
-                        .map(super::model::Value::to_json)
-                        .collect(),
-                ),
-            ),
-            ("type", Json::str(flat.json_type())),
-        ]);
-        enum_component = Some((field.name.clone(), component));
+        enum_component = Some((field.name.clone(), choices_component(field)));
         prop.push((
             "allOf".into(),
             Json::Array(vec![Json::map([(
@@ -45,31 +29,59 @@ pub(crate) fn input_property(field: &InputField) -> (Json, Option<(String, Json)
     if field.is_nullable() {
         prop.push(("nullable".into(), Json::Bool(true)));
     }
+    prop.extend(annotations(field));
+    (Json::map(prop), enum_component)
+}
+
+/// The `<param>` component an input with choices refers to.
+fn choices_component(field: &InputField) -> Json {
+    let (flat, _) = field.input_type.flat();
+    Json::map([
+        ("title", Json::Str(field.name.clone())),
+        ("description", Json::str("An enumeration.")),
+        (
+            "enum",
+            Json::Array(
+                field
+                    .choices
+                    .iter()
+                    .map(super::model::Value::to_json)
+                    .collect(),
+            ),
+        ),
+        ("type", Json::str(flat.json_type())),
+    ])
+}
+
+/// Description, constraints and the other `Input()` keywords, as schema keys.
+fn annotations(field: &InputField) -> Vec<(String, Json)> {
+    let mut out: Vec<(String, Json)> = Vec::new();
+    let mut push = |key: &str, value: Json| out.push((key.to_owned(), value));
     if let Some(d) = &field.description {
-        prop.push(("description".into(), Json::Str(d.clone())));
+        push("description", Json::Str(d.clone()));
     }
     if let Some(ge) = field.ge {
-        prop.push(("minimum".into(), Json::Float(ge)));
+        push("minimum", Json::Float(ge));
     }
     if let Some(le) = field.le {
-        prop.push(("maximum".into(), Json::Float(le)));
+        push("maximum", Json::Float(le));
     }
     if let Some(n) = field.min_length {
-        prop.push(("minLength".into(), Json::Int(n as i64)));
+        push("minLength", Json::Int(n as i64));
     }
     if let Some(n) = field.max_length {
-        prop.push(("maxLength".into(), Json::Int(n as i64)));
+        push("maxLength", Json::Int(n as i64));
     }
     if let Some(r) = &field.regex {
-        prop.push(("pattern".into(), Json::Str(r.clone())));
+        push("pattern", Json::Str(r.clone()));
     }
     if field.deprecated {
-        prop.push(("deprecated".into(), Json::Bool(true)));
+        push("deprecated", Json::Bool(true));
     }
     if let Some(a) = &field.accept {
-        prop.push(("x-cog-accept".into(), Json::Str(a.clone())));
+        push("x-cog-accept", Json::Str(a.clone()));
     }
-    (Json::map(prop), enum_component)
+    out
 }
 
 /// The `Input` (or `TrainingInput`) schema and its enum components.
@@ -132,168 +144,199 @@ fn date_prop(title: &str) -> Json {
     ])
 }
 
+/// The names that differ between the predict and train documents.
+struct Names {
+    endpoint: &'static str,
+    request: &'static str,
+    response: &'static str,
+    cancel: &'static str,
+    summary: &'static str,
+    description: &'static str,
+    operation_id: &'static str,
+    cancel_operation_id: &'static str,
+    cancel_param: &'static str,
+    input: &'static str,
+    output: &'static str,
+}
+
+const PREDICT: Names = Names {
+    endpoint: "/predictions",
+    request: "PredictionRequest",
+    response: "PredictionResponse",
+    cancel: "/predictions/{prediction_id}/cancel",
+    summary: "Predict",
+    description: "Run a single prediction on the model",
+    operation_id: "predict_predictions_post",
+    cancel_operation_id: "cancel_predictions__prediction_id__cancel_post",
+    cancel_param: "prediction_id",
+    input: "Input",
+    output: "Output",
+};
+
+const TRAIN: Names = Names {
+    endpoint: "/trainings",
+    request: "TrainingRequest",
+    response: "TrainingResponse",
+    cancel: "/trainings/{training_id}/cancel",
+    summary: "Train",
+    description: "Run a single training on the model",
+    operation_id: "train_trainings_post",
+    cancel_operation_id: "cancel_trainings__training_id__cancel_post",
+    cancel_param: "training_id",
+    input: "TrainingInput",
+    output: "TrainingOutput",
+};
+
 /// The whole document for one mode, as a JSON tree (keys in Cog's order).
 pub fn document(model: &ModelSchema) -> Json {
-    let train = model.mode == Mode::Train;
-    let (
-        endpoint,
-        request,
-        response,
-        cancel,
-        summary,
-        description,
-        op_id,
-        cancel_op,
-        cancel_param,
-        input_key,
-        output_key,
-    ) = if train {
-        (
-            "/trainings",
-            "TrainingRequest",
-            "TrainingResponse",
-            "/trainings/{training_id}/cancel",
-            "Train",
-            "Run a single training on the model",
-            "train_trainings_post",
-            "cancel_trainings__training_id__cancel_post",
-            "training_id",
-            "TrainingInput",
-            "TrainingOutput",
-        )
+    let names = if model.mode == Mode::Train {
+        &TRAIN
     } else {
-        (
-            "/predictions",
-            "PredictionRequest",
-            "PredictionResponse",
-            "/predictions/{prediction_id}/cancel",
-            "Predict",
-            "Run a single prediction on the model",
-            "predict_predictions_post",
-            "cancel_predictions__prediction_id__cancel_post",
-            "prediction_id",
-            "Input",
-            "Output",
-        )
+        &PREDICT
     };
+    Json::map([
+        ("openapi", Json::str("3.0.2")),
+        (
+            "info",
+            Json::map([
+                ("title", Json::str("Cog")),
+                ("version", Json::str(COG_VERSION)),
+            ]),
+        ),
+        ("paths", paths(model, names)),
+        (
+            "components",
+            Json::map([("schemas", Json::ordered(components(model, names)))]),
+        ),
+    ])
+}
 
-    let (input, enums) = input_schema(model, input_key);
+/// `components.schemas`: input, output, enums, then the fixed request/response schemas.
+fn components(model: &ModelSchema, names: &Names) -> Vec<(String, Json)> {
+    let (input, enums) = input_schema(model, names.input);
     let mut components: Vec<(String, Json)> = vec![
-        (input_key.into(), input),
-        (output_key.into(), model.output.json_schema(true)),
+        (names.input.into(), input),
+        (names.output.into(), model.output.json_schema(true)),
     ];
     components.extend(enums);
-    components.push((
-        request.into(),
-        Json::map([
-            ("title", Json::str(request)),
-            ("type", Json::str("object")),
-            (
-                "properties",
-                Json::map([("id", string_prop("Id")), ("input", reference(input_key))]),
-            ),
-        ]),
-    ));
-    components.push((
-        response.into(),
-        Json::map([
-            ("title", Json::str(response)),
-            ("type", Json::str("object")),
-            (
-                "properties",
-                Json::map([
-                    ("input", reference(input_key)),
-                    ("output", reference(output_key)),
-                    ("id", string_prop("Id")),
-                    ("version", string_prop("Version")),
-                    ("created_at", date_prop("Created At")),
-                    ("started_at", date_prop("Started At")),
-                    ("completed_at", date_prop("Completed At")),
-                    ("status", string_prop("Status")),
-                    ("error", string_prop("Error")),
-                    ("logs", string_prop("Logs")),
-                    (
-                        "metrics",
-                        Json::map([
-                            ("title", Json::str("Metrics")),
-                            ("type", Json::str("object")),
-                        ]),
-                    ),
-                ]),
-            ),
-        ]),
-    ));
-    components.push((
-        "Status".into(),
-        Json::map([
-            ("title", Json::str("Status")),
-            ("description", Json::str("An enumeration.")),
-            (
-                "enum",
-                Json::Array(
-                    ["starting", "processing", "succeeded", "canceled", "failed"]
-                        .into_iter()
-                        .map(Json::str)
-                        .collect(),
-                ),
-            ),
-            ("type", Json::str("string")),
-        ]),
-    ));
-    components.push((
-        "HTTPValidationError".into(),
-        Json::map([
-            ("title", Json::str("HTTPValidationError")),
-            ("type", Json::str("object")),
-            (
-                "properties",
-                Json::map([(
-                    "detail",
-                    Json::map([
-                        ("title", Json::str("Detail")),
-                        ("type", Json::str("array")),
-                        ("items", reference("ValidationError")),
-                    ]),
-                )]),
-            ),
-        ]),
-    ));
-    components.push((
-        "ValidationError".into(),
-        Json::map([
-            ("title", Json::str("ValidationError")),
-            (
-                "required",
-                Json::Array(vec![Json::str("loc"), Json::str("msg"), Json::str("type")]),
-            ),
-            ("type", Json::str("object")),
-            (
-                "properties",
-                Json::map([
-                    (
-                        "loc",
-                        Json::map([
-                            ("title", Json::str("Location")),
-                            ("type", Json::str("array")),
-                            (
-                                "items",
-                                Json::map([(
-                                    "anyOf",
-                                    Json::Array(vec![
-                                        Json::map([("type", Json::str("string"))]),
-                                        Json::map([("type", Json::str("integer"))]),
-                                    ]),
-                                )]),
-                            ),
-                        ]),
-                    ),
-                    ("msg", string_prop("Message")),
-                    ("type", string_prop("Error Type")),
-                ]),
-            ),
-        ]),
-    ));
+    components.push((names.request.into(), request_schema(names)));
+    components.push((names.response.into(), response_schema(names)));
+    components.push(("Status".into(), status_schema()));
+    components.push(("HTTPValidationError".into(), http_validation_error_schema()));
+    components.push(("ValidationError".into(), validation_error_schema()));
+    components
+}
 
+fn request_schema(names: &Names) -> Json {
+    Json::map([
+        ("title", Json::str(names.request)),
+        ("type", Json::str("object")),
+        (
+            "properties",
+            Json::map([("id", string_prop("Id")), ("input", reference(names.input))]),
+        ),
+    ])
+}
+
+fn response_schema(names: &Names) -> Json {
+    Json::map([
+        ("title", Json::str(names.response)),
+        ("type", Json::str("object")),
+        (
+            "properties",
+            Json::map([
+                ("input", reference(names.input)),
+                ("output", reference(names.output)),
+                ("id", string_prop("Id")),
+                ("version", string_prop("Version")),
+                ("created_at", date_prop("Created At")),
+                ("started_at", date_prop("Started At")),
+                ("completed_at", date_prop("Completed At")),
+                ("status", string_prop("Status")),
+                ("error", string_prop("Error")),
+                ("logs", string_prop("Logs")),
+                (
+                    "metrics",
+                    Json::map([
+                        ("title", Json::str("Metrics")),
+                        ("type", Json::str("object")),
+                    ]),
+                ),
+            ]),
+        ),
+    ])
+}
+
+fn status_schema() -> Json {
+    Json::map([
+        ("title", Json::str("Status")),
+        ("description", Json::str("An enumeration.")),
+        (
+            "enum",
+            Json::Array(
+                ["starting", "processing", "succeeded", "canceled", "failed"]
+                    .into_iter()
+                    .map(Json::str)
+                    .collect(),
+            ),
+        ),
+        ("type", Json::str("string")),
+    ])
+}
+
+fn http_validation_error_schema() -> Json {
+    Json::map([
+        ("title", Json::str("HTTPValidationError")),
+        ("type", Json::str("object")),
+        (
+            "properties",
+            Json::map([(
+                "detail",
+                Json::map([
+                    ("title", Json::str("Detail")),
+                    ("type", Json::str("array")),
+                    ("items", reference("ValidationError")),
+                ]),
+            )]),
+        ),
+    ])
+}
+
+fn validation_error_schema() -> Json {
+    let location_item = Json::map([(
+        "anyOf",
+        Json::Array(vec![
+            Json::map([("type", Json::str("string"))]),
+            Json::map([("type", Json::str("integer"))]),
+        ]),
+    )]);
+    Json::map([
+        ("title", Json::str("ValidationError")),
+        (
+            "required",
+            Json::Array(vec![Json::str("loc"), Json::str("msg"), Json::str("type")]),
+        ),
+        ("type", Json::str("object")),
+        (
+            "properties",
+            Json::map([
+                (
+                    "loc",
+                    Json::map([
+                        ("title", Json::str("Location")),
+                        ("type", Json::str("array")),
+                        ("items", location_item),
+                    ]),
+                ),
+                ("msg", string_prop("Message")),
+                ("type", string_prop("Error Type")),
+            ]),
+        ),
+    ])
+}
+
+/// `paths`: root, health check, the run endpoint and its cancel endpoint.
+fn paths(model: &ModelSchema, names: &Names) -> Json {
     let get = |summary: &str, op: &str| {
         Json::map([(
             "get",
@@ -304,13 +347,29 @@ pub fn document(model: &ModelSchema) -> Json {
             ]),
         )])
     };
-    let mut main_op = vec![
-        ("summary", Json::str(summary)),
-        ("description", Json::str(description)),
-        ("operationId", Json::str(op_id)),
+    Json::ordered([
+        ("/".to_owned(), get("Root", "root__get")),
+        (
+            "/health-check".to_owned(),
+            get("Healthcheck", "healthcheck_health_check_get"),
+        ),
+        (
+            names.endpoint.to_owned(),
+            Json::map([("post", run_operation(model, names))]),
+        ),
+        (names.cancel.to_owned(), cancel_path(names)),
+    ])
+}
+
+/// `POST /predictions` (or `/trainings`).
+fn run_operation(model: &ModelSchema, names: &Names) -> Json {
+    let mut operation = vec![
+        ("summary", Json::str(names.summary)),
+        ("description", Json::str(names.description)),
+        ("operationId", Json::str(names.operation_id)),
         (
             "requestBody",
-            Json::map([("content", json_response(reference(request)))]),
+            Json::map([("content", json_response(reference(names.request)))]),
         ),
         (
             "responses",
@@ -319,27 +378,31 @@ pub fn document(model: &ModelSchema) -> Json {
                     "200",
                     Json::map([
                         ("description", Json::str("Successful Response")),
-                        ("content", json_response(reference(response))),
+                        ("content", json_response(reference(names.response))),
                     ]),
                 ),
                 ("422", validation_error_response()),
             ]),
         ),
     ];
-    if !train && model.streaming {
-        main_op.push(("x-cog-streaming", Json::Bool(true)));
+    if model.mode == Mode::Predict && model.streaming {
+        operation.push(("x-cog-streaming", Json::Bool(true)));
     }
-    let cancel_op_json = Json::map([(
+    Json::map(operation)
+}
+
+fn cancel_path(names: &Names) -> Json {
+    Json::map([(
         "post",
         Json::map([
             ("summary", Json::str("Cancel")),
-            ("operationId", Json::str(cancel_op)),
+            ("operationId", Json::str(names.cancel_operation_id)),
             (
                 "parameters",
                 Json::Array(vec![Json::map([
                     ("required", Json::Bool(true)),
-                    ("schema", string_prop(&title_case(cancel_param))),
-                    ("name", Json::str(cancel_param)),
+                    ("schema", string_prop(&title_case(names.cancel_param))),
+                    ("name", Json::str(names.cancel_param)),
                     ("in", Json::str("path")),
                 ])]),
             ),
@@ -348,35 +411,7 @@ pub fn document(model: &ModelSchema) -> Json {
                 Json::map([("200", empty_ok()), ("422", validation_error_response())]),
             ),
         ]),
-    )]);
-    let paths = Json::ordered([
-        ("/".to_owned(), get("Root", "root__get")),
-        (
-            "/health-check".to_owned(),
-            get("Healthcheck", "healthcheck_health_check_get"),
-        ),
-        (
-            endpoint.to_owned(),
-            Json::map([("post", Json::map(main_op))]),
-        ),
-        (cancel.to_owned(), cancel_op_json),
-    ]);
-
-    Json::map([
-        ("openapi", Json::str("3.0.2")),
-        (
-            "info",
-            Json::map([
-                ("title", Json::str("Cog")),
-                ("version", Json::str(COG_VERSION)),
-            ]),
-        ),
-        ("paths", paths),
-        (
-            "components",
-            Json::map([("schemas", Json::ordered(components))]),
-        ),
-    ])
+    )])
 }
 
 /// Cog's `MergeSchemas`: the predict document, plus train paths and components it lacks,

@@ -1,85 +1,12 @@
-//! Python literals (defaults, choices, constants) evaluated from the syntax tree.
+//! Python literals read from the syntax tree: strings, ints and floats.
 //!
 //! Strings keep their raw source text between the quotes (no escape processing), which is
 //! what Cog's Go parser does; the documents stay byte-equal for the same source.
-
-use std::collections::HashMap;
 
 use tree_sitter::Node;
 
 use super::syntax::{named_children, text};
 use crate::schema::model::Value;
-
-/// Module-level constants by name (dotted names for constants of imported modules).
-pub trait Constants {
-    fn constant(&self, name: &str) -> Option<&Value>;
-}
-
-impl Constants for HashMap<String, Value> {
-    fn constant(&self, name: &str) -> Option<&Value> {
-        self.get(name)
-    }
-}
-
-/// Evaluates a literal expression; identifiers are looked up among module constants.
-pub fn eval(node: Node<'_>, src: &str, consts: &dyn Constants) -> Option<Value> {
-    eval_depth(node, src, consts, 0)
-}
-
-fn eval_depth(node: Node<'_>, src: &str, consts: &dyn Constants, depth: usize) -> Option<Value> {
-    if depth > super::annotation::MAX_DEPTH {
-        return None;
-    }
-    let recurse = |n: Node<'_>| eval_depth(n, src, consts, depth + 1);
-    match node.kind() {
-        "none" => Some(Value::None),
-        "true" => Some(Value::Bool(true)),
-        "false" => Some(Value::Bool(false)),
-        "integer" => parse_int(text(node, src)).map(Value::Int),
-        "float" => parse_float(text(node, src)).map(Value::Float),
-        "string" | "concatenated_string" => string(node, src).map(Value::Str),
-        "unary_operator" => parse_number_text(text(node, src).trim()),
-        "parenthesized_expression" => named_children(node)
-            .into_iter()
-            .find(|c| c.kind() != "comment")
-            .and_then(recurse),
-        "list" | "set" => {
-            let items: Option<Vec<Value>> = named_children(node)
-                .into_iter()
-                .filter(|c| c.kind() != "comment")
-                .map(recurse)
-                .collect();
-            items.map(Value::List)
-        }
-        // Cog keeps the tuple items it can read and drops the rest.
-        "tuple" => Some(Value::List(
-            named_children(node)
-                .into_iter()
-                .filter_map(recurse)
-                .collect(),
-        )),
-        "dictionary" => {
-            let mut pairs = Vec::new();
-            for pair in named_children(node) {
-                if pair.kind() != "pair" {
-                    continue;
-                }
-                let (Some(k), Some(v)) = (
-                    pair.child_by_field_name("key"),
-                    pair.child_by_field_name("value"),
-                ) else {
-                    continue;
-                };
-                if let (Some(k), Some(v)) = (recurse(k), recurse(v)) {
-                    pairs.push((k, v));
-                }
-            }
-            Some(Value::Dict(pairs))
-        }
-        "identifier" | "attribute" => consts.constant(text(node, src)).cloned(),
-        _ => None,
-    }
-}
 
 /// A string literal's content, or `None` for f-strings, byte strings and the like.
 pub fn string(node: Node<'_>, src: &str) -> Option<String> {

@@ -2,8 +2,11 @@
 
 mod annotation;
 mod entry;
+mod eval;
 mod literal;
 mod module;
+mod ops;
+mod pyval;
 mod resolve;
 mod skim;
 mod syntax;

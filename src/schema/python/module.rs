@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use tree_sitter::Node;
 
 use super::annotation::{self, Ann};
-use super::literal::{self, Constants};
+use super::eval::{Eval, def_ref};
+use super::pyval::PyVal;
 use super::syntax::{SourceFile, def_name, definition, named_children, text, unwrap_statement};
 use crate::schema::error::{SchemaError, SchemaErrorKind};
-use crate::schema::model::Value;
 
 /// Where a name came from: `from module import original as name`, or `import module as name`
 /// (then `original == module`).
@@ -42,7 +42,8 @@ pub struct ModelDef {
 /// A module-level name we can use statically.
 #[derive(Debug, Clone)]
 pub enum Symbol {
-    Constant(Value),
+    /// A value: data, an enum, a function or class of the project, or why it is unknown.
+    Constant(PyVal),
     /// A type alias, resolved in the module that defined it.
     Alias(Ann, usize),
     /// A BaseModel/TypedDict class: (module index, class name).
@@ -73,15 +74,6 @@ impl Module {
     /// Whether `name` denotes `cog.<original>` (imported, qualified, or the bare name).
     pub fn is_cog_name(&self, name: &str, original: &str) -> bool {
         name == original || self.is_from(name, &["cog"], original)
-    }
-}
-
-impl Constants for HashMap<String, Symbol> {
-    fn constant(&self, name: &str) -> Option<&Value> {
-        match self.get(name)? {
-            Symbol::Constant(v) => Some(v),
-            _ => None,
-        }
     }
 }
 
@@ -219,11 +211,14 @@ impl Project {
                 self.collect_import(idx, i, depth);
                 continue;
             }
-            let module = &mut self.modules[idx];
-            let Some(node) = module.file.root().named_child(i) else {
-                continue;
+            let (symbols, models) = {
+                let Some(node) = self.modules[idx].file.root().named_child(i) else {
+                    continue;
+                };
+                let eval = Eval::new(&self.modules);
+                collect_definition(&eval, idx, node)
             };
-            let (symbols, models) = collect_definition(module, node);
+            let module = &mut self.modules[idx];
             module
                 .symbols
                 .extend(symbols.into_iter().map(|(k, s)| match s {
@@ -415,40 +410,16 @@ fn parse_import(node: Node<'_>, src: &str) -> (Vec<(String, ImportEntry)>, bool)
 /// Names a statement defines: plain symbols, and model classes.
 type Definitions = (Vec<(String, Symbol)>, Vec<(String, ModelDef)>);
 
-fn collect_definition(module: &Module, node: Node<'_>) -> Definitions {
+fn collect_definition(eval: &Eval<'_>, idx: usize, node: Node<'_>) -> Definitions {
+    let module = &eval.modules[idx];
     let src = module.file.src.as_str();
     let stmt = unwrap_statement(node);
     let mut symbols = Vec::new();
     let mut models = Vec::new();
     match stmt.kind() {
-        "assignment" => {
-            let (Some(left), Some(right)) = (
-                stmt.child_by_field_name("left"),
-                stmt.child_by_field_name("right"),
-            ) else {
-                return (symbols, models);
-            };
-            if left.kind() != "identifier" {
-                return (symbols, models);
-            }
-            let name = text(left, src).to_owned();
-            let declared_alias = stmt
-                .child_by_field_name("type")
-                .is_some_and(|t| annotation::last_segment(text(t, src).trim()) == "TypeAlias");
-            if !declared_alias && let Some(value) = literal::eval(right, src, &module.symbols) {
-                symbols.push((name, Symbol::Constant(value)));
-                return (symbols, models);
-            }
-            if (declared_alias
-                || matches!(
-                    right.kind(),
-                    "identifier" | "attribute" | "subscript" | "binary_operator" | "none"
-                ))
-                && let Some(ann) = annotation::parse(text(right, src))
-            {
-                symbols.push((name, Symbol::Alias(ann, usize::MAX)));
-            }
-        }
+        "assignment" => symbols = assignment(eval, idx, stmt),
+        "augmented_assignment" => symbols = augmented_assignment(eval, idx, stmt),
+        "call" => symbols = mutating_call(eval, idx, stmt),
         "type_alias_statement" => {
             let named = named_children(stmt);
             if let (Some(left), Some(right)) = (named.first(), named.get(1))
@@ -460,19 +431,308 @@ fn collect_definition(module: &Module, node: Node<'_>) -> Definitions {
                 ));
             }
         }
+        "if_statement" | "for_statement" | "while_statement" | "try_statement"
+        | "with_statement" | "delete_statement" | "match_statement" => {
+            if !is_guard_block(stmt, src) {
+                symbols = poisoned(module, stmt);
+            }
+        }
         _ => {
-            if let Some((class, _)) = definition(node, "class_definition")
-                && let Some((name, def)) = model_class(module, class)
+            if let Some((class, _)) = definition(node, "class_definition") {
+                if let Some((name, def)) = model_class(eval, idx, class) {
+                    models.push((name, def));
+                } else if let Some(name) = def_name(class, src) {
+                    let value = eval
+                        .enum_class(idx, class)
+                        .unwrap_or_else(|| PyVal::Class(def_ref(idx, name)));
+                    symbols.push((name.to_owned(), Symbol::Constant(value)));
+                }
+            } else if let Some((func, _)) = definition(node, "function_definition")
+                && let Some(name) = def_name(func, src)
             {
-                models.push((name, def));
+                symbols.push((
+                    name.to_owned(),
+                    Symbol::Constant(PyVal::Function(def_ref(idx, name))),
+                ));
             }
         }
     }
     (symbols, models)
 }
 
+/// `NAME = value`, `A, B = ...`, `X[k] = v`: the names it (re)defines.
+fn assignment(eval: &Eval<'_>, idx: usize, stmt: Node<'_>) -> Vec<(String, Symbol)> {
+    let module = &eval.modules[idx];
+    let src = module.file.src.as_str();
+    let (Some(left), Some(right)) = (
+        stmt.child_by_field_name("left"),
+        stmt.child_by_field_name("right"),
+    ) else {
+        return Vec::new();
+    };
+    match left.kind() {
+        "identifier" => {}
+        "pattern_list" | "tuple_pattern" | "list_pattern" => {
+            let value = eval.expr(idx, right);
+            let items = value
+                .iterate()
+                .ok()
+                .filter(|i| i.len() == left.named_child_count());
+            return named_children(left)
+                .into_iter()
+                .enumerate()
+                .filter(|(_, n)| n.kind() == "identifier")
+                .map(|(i, n)| {
+                    let v = items.as_ref().map_or_else(
+                        || {
+                            PyVal::unknown(format!(
+                                "`{}` is unpacked from a value not evaluated statically",
+                                text(n, src)
+                            ))
+                        },
+                        |items| items[i].clone(),
+                    );
+                    (text(n, src).to_owned(), Symbol::Constant(v))
+                })
+                .collect();
+        }
+        "subscript" => return subscript_assignment(eval, idx, left, right),
+        _ => return poisoned(module, stmt),
+    }
+    let name = text(left, src).to_owned();
+    let declared_alias = stmt
+        .child_by_field_name("type")
+        .is_some_and(|t| annotation::last_segment(text(t, src).trim()) == "TypeAlias");
+    let value = eval.expr(idx, right);
+    if !declared_alias && value.is_data() {
+        return vec![(name, Symbol::Constant(value))];
+    }
+    if (declared_alias
+        || matches!(
+            right.kind(),
+            "identifier" | "attribute" | "subscript" | "binary_operator" | "none"
+        ) && matches!(value, PyVal::Unknown(_) | PyVal::Builtin(_)))
+        && let Some(ann) = annotation::parse(text(right, src))
+    {
+        return vec![(name, Symbol::Alias(ann, usize::MAX))];
+    }
+    vec![(name, Symbol::Constant(value))]
+}
+
+/// `X[k] = v` on a module-level dict or list.
+fn subscript_assignment(
+    eval: &Eval<'_>,
+    idx: usize,
+    left: Node<'_>,
+    right: Node<'_>,
+) -> Vec<(String, Symbol)> {
+    let module = &eval.modules[idx];
+    let src = module.file.src.as_str();
+    let (Some(target), Some(key)) = (
+        left.child_by_field_name("value"),
+        left.child_by_field_name("subscript"),
+    ) else {
+        return Vec::new();
+    };
+    if target.kind() != "identifier" {
+        return poisoned(module, left);
+    }
+    let name = text(target, src).to_owned();
+    let Some(Symbol::Constant(current)) = module.symbols.get(&name) else {
+        return Vec::new();
+    };
+    let key = eval.expr(idx, key);
+    let value = eval.expr(idx, right);
+    let updated = match (current.clone(), key) {
+        (_, PyVal::Unknown(r)) => PyVal::Unknown(r),
+        (PyVal::Dict(mut pairs), key) => {
+            super::ops::dict_set(&mut pairs, key, value);
+            PyVal::Dict(pairs)
+        }
+        (PyVal::List(mut items), PyVal::Int(i)) => {
+            let at = if i < 0 { items.len() as i64 + i } else { i };
+            match usize::try_from(at).ok().and_then(|at| items.get_mut(at)) {
+                Some(slot) => {
+                    *slot = value;
+                    PyVal::List(items)
+                }
+                None => PyVal::unknown(format!(
+                    "`{name}[{i}]` is out of range (line {})",
+                    line_of(left)
+                )),
+            }
+        }
+        _ => PyVal::unknown(format!(
+            "`{name}` is changed at {}:{} in a way not evaluated statically",
+            module.file.rel_path.display(),
+            line_of(left)
+        )),
+    };
+    vec![(name, Symbol::Constant(updated))]
+}
+
+/// `X += v` and friends.
+fn augmented_assignment(eval: &Eval<'_>, idx: usize, stmt: Node<'_>) -> Vec<(String, Symbol)> {
+    let module = &eval.modules[idx];
+    let src = module.file.src.as_str();
+    let (Some(left), Some(op), Some(right)) = (
+        stmt.child_by_field_name("left"),
+        stmt.child_by_field_name("operator"),
+        stmt.child_by_field_name("right"),
+    ) else {
+        return Vec::new();
+    };
+    if left.kind() != "identifier" {
+        return poisoned(module, stmt);
+    }
+    let name = text(left, src).to_owned();
+    let current = eval.name(idx, &name, &Vec::new());
+    let op = text(op, src).trim_end_matches('=');
+    let value =
+        super::ops::binary(op, &current, &eval.expr(idx, right)).unwrap_or_else(PyVal::Unknown);
+    vec![(name, Symbol::Constant(value))]
+}
+
+/// `X.append(v)`, `X.update(d)`, ... on a module-level constant.
+fn mutating_call(eval: &Eval<'_>, idx: usize, call: Node<'_>) -> Vec<(String, Symbol)> {
+    let module = &eval.modules[idx];
+    let src = module.file.src.as_str();
+    let Some(func) = call
+        .child_by_field_name("function")
+        .filter(|f| f.kind() == "attribute")
+    else {
+        return Vec::new();
+    };
+    let (Some(object), Some(method)) = (
+        func.child_by_field_name("object"),
+        func.child_by_field_name("attribute"),
+    ) else {
+        return Vec::new();
+    };
+    let name = text(object, src);
+    let Some(Symbol::Constant(current)) = module.symbols.get(name) else {
+        return Vec::new();
+    };
+    if !current.is_data() {
+        return Vec::new();
+    }
+    let mut updated = current.clone();
+    let args: Vec<PyVal> = call
+        .child_by_field_name("arguments")
+        .map(named_children)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a.kind() != "comment")
+        .map(|a| {
+            if a.kind() == "keyword_argument" {
+                PyVal::unknown("keyword arguments to a mutating method")
+            } else {
+                eval.expr(idx, a)
+            }
+        })
+        .collect();
+    if let Err(reason) = super::ops::mutate(&mut updated, text(method, src), &args) {
+        updated = PyVal::unknown(format!(
+            "`{name}` is changed at {}:{}: {reason}",
+            module.file.rel_path.display(),
+            line_of(call)
+        ));
+    }
+    vec![(name.to_owned(), Symbol::Constant(updated))]
+}
+
+/// `if __name__ == "__main__":` and `if TYPE_CHECKING:` blocks do not define constants the
+/// predictor sees at import.
+fn is_guard_block(stmt: Node<'_>, src: &str) -> bool {
+    stmt.kind() == "if_statement"
+        && stmt.child_by_field_name("condition").is_some_and(|c| {
+            let t: String = text(c, src).split_whitespace().collect();
+            t.contains("__name__") || t.ends_with("TYPE_CHECKING")
+        })
+}
+
+fn line_of(node: Node<'_>) -> usize {
+    super::syntax::line(node)
+}
+
+/// Names a compound statement (an `if`, a loop, a `try`...) assigns or changes: their values
+/// depend on what runs, so they become unknown, naming the statement.
+fn poisoned(module: &Module, stmt: Node<'_>) -> Vec<(String, Symbol)> {
+    let src = module.file.src.as_str();
+    let mut names = Vec::new();
+    collect_targets(stmt, src, &mut names, 0);
+    let kind = stmt.kind().trim_end_matches("_statement");
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| module.symbols.contains_key(n) || !module.imports.contains_key(n))
+        .map(|n| {
+            let reason = format!(
+                "`{n}` is assigned or changed inside the `{kind}` at {}:{}, which is not evaluated statically",
+                module.file.rel_path.display(),
+                line_of(stmt)
+            );
+            (n, Symbol::Constant(PyVal::unknown(reason)))
+        })
+        .collect()
+}
+
+fn collect_targets(node: Node<'_>, src: &str, names: &mut Vec<String>, depth: usize) {
+    if depth > annotation::MAX_DEPTH {
+        return;
+    }
+    let root = |n: Node<'_>| -> Option<String> {
+        let mut n = n;
+        while matches!(n.kind(), "subscript" | "attribute") {
+            n = n.child_by_field_name(if n.kind() == "subscript" {
+                "value"
+            } else {
+                "object"
+            })?;
+        }
+        (n.kind() == "identifier").then(|| text(n, src).to_owned())
+    };
+    match node.kind() {
+        "assignment" | "augmented_assignment" | "for_statement" | "for_in_clause" => {
+            if let Some(left) = node.child_by_field_name("left") {
+                if matches!(
+                    left.kind(),
+                    "pattern_list" | "tuple_pattern" | "list_pattern"
+                ) {
+                    names.extend(named_children(left).into_iter().filter_map(root));
+                } else {
+                    names.extend(root(left));
+                }
+            }
+        }
+        "call" => {
+            if let Some(f) = node
+                .child_by_field_name("function")
+                .filter(|f| f.kind() == "attribute")
+                && let Some(object) = f.child_by_field_name("object")
+            {
+                names.extend(root(object));
+            }
+        }
+        "function_definition" | "class_definition" => {
+            names.extend(def_name(node, src).map(str::to_owned));
+            return;
+        }
+        "delete_statement" => {
+            names.extend(named_children(node).into_iter().filter_map(root));
+        }
+        "as_pattern_target" => names.extend(root(node)),
+        _ => {}
+    }
+    for child in named_children(node) {
+        collect_targets(child, src, names, depth + 1);
+    }
+}
+
 /// A BaseModel or TypedDict subclass, with its fields (inherited ones first).
-fn model_class(module: &Module, class: Node<'_>) -> Option<(String, ModelDef)> {
+fn model_class(eval: &Eval<'_>, idx: usize, class: Node<'_>) -> Option<(String, ModelDef)> {
+    let module = &eval.modules[idx];
     let src = module.file.src.as_str();
     let name = def_name(class, src)?.to_owned();
     let supers = class.child_by_field_name("superclasses")?;
@@ -515,7 +775,6 @@ fn model_class(module: &Module, class: Node<'_>) -> Option<(String, ModelDef)> {
         return None;
     }
     let body = class.child_by_field_name("body")?;
-    let consts = &module.symbols;
     for stmt in named_children(body) {
         let stmt = unwrap_statement(stmt);
         if stmt.kind() != "assignment" {
@@ -548,7 +807,7 @@ fn model_class(module: &Module, class: Node<'_>) -> Option<(String, ModelDef)> {
         }
         let has_default = stmt
             .child_by_field_name("right")
-            .is_some_and(|r| literal::eval(r, src, consts).is_some());
+            .is_some_and(|r| eval.expr(idx, r).is_data());
         let field_name = text(left, src).to_owned();
         fields.retain(|f| f.name != field_name);
         fields.push(ModelField {

@@ -102,87 +102,102 @@ impl Resolver<'_> {
             return Ok((opaque_input(inner), None));
         }
         match ann {
-            Ann::Simple(name) => {
-                if let Some((alias, m)) = self.alias(module, name) {
-                    return self.input_depth(m, &alias, depth + 1);
-                }
-                if let Some((_, _, def)) = self.model(module, name) {
-                    if def.is_typed_dict {
-                        return Ok((InputType::primitive(Primitive::Any), None));
-                    }
-                    return Err(SchemaError::unsupported(last_segment(name)));
-                }
-                let short = last_segment(name);
-                match short {
-                    "dict" | "Dict" => return Ok((InputType::primitive(Primitive::Any), None)),
-                    "list" | "List" => {
-                        return Ok((InputType::array(InputType::primitive(Primitive::Any)), None));
-                    }
-                    _ => {}
-                }
-                if let Some(p) = Primitive::from_name(short) {
-                    return Ok((InputType::primitive(p), None));
-                }
-                Err(match self.imported_from(module, name) {
-                    Some((n, m)) => SchemaError::unresolvable_imported(&n, &m),
-                    None => SchemaError::unsupported(short),
-                })
-            }
-            Ann::Generic(outer, args) => {
-                let outer_name = match self.alias(module, outer) {
-                    Some((Ann::Simple(real), _)) => real,
-                    _ => outer.clone(),
-                };
-                let short = last_segment(&outer_name);
-                match short {
-                    "dict" | "Dict" => Ok((InputType::primitive(Primitive::Any), None)),
-                    "Optional" => {
-                        if args.len() != 1 {
-                            return Err(SchemaError::unsupported(format!(
-                                "Optional expects exactly 1 type argument, got {}",
-                                args.len()
-                            )));
-                        }
-                        let (mut inner, choices) = self.input_depth(module, &args[0], depth + 1)?;
-                        inner.nullable = true;
-                        Ok((inner, choices))
-                    }
-                    "Union" => self.input_union(module, args, depth),
-                    "Annotated" => match args.first() {
-                        Some(first) => self.input_depth(module, first, depth + 1),
-                        None => Err(SchemaError::unsupported(
-                            "Annotated expects at least 1 type argument",
-                        )),
-                    },
-                    "List" | "list" => {
-                        if args.len() != 1 {
-                            return Err(SchemaError::unsupported(format!(
-                                "List expects exactly 1 type argument, got {}",
-                                args.len()
-                            )));
-                        }
-                        let (inner, choices) = match self.opaque_inner(module, &args[0]) {
-                            Some(o) => (opaque_input(o), None),
-                            None => self.input_depth(module, &args[0], depth + 1)?,
-                        };
-                        if inner.nullable || !matches!(inner.kind, InputKind::Primitive(_)) {
-                            return Err(SchemaError::unsupported(
-                                "nested generics like List[Optional[X]] are not supported",
-                            ));
-                        }
-                        Ok((InputType::array(inner), choices))
-                    }
-                    _ => Err(SchemaError::unsupported(format!(
-                        "{short}[...] is not a supported input type"
-                    ))),
-                }
-            }
+            Ann::Simple(name) => self.input_simple(module, name, depth),
+            Ann::Generic(outer, args) => self.input_generic(module, outer, args, depth),
             Ann::Union(members) => self.input_union(module, members, depth),
             Ann::Literal(_, values) => {
                 let p = literal_primitive(values)?;
                 Ok((InputType::primitive(p), Some(values.clone())))
             }
             Ann::Opaque(text) => Err(SchemaError::unsupported(text)),
+        }
+    }
+
+    fn input_simple(
+        &self,
+        module: usize,
+        name: &str,
+        depth: usize,
+    ) -> Result<ResolvedInput, SchemaError> {
+        if let Some((alias, m)) = self.alias(module, name) {
+            return self.input_depth(m, &alias, depth + 1);
+        }
+        if let Some((_, _, def)) = self.model(module, name) {
+            if def.is_typed_dict {
+                return Ok((InputType::primitive(Primitive::Any), None));
+            }
+            return Err(SchemaError::unsupported(last_segment(name)));
+        }
+        let short = last_segment(name);
+        match short {
+            "dict" | "Dict" => return Ok((InputType::primitive(Primitive::Any), None)),
+            "list" | "List" => {
+                return Ok((InputType::array(InputType::primitive(Primitive::Any)), None));
+            }
+            _ => {}
+        }
+        if let Some(p) = Primitive::from_name(short) {
+            return Ok((InputType::primitive(p), None));
+        }
+        Err(match self.imported_from(module, name) {
+            Some((n, m)) => SchemaError::unresolvable_imported(&n, &m),
+            None => SchemaError::unsupported(short),
+        })
+    }
+
+    fn input_generic(
+        &self,
+        module: usize,
+        outer: &str,
+        args: &[Ann],
+        depth: usize,
+    ) -> Result<ResolvedInput, SchemaError> {
+        let outer_name = match self.alias(module, outer) {
+            Some((Ann::Simple(real), _)) => real,
+            _ => outer.to_owned(),
+        };
+        let short = last_segment(&outer_name);
+        match short {
+            "dict" | "Dict" => Ok((InputType::primitive(Primitive::Any), None)),
+            "Optional" => {
+                if args.len() != 1 {
+                    return Err(SchemaError::unsupported(format!(
+                        "Optional expects exactly 1 type argument, got {}",
+                        args.len()
+                    )));
+                }
+                let (mut inner, choices) = self.input_depth(module, &args[0], depth + 1)?;
+                inner.nullable = true;
+                Ok((inner, choices))
+            }
+            "Union" => self.input_union(module, args, depth),
+            "Annotated" => match args.first() {
+                Some(first) => self.input_depth(module, first, depth + 1),
+                None => Err(SchemaError::unsupported(
+                    "Annotated expects at least 1 type argument",
+                )),
+            },
+            "List" | "list" => {
+                if args.len() != 1 {
+                    return Err(SchemaError::unsupported(format!(
+                        "List expects exactly 1 type argument, got {}",
+                        args.len()
+                    )));
+                }
+                let (inner, choices) = match self.opaque_inner(module, &args[0]) {
+                    Some(o) => (opaque_input(o), None),
+                    None => self.input_depth(module, &args[0], depth + 1)?,
+                };
+                if inner.nullable || !matches!(inner.kind, InputKind::Primitive(_)) {
+                    return Err(SchemaError::unsupported(
+                        "nested generics like List[Optional[X]] are not supported",
+                    ));
+                }
+                Ok((InputType::array(inner), choices))
+            }
+            _ => Err(SchemaError::unsupported(format!(
+                "{short}[...] is not a supported input type"
+            ))),
         }
     }
 
@@ -270,136 +285,153 @@ impl Resolver<'_> {
             return Ok(opaque_output(inner));
         }
         match ann {
-            Ann::Simple(name) => {
-                if let Some((alias, m)) = self.alias(module, name) {
-                    return self.output_depth(m, &alias, seen, depth + 1);
-                }
-                if let Some((m, class, def)) = self.model(module, name) {
-                    let key = (m, class);
-                    if seen.contains(&key) {
-                        return Ok(OutputType::new(OutputKind::Any));
-                    }
-                    let def = def.clone();
-                    seen.insert(key.clone());
-                    let result = self.model_output(m, &def, seen, depth);
-                    seen.remove(&key);
-                    return result;
-                }
-                let short = last_segment(name);
-                match short {
-                    "Any" | "dict" | "Dict" => return Ok(OutputType::new(OutputKind::Any)),
-                    "list" | "List" => {
-                        return Ok(OutputType::new(OutputKind::Array(Box::new(
-                            OutputType::new(OutputKind::Any),
-                        ))));
-                    }
-                    _ => {}
-                }
-                if let Some(p) = Primitive::from_name(short) {
-                    return Ok(OutputType::new(OutputKind::Primitive(p)));
-                }
-                Err(match self.imported_from(module, name) {
-                    Some((n, m)) => SchemaError::unresolvable_imported(&n, &m),
-                    None => SchemaError::unresolvable(short),
-                })
-            }
-            Ann::Generic(outer, args) => {
-                let outer_name = match self.alias(module, outer) {
-                    Some((Ann::Simple(real), _)) => real,
-                    _ => outer.clone(),
-                };
-                let short = last_segment(&outer_name);
-                let recurse = |a: &Ann, seen: &mut HashSet<(usize, String)>| {
-                    self.output_depth(module, a, seen, depth + 1)
-                };
-                match short {
-                    "Annotated" => match args.first() {
-                        Some(first) => recurse(first, seen),
-                        None => Err(SchemaError::unsupported(
-                            "Annotated expects at least 1 type argument",
-                        )),
-                    },
-                    "dict" | "Dict" => match args.len() {
-                        2 => {
-                            let value = recurse(&args[1], seen).map_err(|e| SchemaError {
-                                message: format!("resolving dict value type: {}", e.message),
-                                ..e
-                            })?;
-                            Ok(OutputType::new(OutputKind::Dict(Box::new(value))))
-                        }
-                        0 => Ok(OutputType::new(OutputKind::Any)),
-                        _ => Err(SchemaError::unsupported(
-                            "dict expects 0 or 2 type arguments",
-                        )),
-                    },
-                    "Optional" => {
-                        if args.len() != 1 {
-                            return Err(SchemaError::unsupported(
-                                "Optional expects exactly 1 type argument",
-                            ));
-                        }
-                        Err(SchemaError::optional_output())
-                    }
-                    "Union" => Err(union_output_error(args)),
-                    "list" | "List" => {
-                        if args.len() != 1 {
-                            return Err(SchemaError::unsupported(
-                                "list expects exactly 1 type argument",
-                            ));
-                        }
-                        Ok(OutputType::new(OutputKind::Array(Box::new(recurse(
-                            &args[0], seen,
-                        )?))))
-                    }
-                    "Iterator" | "AsyncIterator" => {
-                        if args.len() != 1 {
-                            return Err(SchemaError::unsupported(
-                                "Iterator expects exactly 1 type argument",
-                            ));
-                        }
-                        Ok(OutputType::new(OutputKind::Iterator(Box::new(recurse(
-                            &args[0], seen,
-                        )?))))
-                    }
-                    "Generator" | "AsyncGenerator" => {
-                        let Some(first) = args.first() else {
-                            return Err(SchemaError::unsupported(
-                                "Generator expects at least 1 type argument",
-                            ));
-                        };
-                        Ok(OutputType::new(OutputKind::Iterator(Box::new(recurse(
-                            first, seen,
-                        )?))))
-                    }
-                    "ConcatenateIterator" | "AsyncConcatenateIterator" => {
-                        if args.len() != 1 {
-                            return Err(SchemaError::unsupported(
-                                "ConcatenateIterator expects exactly 1 type argument",
-                            ));
-                        }
-                        let Ann::Simple(elem) = &args[0] else {
-                            return Err(SchemaError::unsupported(
-                                "ConcatenateIterator element type must be a simple type",
-                            ));
-                        };
-                        if Primitive::from_name(elem) != Some(Primitive::String) {
-                            return Err(SchemaError::new(
-                                crate::schema::error::SchemaErrorKind::ConcatIteratorNotStr,
-                                format!("ConcatenateIterator element type must be str, got {elem}"),
-                            ));
-                        }
-                        Ok(OutputType::new(OutputKind::ConcatenateIterator))
-                    }
-                    _ => Err(SchemaError::unsupported(format!(
-                        "{short}[...] is not a supported output type"
-                    ))),
-                }
-            }
+            Ann::Simple(name) => self.output_simple(module, name, seen, depth),
+            Ann::Generic(outer, args) => self.output_generic(module, outer, args, seen, depth),
             Ann::Union(members) => Err(union_output_error(members)),
             Ann::Literal(_, values) => Ok(OutputType::new(OutputKind::Primitive(
                 literal_primitive(values)?,
             ))),
             Ann::Opaque(text) => Err(SchemaError::unsupported(text)),
+        }
+    }
+
+    fn output_simple(
+        &self,
+        module: usize,
+        name: &str,
+        seen: &mut HashSet<(usize, String)>,
+        depth: usize,
+    ) -> Result<OutputType, SchemaError> {
+        if let Some((alias, m)) = self.alias(module, name) {
+            return self.output_depth(m, &alias, seen, depth + 1);
+        }
+        if let Some((m, class, def)) = self.model(module, name) {
+            let key = (m, class);
+            if seen.contains(&key) {
+                return Ok(OutputType::new(OutputKind::Any));
+            }
+            let def = def.clone();
+            seen.insert(key.clone());
+            let result = self.model_output(m, &def, seen, depth);
+            seen.remove(&key);
+            return result;
+        }
+        let short = last_segment(name);
+        match short {
+            "Any" | "dict" | "Dict" => return Ok(OutputType::new(OutputKind::Any)),
+            "list" | "List" => {
+                return Ok(OutputType::new(OutputKind::Array(Box::new(
+                    OutputType::new(OutputKind::Any),
+                ))));
+            }
+            _ => {}
+        }
+        if let Some(p) = Primitive::from_name(short) {
+            return Ok(OutputType::new(OutputKind::Primitive(p)));
+        }
+        Err(match self.imported_from(module, name) {
+            Some((n, m)) => SchemaError::unresolvable_imported(&n, &m),
+            None => SchemaError::unresolvable(short),
+        })
+    }
+
+    fn output_generic(
+        &self,
+        module: usize,
+        outer: &str,
+        args: &[Ann],
+        seen: &mut HashSet<(usize, String)>,
+        depth: usize,
+    ) -> Result<OutputType, SchemaError> {
+        let outer_name = match self.alias(module, outer) {
+            Some((Ann::Simple(real), _)) => real,
+            _ => outer.to_owned(),
+        };
+        let short = last_segment(&outer_name);
+        let recurse = |a: &Ann, seen: &mut HashSet<(usize, String)>| {
+            self.output_depth(module, a, seen, depth + 1)
+        };
+        match short {
+            "Annotated" => match args.first() {
+                Some(first) => recurse(first, seen),
+                None => Err(SchemaError::unsupported(
+                    "Annotated expects at least 1 type argument",
+                )),
+            },
+            "dict" | "Dict" => match args.len() {
+                2 => {
+                    let value = recurse(&args[1], seen).map_err(|e| SchemaError {
+                        message: format!("resolving dict value type: {}", e.message),
+                        ..e
+                    })?;
+                    Ok(OutputType::new(OutputKind::Dict(Box::new(value))))
+                }
+                0 => Ok(OutputType::new(OutputKind::Any)),
+                _ => Err(SchemaError::unsupported(
+                    "dict expects 0 or 2 type arguments",
+                )),
+            },
+            "Optional" => {
+                if args.len() != 1 {
+                    return Err(SchemaError::unsupported(
+                        "Optional expects exactly 1 type argument",
+                    ));
+                }
+                Err(SchemaError::optional_output())
+            }
+            "Union" => Err(union_output_error(args)),
+            "list" | "List" => {
+                if args.len() != 1 {
+                    return Err(SchemaError::unsupported(
+                        "list expects exactly 1 type argument",
+                    ));
+                }
+                Ok(OutputType::new(OutputKind::Array(Box::new(recurse(
+                    &args[0], seen,
+                )?))))
+            }
+            "Iterator" | "AsyncIterator" => {
+                if args.len() != 1 {
+                    return Err(SchemaError::unsupported(
+                        "Iterator expects exactly 1 type argument",
+                    ));
+                }
+                Ok(OutputType::new(OutputKind::Iterator(Box::new(recurse(
+                    &args[0], seen,
+                )?))))
+            }
+            "Generator" | "AsyncGenerator" => {
+                let Some(first) = args.first() else {
+                    return Err(SchemaError::unsupported(
+                        "Generator expects at least 1 type argument",
+                    ));
+                };
+                Ok(OutputType::new(OutputKind::Iterator(Box::new(recurse(
+                    first, seen,
+                )?))))
+            }
+            "ConcatenateIterator" | "AsyncConcatenateIterator" => {
+                if args.len() != 1 {
+                    return Err(SchemaError::unsupported(
+                        "ConcatenateIterator expects exactly 1 type argument",
+                    ));
+                }
+                let Ann::Simple(elem) = &args[0] else {
+                    return Err(SchemaError::unsupported(
+                        "ConcatenateIterator element type must be a simple type",
+                    ));
+                };
+                if Primitive::from_name(elem) != Some(Primitive::String) {
+                    return Err(SchemaError::new(
+                        crate::schema::error::SchemaErrorKind::ConcatIteratorNotStr,
+                        format!("ConcatenateIterator element type must be str, got {elem}"),
+                    ));
+                }
+                Ok(OutputType::new(OutputKind::ConcatenateIterator))
+            }
+            _ => Err(SchemaError::unsupported(format!(
+                "{short}[...] is not a supported output type"
+            ))),
         }
     }
 

@@ -3,7 +3,8 @@
 //! predictor's text, so tree-sitter has far less to parse. A body becomes `0` (a valid
 //! statement) followed by the body's line breaks, so line numbers are unchanged; every other
 //! byte is kept as written. A body that mentions
-//! `Input(` is kept (helpers that return `Input(...)` are reused as defaults).
+//! `Input(` is kept (helpers that return `Input(...)` are reused as defaults), and so is the
+//! short body of a top-level function (helpers whose return value is a default or choices).
 //! The caller falls back to the original text if the skimmed text does not parse cleanly.
 
 /// One logical line (physical lines joined by brackets, strings or backslashes).
@@ -16,8 +17,18 @@ struct LogicalLine {
     def_header: bool,
 }
 
+/// Bodies of top-level functions of at most this many logical lines are kept: small helpers
+/// the evaluator may call for a default or choices. Methods are blanked (most of a predictor).
+const SHORT_BODY: usize = 12;
+
 /// The skimmed text, or `None` when there is nothing to blank.
 pub fn blank_function_bodies(src: &str) -> Option<String> {
+    blank_bodies(src, SHORT_BODY)
+}
+
+/// Blanks bodies that do not mention `Input(`, except those of top-level functions of at most
+/// `keep_up_to` logical lines.
+fn blank_bodies(src: &str, keep_up_to: usize) -> Option<String> {
     let bytes = src.as_bytes();
     let lines = logical_lines(bytes);
     let mut out: Option<String> = None;
@@ -48,7 +59,9 @@ pub fn blank_function_bodies(src: &str) -> Option<String> {
         };
         let first = (i + 1..=last).find(|k| !lines[*k].blank).unwrap_or(last);
         let (start, end) = (lines[first].start, lines[last].end);
-        if !contains(&bytes[start..end], b"Input(") {
+        let statements = (i + 1..=last).filter(|k| !lines[*k].blank).count();
+        let small_helper = header.indent == 0 && statements <= keep_up_to;
+        if !small_helper && !contains(&bytes[start..end], b"Input(") {
             let buf = out.get_or_insert_with(|| String::with_capacity(src.len() / 2));
             let statement_at = start + lines[first].indent;
             buf.push_str(&src[copied..statement_at]);
@@ -160,12 +173,12 @@ fn skip_string(s: &[u8], i: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::blank_function_bodies;
+    use super::{SHORT_BODY, blank_bodies, blank_function_bodies};
 
     #[test]
     fn blanks_bodies_keeping_lines() {
         let src = "def f(x: int) -> int:\n    y = x + 1\n    return y\n\nclass A:\n    def g(self) -> str:\n        \"\"\"doc\ndef not_a_def():\n\"\"\"\n        return 'x'\n\nZ = 1\n";
-        let out = blank_function_bodies(src).expect("changed");
+        let out = blank_bodies(src, 0).expect("changed");
         assert_eq!(out.lines().count(), src.lines().count());
         assert!(out.starts_with("def f(x: int) -> int:\n    0\n"));
         assert!(out.contains("class A:\n    def g(self) -> str:\n        0"));
@@ -176,22 +189,36 @@ mod tests {
     #[test]
     fn comments_end_lines() {
         let src = "def f():  # trailing\n    x = 1\n# column zero\n    y = 2\n# at end";
-        let out = blank_function_bodies(src).expect("changed");
+        let out = blank_bodies(src, 0).expect("changed");
         assert_eq!(out, "def f():  # trailing\n    0\n\n\n# at end");
     }
 
     #[test]
     fn keeps_input_helpers_and_one_liners() {
         let src = "class I:\n    def steps(default=1):\n        return Input(default=default)\n\ndef f(): return 1\n";
-        assert_eq!(blank_function_bodies(src), None);
+        assert_eq!(blank_bodies(src, 0), None);
     }
 
     #[test]
     fn multiline_signatures() {
         let src = "def predict(\n    self,\n    x: str = Input(description=\"a:b\"),\n) -> str:\n    return x\n";
-        let out = blank_function_bodies(src).expect("changed");
+        let out = blank_bodies(src, 0).expect("changed");
         assert!(out.starts_with(
             "def predict(\n    self,\n    x: str = Input(description=\"a:b\"),\n) -> str:\n    0"
         ));
+    }
+
+    #[test]
+    fn short_bodies_are_kept_for_the_evaluator() {
+        let short = "def fmt():\n    return \"webp\"\n";
+        assert_eq!(blank_function_bodies(short), None);
+        let long = format!(
+            "def f():\n{}    return 1\n",
+            "    x = 1\n".repeat(SHORT_BODY)
+        );
+        assert_eq!(
+            blank_function_bodies(&long).as_deref(),
+            Some(format!("def f():\n    0{}", "\n".repeat(SHORT_BODY + 1)).as_str())
+        );
     }
 }
