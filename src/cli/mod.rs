@@ -4,6 +4,8 @@
 mod args;
 mod build;
 mod container;
+mod debug;
+mod doctor;
 mod exec;
 mod init;
 mod login;
@@ -13,6 +15,7 @@ mod publish;
 mod push;
 mod run;
 mod serve;
+mod train;
 
 use std::process::ExitCode;
 
@@ -64,6 +67,14 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run a command inside the project's image, with the project at /src
     Exec(exec::ExecArgs),
+    /// Run a training (deprecated)
+    #[command(hide = true)]
+    Train(train::TrainArgs),
+    /// Generate a Dockerfile from cog
+    #[command(hide = true)]
+    Debug(debug::DebugArgs),
+    /// Check your project for common issues and fix them (experimental)
+    Doctor(doctor::DoctorArgs),
 }
 
 impl Command {
@@ -75,7 +86,10 @@ impl Command {
             Self::Run(a) | Self::Predict(a) => a.project.progress,
             Self::Serve(a) => a.project.progress,
             Self::Exec(a) => a.project.progress,
-            Self::Init(_) | Self::Login(_) | Self::Plan(_) => None,
+            Self::Train(a) => a.project.progress,
+            Self::Init(_) | Self::Login(_) | Self::Plan(_) | Self::Debug(_) | Self::Doctor(_) => {
+                None
+            }
         };
         flag.unwrap_or_else(ProgressMode::from_env)
     }
@@ -123,6 +137,9 @@ fn dispatch(session: &Session, command: Command) -> Result<ExitCode> {
         Command::Predict(args) => run::run(session, &args, true),
         Command::Serve(args) => serve::run(session, &args),
         Command::Exec(args) => exec::run(session, &args),
+        Command::Train(args) => train::run(session, &args),
+        Command::Debug(args) => debug::run(session, &args),
+        Command::Doctor(args) => doctor::run(session, &args),
     }
 }
 

@@ -1,9 +1,11 @@
 //! Docker and podman, through their command-line clients (same flags for both).
 use std::collections::BTreeMap;
+use std::io::{self, Write};
 use std::process::{Command, Stdio};
 
 use layers::BlobStore;
 
+use super::docker_api::{self, DockerApi};
 use super::{Image, RunSpec, RuntimeError, RuntimeKind, SHM_SIZE, container_name, output_of};
 use crate::oci;
 
@@ -28,6 +30,15 @@ fn run_ref(kind: RuntimeKind, image: &Image) -> String {
 
 /// The daemon's id for `name`, without `sha256:`; `None` when it does not have it.
 fn daemon_image_id(kind: RuntimeKind, name: &str) -> Option<String> {
+    if kind == RuntimeKind::Docker
+        && let Some(api) = docker_api()
+    {
+        return api
+            .image_id(name)
+            .ok()
+            .flatten()
+            .map(|id| id.trim_start_matches("sha256:").to_string());
+    }
     let out = output_of(
         kind.program(),
         &["image", "inspect", "--format", "{{.Id}}", name],
@@ -37,52 +48,151 @@ fn daemon_image_id(kind: RuntimeKind, name: &str) -> Option<String> {
     (!id.is_empty()).then(|| id.trim_start_matches("sha256:").to_string())
 }
 
-/// Loads an image from our cache into the daemon unless it already has that image id; pulls a
-/// daemon-only image it does not have.
+/// The Docker daemon's API on its unix socket, when it answers there.
+pub(super) fn docker_api() -> Option<DockerApi> {
+    let socket = docker_api::socket_path()?;
+    if !socket.exists() {
+        return None;
+    }
+    DockerApi::connect(&socket)
+        .inspect_err(|e| tracing::debug!("Docker API: {e}"))
+        .ok()
+}
+
+/// What [`ensure_loaded`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded {
+    /// The engine had the image (by id) already; at most a tag was added.
+    AlreadyThere,
+    /// The image was streamed into the engine.
+    Loaded,
+}
+
+/// Loads an image from our cache into the daemon unless it already has that image id (our
+/// config digest, or the manifest digest where the engine names images by it), and gives it
+/// `name`; pulls a daemon-only image it does not have. The image goes in as a stream: through
+/// Docker's image-load API, or into `docker load`/`podman load` on stdin; never a file of ours.
 pub(super) fn ensure_loaded(
     kind: RuntimeKind,
     store: &BlobStore,
     image: &Image,
-) -> Result<(), RuntimeError> {
+) -> Result<Loaded, RuntimeError> {
     match image {
-        Image::Local { name, image } => {
-            let id = image.config_digest.hex();
-            if daemon_image_id(kind, &id).as_deref() == Some(id.as_str()) {
-                // Same content; keep the name pointing at it too.
-                if daemon_image_id(kind, name).as_deref() != Some(id.as_str()) {
-                    output_of(kind.program(), &["tag", &id, name])?;
-                }
-                tracing::debug!("{kind} already has {name} ({id})");
-                return Ok(());
-            }
-            let dir = store.root().join("tmp");
-            fs_err::create_dir_all(&dir).map_err(super::io_error(&dir))?;
-            let tmp = tempfile::Builder::new()
-                .prefix("load-")
-                .suffix(".tar")
-                .tempfile_in(&dir)
-                .map_err(super::io_error(&dir))?;
-            oci::export_tarball(
-                store,
-                &image.image_ref(),
-                tmp.path(),
-                std::slice::from_ref(name),
-            )
-            .map_err(|source| RuntimeError::Image {
-                image: name.clone(),
-                source,
-            })?;
-            let path = tmp.path().to_string_lossy().into_owned();
-            output_of(kind.program(), &["load", "-i", &path])?;
-            Ok(())
-        }
+        Image::Local { name, image } => load_local(kind, store, image, name),
         Image::Daemon { name } => {
             if daemon_image_id(kind, name).is_none() {
                 output_of(kind.program(), &["pull", name])?;
+                return Ok(Loaded::Loaded);
             }
-            Ok(())
+            Ok(Loaded::AlreadyThere)
         }
     }
+}
+
+fn load_local(
+    kind: RuntimeKind,
+    store: &BlobStore,
+    image: &oci::SourceImage,
+    name: &str,
+) -> Result<Loaded, RuntimeError> {
+    let config = image.config_digest.hex();
+    let manifest = image.manifest_digest.hex();
+    let ours = |id: &str| id == config || id == manifest;
+    let api = (kind == RuntimeKind::Docker).then(docker_api).flatten();
+    let id_of = |reference: &str| -> Result<Option<String>, RuntimeError> {
+        Ok(match &api {
+            Some(api) => api
+                .image_id(reference)?
+                .map(|id| id.trim_start_matches("sha256:").to_string()),
+            None => daemon_image_id(kind, reference),
+        })
+    };
+    if id_of(name)?.as_deref().is_some_and(ours) {
+        tracing::debug!("{kind} already has {name} ({config})");
+        return Ok(Loaded::AlreadyThere);
+    }
+    let reference = match kind {
+        RuntimeKind::Podman => config.clone(),
+        _ => image.config_digest.to_string(),
+    };
+    if let Some(id) = id_of(&reference)?.filter(|id| ours(id)) {
+        // Same content under another name: name it too.
+        tracing::debug!("{kind} has {config}; tagging it {name}");
+        match &api {
+            Some(api) => api.tag(&id, name)?,
+            None => {
+                output_of(kind.program(), &["tag", &id, name])?;
+            }
+        }
+        return Ok(Loaded::AlreadyThere);
+    }
+    let image_ref = image.image_ref();
+    let tags = [name.to_string()];
+    let mut write = |out: &mut dyn Write| -> io::Result<()> {
+        oci::write_tarball(store, &image_ref, out, &tags)
+            .map(|_| ())
+            .map_err(io::Error::other)
+    };
+    match &api {
+        Some(api) => {
+            let lines = api.load(&mut write).map_err(|e| RuntimeError::Load {
+                image: name.to_string(),
+                engine: kind,
+                source: Box::new(e),
+            })?;
+            tracing::debug!("{kind}: {}", lines.join("; "));
+        }
+        None => load_through_client(kind, name, &mut write)?,
+    }
+    // The archive names the image; podman may prefix it with `localhost/`, so name it as asked.
+    if kind == RuntimeKind::Podman {
+        output_of(kind.program(), &["tag", &config, name])?;
+    }
+    Ok(Loaded::Loaded)
+}
+
+/// `docker load` / `podman load` with the tarball written into its stdin as it is made.
+fn load_through_client(
+    kind: RuntimeKind,
+    name: &str,
+    write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+) -> Result<(), RuntimeError> {
+    let program = kind.program();
+    let mut child = Command::new(program)
+        .args(["load", "--quiet"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| RuntimeError::Spawn {
+            program: program.to_string(),
+            source,
+        })?;
+    let written = match child.stdin.take() {
+        Some(stdin) => {
+            let mut stdin = io::BufWriter::with_capacity(1 << 20, stdin);
+            write(&mut stdin).and_then(|()| stdin.flush())
+        }
+        None => Err(io::Error::other("no stdin")),
+    };
+    let output = child
+        .wait_with_output()
+        .map_err(|source| RuntimeError::Spawn {
+            program: program.to_string(),
+            source,
+        })?;
+    if !output.status.success() {
+        return Err(RuntimeError::Command {
+            command: format!("{program} load"),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    written.map_err(|source| RuntimeError::Load {
+        image: name.to_string(),
+        engine: kind,
+        source: Box::new(source),
+    })
 }
 
 /// The labels of an image the daemon has (pulling it first when it does not).
