@@ -3,6 +3,7 @@
 //! Errors become `anyhow` here, at the edge, and are printed once, with their causes.
 mod args;
 mod build;
+mod compat;
 mod container;
 mod debug;
 mod doctor;
@@ -42,6 +43,9 @@ struct Cli {
     /// Disable colored output
     #[arg(long, global = true, env = "COG_NO_COLOR")]
     no_color: bool,
+    /// Cog: write a CPU profile. Not supported by cog-rs: refused
+    #[arg(long, global = true, hide = true)]
+    profile: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -114,6 +118,10 @@ pub fn main() -> ExitCode {
         cli.no_color,
         printer.mode() == ProgressMode::Json,
     );
+    if cli.profile {
+        printer.error("--profile is not supported by cog-rs (remove the flag; COG_LOG=debug shows timings)");
+        return ExitCode::FAILURE;
+    }
     let result = Session::new(SharedReporter::new(printer.clone()), cli.command.registry())
         .map_err(anyhow::Error::new)
         .and_then(|session| dispatch(&session, cli.command));

@@ -299,7 +299,9 @@ fn wait_for_setup(container: &mut Container, timeout: Duration) -> Result<()> {
                 indent_logs(&container.logs())
             );
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // Each turn is a loopback request and a look at the container: cheap enough to ask
+        // often, so that a fast setup is seen as soon as it is done.
+        std::thread::sleep(Duration::from_millis(25));
     }
 }
 

@@ -48,6 +48,14 @@ pub struct DockerApi {
     socket: PathBuf,
 }
 
+/// What [`DockerApi::container`] tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerState {
+    pub running: bool,
+    /// (`"5000/tcp"`, host port) for each published binding.
+    pub ports: Vec<(String, u16)>,
+}
+
 /// An answer: status and body (de-chunked).
 struct Response {
     status: u16,
@@ -81,6 +89,52 @@ impl DockerApi {
             }
             404 => Ok(None),
             status => Err(status_error("GET", path, status, &response.body)),
+        }
+    }
+
+    /// A container's state: whether it runs, and the host ports of its published ports
+    /// (`"5000/tcp"` -> host port); `None` when there is no such container.
+    pub fn container(&self, id: &str) -> Result<Option<ContainerState>, ApiError> {
+        let path = format!("/containers/{}/json", escape(id));
+        let response = self.request("GET", &path, None)?;
+        match response.status {
+            200 => {
+                let value: serde_json::Value =
+                    serde_json::from_slice(&response.body).map_err(|e| ApiError::Io {
+                        method: "GET",
+                        path: path.clone(),
+                        source: io::Error::other(e),
+                    })?;
+                let mut ports = Vec::new();
+                if let Some(map) = value["NetworkSettings"]["Ports"].as_object() {
+                    for (port, bindings) in map {
+                        for binding in bindings.as_array().into_iter().flatten() {
+                            if let Some(host) = binding["HostPort"]
+                                .as_str()
+                                .and_then(|p| p.parse::<u16>().ok())
+                            {
+                                ports.push((port.clone(), host));
+                            }
+                        }
+                    }
+                }
+                Ok(Some(ContainerState {
+                    running: value["State"]["Running"].as_bool().unwrap_or(false),
+                    ports,
+                }))
+            }
+            404 => Ok(None),
+            status => Err(status_error("GET", path, status, &response.body)),
+        }
+    }
+
+    /// Removes a container, killing it first when it runs (`docker rm --force`).
+    pub fn remove_container(&self, id: &str) -> Result<(), ApiError> {
+        let path = format!("/containers/{}?force=1&v=1", escape(id));
+        let response = self.request("DELETE", &path, None)?;
+        match response.status {
+            200 | 204 | 404 => Ok(()),
+            status => Err(status_error("DELETE", path, status, &response.body)),
         }
     }
 

@@ -229,9 +229,10 @@ fn run_args(kind: RuntimeKind, image: &Image, spec: &RunSpec, name: &str) -> Vec
     ];
     if let Some(port) = spec.publish {
         args.push("--publish".into());
+        let ip = spec.publish_ip.as_deref().unwrap_or("127.0.0.1");
         match spec.host_port {
-            Some(host) => args.push(format!("127.0.0.1:{host}:{port}")),
-            None => args.push(format!("127.0.0.1::{port}")),
+            Some(host) => args.push(format!("{ip}:{host}:{port}")),
+            None => args.push(format!("{ip}::{port}")),
         }
     }
     for (key, value) in &spec.env {
@@ -337,6 +338,21 @@ pub(super) fn run_attached(
 impl EngineContainer {
     /// The host port that `container_port` is published on (at 127.0.0.1).
     pub fn host_port(&self, container_port: u16) -> Result<u16, RuntimeError> {
+        if self.kind == RuntimeKind::Docker
+            && let Some(api) = docker_api()
+        {
+            let key = format!("{container_port}/tcp");
+            let state = api.container(&self.id)?;
+            return state
+                .and_then(|s| s.ports.into_iter().find(|(p, _)| *p == key))
+                .map(|(_, host)| host)
+                .ok_or_else(|| {
+                    RuntimeError::Other(format!(
+                        "docker container {}: no host port published for {key}",
+                        self.id
+                    ))
+                });
+        }
         let out = output_of(
             self.kind.program(),
             &["port", &self.id, &format!("{container_port}/tcp")],
@@ -367,6 +383,13 @@ impl EngineContainer {
     }
 
     pub fn is_running(&self) -> bool {
+        if self.kind == RuntimeKind::Docker
+            && let Some(api) = docker_api()
+        {
+            return api
+                .container(&self.id)
+                .is_ok_and(|s| s.is_some_and(|s| s.running));
+        }
         output_of(
             self.kind.program(),
             &["inspect", "--format", "{{.State.Running}}", &self.id],
@@ -390,6 +413,12 @@ impl Drop for EngineContainer {
 
 /// `docker rm --force`, quietly (the container may already be gone).
 pub(super) fn remove(kind: RuntimeKind, id: &str) {
+    if kind == RuntimeKind::Docker
+        && let Some(api) = docker_api()
+        && api.remove_container(id).is_ok()
+    {
+        return;
+    }
     let _ = Command::new(kind.program())
         .args(["rm", "--force", id])
         .stdout(Stdio::null())

@@ -298,6 +298,8 @@ pub struct RunSpec {
     /// The container port to publish on 127.0.0.1 (on a free host port unless `host_port`).
     pub publish: Option<u16>,
     pub host_port: Option<u16>,
+    /// The host address the port is published on (default 127.0.0.1).
+    pub publish_ip: Option<String>,
     /// `--gpus all` (Docker and podman only).
     pub gpus: bool,
     pub workdir: Option<String>,
