@@ -97,20 +97,34 @@ fn a_built_image_runs_with_docker_run_and_is_not_loaded_twice() {
     let digest = ok(&built);
     assert!(digest.starts_with("sha256:"), "{digest}");
     let log = stderr(&built);
-    assert!(log.contains(&format!("Loaded {} into docker", tag.name)), "{log}");
+    assert!(
+        log.contains(&format!("Loaded {} into docker", tag.name)),
+        "{log}"
+    );
 
     // `docker inspect` and `docker run` of the name work, and the labels are the image's.
     let labels = inspect("docker", &tag.name, "{{json .Config.Labels}}").expect("docker has it");
     assert!(labels.contains("run.cog.config"), "{labels}");
     let out = common::run(
         "docker",
-        &["run", "--rm", &tag.name, "python", "-c", "print('ran in docker')"],
+        &[
+            "run",
+            "--rm",
+            &tag.name,
+            "python",
+            "-c",
+            "print('ran in docker')",
+        ],
     );
     assert_eq!(out.trim(), "ran in docker");
 
     // The daemon's image is ours, byte for byte: its id is our config digest.
     let id = inspect("docker", &tag.name, "{{.Id}}").unwrap();
-    let again = cog(&dir, &["build", "-t", &tag.name], &[("COG_LOG", "cog=debug")]);
+    let again = cog(
+        &dir,
+        &["build", "-t", &tag.name],
+        &[("COG_LOG", "cog=debug")],
+    );
     assert_eq!(ok(&again), digest);
     let log = stderr(&again);
     assert!(!log.contains("Loaded "), "loaded again:\n{log}");
@@ -150,10 +164,20 @@ fn without_a_docker_daemon_the_image_goes_to_podman() {
     );
     ok(&built);
     let log = stderr(&built);
-    assert!(log.contains(&format!("Loaded {} into podman", tag.name)), "{log}");
+    assert!(
+        log.contains(&format!("Loaded {} into podman", tag.name)),
+        "{log}"
+    );
     let out = common::run(
         "podman",
-        &["run", "--rm", &tag.name, "python", "-c", "print('ran in podman')"],
+        &[
+            "run",
+            "--rm",
+            &tag.name,
+            "python",
+            "-c",
+            "print('ran in podman')",
+        ],
     );
     assert_eq!(out.trim(), "ran in podman");
 }
@@ -166,7 +190,10 @@ fn cog_flags_cog_rs_does_not_implement_are_refused_by_name() {
         (vec!["build", "--separate-weights"], "--separate-weights"),
         (vec!["build", "--strip"], "--strip"),
         (vec!["build", "--dockerfile", "Dockerfile"], "--dockerfile"),
-        (vec!["build", "--use-cuda-base-image", "true"], "--use-cuda-base-image"),
+        (
+            vec!["build", "--use-cuda-base-image", "true"],
+            "--use-cuda-base-image",
+        ),
         (vec!["push", "--timestamp", "1", "r8.im/x/y"], "--timestamp"),
         (vec!["serve", "--playground"], "--playground"),
         (vec!["--profile", "build"], "--profile"),
@@ -177,6 +204,9 @@ fn cog_flags_cog_rs_does_not_implement_are_refused_by_name() {
             err.contains(&format!("{flag} ")) || err.contains(&format!("{flag}=")),
             "{args:?}: {err}"
         );
-        assert!(err.contains("not supported") || err.contains("cannot"), "{args:?}: {err}");
+        assert!(
+            err.contains("not supported") || err.contains("cannot"),
+            "{args:?}: {err}"
+        );
     }
 }

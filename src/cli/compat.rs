@@ -113,7 +113,10 @@ mod tests {
             ..BaseImageFlags::default()
         };
         let err = flags.check(reporter.as_ref()).unwrap_err().to_string();
-        assert!(err.starts_with("--use-cuda-base-image=true is not supported"), "{err}");
+        assert!(
+            err.starts_with("--use-cuda-base-image=true is not supported"),
+            "{err}"
+        );
         let auto = BaseImageFlags {
             use_cuda_base_image: Some("auto".into()),
             use_cog_base_image: Some(false),

@@ -119,7 +119,9 @@ pub fn main() -> ExitCode {
         printer.mode() == ProgressMode::Json,
     );
     if cli.profile {
-        printer.error("--profile is not supported by cog-rs (remove the flag; COG_LOG=debug shows timings)");
+        printer.error(
+            "--profile is not supported by cog-rs (remove the flag; COG_LOG=debug shows timings)",
+        );
         return ExitCode::FAILURE;
     }
     let result = Session::new(SharedReporter::new(printer.clone()), cli.command.registry())

@@ -128,6 +128,39 @@ impl DockerApi {
         }
     }
 
+    /// `POST /containers/create?name=NAME` with Docker's create body; the new container's id.
+    pub fn create_container(
+        &self,
+        name: &str,
+        body: &serde_json::Value,
+    ) -> Result<String, ApiError> {
+        let path = format!("/containers/create?name={}", escape(name));
+        let bytes = serde_json::to_vec(body).map_err(|e| ApiError::Io {
+            method: "POST",
+            path: path.clone(),
+            source: io::Error::other(e),
+        })?;
+        let response = self.request_json("POST", &path, &bytes)?;
+        match response.status {
+            200 | 201 => {
+                let value: serde_json::Value =
+                    serde_json::from_slice(&response.body).unwrap_or_default();
+                Ok(value["Id"].as_str().unwrap_or(name).to_string())
+            }
+            status => Err(status_error("POST", path, status, &response.body)),
+        }
+    }
+
+    /// `POST /containers/ID/start`.
+    pub fn start_container(&self, id: &str) -> Result<(), ApiError> {
+        let path = format!("/containers/{}/start", escape(id));
+        let response = self.request("POST", &path, None)?;
+        match response.status {
+            204 | 304 => Ok(()),
+            status => Err(status_error("POST", path, status, &response.body)),
+        }
+    }
+
     /// Removes a container, killing it first when it runs (`docker rm --force`).
     pub fn remove_container(&self, id: &str) -> Result<(), ApiError> {
         let path = format!("/containers/{}?force=1&v=1", escape(id));
@@ -185,6 +218,38 @@ impl DockerApi {
             }
         }
         Ok(lines)
+    }
+
+    /// A request with a small JSON body.
+    fn request_json(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<Response, ApiError> {
+        let io_err = |source| ApiError::Io {
+            method,
+            path: path.to_string(),
+            source,
+        };
+        let stream = UnixStream::connect(&self.socket).map_err(|source| ApiError::Connect {
+            socket: self.socket.clone(),
+            source,
+        })?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(io_err)?;
+        let mut out = BufWriter::new(&stream);
+        write!(
+            out,
+            "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .and_then(|()| out.write_all(body))
+        .and_then(|()| out.flush())
+        .map_err(io_err)?;
+        drop(out);
+        read_response(&stream).map_err(io_err)
     }
 
     fn request(
@@ -379,8 +444,15 @@ mod tests {
         assert_eq!(escape("a b&c/d:e"), "a%20b%26c/d:e");
     }
 
+    fn answer(status: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
     /// A fake daemon that records the request and answers `answer`.
-    fn serve_once(answer: &'static str) -> (tempfile::TempDir, std::thread::JoinHandle<Vec<u8>>) {
+    fn serve_once(answer: String) -> (tempfile::TempDir, std::thread::JoinHandle<Vec<u8>>) {
         let dir = tempfile::tempdir().unwrap();
         let listener = UnixListener::bind(dir.path().join("docker.sock")).unwrap();
         let handle = std::thread::spawn(move || {
@@ -409,10 +481,11 @@ mod tests {
 
     #[test]
     fn a_load_streams_the_body_in_chunks_and_reads_the_loaded_name() {
-        let (dir, server) = serve_once(
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
-             20\r\n{\"stream\":\"Loaded image: m:1\\n\"}\n\r\n0\r\n\r\n",
-        );
+        let line = "{\"stream\":\"Loaded image: m:1\\n\"}\n";
+        let (dir, server) = serve_once(format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{line}\r\n0\r\n\r\n",
+            line.len()
+        ));
         let api = DockerApi {
             socket: dir.path().join("docker.sock"),
         };
@@ -435,10 +508,10 @@ mod tests {
 
     #[test]
     fn a_load_error_in_the_stream_is_an_error() {
-        let (dir, server) = serve_once(
-            "HTTP/1.1 200 OK\r\nContent-Length: 48\r\n\r\n\
-             {\"errorDetail\":{\"message\":\"x\"},\"error\":\"bad\"}\n",
-        );
+        let (dir, server) = serve_once(answer(
+            "200 OK",
+            "{\"errorDetail\":{\"message\":\"x\"},\"error\":\"bad\"}\n",
+        ));
         let api = DockerApi {
             socket: dir.path().join("docker.sock"),
         };
@@ -452,9 +525,10 @@ mod tests {
 
     #[test]
     fn a_missing_image_is_none_and_other_statuses_are_errors() {
-        let (dir, server) = serve_once(
-            "HTTP/1.1 404 Not Found\r\nContent-Length: 30\r\n\r\n{\"message\":\"No such image: x\"}",
-        );
+        let (dir, server) = serve_once(answer(
+            "404 Not Found",
+            "{\"message\":\"No such image: x\"}",
+        ));
         let api = DockerApi {
             socket: dir.path().join("docker.sock"),
         };
@@ -465,9 +539,10 @@ mod tests {
             "{request}"
         );
 
-        let (dir, server) = serve_once(
-            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 18\r\n\r\n{\"message\":\"boom\"}",
-        );
+        let (dir, server) = serve_once(answer(
+            "500 Internal Server Error",
+            "{\"message\":\"boom\"}",
+        ));
         let api = DockerApi {
             socket: dir.path().join("docker.sock"),
         };

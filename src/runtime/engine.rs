@@ -277,6 +277,59 @@ fn missing_gpu_driver(stderr: &str) -> bool {
         || stderr.contains("unresolvable CDI devices")
 }
 
+/// Docker's container-create body for `spec` (what `docker run` sends for the same flags).
+fn create_body(image: &Image, spec: &RunSpec) -> serde_json::Value {
+    let mut config = serde_json::json!({
+        "Image": run_ref(RuntimeKind::Docker, image),
+        "Env": spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        "AttachStdout": false,
+        "AttachStderr": false,
+        "Tty": false,
+        "OpenStdin": false,
+    });
+    if !spec.args.is_empty() {
+        config["Cmd"] = serde_json::json!(spec.args);
+    }
+    if let Some(dir) = &spec.workdir {
+        config["WorkingDir"] = serde_json::json!(dir);
+    }
+    let mut host = serde_json::json!({
+        "ShmSize": 6_u64 << 30,
+        "Binds": spec.mounts.iter().map(|m| {
+            let mode = if m.read_only { ":ro" } else { "" };
+            format!("{}:{}{mode}", m.source.display(), m.target)
+        }).collect::<Vec<_>>(),
+        "ExtraHosts": spec.add_hosts,
+    });
+    if let Some(port) = spec.publish {
+        let key = format!("{port}/tcp");
+        config["ExposedPorts"] = serde_json::json!({ key.clone(): {} });
+        host["PortBindings"] = serde_json::json!({ key: [{
+            "HostIp": spec.publish_ip.as_deref().unwrap_or("127.0.0.1"),
+            "HostPort": spec.host_port.map(|p| p.to_string()).unwrap_or_default(),
+        }]});
+    }
+    if spec.gpus {
+        host["DeviceRequests"] = serde_json::json!([{
+            "Driver": "", "Count": -1, "Capabilities": [["gpu"]],
+        }]);
+    }
+    config["HostConfig"] = host;
+    config
+}
+
+/// `docker run --detach`, through the API: create, then start (no client process).
+fn start_with_api(
+    api: &DockerApi,
+    image: &Image,
+    spec: &RunSpec,
+    name: &str,
+) -> Result<(), RuntimeError> {
+    api.create_container(name, &create_body(image, spec))?;
+    api.start_container(name)?;
+    Ok(())
+}
+
 pub(super) fn start(
     kind: RuntimeKind,
     image: &Image,
@@ -284,6 +337,35 @@ pub(super) fn start(
     reporter: &dyn report::Reporter,
 ) -> Result<EngineContainer, RuntimeError> {
     let name = container_name();
+    // Images from our cache are in the daemon by now; a daemon-only name may need a pull,
+    // which `docker run` does.
+    if kind == RuntimeKind::Docker
+        && matches!(image, Image::Local { .. })
+        && let Some(api) = docker_api()
+    {
+        return match start_with_api(&api, image, spec, &name) {
+            Ok(()) => Ok(EngineContainer {
+                kind,
+                id: name,
+                removed: false,
+            }),
+            Err(RuntimeError::DockerApi(docker_api::ApiError::Status { message, .. }))
+                if spec.gpus && missing_gpu_driver(&message) =>
+            {
+                reporter.warning("Missing device driver, re-trying without GPU");
+                remove(kind, &name);
+                let spec = RunSpec {
+                    gpus: false,
+                    ..spec.clone()
+                };
+                start(kind, image, &spec, reporter)
+            }
+            Err(err) => {
+                remove(kind, &name);
+                Err(err)
+            }
+        };
+    }
     let mut args = run_args(kind, image, spec, &name);
     args.insert(1, "--detach".into());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -458,6 +540,51 @@ mod tests {
         );
         let podman = run_args(RuntimeKind::Podman, &image, &spec, "cog-x").join(" ");
         assert!(podman.contains("--pull never r8.im/me/model"), "{podman}");
+    }
+
+    #[test]
+    fn the_api_create_body_asks_what_docker_run_flags_ask() {
+        let spec = RunSpec {
+            args: vec!["python".into(), "-m".into(), "cog.server.http".into()],
+            env: vec![("A".into(), "1".into())],
+            mounts: vec![Mount {
+                source: PathBuf::from("/work/model"),
+                target: "/src".into(),
+                read_only: true,
+            }],
+            publish: Some(5000),
+            gpus: true,
+            add_hosts: vec!["host.docker.internal:host-gateway".into()],
+            ..RunSpec::default()
+        };
+        let image = Image::Daemon {
+            name: "model:latest".into(),
+        };
+        let body = create_body(&image, &spec);
+        assert_eq!(body["Image"], "model:latest");
+        assert_eq!(
+            body["Cmd"],
+            serde_json::json!(["python", "-m", "cog.server.http"])
+        );
+        assert_eq!(body["Env"], serde_json::json!(["A=1"]));
+        let host = &body["HostConfig"];
+        assert_eq!(host["ShmSize"], 6_u64 << 30);
+        assert_eq!(host["Binds"], serde_json::json!(["/work/model:/src:ro"]));
+        assert_eq!(
+            host["PortBindings"]["5000/tcp"],
+            serde_json::json!([{"HostIp": "127.0.0.1", "HostPort": ""}])
+        );
+        assert_eq!(
+            host["DeviceRequests"][0]["Capabilities"],
+            serde_json::json!([["gpu"]])
+        );
+        assert_eq!(
+            host["ExtraHosts"],
+            serde_json::json!(["host.docker.internal:host-gateway"])
+        );
+        // No command: the image's own.
+        let bare = create_body(&image, &RunSpec::default());
+        assert!(bare.get("Cmd").is_none() && bare["HostConfig"].get("PortBindings").is_none());
     }
 
     #[test]
