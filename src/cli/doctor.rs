@@ -265,11 +265,6 @@ impl Context {
         }
     }
 
-    /// `file.py:Class` from `run:`/`predict:` (split), when the config loaded.
-    fn predict_ref(&self) -> Option<(&str, &str)> {
-        self.config()?.predict.as_deref()?.split_once(':')
-    }
-
     fn read_source(&self, file: &str) -> Option<String> {
         fs_err::read_to_string(self.dir.join(file)).ok()
     }

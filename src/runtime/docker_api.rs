@@ -285,7 +285,7 @@ impl DockerApi {
                     )?;
                     let mut chunked = Chunked(BufWriter::with_capacity(1 << 20, &mut out));
                     write_body(&mut chunked)?;
-                    let mut inner = chunked
+                    let inner = chunked
                         .0
                         .into_inner()
                         .map_err(io::IntoInnerError::into_error)?;

@@ -115,7 +115,7 @@ fn load_local(
         RuntimeKind::Podman => config.clone(),
         _ => image.config_digest.to_string(),
     };
-    if let Some(id) = id_of(&reference)?.filter(|id| ours(id)) {
+    if let Some(id) = id_of(&reference)?.filter(|id| ours(id.as_str())) {
         // Same content under another name: name it too.
         tracing::debug!("{kind} has {config}; tagging it {name}");
         match &api {
