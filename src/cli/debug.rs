@@ -244,9 +244,16 @@ fn json_array(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_default()
 }
 
-/// A shell command on one Dockerfile instruction: newlines continued.
+/// A shell command for a `RUN` instruction: a one-line command as is, a script of several lines
+/// as a heredoc (each line its own command, as the sandbox's `/bin/sh -c` runs it).
 fn continued(command: &str) -> String {
-    command.trim_end().replace('\n', " \\\n    ")
+    let command = command.trim_end();
+    if command.contains('\n') {
+        let marker = heredoc_marker(command);
+        format!("<<'{marker}'\n{command}\n{marker}")
+    } else {
+        command.to_string()
+    }
 }
 
 /// A heredoc end marker that does not occur in `contents`.
