@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use layers::Compression;
 
+use super::compat::{BaseImageFlags, UnsupportedBuildFlags};
 use super::printer::ProgressMode;
 use crate::registry::{ClientOptions, DEFAULT_PUSH_CONCURRENCY, ManifestFormat};
 use crate::resolve::{self, LockMode};
@@ -43,6 +44,10 @@ pub struct BuildFlags {
     pub compression: CompressionArg,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub base_image: BaseImageFlags,
+    #[command(flatten)]
+    pub unsupported: UnsupportedBuildFlags,
 }
 
 impl BuildFlags {
@@ -59,7 +64,15 @@ impl BuildFlags {
             secrets: Vec::new(),
             compression: CompressionArg::Gzip,
             registry: RegistryArgs::default(),
+            base_image: project.base_image.clone(),
+            unsupported: UnsupportedBuildFlags::default(),
         }
+    }
+
+    /// Cog's flags that cog-rs answers with a warning or refuses ([`super::compat`]).
+    pub fn check_compat(&self, reporter: &dyn report::Reporter) -> anyhow::Result<()> {
+        self.unsupported.check()?;
+        self.base_image.check(reporter)
     }
 
     pub fn resolve_options(&self) -> resolve::Options<'_> {
@@ -236,6 +249,8 @@ pub struct ProjectArgs {
     /// answers, else podman, else runc
     #[arg(long, value_enum, env = "COG_RUNTIME")]
     pub runtime: Option<RuntimeKind>,
+    #[command(flatten)]
+    pub base_image: BaseImageFlags,
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use crate::config;
 use crate::oci;
 use crate::plan::Stack;
 use crate::resolve::Project;
+use crate::runtime;
 use crate::session::Session;
 
 #[derive(Debug, clap::Args)]
@@ -25,6 +26,10 @@ pub struct BuildArgs {
     /// that docker load, podman load and skopeo all accept
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
+    /// Keep the image in cog's own store only: do not load it into Docker (or podman, when
+    /// no Docker daemon answers) as `docker run NAME` needs
+    #[arg(long)]
+    pub no_load: bool,
     #[command(flatten)]
     pub flags: BuildFlags,
 }
@@ -39,6 +44,9 @@ pub fn run(session: &Session, args: &BuildArgs) -> Result<ExitCode> {
         &name,
         args.output.as_deref(),
     )?;
+    if !args.no_load {
+        load_into_local_engine(session, &name, &built)?;
+    }
     // The digest the registry has (another one with `--manifest-format docker`), as `cog push`.
     let digest = if args.push {
         super::publish::push_built(session, &built.image, &name, &args.flags)?
@@ -63,6 +71,7 @@ pub fn build_and_save(
     name: &str,
     output: Option<&Path>,
 ) -> Result<Built> {
+    flags.check_compat(session.reporter.as_ref())?;
     let inputs = project.resolve(session, &flags.resolve_options())?;
     let plan = PythonStack.plan(&inputs)?;
     let options = BuildOptions {
@@ -81,6 +90,26 @@ pub fn build_and_save(
         image: result.image.image_ref(),
         name: name.to_string(),
     })
+}
+
+/// Makes `name` runnable where users run images, as Cog's build leaves it in Docker: streamed
+/// into the Docker daemon when one answers, else into podman's storage; else it stays in our
+/// store only (`cog run NAME` runs it from there).
+fn load_into_local_engine(session: &Session, name: &str, built: &Built) -> Result<()> {
+    let Some(kind) = runtime::local_engine() else {
+        tracing::debug!("no Docker daemon or podman here: {name} stays in cog's store");
+        return Ok(());
+    };
+    let image = runtime::built_image(&session.store, name, &built.image.digest)?;
+    let loaded = runtime::load_into_engine(kind, &session.store, &image).with_context(|| {
+        format!("loading {name} into {kind} (the image is built, in cog's store; --no-load skips this step)")
+    })?;
+    if loaded == runtime::Loaded::Loaded {
+        session
+            .reporter
+            .message(&format!("Loaded {name} into {kind}"));
+    }
+    Ok(())
 }
 
 /// Cog's naming: `-t` > `image` > `model` > `cog-<dir>`, with `:latest` when no tag is given.

@@ -161,6 +161,18 @@ pub fn server_spec(
     }
 }
 
+/// Publishes the server on `ip` instead of 127.0.0.1; on runc, which shares the host's network,
+/// the server itself binds it.
+pub fn set_publish_ip(runtime: &Runtime, spec: &mut RunSpec, ip: &str) {
+    spec.publish_ip = Some(ip.to_string());
+    if runtime.shares_host_network()
+        && let Some(at) = spec.args.iter().position(|a| a == "--host")
+        && let Some(value) = spec.args.get_mut(at + 1)
+    {
+        *value = ip.to_string();
+    }
+}
+
 /// Runs a container in the foreground and exits with its code.
 pub fn run_attached(ready: &Ready, spec: &RunSpec) -> Result<ExitCode> {
     let code = ready

@@ -4,7 +4,10 @@
 mod args;
 mod build;
 mod cache;
+mod compat;
 mod container;
+mod debug;
+mod doctor;
 mod exec;
 mod init;
 mod login;
@@ -14,6 +17,7 @@ mod publish;
 mod push;
 mod run;
 mod serve;
+mod train;
 
 use std::process::ExitCode;
 
@@ -40,6 +44,9 @@ struct Cli {
     /// Disable colored output
     #[arg(long, global = true, env = "COG_NO_COLOR")]
     no_color: bool,
+    /// Cog: write a CPU profile. Not supported by cog-rs: refused
+    #[arg(long, global = true, hide = true)]
+    profile: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,6 +74,14 @@ enum Command {
     Exec(exec::ExecArgs),
     /// Show, prune or verify the build cache
     Cache(cache::CacheArgs),
+    /// Run a training (deprecated)
+    #[command(hide = true)]
+    Train(train::TrainArgs),
+    /// Generate a Dockerfile from cog
+    #[command(hide = true)]
+    Debug(debug::DebugArgs),
+    /// Check your project for common issues and fix them (experimental)
+    Doctor(doctor::DoctorArgs),
 }
 
 impl Command {
@@ -78,7 +93,13 @@ impl Command {
             Self::Run(a) | Self::Predict(a) => a.project.progress,
             Self::Serve(a) => a.project.progress,
             Self::Exec(a) => a.project.progress,
-            Self::Init(_) | Self::Login(_) | Self::Plan(_) | Self::Cache(_) => None,
+            Self::Train(a) => a.project.progress,
+            Self::Init(_)
+            | Self::Login(_)
+            | Self::Plan(_)
+            | Self::Debug(_)
+            | Self::Doctor(_)
+            | Self::Cache(_) => None,
         };
         flag.unwrap_or_else(ProgressMode::from_env)
     }
@@ -103,6 +124,12 @@ pub fn main() -> ExitCode {
         cli.no_color,
         printer.mode() == ProgressMode::Json,
     );
+    if cli.profile {
+        printer.error(
+            "--profile is not supported by cog-rs (remove the flag; COG_LOG=debug shows timings)",
+        );
+        return ExitCode::FAILURE;
+    }
     let result = Session::new(SharedReporter::new(printer.clone()), cli.command.registry())
         .map_err(anyhow::Error::new)
         .and_then(|session| dispatch(&session, cli.command));
@@ -127,6 +154,9 @@ fn dispatch(session: &Session, command: Command) -> Result<ExitCode> {
         Command::Serve(args) => serve::run(session, &args),
         Command::Exec(args) => exec::run(session, &args),
         Command::Cache(args) => cache::run(session, &args),
+        Command::Train(args) => train::run(session, &args),
+        Command::Debug(args) => debug::run(session, &args),
+        Command::Doctor(args) => doctor::run(session, &args),
     }
 }
 

@@ -19,27 +19,66 @@ const SCHEMA_LABEL: &str = "run.cog.openapi_schema";
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Run an existing image instead of building the project
-    image: Option<String>,
+    pub(super) image: Option<String>,
     /// Inputs, in the form name=value. if value is prefixed with @, then it is read from a file on disk. E.g. -i path=@image.jpg
     #[arg(short = 'i', long = "input")]
-    input: Vec<String>,
+    pub(super) input: Vec<String>,
     /// Pass inputs as JSON object, read from file (@inputs.json) or via stdin (@-)
     #[arg(long)]
-    json: Option<String>,
+    pub(super) json: Option<String>,
     /// Output path
     #[arg(short = 'o', long)]
-    output: Option<PathBuf>,
+    pub(super) output: Option<PathBuf>,
     /// Environment variables, in the form name=value
     #[arg(short = 'e', long = "env")]
-    env: Vec<String>,
+    pub(super) env: Vec<String>,
     /// The timeout for a container to setup (in seconds)
     #[arg(long, default_value_t = 300)]
-    setup_timeout: u64,
+    pub(super) setup_timeout: u64,
     /// Pass REPLICATE_API_TOKEN from the environment to the model as the context's replicate_api_token
     #[arg(long)]
-    use_replicate_token: bool,
+    pub(super) use_replicate_token: bool,
     #[command(flatten)]
     pub project: ProjectArgs,
+    /// Predictions, or trainings (`cog train`).
+    #[arg(skip)]
+    pub(super) mode: Mode,
+}
+
+/// What the server is asked to run: the runner's prediction, or its `train` entry point.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    #[default]
+    Predict,
+    Train,
+}
+
+impl Mode {
+    /// The server's flags for this mode.
+    fn server_flags(self) -> Vec<String> {
+        match self {
+            Self::Predict => Vec::new(),
+            Self::Train => vec!["--x-mode".into(), "train".into()],
+        }
+    }
+
+    /// The schema as input validation and output writing read it: for trainings,
+    /// `TrainingInput`/`TrainingOutput` in the places of `Input`/`Output`.
+    fn schema_view(self, mut schema: Value) -> Result<Value> {
+        if self == Self::Train {
+            let schemas = &mut schema["components"]["schemas"];
+            let Some(input) = schemas.get("TrainingInput").cloned() else {
+                bail!(
+                    "the model's schema has no TrainingInput: cog.yaml names no `train` entry point"
+                );
+            };
+            schemas["Input"] = input;
+            if let Some(output) = schemas.get("TrainingOutput").cloned() {
+                schemas["Output"] = output;
+            }
+        }
+        Ok(schema)
+    }
 }
 
 pub fn run(session: &Session, args: &RunArgs, deprecated_name: bool) -> Result<ExitCode> {
@@ -63,8 +102,11 @@ fn run_prediction(session: &Session, args: &RunArgs) -> Result<ExitCode> {
         start_project(session, args, &cwd, env)?
     };
 
-    session.reporter.message("Running prediction...");
-    let response = predict(&container, &inputs, context)?;
+    session.reporter.message(match args.mode {
+        Mode::Predict => "Running prediction...",
+        Mode::Train => "Running training...",
+    });
+    let response = predict(&container, &inputs, context, args.mode)?;
     drop(container);
     report(session, &response, &schema, args, &cwd)
 }
@@ -83,7 +125,9 @@ fn start_image(
     }
     let runtime = container::detect_runtime(session, &args.project)?;
     let image = find_image(session, &runtime, image)?;
-    let schema = image_schema(&image, runtime.kind)?;
+    let schema = image_schema(&image, runtime.kind)?
+        .map(|s| args.mode.schema_view(s))
+        .transpose()?;
     // Validate before starting anything when the image carries its schema.
     let inputs = if let Some(schema) = &schema {
         Some(request_inputs(schema, args, cwd)?)
@@ -98,12 +142,12 @@ fn start_image(
         env,
         None,
         args.project.gpus.is_some(),
-        &[],
+        &args.mode.server_flags(),
     );
     let container = start_and_wait(session, &ready, &spec, args.setup_timeout)?;
     let schema = match schema {
         Some(schema) => schema,
-        None => fetch_schema(&container)?,
+        None => args.mode.schema_view(fetch_schema(&container)?)?,
     };
     let inputs = match inputs {
         Some(inputs) => inputs,
@@ -120,7 +164,13 @@ fn start_project(
     env: Vec<(String, String)>,
 ) -> Result<(Container, Value, Map<String, Value>)> {
     let project = container::open_project(session, &args.project, true)?;
-    let schema = project.schema_json()?;
+    if args.mode == Mode::Train && project.config.train.is_none() {
+        bail!(
+            "{}: no `train` entry point: set it to e.g. \"train.py:train\" to run trainings",
+            project.config_path.display()
+        );
+    }
+    let schema = args.mode.schema_view(project.schema_json()?)?;
     let inputs = request_inputs(&schema, args, cwd)?;
     let ready = container::build_for_runtime(session, &args.project, &project)?;
     let gpus = project.config.build.gpu || args.project.gpus.is_some();
@@ -130,7 +180,7 @@ fn start_project(
         env,
         Some(&project.dir),
         gpus,
-        &[],
+        &args.mode.server_flags(),
     );
     let container = start_and_wait(session, &ready, &spec, args.setup_timeout)?;
     Ok((container, schema, inputs))
@@ -249,7 +299,9 @@ fn wait_for_setup(container: &mut Container, timeout: Duration) -> Result<()> {
                 indent_logs(&container.logs())
             );
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // Each turn is a loopback request and a look at the container: cheap enough to ask
+        // often, so that a fast setup is seen as soon as it is done.
+        std::thread::sleep(Duration::from_millis(25));
     }
 }
 
@@ -299,8 +351,13 @@ fn predict(
     container: &Container,
     inputs: &Map<String, Value>,
     context: Option<Value>,
+    mode: Mode,
 ) -> Result<Response> {
-    let url = format!("{}/predictions", base_url(container)?);
+    let path = match mode {
+        Mode::Predict => "predictions",
+        Mode::Train => "trainings",
+    };
+    let url = format!("{}/{path}", base_url(container)?);
     let mut request = json!({ "input": inputs });
     if let Some(context) = context {
         request["context"] = context;

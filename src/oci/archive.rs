@@ -35,7 +35,48 @@ pub fn export_tarball(
     path: &Path,
     repo_tags: &[String],
 ) -> Result<(), OciError> {
-    let location = path.display().to_string();
+    let partial = PathBuf::from(format!("{}.tmp", path.display()));
+    let written = (|| -> Result<(), OciError> {
+        let file = fs_err::File::create(&partial)?;
+        let out = write_tarball(
+            store,
+            image,
+            BufWriter::with_capacity(1 << 20, file),
+            repo_tags,
+        )
+        .map_err(|e| match e {
+            OciError::Io(e) => OciError::Io(io::Error::new(
+                e.kind(),
+                format!("cannot write {}: {e}", partial.display()),
+            )),
+            other => other,
+        })?;
+        let file = out.into_inner().map_err(|e| {
+            io::Error::new(
+                e.error().kind(),
+                format!("cannot write {}: {}", partial.display(), e.error()),
+            )
+        })?;
+        file.sync_all()?;
+        Ok(())
+    })();
+    if let Err(err) = written {
+        let _ = fs_err::remove_file(&partial);
+        return Err(err);
+    }
+    fs_err::rename(&partial, path)?;
+    Ok(())
+}
+
+/// Streams `image` as the tarball [`export_tarball`] writes into `out` (a pipe, a socket: it
+/// is written front to back, never sought), and hands `out` back, flushed.
+pub fn write_tarball<W: Write>(
+    store: &BlobStore,
+    image: &ImageRef,
+    out: W,
+    repo_tags: &[String],
+) -> Result<W, OciError> {
+    let location = format!("image {}", image.digest);
     if !media_types::is_manifest(&image.media_type) {
         return Err(OciError::UnsupportedMediaType {
             location,
@@ -74,48 +115,27 @@ pub fn export_tarball(
             .collect(),
     }];
 
-    let partial = PathBuf::from(format!("{}.tmp", path.display()));
-    let written = (|| -> Result<(), OciError> {
-        let file = fs_err::File::create(&partial)?;
-        let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));
-        tar.mode(tar::HeaderMode::Deterministic);
-        append_bytes(&mut tar, "oci-layout", &oci_layout_json())?;
-        append_bytes(&mut tar, "index.json", &canonical_json(&index))?;
-        append_bytes(&mut tar, "manifest.json", &canonical_json(&docker_manifest))?;
-        append_dir(&mut tar, "blobs/")?;
-        append_dir(&mut tar, "blobs/sha256/")?;
-        for blob in &blobs {
-            let source = store.blob_path(&blob.digest);
-            let file = fs_err::File::open(&source)?;
-            let size = file.metadata()?.len();
-            let mut header = file_header(size);
-            tar.append_data(
-                &mut header,
-                blob_path(&blob.digest),
-                BufReader::with_capacity(1 << 20, file),
-            )
-            .map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot write {}: {e}", partial.display()))
-            })?;
-        }
-        let out = tar.into_inner().map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot write {}: {e}", partial.display()))
-        })?;
-        let file = out.into_inner().map_err(|e| {
-            io::Error::new(
-                e.error().kind(),
-                format!("cannot write {}: {}", partial.display(), e.error()),
-            )
-        })?;
-        file.sync_all()?;
-        Ok(())
-    })();
-    if let Err(err) = written {
-        let _ = fs_err::remove_file(&partial);
-        return Err(err);
+    let mut tar = tar::Builder::new(out);
+    tar.mode(tar::HeaderMode::Deterministic);
+    append_bytes(&mut tar, "oci-layout", &oci_layout_json())?;
+    append_bytes(&mut tar, "index.json", &canonical_json(&index))?;
+    append_bytes(&mut tar, "manifest.json", &canonical_json(&docker_manifest))?;
+    append_dir(&mut tar, "blobs/")?;
+    append_dir(&mut tar, "blobs/sha256/")?;
+    for blob in &blobs {
+        let source = store.blob_path(&blob.digest);
+        let file = fs_err::File::open(&source)?;
+        let size = file.metadata()?.len();
+        let mut header = file_header(size);
+        tar.append_data(
+            &mut header,
+            blob_path(&blob.digest),
+            BufReader::with_capacity(1 << 20, file),
+        )?;
     }
-    fs_err::rename(&partial, path)?;
-    Ok(())
+    let mut out = tar.into_inner()?;
+    out.flush()?;
+    Ok(out)
 }
 
 /// `name:tag` -> `tag`; a name without a tag is `latest`.

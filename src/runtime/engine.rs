@@ -1,9 +1,11 @@
 //! Docker and podman, through their command-line clients (same flags for both).
 use std::collections::BTreeMap;
+use std::io::{self, Write};
 use std::process::{Command, Stdio};
 
 use layers::BlobStore;
 
+use super::docker_api::{self, DockerApi};
 use super::{Image, RunSpec, RuntimeError, RuntimeKind, SHM_SIZE, container_name, output_of};
 use crate::oci;
 
@@ -28,6 +30,15 @@ fn run_ref(kind: RuntimeKind, image: &Image) -> String {
 
 /// The daemon's id for `name`, without `sha256:`; `None` when it does not have it.
 fn daemon_image_id(kind: RuntimeKind, name: &str) -> Option<String> {
+    if kind == RuntimeKind::Docker
+        && let Some(api) = docker_api()
+    {
+        return api
+            .image_id(name)
+            .ok()
+            .flatten()
+            .map(|id| id.trim_start_matches("sha256:").to_string());
+    }
     let out = output_of(
         kind.program(),
         &["image", "inspect", "--format", "{{.Id}}", name],
@@ -37,52 +48,151 @@ fn daemon_image_id(kind: RuntimeKind, name: &str) -> Option<String> {
     (!id.is_empty()).then(|| id.trim_start_matches("sha256:").to_string())
 }
 
-/// Loads an image from our cache into the daemon unless it already has that image id; pulls a
-/// daemon-only image it does not have.
+/// The Docker daemon's API on its unix socket, when it answers there.
+pub(super) fn docker_api() -> Option<DockerApi> {
+    let socket = docker_api::socket_path()?;
+    if !socket.exists() {
+        return None;
+    }
+    DockerApi::connect(&socket)
+        .inspect_err(|e| tracing::debug!("Docker API: {e}"))
+        .ok()
+}
+
+/// What [`ensure_loaded`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded {
+    /// The engine had the image (by id) already; at most a tag was added.
+    AlreadyThere,
+    /// The image was streamed into the engine.
+    Loaded,
+}
+
+/// Loads an image from our cache into the daemon unless it already has that image id (our
+/// config digest, or the manifest digest where the engine names images by it), and gives it
+/// `name`; pulls a daemon-only image it does not have. The image goes in as a stream: through
+/// Docker's image-load API, or into `docker load`/`podman load` on stdin; never a file of ours.
 pub(super) fn ensure_loaded(
     kind: RuntimeKind,
     store: &BlobStore,
     image: &Image,
-) -> Result<(), RuntimeError> {
+) -> Result<Loaded, RuntimeError> {
     match image {
-        Image::Local { name, image } => {
-            let id = image.config_digest.hex();
-            if daemon_image_id(kind, &id).as_deref() == Some(id.as_str()) {
-                // Same content; keep the name pointing at it too.
-                if daemon_image_id(kind, name).as_deref() != Some(id.as_str()) {
-                    output_of(kind.program(), &["tag", &id, name])?;
-                }
-                tracing::debug!("{kind} already has {name} ({id})");
-                return Ok(());
-            }
-            let dir = store.root().join("tmp");
-            fs_err::create_dir_all(&dir).map_err(super::io_error(&dir))?;
-            let tmp = tempfile::Builder::new()
-                .prefix("load-")
-                .suffix(".tar")
-                .tempfile_in(&dir)
-                .map_err(super::io_error(&dir))?;
-            oci::export_tarball(
-                store,
-                &image.image_ref(),
-                tmp.path(),
-                std::slice::from_ref(name),
-            )
-            .map_err(|source| RuntimeError::Image {
-                image: name.clone(),
-                source,
-            })?;
-            let path = tmp.path().to_string_lossy().into_owned();
-            output_of(kind.program(), &["load", "-i", &path])?;
-            Ok(())
-        }
+        Image::Local { name, image } => load_local(kind, store, image, name),
         Image::Daemon { name } => {
             if daemon_image_id(kind, name).is_none() {
                 output_of(kind.program(), &["pull", name])?;
+                return Ok(Loaded::Loaded);
             }
-            Ok(())
+            Ok(Loaded::AlreadyThere)
         }
     }
+}
+
+fn load_local(
+    kind: RuntimeKind,
+    store: &BlobStore,
+    image: &oci::SourceImage,
+    name: &str,
+) -> Result<Loaded, RuntimeError> {
+    let config = image.config_digest.hex();
+    let manifest = image.manifest_digest.hex();
+    let ours = |id: &str| id == config || id == manifest;
+    let api = (kind == RuntimeKind::Docker).then(docker_api).flatten();
+    let id_of = |reference: &str| -> Result<Option<String>, RuntimeError> {
+        Ok(match &api {
+            Some(api) => api
+                .image_id(reference)?
+                .map(|id| id.trim_start_matches("sha256:").to_string()),
+            None => daemon_image_id(kind, reference),
+        })
+    };
+    if id_of(name)?.as_deref().is_some_and(ours) {
+        tracing::debug!("{kind} already has {name} ({config})");
+        return Ok(Loaded::AlreadyThere);
+    }
+    let reference = match kind {
+        RuntimeKind::Podman => config.clone(),
+        _ => image.config_digest.to_string(),
+    };
+    if let Some(id) = id_of(&reference)?.filter(|id| ours(id.as_str())) {
+        // Same content under another name: name it too.
+        tracing::debug!("{kind} has {config}; tagging it {name}");
+        match &api {
+            Some(api) => api.tag(&id, name)?,
+            None => {
+                output_of(kind.program(), &["tag", &id, name])?;
+            }
+        }
+        return Ok(Loaded::AlreadyThere);
+    }
+    let image_ref = image.image_ref();
+    let tags = [name.to_string()];
+    let mut write = |out: &mut dyn Write| -> io::Result<()> {
+        oci::write_tarball(store, &image_ref, out, &tags)
+            .map(|_| ())
+            .map_err(io::Error::other)
+    };
+    match &api {
+        Some(api) => {
+            let lines = api.load(&mut write).map_err(|e| RuntimeError::Load {
+                image: name.to_string(),
+                engine: kind,
+                source: Box::new(e),
+            })?;
+            tracing::debug!("{kind}: {}", lines.join("; "));
+        }
+        None => load_through_client(kind, name, &mut write)?,
+    }
+    // The archive names the image; podman may prefix it with `localhost/`, so name it as asked.
+    if kind == RuntimeKind::Podman {
+        output_of(kind.program(), &["tag", &config, name])?;
+    }
+    Ok(Loaded::Loaded)
+}
+
+/// `docker load` / `podman load` with the tarball written into its stdin as it is made.
+fn load_through_client(
+    kind: RuntimeKind,
+    name: &str,
+    write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+) -> Result<(), RuntimeError> {
+    let program = kind.program();
+    let mut child = Command::new(program)
+        .args(["load", "--quiet"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| RuntimeError::Spawn {
+            program: program.to_string(),
+            source,
+        })?;
+    let written = match child.stdin.take() {
+        Some(stdin) => {
+            let mut stdin = io::BufWriter::with_capacity(1 << 20, stdin);
+            write(&mut stdin).and_then(|()| stdin.flush())
+        }
+        None => Err(io::Error::other("no stdin")),
+    };
+    let output = child
+        .wait_with_output()
+        .map_err(|source| RuntimeError::Spawn {
+            program: program.to_string(),
+            source,
+        })?;
+    if !output.status.success() {
+        return Err(RuntimeError::Command {
+            command: format!("{program} load"),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    written.map_err(|source| RuntimeError::Load {
+        image: name.to_string(),
+        engine: kind,
+        source: Box::new(source),
+    })
 }
 
 /// The labels of an image the daemon has (pulling it first when it does not).
@@ -119,9 +229,10 @@ fn run_args(kind: RuntimeKind, image: &Image, spec: &RunSpec, name: &str) -> Vec
     ];
     if let Some(port) = spec.publish {
         args.push("--publish".into());
+        let ip = spec.publish_ip.as_deref().unwrap_or("127.0.0.1");
         match spec.host_port {
-            Some(host) => args.push(format!("127.0.0.1:{host}:{port}")),
-            None => args.push(format!("127.0.0.1::{port}")),
+            Some(host) => args.push(format!("{ip}:{host}:{port}")),
+            None => args.push(format!("{ip}::{port}")),
         }
     }
     for (key, value) in &spec.env {
@@ -166,6 +277,59 @@ fn missing_gpu_driver(stderr: &str) -> bool {
         || stderr.contains("unresolvable CDI devices")
 }
 
+/// Docker's container-create body for `spec` (what `docker run` sends for the same flags).
+fn create_body(image: &Image, spec: &RunSpec) -> serde_json::Value {
+    let mut config = serde_json::json!({
+        "Image": run_ref(RuntimeKind::Docker, image),
+        "Env": spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        "AttachStdout": false,
+        "AttachStderr": false,
+        "Tty": false,
+        "OpenStdin": false,
+    });
+    if !spec.args.is_empty() {
+        config["Cmd"] = serde_json::json!(spec.args);
+    }
+    if let Some(dir) = &spec.workdir {
+        config["WorkingDir"] = serde_json::json!(dir);
+    }
+    let mut host = serde_json::json!({
+        "ShmSize": 6_u64 << 30,
+        "Binds": spec.mounts.iter().map(|m| {
+            let mode = if m.read_only { ":ro" } else { "" };
+            format!("{}:{}{mode}", m.source.display(), m.target)
+        }).collect::<Vec<_>>(),
+        "ExtraHosts": spec.add_hosts,
+    });
+    if let Some(port) = spec.publish {
+        let key = format!("{port}/tcp");
+        config["ExposedPorts"] = serde_json::json!({ key.clone(): {} });
+        host["PortBindings"] = serde_json::json!({ key: [{
+            "HostIp": spec.publish_ip.as_deref().unwrap_or("127.0.0.1"),
+            "HostPort": spec.host_port.map(|p| p.to_string()).unwrap_or_default(),
+        }]});
+    }
+    if spec.gpus {
+        host["DeviceRequests"] = serde_json::json!([{
+            "Driver": "", "Count": -1, "Capabilities": [["gpu"]],
+        }]);
+    }
+    config["HostConfig"] = host;
+    config
+}
+
+/// `docker run --detach`, through the API: create, then start (no client process).
+fn start_with_api(
+    api: &DockerApi,
+    image: &Image,
+    spec: &RunSpec,
+    name: &str,
+) -> Result<(), RuntimeError> {
+    api.create_container(name, &create_body(image, spec))?;
+    api.start_container(name)?;
+    Ok(())
+}
+
 pub(super) fn start(
     kind: RuntimeKind,
     image: &Image,
@@ -173,6 +337,35 @@ pub(super) fn start(
     reporter: &dyn report::Reporter,
 ) -> Result<EngineContainer, RuntimeError> {
     let name = container_name();
+    // Images from our cache are in the daemon by now; a daemon-only name may need a pull,
+    // which `docker run` does.
+    if kind == RuntimeKind::Docker
+        && matches!(image, Image::Local { .. })
+        && let Some(api) = docker_api()
+    {
+        return match start_with_api(&api, image, spec, &name) {
+            Ok(()) => Ok(EngineContainer {
+                kind,
+                id: name,
+                removed: false,
+            }),
+            Err(RuntimeError::DockerApi(docker_api::ApiError::Status { message, .. }))
+                if spec.gpus && missing_gpu_driver(&message) =>
+            {
+                reporter.warning("Missing device driver, re-trying without GPU");
+                remove(kind, &name);
+                let spec = RunSpec {
+                    gpus: false,
+                    ..spec.clone()
+                };
+                start(kind, image, &spec, reporter)
+            }
+            Err(err) => {
+                remove(kind, &name);
+                Err(err)
+            }
+        };
+    }
     let mut args = run_args(kind, image, spec, &name);
     args.insert(1, "--detach".into());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -227,6 +420,21 @@ pub(super) fn run_attached(
 impl EngineContainer {
     /// The host port that `container_port` is published on (at 127.0.0.1).
     pub fn host_port(&self, container_port: u16) -> Result<u16, RuntimeError> {
+        if self.kind == RuntimeKind::Docker
+            && let Some(api) = docker_api()
+        {
+            let key = format!("{container_port}/tcp");
+            let state = api.container(&self.id)?;
+            return state
+                .and_then(|s| s.ports.into_iter().find(|(p, _)| *p == key))
+                .map(|(_, host)| host)
+                .ok_or_else(|| {
+                    RuntimeError::Other(format!(
+                        "docker container {}: no host port published for {key}",
+                        self.id
+                    ))
+                });
+        }
         let out = output_of(
             self.kind.program(),
             &["port", &self.id, &format!("{container_port}/tcp")],
@@ -257,6 +465,13 @@ impl EngineContainer {
     }
 
     pub fn is_running(&self) -> bool {
+        if self.kind == RuntimeKind::Docker
+            && let Some(api) = docker_api()
+        {
+            return api
+                .container(&self.id)
+                .is_ok_and(|s| s.is_some_and(|s| s.running));
+        }
         output_of(
             self.kind.program(),
             &["inspect", "--format", "{{.State.Running}}", &self.id],
@@ -280,6 +495,12 @@ impl Drop for EngineContainer {
 
 /// `docker rm --force`, quietly (the container may already be gone).
 pub(super) fn remove(kind: RuntimeKind, id: &str) {
+    if kind == RuntimeKind::Docker
+        && let Some(api) = docker_api()
+        && api.remove_container(id).is_ok()
+    {
+        return;
+    }
     let _ = Command::new(kind.program())
         .args(["rm", "--force", id])
         .stdout(Stdio::null())
@@ -319,6 +540,51 @@ mod tests {
         );
         let podman = run_args(RuntimeKind::Podman, &image, &spec, "cog-x").join(" ");
         assert!(podman.contains("--pull never r8.im/me/model"), "{podman}");
+    }
+
+    #[test]
+    fn the_api_create_body_asks_what_docker_run_flags_ask() {
+        let spec = RunSpec {
+            args: vec!["python".into(), "-m".into(), "cog.server.http".into()],
+            env: vec![("A".into(), "1".into())],
+            mounts: vec![Mount {
+                source: PathBuf::from("/work/model"),
+                target: "/src".into(),
+                read_only: true,
+            }],
+            publish: Some(5000),
+            gpus: true,
+            add_hosts: vec!["host.docker.internal:host-gateway".into()],
+            ..RunSpec::default()
+        };
+        let image = Image::Daemon {
+            name: "model:latest".into(),
+        };
+        let body = create_body(&image, &spec);
+        assert_eq!(body["Image"], "model:latest");
+        assert_eq!(
+            body["Cmd"],
+            serde_json::json!(["python", "-m", "cog.server.http"])
+        );
+        assert_eq!(body["Env"], serde_json::json!(["A=1"]));
+        let host = &body["HostConfig"];
+        assert_eq!(host["ShmSize"], 6_u64 << 30);
+        assert_eq!(host["Binds"], serde_json::json!(["/work/model:/src:ro"]));
+        assert_eq!(
+            host["PortBindings"]["5000/tcp"],
+            serde_json::json!([{"HostIp": "127.0.0.1", "HostPort": ""}])
+        );
+        assert_eq!(
+            host["DeviceRequests"][0]["Capabilities"],
+            serde_json::json!([["gpu"]])
+        );
+        assert_eq!(
+            host["ExtraHosts"],
+            serde_json::json!(["host.docker.internal:host-gateway"])
+        );
+        // No command: the image's own.
+        let bare = create_body(&image, &RunSpec::default());
+        assert!(bare.get("Cmd").is_none() && bare["HostConfig"].get("PortBindings").is_none());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //!
 //! Every container started here is removed when its [`Container`] is dropped, and also by
 //! [`remove_all`] (which the CLI calls on Ctrl-C).
+mod docker_api;
 mod engine;
 mod runc;
 mod unpack;
@@ -18,6 +19,7 @@ use layers::{BlobStore, Digest};
 
 use crate::oci::{self, SourceImage};
 
+pub use engine::Loaded;
 pub use unpack::{UnpackBudget, apply_layer};
 
 /// Where the images `cog build` made are recorded, in the cache.
@@ -69,6 +71,15 @@ pub enum RuntimeError {
         #[source]
         source: io::Error,
     },
+    #[error("streaming {image} into {engine}")]
+    Load {
+        image: String,
+        engine: RuntimeKind,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error(transparent)]
+    DockerApi(#[from] docker_api::ApiError),
     #[error("{0}")]
     Other(String),
 }
@@ -126,11 +137,39 @@ pub fn detect(forced: Option<RuntimeKind>) -> Result<RuntimeKind, RuntimeError> 
     Err(RuntimeError::NoneAvailable)
 }
 
+/// Where `cog build -t NAME` puts NAME so that users can run it: the Docker daemon when it
+/// answers, else podman's local storage when podman works here; `None`: our store only.
+pub fn local_engine() -> Option<RuntimeKind> {
+    [RuntimeKind::Docker, RuntimeKind::Podman]
+        .into_iter()
+        .find(|kind| match probe(*kind) {
+            Ok(()) => true,
+            Err(reason) => {
+                tracing::debug!("not loading into {kind}: {reason}");
+                false
+            }
+        })
+}
+
+/// Streams an image of our store into Docker or podman (unless it has that image already,
+/// by id), named as the image is named.
+pub fn load_into_engine(
+    kind: RuntimeKind,
+    store: &BlobStore,
+    image: &Image,
+) -> Result<Loaded, RuntimeError> {
+    engine::ensure_loaded(kind, store, image)
+}
+
 /// Whether `kind` can run containers here; the reason when not.
 fn probe(kind: RuntimeKind) -> Result<(), String> {
     let program = kind.program();
     if find_program(program).is_none() {
         return Err(format!("`{program}` is not installed (not found on PATH)"));
+    }
+    // The daemon's socket answers in a millisecond; `docker info` takes a tenth of a second.
+    if kind == RuntimeKind::Docker && engine::docker_api().is_some() {
+        return Ok(());
     }
     let args: &[&str] = match kind {
         RuntimeKind::Docker => &["info", "--format", "{{.ServerVersion}}"],
@@ -253,6 +292,8 @@ pub struct RunSpec {
     /// The container port to publish on 127.0.0.1 (on a free host port unless `host_port`).
     pub publish: Option<u16>,
     pub host_port: Option<u16>,
+    /// The host address the port is published on (default 127.0.0.1).
+    pub publish_ip: Option<String>,
     /// `--gpus all` (Docker and podman only).
     pub gpus: bool,
     pub workdir: Option<String>,
@@ -345,7 +386,7 @@ impl Runtime {
     pub fn prepare(&self, image: &Image) -> Result<(), RuntimeError> {
         match (self.kind, image) {
             (RuntimeKind::Docker | RuntimeKind::Podman, _) => {
-                engine::ensure_loaded(self.kind, &self.store, image)
+                engine::ensure_loaded(self.kind, &self.store, image).map(|_| ())
             }
             (RuntimeKind::Runc, Image::Local { image, .. }) => {
                 runc::ensure_unpacked(&self.store, image).map(|_| ())
