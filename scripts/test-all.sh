@@ -17,6 +17,8 @@ echo "== newcomer path (README's first command, then cog run in the example)"
 bash scripts/newcomer.sh
 
 echo "== rust tests"
+# Test builds stay in their own caches; tests/engine_load.rs checks loading into the engines.
+export COG_NO_LOAD=1
 cargo nextest run --workspace --exclude coglet-python --no-fail-fast
 
 echo "== python tests"

@@ -41,6 +41,7 @@ fn cog(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
         .env("COG_CACHE_DIR", cache())
         .env("BUILDKIT_PROGRESS", "plain")
         .env_remove("COG_RUNTIME")
+        .env_remove("COG_NO_LOAD")
         .env_remove("DOCKER_HOST");
     for (key, value) in envs {
         command.env(key, value);
