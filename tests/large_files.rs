@@ -77,7 +77,13 @@ fn cog(dir: &Path, cache: &Path, args: &[&str]) -> Output {
 }
 
 fn build(fixture: &Fixture, cache: &Path, extra: &[&str]) -> String {
-    let mut args = vec!["build", "--progress", "plain", "--base", fixture.base.as_str()];
+    let mut args = vec![
+        "build",
+        "--progress",
+        "plain",
+        "--base",
+        fixture.base.as_str(),
+    ];
     args.extend_from_slice(extra);
     ok(&cog(&fixture.dir, cache, &args))
 }
@@ -163,10 +169,11 @@ fn plan_shows_the_split_and_the_threshold() {
         serde_json::json!([{"path": "weights/model.bin", "size": (6 << 20)}])
     );
     assert!(
-        model["created_by"]
-            .as_str()
-            .unwrap()
-            .ends_with(&format!("{} bytes >= {}", 6 << 20, 4 << 20)),
+        model["created_by"].as_str().unwrap().ends_with(&format!(
+            "{} bytes >= {}",
+            6 << 20,
+            4 << 20
+        )),
         "{model}"
     );
     assert_eq!(
@@ -219,7 +226,9 @@ fn a_code_change_adds_one_small_layer_and_weights_keep_their_digest() {
         .iter()
         .filter(|(d, _)| {
             let files = files_in(&blob(cache.path(), d));
-            files.iter().any(|f| f.starts_with("src/weights/") || f == "src/lora.pt")
+            files
+                .iter()
+                .any(|f| f.starts_with("src/weights/") || f == "src/lora.pt")
         })
         .collect();
     assert_eq!(weights.len(), 3, "{first_layers:?}");
@@ -229,20 +238,24 @@ fn a_code_change_adds_one_small_layer_and_weights_keep_their_digest() {
         .unwrap();
     // Noise is stored as plain tar: the blob is the tar, a few KiB over the file.
     assert_eq!(model.1, "application/vnd.oci.image.layer.v1.tar");
-    let size = std::fs::metadata(blob(cache.path(), &model.0)).unwrap().len();
+    let size = std::fs::metadata(blob(cache.path(), &model.0))
+        .unwrap()
+        .len();
     assert!(size < (6 << 20) + 8192, "{size}");
     let zeros = weights
         .iter()
-        .find(|(d, _)| {
-            files_in(&blob(cache.path(), d)).contains("src/weights/zeros.safetensors")
-        })
+        .find(|(d, _)| files_in(&blob(cache.path(), d)).contains("src/weights/zeros.safetensors"))
         .unwrap();
     assert_eq!(zeros.1, "application/vnd.oci.image.layer.v1.tar+gzip");
     // The weights are in no other layer of the image.
     for (digest, _) in &first_layers {
         let files = files_in(&blob(cache.path(), digest));
         if files.contains("src/predict.py") {
-            assert!(!files.iter().any(|f| f.contains("weights/") || f.ends_with(".pt")));
+            assert!(
+                !files
+                    .iter()
+                    .any(|f| f.contains("weights/") || f.ends_with(".pt"))
+            );
         }
     }
 
@@ -257,10 +270,16 @@ fn a_code_change_adds_one_small_layer_and_weights_keep_their_digest() {
         .difference(&before)
         .map(|(_, size)| size)
         .sum();
-    assert!(added < 1 << 20, "a code change added {added} bytes of blobs");
+    assert!(
+        added < 1 << 20,
+        "a code change added {added} bytes of blobs"
+    );
     let second_layers = layers(cache.path(), &second);
     for weight in &weights {
-        assert!(second_layers.contains(*weight), "{weight:?} {second_layers:?}");
+        assert!(
+            second_layers.contains(*weight),
+            "{weight:?} {second_layers:?}"
+        );
     }
 
     // Content-addressed: another directory, another cache, same weight layers.
@@ -269,7 +288,10 @@ fn a_code_change_adds_one_small_layer_and_weights_keep_their_digest() {
     let third = build(&other, cache2.path(), &[]);
     let third_layers = layers(cache2.path(), &third);
     for weight in &weights {
-        assert!(third_layers.contains(*weight), "{weight:?} {third_layers:?}");
+        assert!(
+            third_layers.contains(*weight),
+            "{weight:?} {third_layers:?}"
+        );
     }
 }
 
@@ -360,7 +382,10 @@ fn separate_weights_pushes_both_images_sharing_layers_and_a_code_change_uploads_
     let (_, log) = push(&[]);
     let summaries = push_summaries(&log);
     assert_eq!(summaries.len(), 1, "{log}");
-    assert!(summaries[0].contains(": 2 uploaded, 0 mounted, "), "{summaries:?}");
+    assert!(
+        summaries[0].contains(": 2 uploaded, 0 mounted, "),
+        "{summaries:?}"
+    );
     let changed = layer_digests(&manifest_of(&target));
     for layer in &weight_layers {
         assert!(changed.contains(layer));
@@ -460,6 +485,9 @@ fn a_big_weight_file_is_streamed_with_little_memory() {
         .difference(&before)
         .map(|(_, size)| size)
         .sum();
-    assert!(added < 1 << 20, "a code change added {added} bytes of blobs");
+    assert!(
+        added < 1 << 20,
+        "a code change added {added} bytes of blobs"
+    );
     assert!(layers(cache.path(), &second).contains(&model));
 }

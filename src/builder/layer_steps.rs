@@ -151,7 +151,8 @@ fn spec_for(step: &LayerStep, project_dir: &Path) -> Result<LayerSpec, layers::E
                         reason: e.reason.to_owned(),
                     }
                 })?;
-                spec = spec.file_from_path(project_dir.join(&path), &format!("/src/{path}"), None)?;
+                spec =
+                    spec.file_from_path(project_dir.join(&path), &format!("/src/{path}"), None)?;
             }
         }
         LayerContent::Wheels { .. } | LayerContent::Debs { .. } | LayerContent::Run { .. } => {

@@ -79,9 +79,8 @@ pub fn scan(dir: &Path, excludes: &[String], threshold: u64) -> Result<LargeFile
         source,
     })?;
     let mut candidates = Vec::new();
-    walk(dir, "", &ignore, threshold, &mut candidates).map_err(|(path, source)| {
-        ResolveError::Io { path, source }
-    })?;
+    walk(dir, "", &ignore, threshold, &mut candidates)
+        .map_err(|(path, source)| ResolveError::Io { path, source })?;
     candidates.sort_by(|a, b| a.0.cmp(&b.0));
     for (path, size, alone) in candidates {
         let full = dir.join(&path);
@@ -154,7 +153,9 @@ fn splittable(path: &str) -> bool {
     !path.contains(['*', '?', '[', ']', '\\'])
         && !path.starts_with('!')
         && path.trim() == path
-        && path.split('/').all(|part| part.trim() == part && part != ".")
+        && path
+            .split('/')
+            .all(|part| part.trim() == part && part != ".")
 }
 
 /// Whether zstd level 1 gains 10% or more on up to three 1 MiB samples (start, middle, end).
@@ -230,7 +231,10 @@ mod tests {
             .collect();
         assert_eq!(
             alone,
-            [("weights/model.bin", false), ("weights/sub/zeros.dat", true)]
+            [
+                ("weights/model.bin", false),
+                ("weights/sub/zeros.dat", true)
+            ]
         );
         let grouped: Vec<_> = found.grouped.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(grouped, ["lora.safetensors"]);
