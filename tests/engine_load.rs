@@ -188,7 +188,6 @@ fn cog_flags_cog_rs_does_not_implement_are_refused_by_name() {
     let (_root, dir) = hello();
     for (args, flag) in [
         (vec!["build", "--precompile"], "--precompile"),
-        (vec!["build", "--separate-weights"], "--separate-weights"),
         (vec!["build", "--strip"], "--strip"),
         (vec!["build", "--dockerfile", "Dockerfile"], "--dockerfile"),
         (

@@ -56,8 +56,9 @@ pub(crate) struct TarPipeline {
     chunk: Vec<u8>,
     filled: usize,
     /// The diff_id, hashed on the reader's thread: the sink only feeds the compressor, so that
-    /// it hands the next job to a compression worker as soon as one is free.
-    hasher: Sha256,
+    /// it hands the next job to a compression worker as soon as one is free. `None` for an
+    /// uncompressed layer: the blob's digest is the diff_id, so the bytes are hashed once.
+    hasher: Option<Sha256>,
     stage: Stage,
     aborted: Arc<AtomicBool>,
 }
@@ -72,7 +73,7 @@ impl TarPipeline {
         Ok(TarPipeline {
             chunk: vec![0; CHUNK_SIZE],
             filled: 0,
-            hasher: Sha256::new(),
+            hasher: (compression != Compression::None).then(Sha256::new),
             stage: Stage::Inline(Box::new(Back { encoder })),
             aborted: Arc::new(AtomicBool::new(false)),
         })
@@ -117,7 +118,9 @@ impl TarPipeline {
         let next = spare.try_recv().unwrap_or_else(|_| vec![0; CHUNK_SIZE]);
         let full = std::mem::replace(&mut self.chunk, next);
         let filled = std::mem::take(&mut self.filled);
-        self.hasher.update(&full[..filled]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&full[..filled]);
+        }
         if to_sink.send((full, filled)).is_err() {
             // The sink stopped on an error: report it.
             return Err(match self.join_sink() {
@@ -165,10 +168,13 @@ impl TarPipeline {
         }
     }
 
-    /// Ends the stream: the diff_id of everything written and the blob, ready to commit.
-    pub(crate) fn finish(mut self) -> io::Result<(Digest, BlobWriter)> {
+    /// Ends the stream: the diff_id of everything written (`None` when uncompressed: the
+    /// blob's digest) and the blob, ready to commit.
+    pub(crate) fn finish(mut self) -> io::Result<(Option<Digest>, BlobWriter)> {
         let filled = std::mem::take(&mut self.filled);
-        self.hasher.update(&self.chunk[..filled]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&self.chunk[..filled]);
+        }
         match &mut self.stage {
             Stage::Inline(back) => back.take(&self.chunk[..filled])?,
             Stage::Threaded { to_sink, .. } => {
@@ -183,8 +189,7 @@ impl TarPipeline {
             Stage::Done => return Err(io::Error::other("the layer stream is already finished")),
         }
         let blob = self.join_sink()?;
-        let hasher = std::mem::take(&mut self.hasher);
-        Ok((hasher.finish(), blob))
+        Ok((self.hasher.take().map(Sha256::finish), blob))
     }
 }
 

@@ -338,7 +338,7 @@ impl LayerWriter {
         Ok(LayerInfo {
             digest,
             size,
-            diff_id,
+            diff_id: diff_id.unwrap_or(digest),
             media_type: self.media_type.to_owned(),
         })
     }

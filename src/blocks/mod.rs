@@ -6,6 +6,7 @@
 mod base;
 mod commands;
 mod labels;
+mod large_files;
 mod python;
 mod runtime;
 mod source;
@@ -16,6 +17,7 @@ use crate::plan::{Block, Stack};
 pub use base::BaseBlock;
 pub use commands::{BuildCommandsBlock, CA_BUNDLE, CA_CERT_PATH, CaCertBlock};
 pub use labels::LabelsBlock;
+pub use large_files::LargeFilesBlock;
 pub use python::{CogRuntimeBlock, PythonPackagesBlock};
 pub use runtime::{RuntimeSettingsBlock, SchemaBlock};
 pub use source::SourceBlock;
@@ -38,6 +40,7 @@ impl Stack for PythonStack {
             Box::new(PythonPackagesBlock),
             Box::new(CaCertBlock),
             Box::new(BuildCommandsBlock),
+            Box::new(LargeFilesBlock),
             Box::new(SourceBlock),
             Box::new(SchemaBlock),
             Box::new(RuntimeSettingsBlock),

@@ -1,4 +1,5 @@
-//! The project source under `/src`: the last layer, so a code change rebuilds only it.
+//! The project source under `/src`: the last layer, so a code change rebuilds only it. Large
+//! files are not in it: they have layers of their own, below it.
 use crate::plan::{Block, Composer, InlineFile, LayerContent, Phase, PlanError, PlanInputs};
 
 /// Copies the project directory to `/src`, honouring `.dockerignore` and excluding `.cog/`
@@ -14,6 +15,8 @@ impl Block for SourceBlock {
     fn contribute(&self, inputs: &PlanInputs, composer: &mut Composer) -> Result<(), PlanError> {
         let mut excludes = inputs.dockerignore.clone();
         excludes.push(".cog".to_string());
+        // The large files have layers of their own (`large_files`).
+        excludes.extend(super::large_files::source_excludes(inputs));
         composer.add_layer(
             Phase::AppSource,
             "source",

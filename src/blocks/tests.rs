@@ -112,3 +112,73 @@ fn runner_refs_and_concurrency_become_env() {
     assert_eq!(env["COG_TRAIN_TYPE_STUB"], "train.py:train");
     assert_eq!(env["COG_MAX_CONCURRENCY"], "4");
 }
+
+#[test]
+fn large_files_get_layers_below_the_source_which_leaves_them_out() {
+    use crate::plan::{FoundFile, LargeFiles};
+    let mut project = hello_project();
+    let found = |path: &str, size: u64, compressible: bool| FoundFile {
+        path: path.into(),
+        size,
+        compressible,
+    };
+    project.large_files = LargeFiles {
+        threshold: 10 << 20,
+        alone: vec![
+            found("weights/a.safetensors", 20 << 20, false),
+            found("data.json", 30 << 20, true),
+        ],
+        grouped: vec![
+            found("lora.bin", 2 << 20, false),
+            found("adapter.pt", 3 << 20, false),
+        ],
+    };
+    let plan = PythonStack.plan(&project).unwrap();
+    let ids: Vec<(&str, Phase)> = plan
+        .layers
+        .iter()
+        .map(|l| (l.id.as_str(), l.phase))
+        .filter(|(_, phase)| *phase >= Phase::Weights)
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("weights:weights/a.safetensors", Phase::Weights),
+            ("weights:data.json", Phase::Weights),
+            ("weights-grouped", Phase::Weights),
+            ("source", Phase::AppSource),
+            ("openapi-schema", Phase::AppSource),
+        ]
+        .into_iter()
+        .filter(|(id, _)| plan.layers.iter().any(|l| l.id == *id))
+        .collect::<Vec<_>>()
+    );
+    let compress = |id: &str| match &plan.layers.iter().find(|l| l.id == id).unwrap().content {
+        LayerContent::ProjectFiles { compress, files } => (*compress, files.len()),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(compress("weights:weights/a.safetensors"), (false, 1));
+    assert_eq!(compress("weights:data.json"), (true, 1));
+    assert_eq!(compress("weights-grouped"), (false, 2));
+    let source = plan.layers.iter().find(|l| l.id == "source").unwrap();
+    let LayerContent::Tree { excludes, .. } = &source.content else {
+        panic!("{source:?}");
+    };
+    assert_eq!(
+        excludes,
+        &[
+            "*.ckpt",
+            ".cog",
+            "weights/a.safetensors",
+            "data.json",
+            "lora.bin",
+            "adapter.pt"
+        ]
+    );
+}
+
+#[test]
+fn without_large_files_the_plan_has_no_weights_phase() {
+    let plan = PythonStack.plan(&hello_project()).unwrap();
+    assert!(plan.layers.iter().all(|l| l.phase != Phase::Weights));
+}

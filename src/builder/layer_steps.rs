@@ -1,7 +1,7 @@
 //! Turning the plan's layer steps into layers: cached by content key, built in parallel.
 use std::path::Path;
 
-use layers::{BlobStore, LayerInfo, LayerOptions, LayerSpec};
+use layers::{BlobStore, Compression, LayerInfo, LayerOptions, LayerSpec};
 use rayon::prelude::*;
 
 use crate::plan::{LayerContent, LayerStep, PythonLayout};
@@ -91,6 +91,20 @@ fn build_step(
         source,
     };
     let spec = spec_for(step, project_dir).map_err(err)?;
+    // Data that does not compress is stored as plain tar: no CPU spent for nothing.
+    let plain;
+    let layer_options = match &step.content {
+        LayerContent::ProjectFiles {
+            compress: false, ..
+        } => {
+            plain = LayerOptions {
+                compression: Compression::None,
+                ..layer_options.clone()
+            };
+            &plain
+        }
+        _ => layer_options,
+    };
     let key = spec.cache_key(layer_options).map_err(err)?;
     let cached = !no_cache && store.lookup_key(&key).is_some();
     if no_cache {
@@ -150,6 +164,19 @@ fn spec_for(step: &LayerStep, project_dir: &Path) -> Result<LayerSpec, layers::E
         LayerContent::Files { files } => {
             for file in files {
                 spec = spec.file(&file.path, file.mode, file.contents.as_bytes())?;
+            }
+        }
+        LayerContent::ProjectFiles { files, .. } => {
+            for file in files {
+                // A plan may come from elsewhere: its paths stay inside the project.
+                let path = safe_path::relative_path(&file.path).map_err(|e| {
+                    layers::Error::InvalidEntry {
+                        path: file.path.clone(),
+                        reason: e.reason.to_owned(),
+                    }
+                })?;
+                spec =
+                    spec.file_from_path(project_dir.join(&path), &format!("/src/{path}"), None)?;
             }
         }
         LayerContent::Wheels { .. } | LayerContent::Debs { .. } | LayerContent::Run { .. } => {

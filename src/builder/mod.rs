@@ -257,3 +257,41 @@ async fn system_package_layers(
         })
         .collect())
 }
+
+/// `--separate-weights`: the weights image (Cog's `<image>-weights`, `FROM scratch` plus the
+/// weight files at `/src/...`), made of the very layers of `result` the plan's weights phase
+/// built: the runner image and it share those blobs, stored and pushed once. `None` when the
+/// project has no large files.
+pub fn weights_image(
+    store: &BlobStore,
+    plan: &Plan,
+    result: &BuildResult,
+) -> Result<Option<BuiltImage>, BuildError> {
+    let is_weight = |id: &str| {
+        plan.layers
+            .iter()
+            .any(|l| l.id == id && l.phase == crate::plan::Phase::Weights)
+    };
+    let weights: Vec<&LayerOutcome> = result.layers.iter().filter(|o| is_weight(&o.id)).collect();
+    if weights.is_empty() {
+        return Ok(None);
+    }
+    let platform: Platform = plan.platform.parse()?;
+    let history: Vec<(&str, &str)> = weights
+        .iter()
+        .map(|o| (o.id.as_str(), o.created_by.as_str()))
+        .collect();
+    let config = image_config::apply(
+        None,
+        &platform,
+        &crate::plan::ImageSettings::default(),
+        &history,
+    );
+    let layers: Vec<LayerInfo> = weights.iter().map(|o| o.info.clone()).collect();
+    Ok(Some(oci::assemble(
+        store,
+        &config,
+        &layers,
+        std::collections::BTreeMap::new(),
+    )?))
+}

@@ -42,6 +42,10 @@ pub struct BuildFlags {
     /// Layer compression
     #[arg(long, value_enum, default_value = "gzip")]
     pub compression: CompressionArg,
+    /// Separate model weights from code in image layers: also make `<image>-weights`, an image
+    /// of the weight layers alone (shared with the image), and push both
+    #[arg(long)]
+    pub separate_weights: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -63,6 +67,7 @@ impl BuildFlags {
             locks: LockArgs::default(),
             secrets: Vec::new(),
             compression: CompressionArg::Gzip,
+            separate_weights: false,
             registry: RegistryArgs::default(),
             base_image: project.base_image.clone(),
             unsupported: UnsupportedBuildFlags::default(),

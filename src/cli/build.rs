@@ -49,6 +49,9 @@ pub fn run(session: &Session, args: &BuildArgs) -> Result<ExitCode> {
     }
     // The digest the registry has (another one with `--manifest-format docker`), as `cog push`.
     let digest = if args.push {
+        if let Some((weights, weights_name)) = &built.weights {
+            super::publish::push_built(session, weights, weights_name, &args.flags)?;
+        }
         super::publish::push_built(session, &built.image, &name, &args.flags)?
     } else {
         built.image.digest
@@ -61,6 +64,8 @@ pub fn run(session: &Session, args: &BuildArgs) -> Result<ExitCode> {
 pub struct Built {
     pub image: oci::ImageRef,
     pub name: String,
+    /// `--separate-weights`: the weights image and its name.
+    pub weights: Option<(oci::ImageRef, String)>,
 }
 
 /// Resolves and builds the project, records it under `name` (and writes `output`).
@@ -84,11 +89,54 @@ pub fn build_and_save(
         inputs.config_file_name
     ));
     let result = session.block_on(builder::build(session, &plan, &project.dir, &options))?;
+    let weights = if flags.separate_weights {
+        save_weights_image(session, &plan, &result, name)?
+    } else {
+        None
+    };
     save(session, &result, name, output)?;
     session.reporter.message(&format!("Image built as {name}"));
     Ok(Built {
         image: result.image.image_ref(),
         name: name.to_string(),
+        weights,
+    })
+}
+
+/// `--separate-weights`: records the weights image as `<image>-weights` (Cog's name).
+fn save_weights_image(
+    session: &Session,
+    plan: &crate::plan::Plan,
+    result: &BuildResult,
+    name: &str,
+) -> Result<Option<(oci::ImageRef, String)>> {
+    let Some(image) = builder::weights_image(&session.store, plan, result)? else {
+        session.reporter.warning(
+            "--separate-weights: no large files (weights) found in the project, so no weights image was made",
+        );
+        return Ok(None);
+    };
+    let weights_name = weights_image_name(name)?;
+    let image = image.image_ref();
+    let images = session.store.root().join("images");
+    oci::write_layout(&session.store, &image, &images, &weights_name)
+        .with_context(|| format!("recording {weights_name} in {}", images.display()))?;
+    session
+        .reporter
+        .message(&format!("Weights image built as {weights_name}"));
+    Ok(Some((image, weights_name)))
+}
+
+/// Cog names the weights image `<image>-weights`: `me/model:latest` -> `me/model-weights:latest`,
+/// `me/model:v1` -> `me/model:v1-weights`.
+pub fn weights_image_name(name: &str) -> Result<String> {
+    if name.contains('@') {
+        bail!("--separate-weights: {name} is a digest reference; name the image with a tag");
+    }
+    Ok(match name.rsplit_once(':') {
+        Some((repo, "latest")) if !repo.ends_with('/') => format!("{repo}-weights:latest"),
+        Some((repo, tag)) if !tag.contains('/') => format!("{repo}:{tag}-weights"),
+        _ => format!("{name}-weights"),
     })
 }
 
@@ -169,5 +217,18 @@ mod tests {
         assert_eq!(image_name(None, &config, dir), "reg.io/me/model:latest");
         config.image = Some("r8.im/me/img".into());
         assert_eq!(image_name(None, &config, dir), "r8.im/me/img:latest");
+    }
+
+    #[test]
+    fn weights_image_names_as_cog() {
+        assert_eq!(
+            weights_image_name("me/model:latest").unwrap(),
+            "me/model-weights:latest"
+        );
+        assert_eq!(
+            weights_image_name("localhost:5000/me/model:v1").unwrap(),
+            "localhost:5000/me/model:v1-weights"
+        );
+        assert!(weights_image_name("me/model@sha256:00").is_err());
     }
 }

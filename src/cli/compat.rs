@@ -55,9 +55,6 @@ impl BaseImageFlags {
 /// `cog build`/`push`/`debug` flags of Cog that cog-rs does not implement.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct UnsupportedBuildFlags {
-    /// Cog: put model weights in a separate layer. Not supported by cog-rs yet: refused
-    #[arg(long)]
-    pub separate_weights: bool,
     /// Cog: strip shared libraries for faster inference. Not supported by cog-rs: refused
     #[arg(long, hide = true)]
     pub strip: bool,
@@ -75,7 +72,6 @@ pub struct UnsupportedBuildFlags {
 impl UnsupportedBuildFlags {
     pub fn check(&self) -> Result<()> {
         let given = [
-            (self.separate_weights, "--separate-weights"),
             (self.strip, "--strip"),
             (self.precompile, "--precompile"),
             (self.timestamp.is_some(), "--timestamp"),

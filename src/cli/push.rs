@@ -27,6 +27,9 @@ pub fn run(session: &Session, args: &PushArgs) -> Result<ExitCode> {
     }
     let name = build::image_name(args.image.as_deref(), &project.config, &project.dir);
     let built = build::build_and_save(session, &project, &args.flags, &name, None)?;
+    if let Some((weights, weights_name)) = &built.weights {
+        push_built(session, weights, weights_name, &args.flags)?;
+    }
     let digest = push_built(session, &built.image, &built.name, &args.flags)?;
     println!("{digest}");
     Ok(ExitCode::SUCCESS)

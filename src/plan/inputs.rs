@@ -29,6 +29,8 @@ pub struct PlanInputs {
     pub openapi_schema: Option<(String, String)>,
     /// Patterns from the project's `.dockerignore`.
     pub dockerignore: Vec<String>,
+    /// The project's large files (weights), put in layers of their own below the code.
+    pub large_files: LargeFiles,
     pub base_override: Option<BaseOverride>,
     /// The default base when there is no override: assembled from packages (a `BaseImage::Assembled`).
     pub assembled_base: Option<BaseImage>,
@@ -52,4 +54,34 @@ pub struct PlanInputs {
     /// Git HEAD and tag of the project, when it is a repository.
     pub git_revision: Option<String>,
     pub git_tag: Option<String>,
+}
+
+/// The project's large files, as the resolve stage found them (sorted by path). Each goes into
+/// a layer of its own; the source layer leaves them out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LargeFiles {
+    /// Files of at least this many bytes get a layer each (0: the split is off).
+    pub threshold: u64,
+    /// At or over the threshold: one layer each.
+    pub alone: Vec<FoundFile>,
+    /// Known weight formats (`.safetensors`, `.bin`, ...) under the threshold but not tiny:
+    /// grouped in one layer.
+    pub grouped: Vec<FoundFile>,
+}
+
+impl LargeFiles {
+    /// Every file split out of the source layer.
+    pub fn all(&self) -> impl Iterator<Item = &FoundFile> {
+        self.alone.iter().chain(&self.grouped)
+    }
+}
+
+/// A file of the project split out of the source layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FoundFile {
+    /// Relative to the project directory, `/`-separated.
+    pub path: String,
+    pub size: u64,
+    /// Whether a sample of it compresses by 10% or more (else it is stored as plain tar).
+    pub compressible: bool,
 }

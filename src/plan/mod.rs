@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::base::BaseImage;
 
 pub use composer::Composer;
-pub use inputs::{BaseOverride, PlanInputs};
+pub use inputs::{BaseOverride, FoundFile, LargeFiles, PlanInputs};
 
 /// Version of the serialized plan format. Bump on any incompatible change.
 pub const PLAN_VERSION: u32 = 2;
@@ -35,6 +35,9 @@ pub enum Phase {
     /// `build.run` (and `pre_install`) commands, run over the layers below, as Cog's `RUN`
     /// steps after its `pip install`.
     Commands,
+    /// The project's large files (weights), each in a layer of its own, below the code: a
+    /// code-only change leaves them untouched.
+    Weights,
     /// The project source under `/src`.
     AppSource,
     /// Image settings only (env, labels, entrypoint): adds no layer.
@@ -49,6 +52,7 @@ impl Phase {
             Self::Framework => "framework",
             Self::AppDeps => "app-deps",
             Self::Commands => "commands",
+            Self::Weights => "weights",
             Self::AppSource => "app-source",
             Self::Config => "config",
         }
@@ -91,12 +95,27 @@ pub enum LayerContent {
         env: Vec<(String, String)>,
         mounts: Vec<SecretMount>,
     },
+    /// Files of the project copied to `/src/<path>`, no tree walk: the large files (weights)
+    /// the source layer leaves out. `compress: false` when their data does not compress (a
+    /// sample gained under 10%): written as plain tar, no CPU spent for nothing.
+    ProjectFiles {
+        files: Vec<ProjectFile>,
+        compress: bool,
+    },
     /// Python wheels, pinned by name, version, URL and hash, installed into the image's Python.
     /// Becomes one layer per large wheel and a few stable groups of small ones.
     Wheels {
         python: PythonLayout,
         packages: Vec<wheels::LockedPackage>,
     },
+}
+
+/// A file of the project, as the resolve stage found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectFile {
+    /// Relative to the project directory, `/`-separated.
+    pub path: String,
+    pub size: u64,
 }
 
 /// A secret the build provides (`cog build --secret id=ID,...`), read-only at `target` while its
@@ -280,6 +299,7 @@ mod tests {
             Phase::Framework,
             Phase::Runtime,
             Phase::Commands,
+            Phase::Weights,
         ];
         phases.sort();
         let names: Vec<_> = phases.iter().map(|p| p.as_str()).collect();
@@ -291,6 +311,7 @@ mod tests {
                 "framework",
                 "app-deps",
                 "commands",
+                "weights",
                 "app-source",
                 "config"
             ]

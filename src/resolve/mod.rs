@@ -7,6 +7,7 @@
 //! validate inputs before any build); [`Project::resolve`] does the rest, with the network when
 //! `Options::network` allows it.
 mod ca_cert;
+pub mod large_files;
 mod lockfile;
 mod python;
 mod runtime_wheels;
@@ -131,6 +132,17 @@ pub enum ResolveError {
     NoDistribution { field: String, base: String },
     #[error(transparent)]
     FetchBase(#[from] crate::base::BaseError),
+    #[error(
+        "{}={value}: not a size (bytes, or a number with K, M or G; `off` keeps large files in the source layer)",
+        large_files::THRESHOLD_VAR
+    )]
+    LargeFileThreshold { value: String },
+    #[error("{}", .path.display())]
+    Dockerignore {
+        path: PathBuf,
+        #[source]
+        source: layers::Error,
+    },
     #[error("COG_CA_CERT: {reason}")]
     CaCert { reason: String },
     #[error("{var}={}: {reason}", .path.display())]
@@ -285,6 +297,11 @@ impl Project {
             None => (Vec::new(), Vec::new()),
         };
         let concurrency_max = effective_concurrency(config, self.schema.as_ref())?;
+        let dockerignore = read_dockerignore(dir)?;
+        let mut source_excludes = dockerignore.clone();
+        source_excludes.push(".cog".to_string());
+        let large_files =
+            large_files::scan(dir, &source_excludes, large_files::threshold_from_env()?)?;
         Ok(PlanInputs {
             config_file_name,
             config_file_contents,
@@ -303,7 +320,8 @@ impl Project {
                 .schema
                 .as_ref()
                 .map(|s| (s.document.clone(), s.label.clone())),
-            dockerignore: read_dockerignore(dir)?,
+            dockerignore,
+            large_files,
             base_override,
             assembled_base: assembled.as_ref().map(|a| a.base.clone()),
             system_packages,
