@@ -80,6 +80,12 @@ pub fn dockerfile(plan: &Plan, name: &str) -> String {
                     let _ = writeln!(out, "{marker}");
                 }
             }
+            LayerContent::ProjectFiles { files, .. } => {
+                // Large files: one COPY each, below the source (a layer of their own).
+                for file in files {
+                    let _ = writeln!(out, "COPY {0} /src/{0}", file.path);
+                }
+            }
             LayerContent::Debs { lock } => {
                 let packages: Vec<String> = lock
                     .packages
