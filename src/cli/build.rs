@@ -28,7 +28,7 @@ pub struct BuildArgs {
     pub output: Option<PathBuf>,
     /// Keep the image in cog's own store only: do not load it into Docker (or podman, when
     /// no Docker daemon answers) as `docker run NAME` needs
-    #[arg(long, env = "COG_NO_LOAD")]
+    #[arg(long, env = "COG_NO_LOAD", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_load: bool,
     #[command(flatten)]
     pub flags: BuildFlags,

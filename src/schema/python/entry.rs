@@ -5,7 +5,8 @@ use tree_sitter::Node;
 
 use super::annotation::{self, Ann};
 use super::eval::{Eval, squeeze};
-use super::module::{Module, Project, top_level_definitions};
+use super::module::{Module, top_level_definitions};
+use super::project::Project;
 use super::pyval::{InputArg, PyVal};
 use super::resolve::Resolver;
 use super::syntax::{SourceFile, def_name, definition, line, named_children, text};

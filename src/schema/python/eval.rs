@@ -1063,7 +1063,8 @@ pub fn def_ref(module: usize, name: &str) -> DefRef {
 mod tests {
     use std::path::Path;
 
-    use super::super::module::{Project, Symbol};
+    use super::super::module::Symbol;
+    use super::super::project::Project;
     use super::super::pyval::PyVal;
     use crate::schema::model::Value;
 

@@ -6,6 +6,7 @@ mod eval;
 mod literal;
 mod module;
 mod ops;
+mod project;
 mod pyval;
 mod resolve;
 mod skim;
@@ -39,7 +40,7 @@ pub fn parse_entry(
     mode: Mode,
 ) -> Result<ModelSchema, SchemaError> {
     let (file, name) = split_ref(reference)?;
-    let mut project = module::Project::new(project_dir);
+    let mut project = project::Project::new(project_dir);
     project.load(&file)?;
     entry::extract(&project, &name, mode)
 }
@@ -53,7 +54,7 @@ pub fn parse_source(
     name: &str,
     mode: Mode,
 ) -> Result<ModelSchema, SchemaError> {
-    let mut project = module::Project::new(project_dir);
+    let mut project = project::Project::new(project_dir);
     project.load_source(Path::new(file_name), src.to_owned())?;
     entry::extract(&project, name, mode)
 }

@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 
 use super::annotation::{Ann, MAX_DEPTH, last_segment};
-use super::module::{ModelDef, Project, Symbol};
+use super::module::{ModelDef, Symbol};
+use super::project::Project;
 use crate::schema::error::SchemaError;
 use crate::schema::model::{
     InputKind, InputType, OutputField, OutputKind, OutputType, Primitive, Value,
