@@ -22,18 +22,19 @@ fn cog_exe() -> PathBuf {
 }
 
 fn cog(dir: &Path, cache: &Path, args: &[&str]) -> Output {
-    let mut command = Command::new(cog_exe());
-    command
+    cog_with(dir, cache, args, &[])
+}
+
+fn cog_with(dir: &Path, cache: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    Command::new(cog_exe())
         .current_dir(dir)
         .args(args)
         .env("COG_CACHE_DIR", cache)
         .env("NO_COLOR", "1")
-        .env("BUILDKIT_PROGRESS", "plain");
-    // The same image as the build's: `cog run` builds the project again, with the same CA.
-    if let Some(dir) = ca_cert_dir() {
-        command.env("COG_CA_CERT", dir);
-    }
-    command.output().unwrap()
+        .env("BUILDKIT_PROGRESS", "plain")
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap()
 }
 
 /// A busybox base as an OCI layout under `dir`, and its `oci:` reference.
@@ -95,7 +96,11 @@ fn commands_change_the_image_as_cogs_run_steps_do() {
     );
 
     let expected = "/usr/bin/jq 1.16.0 False";
-    let run = cog(&project, &cache, &["run", "--runtime", "runc"]);
+    // `cog run` builds the project again: with the same CA, the same image.
+    let ca: Vec<(&str, &str)> = ca_cert_dir()
+        .map(|dir| vec![("COG_CA_CERT", dir)])
+        .unwrap_or_default();
+    let run = cog_with(&project, &cache, &["run", "--runtime", "runc"], &ca);
     assert_eq!(ok(&run), expected);
 
     // The exported image, in the engines: the deletion is a whiteout there too.

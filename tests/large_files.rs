@@ -302,6 +302,7 @@ fn push_summaries(stderr: &str) -> Vec<String> {
         .lines()
         .filter_map(|l| l.split_once("s total: "))
         .map(|(_, summary)| summary.to_string())
+        .filter(|summary| summary.contains(" blobs: "))
         .collect()
 }
 
