@@ -152,11 +152,10 @@ fn load_into_local_engine(session: &Session, name: &str, built: &Built) -> Resul
     let loaded = runtime::load_into_engine(kind, &session.store, &image).with_context(|| {
         format!("loading {name} into {kind} (the image is built, in cog's store; --no-load skips this step)")
     })?;
-    if loaded == runtime::Loaded::Loaded {
-        session
-            .reporter
-            .message(&format!("Loaded {name} into {kind}"));
-    }
+    session.reporter.message(&match loaded {
+        runtime::Loaded::Loaded => format!("Loaded {name} into {kind}"),
+        runtime::Loaded::AlreadyThere => format!("{kind} already has {name}'s image"),
+    });
     Ok(())
 }
 
