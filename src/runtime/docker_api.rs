@@ -79,19 +79,29 @@ impl DockerApi {
     /// no such image.
     pub fn image_id(&self, name: &str) -> Result<Option<String>, ApiError> {
         let path = format!("/images/{}/json", escape(name));
-        let response = self.request("GET", &path, None)?;
+        Ok(self
+            .get_json(&path)?
+            .and_then(|value| value["Id"].as_str().map(str::to_string)))
+    }
+
+    /// `GET path` as JSON; `None` on 404.
+    fn get_json(&self, path: &str) -> Result<Option<serde_json::Value>, ApiError> {
+        let response = self.request("GET", path, None)?;
         match response.status {
-            200 => {
-                let value: serde_json::Value =
-                    serde_json::from_slice(&response.body).map_err(|e| ApiError::Io {
-                        method: "GET",
-                        path: path.clone(),
-                        source: io::Error::other(e),
-                    })?;
-                Ok(value["Id"].as_str().map(str::to_string))
-            }
+            200 => serde_json::from_slice(&response.body)
+                .map(Some)
+                .map_err(|e| ApiError::Io {
+                    method: "GET",
+                    path: path.to_string(),
+                    source: io::Error::other(e),
+                }),
             404 => Ok(None),
-            status => Err(status_error("GET", path, status, &response.body)),
+            status => Err(status_error(
+                "GET",
+                path.to_string(),
+                status,
+                &response.body,
+            )),
         }
     }
 
@@ -99,36 +109,26 @@ impl DockerApi {
     /// (`"5000/tcp"` -> host port); `None` when there is no such container.
     pub fn container(&self, id: &str) -> Result<Option<ContainerState>, ApiError> {
         let path = format!("/containers/{}/json", escape(id));
-        let response = self.request("GET", &path, None)?;
-        match response.status {
-            200 => {
-                let value: serde_json::Value =
-                    serde_json::from_slice(&response.body).map_err(|e| ApiError::Io {
-                        method: "GET",
-                        path: path.clone(),
-                        source: io::Error::other(e),
-                    })?;
-                let mut ports = Vec::new();
-                if let Some(map) = value["NetworkSettings"]["Ports"].as_object() {
-                    for (port, bindings) in map {
-                        for binding in bindings.as_array().into_iter().flatten() {
-                            if let Some(host) = binding["HostPort"]
-                                .as_str()
-                                .and_then(|p| p.parse::<u16>().ok())
-                            {
-                                ports.push((port.clone(), host));
-                            }
-                        }
+        let Some(value) = self.get_json(&path)? else {
+            return Ok(None);
+        };
+        let mut ports = Vec::new();
+        if let Some(map) = value["NetworkSettings"]["Ports"].as_object() {
+            for (port, bindings) in map {
+                for binding in bindings.as_array().into_iter().flatten() {
+                    if let Some(host) = binding["HostPort"]
+                        .as_str()
+                        .and_then(|p| p.parse::<u16>().ok())
+                    {
+                        ports.push((port.clone(), host));
                     }
                 }
-                Ok(Some(ContainerState {
-                    running: value["State"]["Running"].as_bool().unwrap_or(false),
-                    ports,
-                }))
             }
-            404 => Ok(None),
-            status => Err(status_error("GET", path, status, &response.body)),
         }
+        Ok(Some(ContainerState {
+            running: value["State"]["Running"].as_bool().unwrap_or(false),
+            ports,
+        }))
     }
 
     /// `POST /containers/create?name=NAME` with Docker's create body; the new container's id.
