@@ -13,11 +13,11 @@ schema with it. Needs the `cog` package: `pip install cog==0.23.1` in a virtual 
 
 import importlib.metadata
 import json
-import warnings
 import os
 import sys
+import warnings
 
-import yaml  # noqa: F401  (cog depends on it; a clear error if the venv is wrong)
+import yaml
 from cog import _inspector
 
 
@@ -34,8 +34,12 @@ def reference(fixture: str) -> dict:
         info = _inspector.create_predictor(module, name)
     finally:
         sys.path.pop(0)
-        for local in [m for m, v in list(sys.modules.items())
-                      if getattr(v, "__file__", None) and os.path.abspath(v.__file__).startswith(os.path.abspath(fixture))]:
+        root = os.path.abspath(fixture)
+        for local in [
+            m
+            for m, v in list(sys.modules.items())
+            if getattr(v, "__file__", None) and os.path.abspath(v.__file__).startswith(root)
+        ]:
             del sys.modules[local]
     inputs = {}
     for field_name, field in info.inputs.items():
@@ -68,7 +72,7 @@ def main() -> None:
     for fixture in sys.argv[1:]:
         try:
             out = reference(fixture)
-        except Exception as e:  # noqa: BLE001  (the SDK refuses it: no reference)
+        except Exception as e:
             print(f"{fixture}: no reference: {e}", file=sys.stderr)
             failed += 1
             continue
