@@ -63,7 +63,9 @@ cp "$WORK/predict.py" "$WORK/docker/"
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc; }
 cog_build() { (cd "$WORK/cog" && "$COG" build --progress quiet "$@" >/dev/null); }
-docker_build() { (cd "$WORK/docker" && DOCKER_BUILDKIT=1 docker build -q -t cog-bench-docker "$@" . >/dev/null); }
+# BuildKit when the buildx plugin is installed, else Docker's classic builder (Debian's docker.io).
+if docker buildx version >/dev/null 2>&1; then BUILDKIT=1; else BUILDKIT=0; fi
+docker_build() { (cd "$WORK/docker" && DOCKER_BUILDKIT=$BUILDKIT docker build -q -t cog-bench-docker "$@" . >/dev/null); }
 edit() { sed -i "s/return \"ok\"/return \"ok\" + \"$1\"/" "$WORK/cog/predict.py" "$WORK/docker/predict.py"; }
 
 LOAD0=$(cut -d" " -f1-3 /proc/loadavg)
@@ -86,5 +88,5 @@ for what in cold warm code; do
   c="${what}_cog[@]"; d="${what}_docker[@]"
   mc=$(median "${!c}"); md=$(median "${!d}")
   printf '%-34s %10.3f %14.3f %8.2f\n' "$what" "$mc" "$md" "$(echo "$mc / $md" | bc -l)"
-  printf '  rounds cog: %s  docker: %s\n' "${!c}" "${!d}"
+  printf '  rounds: cog %s | docker %s\n' "$(echo ${!c})" "$(echo ${!d})"
 done
