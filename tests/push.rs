@@ -39,12 +39,11 @@ struct Project {
 fn project() -> Project {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("hello");
-    std::fs::create_dir_all(&dir).unwrap();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello");
-    for entry in std::fs::read_dir(example).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-    }
+    // What git tracks of the example, never what a user's run left beside it (.cog/, hello.tar).
+    common::copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello"),
+        &dir,
+    );
     let cache = root.path().join("cache");
     let (store_dir, store) = temp_store();
     let image = busybox_image(&store, &Platform::linux_amd64());
