@@ -11,6 +11,8 @@ APT_PACKAGES=(
   busybox-static pigz zstd xz-utils wrk debootstrap hyperfine
   # htpasswd for registry auth tests, jq for scripts
   apache2-utils jq curl ca-certificates git
+  # /usr/bin/time for the peak-memory checks (tests/large_files.rs)
+  time
 )
 
 missing=()
