@@ -70,7 +70,9 @@ pub use digest::{Digest, HashingWriter, Sha256};
 pub use dockerignore::{IgnoreMatcher, parse_dockerignore};
 pub use error::{Error, Result};
 pub use fsck::Verified;
-pub use scratch::{ProcessDir, Swept, shared as process_temp_dir, sweep as sweep_temp_dir};
+pub use scratch::{
+    ProcessDir, Swept, bytes_under, shared as process_temp_dir, sweep as sweep_temp_dir,
+};
 pub use spec::{LayerSpec, build_all};
 pub use store::{BlobStore, BlobWriter, LayerInfo};
 pub use writer::{

@@ -144,14 +144,19 @@ fn read_dir(dir: &Path) -> impl Iterator<Item = std::fs::DirEntry> {
     std::fs::read_dir(dir).into_iter().flatten().flatten()
 }
 
-fn remove(path: &Path, swept: &mut Swept) {
-    let bytes = walkdir::WalkDir::new(path)
+/// Bytes of the regular files under `path` (itself, if a file), not following links.
+pub fn bytes_under(path: &Path) -> u64 {
+    walkdir::WalkDir::new(path)
         .into_iter()
         .flatten()
         .filter_map(|e| e.metadata().ok())
         .filter(std::fs::Metadata::is_file)
         .map(|m| m.len())
-        .sum::<u64>();
+        .sum()
+}
+
+fn remove(path: &Path, swept: &mut Swept) {
+    let bytes = bytes_under(path);
     let removed = if path.is_dir() {
         std::fs::remove_dir_all(path)
     } else {

@@ -1,7 +1,6 @@
 //! `cog cache`: what the cache holds, cleaning it, checking it. The cache is the blob store
 //! (`$COG_CACHE_DIR`, else `~/.cache/cog`) and what lives beside its blobs: downloaded wheels
 //! and `.deb`s, layers unpacked for build commands and `cog run`, lock-free temp space.
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -52,7 +51,7 @@ fn info(session: &Session) -> Result<ExitCode> {
         .flatten()
         .map(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
-            (name, disk_usage(&entry.path()))
+            (name, layers::bytes_under(&entry.path()))
         })
         .collect();
     parts.sort();
@@ -78,7 +77,7 @@ fn prune(session: &Session, all: bool) -> Result<ExitCode> {
     );
     if all {
         let root = store.root();
-        let before = disk_usage(root);
+        let before = layers::bytes_under(root);
         for entry in std::fs::read_dir(root)
             .with_context(|| format!("reading {}", root.display()))?
             .flatten()
@@ -126,17 +125,6 @@ fn verify(session: &Session, repair: bool) -> Result<ExitCode> {
         println!("run `cog cache verify --repair` to remove them");
         ExitCode::FAILURE
     })
-}
-
-/// Bytes of the regular files under `path` (not following links).
-fn disk_usage(path: &Path) -> u64 {
-    walkdir::WalkDir::new(path)
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| entry.metadata().ok())
-        .filter(std::fs::Metadata::is_file)
-        .map(|m| m.len())
-        .sum()
 }
 
 fn human(bytes: u64) -> String {

@@ -339,54 +339,42 @@ pub(super) fn start(
     let name = container_name();
     // Images from our cache are in the daemon by now; a daemon-only name may need a pull,
     // which `docker run` does.
-    if kind == RuntimeKind::Docker
+    let started = if kind == RuntimeKind::Docker
         && matches!(image, Image::Local { .. })
         && let Some(api) = docker_api()
     {
-        return match start_with_api(&api, image, spec, &name) {
-            Ok(()) => Ok(EngineContainer {
-                kind,
-                id: name,
-                removed: false,
-            }),
-            Err(RuntimeError::DockerApi(docker_api::ApiError::Status { message, .. }))
-                if spec.gpus && missing_gpu_driver(&message) =>
-            {
-                reporter.warning("Missing device driver, re-trying without GPU");
-                remove(kind, &name);
-                let spec = RunSpec {
-                    gpus: false,
-                    ..spec.clone()
-                };
-                start(kind, image, &spec, reporter)
-            }
-            Err(err) => {
-                remove(kind, &name);
-                Err(err)
-            }
-        };
-    }
-    let mut args = run_args(kind, image, spec, &name);
-    args.insert(1, "--detach".into());
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    match output_of(kind.program(), &refs) {
-        Ok(_) => Ok(EngineContainer {
+        start_with_api(&api, image, spec, &name)
+    } else {
+        let mut args = run_args(kind, image, spec, &name);
+        args.insert(1, "--detach".into());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        output_of(kind.program(), &refs).map(drop)
+    };
+    match started {
+        Ok(()) => Ok(EngineContainer {
             kind,
             id: name,
             removed: false,
         }),
-        Err(RuntimeError::Command { stderr, .. }) if spec.gpus && missing_gpu_driver(&stderr) => {
-            reporter.warning("Missing device driver, re-trying without GPU");
+        Err(err) => {
             remove(kind, &name);
+            // Cog retries without GPUs when the host has no NVIDIA driver.
+            let no_driver = match &err {
+                RuntimeError::DockerApi(docker_api::ApiError::Status { message, .. }) => {
+                    missing_gpu_driver(message)
+                }
+                RuntimeError::Command { stderr, .. } => missing_gpu_driver(stderr),
+                _ => false,
+            };
+            if !(spec.gpus && no_driver) {
+                return Err(err);
+            }
+            reporter.warning("Missing device driver, re-trying without GPU");
             let spec = RunSpec {
                 gpus: false,
                 ..spec.clone()
             };
             start(kind, image, &spec, reporter)
-        }
-        Err(err) => {
-            remove(kind, &name);
-            Err(err)
         }
     }
 }
