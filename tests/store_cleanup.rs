@@ -14,6 +14,7 @@ use cog::oci::Platform;
 use common::copy_dir;
 use common::registry::{busybox_image, layout_of, temp_store};
 use common::{failed, ok};
+use layers::bytes_under;
 
 const COG: &str = env!("CARGO_BIN_EXE_cog");
 
@@ -29,16 +30,6 @@ fn command(dir: &Path, cache: &Path, args: &[&str]) -> Command {
 
 fn cog(dir: &Path, cache: &Path, args: &[&str]) -> Output {
     command(dir, cache, args).output().unwrap()
-}
-
-/// Bytes of the regular files under `dir`.
-fn bytes_under(dir: &Path) -> u64 {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.metadata().unwrap().len())
-        .sum()
 }
 
 /// The hello example with 96 MiB of incompressible weights, so a build writes for a while.
