@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use layers::{BlobStore, LayerInfo};
 
 use crate::oci::Descriptor;
@@ -37,15 +37,26 @@ impl RemoteCache {
             refs.iter()
                 .filter(|r| !r.is_empty())
                 .map(|r| {
+                    if r.starts_with("type=") || r.contains(",ref=") || r.contains(",mode=") {
+                        bail!(
+                            "{flag} {r}: cog takes an image reference (REF, e.g. ghcr.io/me/cache:main), not BuildKit's type=...,ref=... options; only registry caches are supported"
+                        );
+                    }
                     Reference::parse(r)
                         .with_context(|| format!("{flag} {r}: not a valid image reference"))
                 })
                 .collect()
         };
-        Ok(Self {
+        let cache = Self {
             from: parse("--cache-from", from)?,
             to: parse("--cache-to", to)?,
-        })
+        };
+        if let Some(pinned) = cache.to.iter().find(|r| r.digest().is_some()) {
+            bail!(
+                "--cache-to {pinned}: a cache is written under a tag, not a digest (name it REPOSITORY:TAG)"
+            );
+        }
+        Ok(cache)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -62,12 +73,21 @@ impl RemoteCache {
         self.from.iter().all(|r| r.registry() == target.registry())
     }
 
-    /// Reads and verifies the `--cache-from` caches into the store's remote keys; writes lock
-    /// files they carry for this project when the project has none. `fetch`: download a remote
-    /// layer's blob when it is used (else it stays in the registry, to be mounted).
-    pub fn load(&self, session: &Session, project_dir: &Path, config_file: &Path, fetch: bool) {
+    /// Reads and verifies the `--cache-from` caches into the store's remote keys; with
+    /// `write_locks` (a build that may write lock files: not `--locked`, `--frozen` or
+    /// `--upgrade`), writes lock files they carry for this project when the project has none.
+    /// `fetch`: download a remote layer's blob when it is used (else it stays in the registry,
+    /// to be mounted).
+    pub fn load(
+        &self,
+        session: &Session,
+        project_dir: &Path,
+        config_file: &Path,
+        fetch: bool,
+        write_locks: bool,
+    ) {
         let overlay = session.store.key_overlay();
-        let project = project_key(config_file);
+        let project = project_key(config_file).filter(|_| write_locks);
         for reference in &self.from {
             match session.block_on(session.registry.load_cache(reference, true)) {
                 Ok(loaded) => {
@@ -214,4 +234,47 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn strings(refs: &[&str]) -> Vec<String> {
+        refs.iter().map(|r| (*r).to_string()).collect()
+    }
+
+    #[test]
+    fn references_parse_and_unsupported_forms_name_their_flag() {
+        let cache = RemoteCache::parse(
+            &strings(&["127.0.0.1:5000/cache:main", ""]),
+            &strings(&["ghcr.io/me/cache:main"]),
+        )
+        .unwrap();
+        assert_eq!(cache.from.len(), 1);
+        assert_eq!(cache.repositories().len(), 2);
+        let target = Reference::parse("127.0.0.1:5000/model:v1").unwrap();
+        assert!(cache.mountable_into(&target));
+        assert!(
+            !RemoteCache::parse(&strings(&["ghcr.io/me/cache:main"]), &[])
+                .unwrap()
+                .mountable_into(&target)
+        );
+
+        let err = RemoteCache::parse(&strings(&["type=registry,ref=ghcr.io/me/c"]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--cache-from type=registry"), "{err}");
+        let digest = format!("ghcr.io/me/cache@sha256:{}", "a".repeat(64));
+        let err = RemoteCache::parse(&[], &[digest]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--cache-to ") && err.contains("tag"),
+            "{err}"
+        );
+        let err = RemoteCache::parse(&[], &strings(&["Not A Ref"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--cache-to Not A Ref"), "{err}");
+    }
 }

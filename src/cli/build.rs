@@ -123,6 +123,11 @@ pub fn build_and_save_for(
     flags.check_compat(session.reporter.as_ref())?;
     let output = destination.output;
     let cache = flags.remote_cache()?;
+    if flags.no_cache && !cache.from.is_empty() {
+        session
+            .reporter
+            .warning("--no-cache: --cache-from is not read (every layer is built)");
+    }
     if !flags.no_cache && !cache.from.is_empty() {
         let fetch = destination.local
             || output.is_some()
@@ -130,7 +135,14 @@ pub fn build_and_save_for(
             || destination
                 .push
                 .is_none_or(|target| !cache.mountable_into(target));
-        cache.load(session, &project.dir, &project.dir.join(&flags.file), fetch);
+        let write_locks = flags.locks.mode() == crate::resolve::LockMode::Update;
+        cache.load(
+            session,
+            &project.dir,
+            &project.dir.join(&flags.file),
+            fetch,
+            write_locks,
+        );
     }
     let inputs = project.resolve(session, &flags.resolve_options())?;
     let plan = PythonStack.plan(&inputs)?;
