@@ -144,11 +144,15 @@ struct KeyRecord {
     meta: Option<BlobRef>,
 }
 
-/// The layer of a key record file's text, if it parses.
-pub(crate) fn key_record_layer(text: &[u8]) -> Option<LayerInfo> {
+/// The blobs a key record file's text names (its layer's, then its metadata's), if it parses.
+pub(crate) fn key_record_blobs(text: &[u8]) -> Option<Vec<Digest>> {
     serde_json::from_slice::<KeyRecord>(text)
         .ok()
-        .map(|record| record.layer)
+        .map(|record| {
+            std::iter::once(record.layer.digest)
+                .chain(record.meta.map(|m| m.digest))
+                .collect()
+        })
 }
 
 impl BlobStore {
