@@ -3,8 +3,9 @@
 # Usage: benches/cache/run.sh [ROUNDS] [PROJECT]   (default: 3 rounds, a numpy + pillow +
 # transformers model made here; the order of the two runs alternates each round)
 #
-# Setup (outside the timing): a local registry (Debian's docker-registry), a busybox-free
-# default base, the project's locks made once, and runner A's build + push with --cache-to.
+# Setup (outside the timing): a local registry (Debian's docker-registry), the default base
+# (assembled from Debian packages), the project's locks made once, and runner A's build + push
+# with --cache-to. Nothing is loaded into Docker (COG_NO_LOAD=1): a runner without a socket.
 # Each round: a fresh COG_CACHE_DIR (an empty runner) builds and pushes to a new repository,
 #   cold:   no cache (every wheel downloaded, every layer built and uploaded)
 #   cached: --cache-from (layers mounted from the cache's repository, nothing built)
@@ -18,6 +19,7 @@ for tool in docker-registry python3 bc; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 1; }
 done
 cd "$REPO"
+export COG_NO_LOAD=1
 cargo build --quiet --release --bin cog
 COG="$REPO/target/release/cog"
 WORK=$(mktemp -d /tmp/cog-bench-cache.XXXXXX)
@@ -37,7 +39,7 @@ build:
     - numpy==2.1.3
     - pillow==11.0.0
     - transformers==4.46.3
-predict: "predict.py:Predictor"
+run: "predict.py:Predictor"
 YAML
   cat > "$WORK/project/predict.py" <<'PY'
 from cog import BasePredictor
