@@ -469,7 +469,7 @@ fn stamp_of(plan: &Plan, options: &LayerOptions) -> Result<String> {
             Planned::Symlink { target } => format!("symlink {path:?} {target:?}"),
         });
     }
-    Ok(hasher.finish().hex().to_string())
+    Ok(hasher.finish().hex())
 }
 
 /// The key from what goes into the layer: paths, normalized modes, contents, link targets.

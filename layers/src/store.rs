@@ -133,7 +133,7 @@ impl KeyOverlay {
 
 /// The id under which a key is stored and shared: the hex sha256 of its text.
 pub fn key_id(key: &str) -> String {
-    Digest::of(key.as_bytes()).hex().to_string()
+    Digest::of(key.as_bytes()).hex()
 }
 
 #[derive(Serialize, Deserialize)]

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client::{Access, Client, Target};
 use super::error::RegistryError;
+use super::pull::BlobStat;
 use crate::oci::reference::Reference;
 use crate::oci::{Descriptor, Manifest, canonical_json, media_types};
 
@@ -250,7 +251,7 @@ impl Client {
             .values()
             .flat_map(|e| std::iter::once(e.layer.digest).chain(e.meta.map(|m| m.digest)))
             .collect();
-        let stats: Vec<(Digest, Option<(Option<u64>, Option<Digest>)>)> =
+        let stats: Vec<(Digest, Option<BlobStat>)> =
             futures::stream::iter(blobs.into_iter().map(|digest| {
                 let reference = &reference;
                 async move { Ok((digest, self.stat_blob(reference, &digest).await?)) }
@@ -260,15 +261,19 @@ impl Client {
             .await
             .into_iter()
             .collect::<Result<_, _>>()?;
-        let stats: BTreeMap<Digest, Option<(Option<u64>, Option<Digest>)>> =
-            stats.into_iter().collect();
+        let stats: BTreeMap<Digest, Option<BlobStat>> = stats.into_iter().collect();
         let repository = format!("{}/{}", reference.registry(), reference.repository());
         let check = |digest: Digest, expected: u64| match stats.get(&digest).copied().flatten() {
             None => Some(format!("blob {digest} is not in {repository}")),
-            Some((Some(size), _)) if size != expected => Some(format!(
+            Some(BlobStat {
+                size: Some(size), ..
+            }) if size != expected => Some(format!(
                 "blob {digest} is {size} bytes in {repository}, the entry says {expected}"
             )),
-            Some((_, Some(served))) if served != digest => {
+            Some(BlobStat {
+                digest: Some(served),
+                ..
+            }) if served != digest => {
                 Some(format!("{repository} serves {served} for blob {digest}"))
             }
             Some(_) => None,

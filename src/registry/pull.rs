@@ -26,6 +26,13 @@ pub struct FetchedManifest {
     pub digest: Digest,
 }
 
+/// What a registry states about a blob it has (`HEAD`): its size and digest, when it says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobStat {
+    pub size: Option<u64>,
+    pub digest: Option<Digest>,
+}
+
 impl Client {
     /// Pulls `reference` for `platform` into `store` and returns the image. Blobs already in the
     /// store are not fetched again; layers are stored exactly as served. A reference pinned by
@@ -173,7 +180,7 @@ impl Client {
         &self,
         reference: &Reference,
         digest: &Digest,
-    ) -> Result<Option<(Option<u64>, Option<Digest>)>, RegistryError> {
+    ) -> Result<Option<BlobStat>, RegistryError> {
         let target = Target::pull(reference);
         let url = format!(
             "{}{}/blobs/{digest}",
@@ -191,10 +198,10 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        Ok(Some((
-            header("content-length").and_then(|v| v.parse().ok()),
-            header("docker-content-digest").and_then(|v| v.parse().ok()),
-        )))
+        Ok(Some(BlobStat {
+            size: header("content-length").and_then(|v| v.parse().ok()),
+            digest: header("docker-content-digest").and_then(|v| v.parse().ok()),
+        }))
     }
 
     /// Whether the repository of `reference` has the blob `digest` (`HEAD`; push skips those).
