@@ -153,7 +153,10 @@ fn load_into_local_engine(session: &Session, name: &str, built: &Built) -> Resul
         format!("loading {name} into {kind} (the image is built, in cog's store; --no-load skips this step)")
     })?;
     session.reporter.message(&match loaded {
-        runtime::Loaded::Loaded => format!("Loaded {name} into {kind}"),
+        runtime::Loaded::Loaded { sent, layers } if sent < layers => {
+            format!("Loaded {name} into {kind} ({sent} of {layers} layers sent; it had the rest)")
+        }
+        runtime::Loaded::Loaded { .. } => format!("Loaded {name} into {kind}"),
         runtime::Loaded::AlreadyThere => format!("{kind} already has {name}'s image"),
     });
     Ok(())

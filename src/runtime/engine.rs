@@ -1,9 +1,9 @@
 //! Docker and podman, through their command-line clients (same flags for both).
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
 use std::process::{Command, Stdio};
 
-use layers::BlobStore;
+use layers::{BlobStore, Digest};
 
 use super::docker_api::{self, DockerApi};
 use super::{Image, RunSpec, RuntimeError, RuntimeKind, SHM_SIZE, container_name, output_of};
@@ -64,8 +64,9 @@ pub(super) fn docker_api() -> Option<DockerApi> {
 pub enum Loaded {
     /// The engine had the image (by id) already; at most a tag was added.
     AlreadyThere,
-    /// The image was streamed into the engine.
-    Loaded,
+    /// The image was streamed into the engine: `sent` of its `layers` layers (the others it
+    /// had already, under the image's previous build).
+    Loaded { sent: usize, layers: usize },
 }
 
 /// Loads an image from our cache into the daemon unless it already has that image id (our
@@ -82,7 +83,7 @@ pub(super) fn ensure_loaded(
         Image::Daemon { name } => {
             if daemon_image_id(kind, name).is_none() {
                 output_of(kind.program(), &["pull", name])?;
-                return Ok(Loaded::Loaded);
+                return Ok(Loaded::Loaded { sent: 0, layers: 0 });
             }
             Ok(Loaded::AlreadyThere)
         }
@@ -128,27 +129,62 @@ fn load_local(
     }
     let image_ref = image.image_ref();
     let tags = [name.to_string()];
-    let mut write = |out: &mut dyn Write| -> io::Result<()> {
-        oci::write_tarball(store, &image_ref, out, &tags)
-            .map(|_| ())
-            .map_err(io::Error::other)
+    let layers = image.layers.len();
+    let mut sent = layers;
+    let (image_ref, tags) = (&image_ref, &tags);
+    let writer = |omit: HashSet<Digest>| {
+        move |out: &mut dyn Write| -> io::Result<()> {
+            oci::write_tarball_omitting(store, image_ref, out, tags, &omit)
+                .map(|_| ())
+                .map_err(io::Error::other)
+        }
     };
     match &api {
         Some(api) => {
-            let lines = api.load(&mut write).map_err(|e| RuntimeError::Load {
+            // A rebuild under the same name mostly shares its lower layers with the image the
+            // daemon has under that name: those are left out of the stream.
+            let omit = api
+                .image_layers(name)
+                .ok()
+                .flatten()
+                .map(|theirs| shared_lower_layers(&image.layers, &theirs))
+                .unwrap_or_default();
+            let partial = !omit.is_empty();
+            sent = layers - omit.len();
+            let loaded = api.load(&mut writer(omit)).or_else(|e| {
+                if !partial {
+                    return Err(e);
+                }
+                sent = layers;
+                // The daemon lost those layers meanwhile, or loads another way: send them all.
+                tracing::debug!("{kind} refused a load without its known layers ({e}); sending all");
+                api.load(&mut writer(HashSet::new()))
+            });
+            let lines = loaded.map_err(|e| RuntimeError::Load {
                 image: name.to_string(),
                 engine: kind,
                 source: Box::new(e),
             })?;
             tracing::debug!("{kind}: {}", lines.join("; "));
         }
-        None => load_through_client(kind, name, &mut write)?,
+        None => load_through_client(kind, name, &mut writer(HashSet::new()))?,
     }
     // The archive names the image; podman may prefix it with `localhost/`, so name it as asked.
     if kind == RuntimeKind::Podman {
         output_of(kind.program(), &["tag", &config, name])?;
     }
-    Ok(Loaded::Loaded)
+    Ok(Loaded::Loaded { sent, layers })
+}
+
+/// The blobs of `ours` whose layer chain (this layer and every one below it) equals the start of
+/// `theirs` (an image's diff ids as the daemon reports them): Docker finds a layer by its chain,
+/// so those need not be sent again.
+fn shared_lower_layers(ours: &[layers::LayerInfo], theirs: &[String]) -> HashSet<Digest> {
+    ours.iter()
+        .zip(theirs)
+        .take_while(|(layer, diff_id)| layer.diff_id.to_string() == **diff_id)
+        .map(|(layer, _)| layer.digest)
+        .collect()
 }
 
 /// `docker load` / `podman load` with the tarball written into its stdin as it is made.
@@ -573,6 +609,25 @@ mod tests {
         // No command: the image's own.
         let bare = create_body(&image, &RunSpec::default());
         assert!(bare.get("Cmd").is_none() && bare["HostConfig"].get("PortBindings").is_none());
+    }
+
+    #[test]
+    fn only_layers_whose_whole_chain_the_daemon_has_are_left_out() {
+        let layer = |n: u8| layers::LayerInfo {
+            digest: Digest::of(&[n]),
+            size: 1,
+            diff_id: Digest::of(&[n, n]),
+            media_type: String::new(),
+        };
+        let ours = [layer(1), layer(2), layer(3)];
+        let id = |n: u8| Digest::of(&[n, n]).to_string();
+        let omitted = shared_lower_layers(&ours, &[id(1), id(2), id(9)]);
+        assert_eq!(omitted, HashSet::from([layer(1).digest, layer(2).digest]));
+        // A layer the daemon has above a different one is another chain: sent again.
+        let omitted = shared_lower_layers(&ours, &[id(9), id(2), id(3)]);
+        assert!(omitted.is_empty());
+        // An image with fewer layers than ours.
+        assert_eq!(shared_lower_layers(&ours, &[id(1)]).len(), 1);
     }
 
     #[test]
