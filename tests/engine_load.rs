@@ -152,7 +152,11 @@ fn a_code_only_rebuild_sends_docker_only_the_new_layer() {
 
     let predict = dir.join("predict.py");
     let code = std::fs::read_to_string(&predict).unwrap();
-    std::fs::write(&predict, format!("{code}\n# changed {}\n", std::process::id())).unwrap();
+    std::fs::write(
+        &predict,
+        format!("{code}\n# changed {}\n", std::process::id()),
+    )
+    .unwrap();
     let rebuilt = cog(&dir, &["build", "-t", &tag.name], &[]);
     ok(&rebuilt);
     let log = stderr(&rebuilt);

@@ -157,7 +157,9 @@ fn load_local(
                 }
                 sent = layers;
                 // The daemon lost those layers meanwhile, or loads another way: send them all.
-                tracing::debug!("{kind} refused a load without its known layers ({e}); sending all");
+                tracing::debug!(
+                    "{kind} refused a load without its known layers ({e}); sending all"
+                );
                 api.load(&mut writer(HashSet::new()))
             });
             let lines = loaded.map_err(|e| RuntimeError::Load {
