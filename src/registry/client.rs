@@ -158,12 +158,34 @@ pub(crate) fn describe(err: &reqwest::Error) -> String {
     message
 }
 
+/// `COG_REGISTRY_TIMEOUT`: seconds a registry may stay silent (no byte of an answer) before the
+/// request is given up and retried.
+pub const TIMEOUT_VAR: &str = "COG_REGISTRY_TIMEOUT";
+const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn read_timeout() -> Result<Duration, RegistryError> {
+    match std::env::var(TIMEOUT_VAR) {
+        Err(_) => Ok(DEFAULT_READ_TIMEOUT),
+        Ok(text) => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|secs| secs.is_finite() && *secs > 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| {
+                RegistryError::Client(format!(
+                    "{TIMEOUT_VAR} must be a number of seconds greater than 0, not {text:?}"
+                ))
+            }),
+    }
+}
+
 impl Client {
     pub fn new(options: ClientOptions) -> Result<Self, RegistryError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("cog-rs/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(120))
+            .read_timeout(read_timeout()?)
             // reqwest drops Authorization when a redirect leaves the host (blob storage).
             .redirect(reqwest::redirect::Policy::limited(10))
             .build()
@@ -274,7 +296,7 @@ impl Client {
         }
     }
 
-    async fn backoff(&self, attempt: u32, retry_after: Option<u64>) {
+    pub(crate) async fn backoff(&self, attempt: u32, retry_after: Option<u64>) {
         let exponential = self.options.backoff * 2u32.saturating_pow(attempt - 1);
         let delay = retry_after.map_or(exponential, |s| Duration::from_secs(s.min(30)));
         tracing::debug!(?delay, attempt, "registry: retrying");

@@ -165,8 +165,26 @@ impl Client {
     }
 
     /// `GET /v2/<repo>/manifests/<tag or digest>`, with every manifest type we read accepted.
-    /// A manifest asked for by digest is verified against it.
+    /// A manifest asked for by digest is verified against it. An answer cut off or stalled
+    /// halfway is asked for again, as a failed request is.
     pub async fn fetch_manifest(
+        &self,
+        reference: &Reference,
+    ) -> Result<FetchedManifest, RegistryError> {
+        let mut attempt = 1;
+        loop {
+            match self.fetch_manifest_once(reference).await {
+                Err(err) if err.is_transient() && attempt < self.options.max_attempts => {
+                    tracing::debug!(%reference, attempt, "manifest: retrying: {err}");
+                    self.backoff(attempt, None).await;
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn fetch_manifest_once(
         &self,
         reference: &Reference,
     ) -> Result<FetchedManifest, RegistryError> {
