@@ -41,8 +41,10 @@ impl Stack for PythonStack {
             Box::new(CaCertBlock),
             Box::new(BuildCommandsBlock),
             Box::new(LargeFilesBlock),
-            Box::new(SourceBlock),
+            // The schema below the source: an edit that keeps predict's signature changes the
+            // source layer only, so an engine that has the previous build takes one new layer.
             Box::new(SchemaBlock),
+            Box::new(SourceBlock),
             Box::new(RuntimeSettingsBlock),
             Box::new(LabelsBlock),
         ]

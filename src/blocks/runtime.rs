@@ -30,7 +30,9 @@ impl Block for RuntimeSettingsBlock {
 }
 
 /// The OpenAPI schema: `/src/.cog/openapi_schema.json` (read by the server) and the
-/// `run.cog.openapi_schema` label, in a layer of its own after the source (Cog's bundle step).
+/// `run.cog.openapi_schema` label, in a layer of its own just below the source (Cog's bundle
+/// step comes after its `COPY . /src`; the files are the same either way, and below the source a
+/// code-only edit that keeps the signature leaves this layer's chain unchanged).
 #[derive(Debug)]
 pub struct SchemaBlock;
 
