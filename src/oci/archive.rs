@@ -76,19 +76,19 @@ pub fn write_tarball<W: Write>(
     out: W,
     repo_tags: &[String],
 ) -> Result<W, OciError> {
-    write_tarball_omitting(store, image, out, repo_tags, &HashSet::new())
+    write_tarball_omitting(store, image, out, repo_tags, &HashSet::<Digest>::new())
 }
 
 /// [`write_tarball`] without the blobs in `omit`: for an engine that already holds those
 /// layers (Docker's loader reads a layer file only when it lacks that layer's chain), so a
 /// code-only rebuild sends only what changed. The result is not a complete archive: never
 /// write it to a file.
-pub fn write_tarball_omitting<W: Write>(
+pub fn write_tarball_omitting<W: Write, S: std::hash::BuildHasher>(
     store: &BlobStore,
     image: &ImageRef,
     out: W,
     repo_tags: &[String],
-    omit: &HashSet<Digest>,
+    omit: &HashSet<Digest, S>,
 ) -> Result<W, OciError> {
     let location = format!("image {}", image.digest);
     if !media_types::is_manifest(&image.media_type) {

@@ -72,15 +72,16 @@ proptest! {
     #[test]
     fn zip_members_read_by_range(bytes in fuzzing::inputs_from(wheels())) {
         let tail_start = bytes.len().saturating_sub(64 << 10);
-        if let Some((offset, size)) = central_directory(&bytes[tail_start..], bytes.len() as u64) {
-            let (offset, size) = (offset as usize, size as usize);
-            if let Some(cd) = bytes.get(offset..offset.saturating_add(size)) {
-                if let Some(member) = find_member(cd, |name| name.ends_with("METADATA")) {
-                    let start = usize::try_from(member.local_header_offset).unwrap_or(usize::MAX);
-                    if let Some(local) = bytes.get(start..) {
-                        let _ = read_member(local, &member);
-                    }
-                }
+        let found = central_directory(&bytes[tail_start..], bytes.len() as u64)
+            .and_then(|(offset, size)| {
+                let (offset, size) = (offset as usize, size as usize);
+                bytes.get(offset..offset.saturating_add(size))
+            })
+            .and_then(|cd| find_member(cd, |name| name.ends_with("METADATA")));
+        if let Some(member) = found {
+            let start = usize::try_from(member.local_header_offset).unwrap_or(usize::MAX);
+            if let Some(local) = bytes.get(start..) {
+                let _ = read_member(local, &member);
             }
         }
     }
