@@ -15,6 +15,7 @@ pub mod inputs;
 pub mod oci;
 pub mod plan;
 pub mod registry;
+pub mod remote_cache;
 pub mod resolve;
 pub mod runtime;
 pub mod sandbox;

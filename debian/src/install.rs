@@ -100,12 +100,10 @@ pub async fn install(
     opts: &InstallOptions,
 ) -> Result<Installed, Error> {
     let key = cache_key(lock, base_status, opts);
-    let status_path = opts
-        .cache_dir
-        .join("status")
-        .join(fetch::sha256_hex(key.as_bytes()));
+    // The dpkg status and libraries the layer leaves are kept with its key in the store (so
+    // that they travel with it to a registry build cache).
     if !opts.rebuild
-        && let (Some(layer), Ok(meta)) = (store.lookup_key(&key), fs_err::read(&status_path))
+        && let Some((layer, Some(meta))) = store.lookup_key_with_meta(&key)
         && let Ok((status, libraries)) = serde_json::from_slice::<(String, Vec<String>)>(&meta)
     {
         tracing::debug!(digest = %layer.digest, "apt layer cached");
@@ -150,11 +148,8 @@ pub async fn install(
         .await
         .map_err(|e| Error::Config(format!("layer builder panicked: {e}")))??;
     let meta = (String::from_utf8_lossy(&built.status), &built.libraries);
-    fetch::write_atomic(
-        &status_path,
-        &serde_json::to_vec(&meta).map_err(std::io::Error::other)?,
-    )?;
-    store.record_key(&key, &built.layer)?;
+    let meta = serde_json::to_vec(&meta).map_err(std::io::Error::other)?;
+    store.record_key_with_meta(&key, &built.layer, &meta)?;
     Ok(built)
 }
 

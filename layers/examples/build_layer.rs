@@ -80,7 +80,9 @@ fn run() -> Result<(), String> {
     if plan_only {
         // Only walk, stat and sort the tree (the part before any byte is read).
         let start = Instant::now();
-        let key = spec.cache_key(&options).map_err(|err| err.to_string())?;
+        let key = spec
+            .cache_key(&store, &options)
+            .map_err(|err| err.to_string())?;
         let seconds = start.elapsed().as_secs_f64();
         println!("{{\"seconds\":{seconds:.3},\"key\":\"{key}\"}}");
         return Ok(());

@@ -1,4 +1,5 @@
-//! `fsck` for the blob store: every blob's digest, every key record's blob present.
+//! `fsck` for the blob store: every blob's digest, every key record's blobs (its layer's and
+//! its metadata's) present.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -86,11 +87,13 @@ impl BlobStore {
         let Ok(text) = fs_err::read(path) else {
             return false;
         };
-        let Some(layer) = crate::store::key_record_layer(&text) else {
+        let Some(blobs) = crate::store::key_record_blobs(&text) else {
             return false;
         };
-        let blob = self.blob_path(&layer.digest);
-        blob.is_file() && !found.corrupt.contains(&blob)
+        blobs.iter().all(|digest| {
+            let blob = self.blob_path(digest);
+            blob.is_file() && !found.corrupt.contains(&blob)
+        })
     }
 }
 
@@ -148,12 +151,17 @@ mod tests {
         store
             .record_key("gone", &layer(Digest::of(b"gone")))
             .unwrap();
+        // A record whose metadata blob (an apt layer's dpkg database) is gone is bad too.
+        store
+            .record_key_with_meta("meta-gone", &layer(good), b"status")
+            .unwrap();
+        std::fs::remove_file(store.blob_path(&Digest::of(b"status"))).unwrap();
 
         let found = store.verify(false).unwrap();
         assert_eq!((found.blobs, found.bytes), (1, 4));
         assert_eq!(found.corrupt, vec![store.blob_path(&bad)]);
         assert_eq!(found.stray.len(), 1);
-        assert_eq!(found.bad_keys.len(), 2);
+        assert_eq!(found.bad_keys.len(), 3);
         assert!(!found.is_clean());
         assert!(store.blob_path(&bad).exists(), "looking changes nothing");
 

@@ -74,7 +74,10 @@ pub use scratch::{
     ProcessDir, Swept, bytes_under, shared as process_temp_dir, sweep as sweep_temp_dir,
 };
 pub use spec::{LayerSpec, build_all};
-pub use store::{BlobStore, BlobWriter, LayerInfo};
+pub use store::{
+    BlobFetcher, BlobRef, BlobStore, BlobWriter, KEY_META_MEDIA_TYPE, KeyEntry, KeyOverlay,
+    LayerInfo, key_id,
+};
 pub use writer::{
     Entry, EntryKind, LayerOptions, LayerWriter, archive_path, encode_header, normalize_mode,
     tar_padding,

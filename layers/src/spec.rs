@@ -15,11 +15,14 @@ use crate::digest::{Digest, Sha256};
 use crate::dockerignore::IgnoreMatcher;
 use crate::error::{Error, Result};
 use crate::store::{BlobStore, LayerInfo};
-use crate::writer::{LayerOptions, LayerWriter, archive_path};
+use crate::writer::{LayerOptions, LayerWriter, archive_path, normalize_mode};
 
 /// Bumped whenever the bytes a spec produces could change for the same inputs (v2: gzip blocks
-/// are compressed from a fresh deflate state, see `pgzip`).
-const KEY_VERSION: &str = "layers/spec/v2";
+/// are compressed from a fresh deflate state, see `pgzip`; v3: keys hash file contents and
+/// normalized modes, never host paths or inode data, so that they travel between machines).
+const KEY_VERSION: &str = "layers/spec/v3";
+/// The local-only stamp of a plan (paths, inodes, times), mapped to its portable key.
+const STAMP_VERSION: &str = "layers/spec-stamp/v1";
 
 /// A layer described as data. Entries may overlap: for the same path the one added last wins.
 #[derive(Clone, Debug, Default)]
@@ -193,17 +196,18 @@ impl LayerSpec {
         Ok(self)
     }
 
-    /// A key for the layer cache: a hash of the entries' paths, kinds, modes, link targets,
-    /// in-memory contents, trees' file metadata (size, mtime, ctime, inode; never contents) and
-    /// the options. Stable across runs while the inputs are unchanged.
-    pub fn cache_key(&self, options: &LayerOptions) -> Result<String> {
-        key_of(&self.plan()?, options)
+    /// A key for the layer cache that travels between machines: a hash of the entries' paths,
+    /// kinds, normalized modes, link targets, contents and the options; no host path, inode or
+    /// time. Files are hashed once: the key is remembered in `store` under the tree's local
+    /// stamp (paths, sizes, inodes, mtimes, ctimes), so an unchanged tree is not read again.
+    pub fn cache_key(&self, store: &BlobStore, options: &LayerOptions) -> Result<String> {
+        key_of(&self.plan()?, store, options)
     }
 
     /// Builds the layer into `store`, or returns the cached one when the key is known.
     pub fn build(&self, store: &BlobStore, options: &LayerOptions) -> Result<LayerInfo> {
         let plan = self.plan()?;
-        let key = key_of(&plan, options)?;
+        let key = key_of(&plan, store, options)?;
         if let Some(cached) = store.lookup_key(&key) {
             tracing::debug!(key, digest = %cached.digest, "layer cache hit");
             return Ok(cached);
@@ -217,7 +221,7 @@ impl LayerSpec {
     /// Builds the layer without consulting the cache (`--no-cache`), then records its key.
     pub fn build_uncached(&self, store: &BlobStore, options: &LayerOptions) -> Result<LayerInfo> {
         let plan = self.plan()?;
-        let key = key_of(&plan, options)?;
+        let key = key_of(&plan, store, options)?;
         let layer = write_plan(&plan, store, options)?;
         store.record_key(&key, &layer)?;
         Ok(layer)
@@ -420,12 +424,25 @@ fn imply_parents(plan: &mut Plan) -> Result<()> {
     Ok(())
 }
 
-fn key_of(plan: &Plan, options: &LayerOptions) -> Result<String> {
+/// The portable key of `plan`, through the local stamp memo in `store`.
+fn key_of(plan: &Plan, store: &BlobStore, options: &LayerOptions) -> Result<String> {
+    let stamp = stamp_of(plan, options)?;
+    if let Some(key) = store.lookup_alias(&stamp) {
+        return Ok(key);
+    }
+    let key = portable_key_of(plan, options)?;
+    store.record_alias(&stamp, &key);
+    Ok(key)
+}
+
+/// What changes when a tree's files may have (local only: host paths and inode data).
+fn stamp_of(plan: &Plan, options: &LayerOptions) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut line = |text: String| {
         hasher.update(text.as_bytes());
         hasher.update(b"\n");
     };
+    line(STAMP_VERSION.to_owned());
     line(KEY_VERSION.to_owned());
     line(format!("{:?}", options.compression));
     line(format!("mtime {}", options.resolved_mtime()?));
@@ -449,6 +466,46 @@ fn key_of(plan: &Plan, options: &LayerOptions) -> Result<String> {
                 stamp.ctime.1
             ),
             Planned::MemFile { mode, digest, .. } => format!("mem {path:?} {mode:o} {digest}"),
+            Planned::Symlink { target } => format!("symlink {path:?} {target:?}"),
+        });
+    }
+    Ok(hasher.finish().hex().to_string())
+}
+
+/// The key from what goes into the layer: paths, normalized modes, contents, link targets.
+fn portable_key_of(plan: &Plan, options: &LayerOptions) -> Result<String> {
+    let contents: Vec<Option<Digest>> = plan
+        .par_iter()
+        .map(|(_, entry)| match entry {
+            Planned::DiskFile { source, .. } => {
+                let mut file = fs_err::File::open(source)?;
+                let mut hashing = crate::digest::HashingWriter::new(std::io::sink());
+                std::io::copy(&mut file, &mut hashing)?;
+                Ok(Some(hashing.finish().0))
+            }
+            _ => Ok(None),
+        })
+        .collect::<Result<_>>()?;
+    let mut hasher = Sha256::new();
+    let mut line = |text: String| {
+        hasher.update(text.as_bytes());
+        hasher.update(b"\n");
+    };
+    line(KEY_VERSION.to_owned());
+    line(format!("{:?}", options.compression));
+    line(format!("mtime {}", options.resolved_mtime()?));
+    for ((path, entry), content) in plan.iter().zip(contents) {
+        let path = path.join("/");
+        line(match entry {
+            Planned::Dir { mode } => format!("dir {path:?} {:o}", normalize_mode(true, *mode)),
+            Planned::DiskFile { mode, size, .. } => format!(
+                "file {path:?} {:o} {size} {}",
+                normalize_mode(false, *mode),
+                content.map(|d| d.to_string()).unwrap_or_default()
+            ),
+            Planned::MemFile { mode, digest, .. } => {
+                format!("mem {path:?} {:o} {digest}", normalize_mode(false, *mode))
+            }
             Planned::Symlink { target } => format!("symlink {path:?} {target:?}"),
         });
     }

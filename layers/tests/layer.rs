@@ -383,10 +383,12 @@ fn cache_keys_are_cheap_stable_and_track_changes() {
             .unwrap()
     };
     let opts = options(Compression::gzip());
-    let key = spec().cache_key(&opts).unwrap();
-    assert_eq!(spec().cache_key(&opts).unwrap(), key);
+    let key = spec().cache_key(&store, &opts).unwrap();
+    assert_eq!(spec().cache_key(&store, &opts).unwrap(), key);
     assert_ne!(
-        spec().cache_key(&options(Compression::zstd())).unwrap(),
+        spec()
+            .cache_key(&store, &options(Compression::zstd()))
+            .unwrap(),
         key
     );
     let other_content = LayerSpec::new()
@@ -394,20 +396,33 @@ fn cache_keys_are_cheap_stable_and_track_changes() {
         .unwrap()
         .file("/etc/x", 0o644, b"y".to_vec())
         .unwrap();
-    assert_ne!(other_content.cache_key(&opts).unwrap(), key);
+    assert_ne!(other_content.cache_key(&store, &opts).unwrap(), key);
 
     assert_eq!(store.lookup_key(&key), None);
     let built = spec().build(&store, &opts).unwrap();
     assert_eq!(store.lookup_key(&key), Some(built.clone()));
     assert_eq!(spec().build(&store, &opts).unwrap(), built);
 
-    // Touching a file changes the key; a key whose blob is gone is a miss.
+    // Keys travel: touching a file keeps the key (contents decide), the same tree elsewhere
+    // (another path, other inodes and times) has the same key, a changed content changes it.
     let file = std::fs::File::options()
         .append(true)
         .open(tree.join("predict.py"))
         .unwrap();
     file.set_modified(SystemTime::now()).unwrap();
-    assert_ne!(spec().cache_key(&opts).unwrap(), key);
+    assert_eq!(spec().cache_key(&store, &opts).unwrap(), key);
+    let elsewhere = dir.path().join("elsewhere/checkout");
+    make_tree(&elsewhere, false, SystemTime::now());
+    let (_other_dir, other_store) = self::store();
+    let moved = LayerSpec::new()
+        .tree(&elsewhere, "/src", &[] as &[&str])
+        .unwrap()
+        .file("/etc/x", 0o644, b"x".to_vec())
+        .unwrap();
+    assert_eq!(moved.cache_key(&other_store, &opts).unwrap(), key);
+    assert!(!key.contains(dir.path().to_str().unwrap()));
+    std::fs::write(tree.join("predict.py"), b"changed").unwrap();
+    assert_ne!(spec().cache_key(&store, &opts).unwrap(), key);
     std::fs::remove_file(store.blob_path(&built.digest)).unwrap();
     assert_eq!(store.lookup_key(&key), None);
 }
@@ -803,4 +818,66 @@ fn chain(err: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     text
+}
+
+#[test]
+fn remote_keys_hit_after_local_ones_and_every_key_used_is_journaled() {
+    let (_dir, store) = store();
+    let remote = LayerInfo {
+        digest: Digest::of(b"remote"),
+        size: 6,
+        diff_id: Digest::of(b"tar"),
+        media_type: layers::MEDIA_TYPE_TAR_GZIP.to_string(),
+    };
+    let id = layers::key_id("k");
+    assert_eq!(store.lookup_key("k"), None);
+    store.key_overlay().add_remote([(
+        id.clone(),
+        layers::KeyEntry {
+            layer: remote.clone(),
+            meta: None,
+        },
+    )]);
+    // Without a fetcher a remote hit leaves its blob where it is.
+    assert_eq!(store.lookup_key("k"), Some(remote.clone()));
+    assert!(!store.has(&remote.digest));
+    // A fetch that fails is a miss; one that works stores the blob first.
+    store
+        .key_overlay()
+        .set_fetcher(Some(std::sync::Arc::new(|_| Err("offline".into()))), true);
+    assert_eq!(store.lookup_key("k"), None);
+    let fetching = store.clone();
+    store.key_overlay().set_fetcher(
+        Some(std::sync::Arc::new(move |_| {
+            fetching
+                .put_bytes(b"remote")
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })),
+        true,
+    );
+    assert_eq!(store.lookup_key("k"), Some(remote.clone()));
+    assert!(store.has(&remote.digest));
+    assert_eq!(
+        store.key_overlay().journal().get(&id).map(|e| &e.layer),
+        Some(&remote)
+    );
+    assert_eq!(store.key_overlay().remote_hits().len(), 1);
+
+    // Metadata is kept with its key; --no-cache forgets the key, remote entry included.
+    let (digest, size) = store.put_bytes(b"layer").unwrap();
+    let local = LayerInfo {
+        digest,
+        size,
+        diff_id: digest,
+        media_type: layers::MEDIA_TYPE_TAR.to_string(),
+    };
+    store.record_key_with_meta("m", &local, b"status").unwrap();
+    assert_eq!(
+        store.lookup_key_with_meta("m"),
+        Some((local.clone(), Some(b"status".to_vec())))
+    );
+    assert_eq!(store.key_overlay().journal().len(), 2);
+    store.forget_key("k").unwrap();
+    assert_eq!(store.lookup_key("k"), None);
 }

@@ -105,7 +105,7 @@ fn build_step(
         }
         _ => layer_options,
     };
-    let key = spec.cache_key(layer_options).map_err(err)?;
+    let key = spec.cache_key(store, layer_options).map_err(err)?;
     let cached = !no_cache && store.lookup_key(&key).is_some();
     if no_cache {
         store.forget_key(&key).map_err(err)?;

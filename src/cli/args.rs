@@ -46,6 +46,22 @@ pub struct BuildFlags {
     /// of the weight layers alone (shared with the image), and push both
     #[arg(long)]
     pub separate_weights: bool,
+    /// Reuse layers from a build cache in a registry, as --cache-to wrote it (repeatable)
+    #[arg(
+        long = "cache-from",
+        value_name = "REF",
+        env = "COG_CACHE_FROM",
+        value_delimiter = ','
+    )]
+    pub cache_from: Vec<String>,
+    /// Write the layers this build used to a build cache in a registry (repeatable)
+    #[arg(
+        long = "cache-to",
+        value_name = "REF",
+        env = "COG_CACHE_TO",
+        value_delimiter = ','
+    )]
+    pub cache_to: Vec<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -68,6 +84,8 @@ impl BuildFlags {
             secrets: Vec::new(),
             compression: CompressionArg::Gzip,
             separate_weights: false,
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
             registry: RegistryArgs::default(),
             base_image: project.base_image.clone(),
             unsupported: UnsupportedBuildFlags::default(),
@@ -78,6 +96,11 @@ impl BuildFlags {
     pub fn check_compat(&self, reporter: &dyn report::Reporter) -> anyhow::Result<()> {
         self.unsupported.check()?;
         self.base_image.check(reporter)
+    }
+
+    /// `--cache-from` and `--cache-to`.
+    pub fn remote_cache(&self) -> anyhow::Result<crate::remote_cache::RemoteCache> {
+        crate::remote_cache::RemoteCache::parse(&self.cache_from, &self.cache_to)
     }
 
     pub fn resolve_options(&self) -> resolve::Options<'_> {

@@ -37,15 +37,29 @@ pub struct BuildArgs {
 pub fn run(session: &Session, args: &BuildArgs) -> Result<ExitCode> {
     let project = Project::open(session, &args.flags.resolve_options())?;
     let name = image_name(args.tag.as_deref(), &project.config, &project.dir);
-    let built = build_and_save(
+    let target = if args.push {
+        Some(super::publish::target(&name)?)
+    } else {
+        None
+    };
+    let engine = if args.no_load {
+        None
+    } else {
+        runtime::local_engine()
+    };
+    let built = build_and_save_for(
         session,
         &project,
         &args.flags,
         &name,
-        args.output.as_deref(),
+        &Destination {
+            output: args.output.as_deref(),
+            push: target.as_ref(),
+            local: engine.is_some(),
+        },
     )?;
-    if !args.no_load {
-        load_into_local_engine(session, &name, &built)?;
+    if let Some(kind) = engine {
+        load_into_local_engine(session, kind, &name, &built)?;
     }
     // The digest the registry has (another one with `--manifest-format docker`), as `cog push`.
     let digest = if args.push {
@@ -56,6 +70,7 @@ pub fn run(session: &Session, args: &BuildArgs) -> Result<ExitCode> {
     } else {
         built.image.digest
     };
+    super::publish::save_cache(session, &project, &args.flags, target.as_ref())?;
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
 }
@@ -76,7 +91,59 @@ pub fn build_and_save(
     name: &str,
     output: Option<&Path>,
 ) -> Result<Built> {
+    let destination = Destination {
+        output,
+        push: None,
+        local: true,
+    };
+    build_and_save_for(session, project, flags, name, &destination)
+}
+
+/// Where a built image goes, which decides whether the layers a `--cache-from` holds are
+/// downloaded: only when their bytes are needed here.
+pub struct Destination<'a> {
+    /// `--output`.
+    pub output: Option<&'a Path>,
+    /// The registry reference the image is pushed to, if it is.
+    pub push: Option<&'a crate::registry::Reference>,
+    /// Whether the image is loaded into a local engine (Docker, podman).
+    pub local: bool,
+}
+
+/// [`build_and_save`] for an image bound to `destination`: with `--cache-from`, layers the
+/// cache holds are not built, and, when the image only goes to a push that can mount them from
+/// the cache's registry, not downloaded either.
+pub fn build_and_save_for(
+    session: &Session,
+    project: &Project,
+    flags: &BuildFlags,
+    name: &str,
+    destination: &Destination<'_>,
+) -> Result<Built> {
     flags.check_compat(session.reporter.as_ref())?;
+    let output = destination.output;
+    let cache = flags.remote_cache()?;
+    if flags.no_cache && !cache.from.is_empty() {
+        session
+            .reporter
+            .warning("--no-cache: --cache-from is not read (every layer is built)");
+    }
+    if !flags.no_cache && !cache.from.is_empty() {
+        let fetch = destination.local
+            || output.is_some()
+            || flags.separate_weights
+            || destination
+                .push
+                .is_none_or(|target| !cache.mountable_into(target));
+        let write_locks = flags.locks.mode() == crate::resolve::LockMode::Update;
+        cache.load(
+            session,
+            &project.dir,
+            &project.dir.join(&flags.file),
+            fetch,
+            write_locks,
+        );
+    }
     let inputs = project.resolve(session, &flags.resolve_options())?;
     let plan = PythonStack.plan(&inputs)?;
     let options = BuildOptions {
@@ -143,11 +210,12 @@ pub fn weights_image_name(name: &str) -> Result<String> {
 /// Makes `name` runnable where users run images, as Cog's build leaves it in Docker: streamed
 /// into the Docker daemon when one answers, else into podman's storage; else it stays in our
 /// store only (`cog run NAME` runs it from there).
-fn load_into_local_engine(session: &Session, name: &str, built: &Built) -> Result<()> {
-    let Some(kind) = runtime::local_engine() else {
-        tracing::debug!("no Docker daemon or podman here: {name} stays in cog's store");
-        return Ok(());
-    };
+fn load_into_local_engine(
+    session: &Session,
+    kind: runtime::RuntimeKind,
+    name: &str,
+    built: &Built,
+) -> Result<()> {
     let image = runtime::built_image(&session.store, name, &built.image.digest)?;
     let loaded = runtime::load_into_engine(kind, &session.store, &image).with_context(|| {
         format!("loading {name} into {kind} (the image is built, in cog's store; --no-load skips this step)")
@@ -183,6 +251,18 @@ fn save(session: &Session, result: &BuildResult, name: &str, output: Option<&Pat
     let store = &session.store;
     let image = result.image.image_ref();
     let images = store.root().join("images");
+    let remote = result
+        .layers
+        .iter()
+        .filter(|l| !store.has(&l.info.digest))
+        .count();
+    if remote > 0 && output.is_none() {
+        // Layers a --cache-from had, left in the registry for the push to mount.
+        session.reporter.message(&format!(
+            "{name} not recorded in the local image store: {remote} of its layers were not downloaded (they are in the build cache)"
+        ));
+        return Ok(());
+    }
     oci::write_layout(store, &image, &images, name)
         .with_context(|| format!("recording {name} in {}", images.display()))?;
     let Some(output) = output else { return Ok(()) };

@@ -26,11 +26,18 @@ pub fn run(session: &Session, args: &PushArgs) -> Result<ExitCode> {
         );
     }
     let name = build::image_name(args.image.as_deref(), &project.config, &project.dir);
-    let built = build::build_and_save(session, &project, &args.flags, &name, None)?;
+    let target = super::publish::target(&name)?;
+    let destination = build::Destination {
+        output: None,
+        push: Some(&target),
+        local: false,
+    };
+    let built = build::build_and_save_for(session, &project, &args.flags, &name, &destination)?;
     if let Some((weights, weights_name)) = &built.weights {
         push_built(session, weights, weights_name, &args.flags)?;
     }
     let digest = push_built(session, &built.image, &built.name, &args.flags)?;
+    super::publish::save_cache(session, &project, &args.flags, Some(&target))?;
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
 }

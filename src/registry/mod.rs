@@ -3,15 +3,21 @@
 //! (`Client::push`) with the same token cache and `Access::Push`; `Client::login` checks
 //! credentials and `store_credential` files them as `docker login` does.
 mod auth;
+mod cache;
 mod client;
 mod credentials;
 mod error;
+mod locations;
 mod login;
 mod pull;
 mod push;
 
 pub use crate::oci::reference::{Reference, ReferenceError};
 pub use auth::Challenge;
+pub use cache::{
+    CACHE_ARTIFACT_TYPE, CACHE_CONFIG_TYPE, CACHE_FORMAT_VERSION, CacheConfig, LoadedCache,
+    Rejected,
+};
 pub use client::{Access, Client, ClientOptions, DEFAULT_PUSH_CONCURRENCY};
 pub use credentials::{
     Credential, CredentialLookup, DockerConfig, StoredIn, server_key, store_credential,

@@ -148,6 +148,55 @@ impl Client {
         }
     }
 
+    /// Fetches one blob of `reference`'s repository into `store` (streamed, verified).
+    pub async fn fetch_blob_into(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        store: &BlobStore,
+    ) -> Result<(), RegistryError> {
+        let target = Target::pull(reference);
+        let reporter = report::Quiet;
+        self.fetch_blob(
+            &target,
+            descriptor,
+            store,
+            &reporter,
+            &CancellationToken::new(),
+        )
+        .await
+    }
+
+    /// The size and digest the repository of `reference` states for the blob `digest`
+    /// (`HEAD`), or `None` when it does not have it.
+    pub async fn stat_blob(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+    ) -> Result<Option<(Option<u64>, Option<Digest>)>, RegistryError> {
+        let target = Target::pull(reference);
+        let url = format!(
+            "{}{}/blobs/{digest}",
+            self.base_url(reference),
+            reference.repository()
+        );
+        let response = self.send(&target, Method::HEAD, &url, None).await?;
+        if !response.status().is_success() {
+            return Ok(None);
+        }
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        Ok(Some((
+            header("content-length").and_then(|v| v.parse().ok()),
+            header("docker-content-digest").and_then(|v| v.parse().ok()),
+        )))
+    }
+
     /// Whether the repository of `reference` has the blob `digest` (`HEAD`; push skips those).
     pub async fn has_blob(
         &self,

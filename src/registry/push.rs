@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::client::{Access, Client, Target, http_error};
 use super::error::RegistryError;
+use super::locations;
 use crate::oci::reference::Reference;
 use crate::oci::{Descriptor, ImageRef, Index, Manifest, media_types};
 use report::{Reporter, Task, Unit};
@@ -88,15 +89,29 @@ impl Client {
         format: ManifestFormat,
         reporter: &dyn Reporter,
     ) -> Result<Digest, RegistryError> {
-        let from = mount_from
-            .filter(|from| {
-                from.registry() == target.registry() && from.repository() != target.repository()
-            })
-            .map(|from| from.repository().to_string());
+        let sources: Vec<Reference> = mount_from.into_iter().cloned().collect();
+        self.push_from(store, image, target, &sources, format, reporter)
+            .await
+    }
+
+    /// Pushes `image` to `target`, moving nothing twice: a blob the repository has is skipped
+    /// (`HEAD`); else it is mounted from a repository of the same registry known to hold it
+    /// (`sources`: the base image's, the build cache's; and every repository this store pushed
+    /// it to before); else uploaded from the store, or, when the store lacks it (a layer only a
+    /// remote build cache had), fetched from `sources` first.
+    pub async fn push_from(
+        &self,
+        store: &BlobStore,
+        image: &ImageRef,
+        target: &Reference,
+        sources: &[Reference],
+        format: ManifestFormat,
+        reporter: &dyn Reporter,
+    ) -> Result<Digest, RegistryError> {
         let push_target = Target {
             reference: target,
             access: Access::Push,
-            mount_from: from.as_deref(),
+            mount_from: None,
         };
         let target = &push_target;
         let bytes = read_stored(store, &image.digest)?;
@@ -158,7 +173,8 @@ impl Client {
                     .filter(|d| seen.insert(d.digest)),
             );
         }
-        self.push_blobs(target, store, &blobs, reporter).await?;
+        self.push_blobs(target, store, &blobs, sources, reporter)
+            .await?;
         if media_types::is_index(&top.media_type) {
             for child in &children {
                 self.put_manifest(
@@ -177,11 +193,12 @@ impl Client {
     }
 
     /// Uploads `blobs`, skipping those the repository has, several at once.
-    async fn push_blobs(
+    pub(crate) async fn push_blobs(
         &self,
         target: &Target<'_>,
         store: &BlobStore,
         blobs: &[Descriptor],
+        sources: &[Reference],
         reporter: &dyn Reporter,
     ) -> Result<(), RegistryError> {
         let total_bytes = blobs.iter().map(|d| d.size).sum();
@@ -195,7 +212,7 @@ impl Client {
                 reporter.task(&d.digest.hex()[..12], Some(d.size), Unit::Bytes),
                 total.clone(),
             );
-            self.push_blob(target, store, d, meter)
+            self.push_blob(target, store, d, sources, meter)
         }))
         .buffer_unordered(self.options.push_concurrency.max(1))
         .try_collect()
@@ -216,13 +233,15 @@ impl Client {
         Ok(())
     }
 
-    /// One blob: skipped when present, else mounted or uploaded; a transient failure restarts
-    /// the upload (a registry's upload session does not survive a broken request).
+    /// One blob: skipped when present, else mounted, else uploaded (fetched from a source
+    /// first when the store lacks it); a transient failure restarts the upload (a registry's
+    /// upload session does not survive a broken request).
     async fn push_blob(
         &self,
         target: &Target<'_>,
         store: &BlobStore,
         descriptor: &Descriptor,
+        sources: &[Reference],
         meter: Arc<Meter>,
     ) -> Result<&'static str, RegistryError> {
         let digest = descriptor.digest;
@@ -232,24 +251,50 @@ impl Client {
             meter.finish(descriptor.size, "already exists");
             return Ok("already exists");
         }
+        let mut candidates: Vec<Reference> = sources.to_vec();
+        candidates.extend(locations::known(store, &digest));
+        let mut tried = HashSet::new();
+        for from in &candidates {
+            if from.registry() != target.reference.registry()
+                || from.repository() == target.reference.repository()
+                || !tried.insert(from.repository().to_string())
+            {
+                continue;
+            }
+            let mounting = Target {
+                reference: target.reference,
+                access: Access::Push,
+                mount_from: Some(from.repository()),
+            };
+            match self
+                .start_upload(&mounting, &digest, Some(from.repository()))
+                .await
+            {
+                Ok((response, _)) if response.status() == StatusCode::CREATED => {
+                    locations::remember(store, &digest, target.reference);
+                    meter.finish(descriptor.size, "mounted");
+                    return Ok("mounted");
+                }
+                // 202: the registry opened an upload instead (it could not mount); the session
+                // is left to expire.
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::debug!(%digest, from = %from, "push: mount refused: {err}");
+                }
+            }
+        }
         if !store.has(&digest) {
-            return Err(RegistryError::Store(layers::Error::Io(
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!(
-                        "blob {digest} of the image is not in the store at {}",
-                        store.blob_path(&digest).display()
-                    ),
-                ),
-            )));
+            self.fetch_from_sources(store, descriptor, &candidates)
+                .await?;
         }
         let mut attempt = 1;
         loop {
             match self
-                .upload_blob(target, store, descriptor, target.mount_from, &meter)
+                .upload_blob(target, store, descriptor, None, &meter)
                 .await
             {
                 Ok(how) => {
+                    locations::remember(store, &digest, target.reference);
                     meter.finish(descriptor.size, how);
                     return Ok(how);
                 }
@@ -262,6 +307,32 @@ impl Client {
                 Err(err) => return Err(err),
             }
         }
+    }
+
+    /// Brings a blob the store lacks into it from the first of `sources` that has it.
+    async fn fetch_from_sources(
+        &self,
+        store: &BlobStore,
+        descriptor: &Descriptor,
+        sources: &[Reference],
+    ) -> Result<(), RegistryError> {
+        let digest = descriptor.digest;
+        let mut last = None;
+        for source in sources {
+            match self.fetch_blob_into(source, descriptor, store).await {
+                Ok(()) => return Ok(()),
+                Err(err) => last = Some(err),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            RegistryError::Store(layers::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "blob {digest} of the image is not in the store at {}",
+                    store.blob_path(&digest).display()
+                ),
+            )))
+        }))
     }
 
     /// Starts an upload session (a mount when `from` is set: `201` means done); uploads in one
@@ -396,8 +467,21 @@ impl Client {
         Ok(())
     }
 
+    /// [`Client::push_blob`] without progress bars: for the build cache's blobs.
+    pub(crate) async fn push_blob_quietly(
+        &self,
+        target: &Target<'_>,
+        store: &BlobStore,
+        descriptor: &Descriptor,
+        sources: &[Reference],
+    ) -> Result<&'static str, RegistryError> {
+        let meter = Meter::new(Task::silent(), Arc::new(Mutex::new(None)));
+        self.push_blob(target, store, descriptor, sources, meter)
+            .await
+    }
+
     /// `PUT /v2/<repo>/manifests/<tag or digest>` with the stored bytes and their media type.
-    async fn put_manifest(
+    pub(crate) async fn put_manifest(
         &self,
         target: &Target<'_>,
         reference: &str,

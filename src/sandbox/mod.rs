@@ -212,6 +212,21 @@ fn first_uncached(
     steps.len()
 }
 
+/// Makes sure every layer of `layers` is in the store (one only a remote build cache had is
+/// downloaded now): the sandbox unpacks them.
+fn ensure_local(store: &BlobStore, layers: &[LayerInfo]) -> Result<(), SandboxError> {
+    for layer in layers {
+        if let Err(reason) = store.ensure_local(layer) {
+            tracing::warn!("layer {} below the run steps: {reason}", layer.digest);
+            return Err(SandboxError::MissingLayer {
+                digest: layer.digest,
+                store: store.root().to_path_buf(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Runs `steps` in order over the image whose layers (bottom first, blobs in `store`) are
 /// `lower`, each step over the layers of the ones before; see the module docs.
 ///
@@ -236,13 +251,8 @@ pub fn run_steps(
         first_uncached(store, lower, steps, options)
     };
     secrets::check_ids(steps, first_to_run, secrets)?;
-    for layer in lower {
-        if !store.has(&layer.digest) {
-            return Err(SandboxError::MissingLayer {
-                digest: layer.digest,
-                store: store.root().to_path_buf(),
-            });
-        }
+    if first_to_run < steps.len() {
+        ensure_local(store, lower)?;
     }
     let mut stack: Vec<LayerInfo> = lower.to_vec();
     let mut outcomes = Vec::with_capacity(steps.len());
@@ -269,6 +279,8 @@ pub fn run_steps(
             ready = Some(check_host(options)?);
         }
         let (privilege, runc) = ready.clone().expect("set above");
+        // The layers of cached steps below may be in a remote build cache only.
+        ensure_local(store, &stack)?;
         on_event(Event::Started {
             step: index,
             command: &step.command,
@@ -442,14 +454,7 @@ pub fn run_command(
             target: bind.target.clone(),
         });
     }
-    for layer in lower {
-        if !store.has(&layer.digest) {
-            return Err(SandboxError::MissingLayer {
-                digest: layer.digest,
-                store: store.root().to_path_buf(),
-            });
-        }
-    }
+    ensure_local(store, lower)?;
     let (privilege, runc) = check_host(options)?;
     let job = Job {
         index: 0,

@@ -100,12 +100,14 @@ impl InstallOptions {
 
     fn key_params(&self) -> String {
         format!(
-            "site={} prefix={} py={} python={} layer={:?} splice={} large={} buckets={}",
+            "site={} prefix={} py={} python={} compression={:?} mtime={:?} splice={} large={} buckets={}",
             self.site_packages.display(),
             self.prefix.display(),
             self.python_version,
             self.python.display(),
-            self.layer,
+            // What the bytes depend on (never the thread count): keys travel between machines.
+            self.layer.compression,
+            self.layer.resolved_mtime().ok(),
             self.splice,
             self.large_wheel_bytes,
             self.buckets
@@ -261,6 +263,16 @@ async fn fetch_wheel(
     Ok((path, sha))
 }
 
+/// A direct URL as it goes into a layer key: a local `file:` URL (a path on this machine) by
+/// its file name alone, the content hash beside it identifying the file.
+fn portable_url(url: Option<&str>) -> &str {
+    match url {
+        Some(url) if url.starts_with("file:") => url.rsplit('/').next().unwrap_or(""),
+        Some(url) => url,
+        None => "",
+    }
+}
+
 /// What identifies a package's layer content: its wheel's hash, or for a build its source
 /// and build environment (the build is deterministic enough to be cached by them).
 fn layer_id(p: &LockedPackage) -> Option<String> {
@@ -290,7 +302,7 @@ async fn build_group(
     let known: Option<Vec<String>> = packages.iter().map(layer_id).collect();
     let key_of = |hashes: &[String]| {
         let mut h = Sha256::new();
-        h.update(b"cog-rs wheels layer v1\n");
+        h.update(b"cog-rs wheels layer v2\n");
         h.update(options.key_params().as_bytes());
         for (p, sha) in packages.iter().zip(hashes) {
             h.update(
@@ -299,7 +311,7 @@ async fn build_group(
                     p.name,
                     p.version,
                     sha,
-                    p.direct_url.as_deref().unwrap_or("")
+                    portable_url(p.direct_url.as_deref())
                 )
                 .as_bytes(),
             );
