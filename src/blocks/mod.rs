@@ -14,7 +14,10 @@ mod system;
 
 use crate::plan::{Block, Stack};
 
-pub use base::BaseBlock;
+pub use base::{
+    BaseBlock, COG_BASE_IMAGE_LAST_LAYER_IDX_LABEL, COG_BASE_IMAGE_LAST_LAYER_SHA_LABEL,
+    COG_BASE_IMAGE_NAME_LABEL,
+};
 pub use commands::{BuildCommandsBlock, CA_BUNDLE, CA_CERT_PATH, CaCertBlock};
 pub use labels::LabelsBlock;
 pub use large_files::LargeFilesBlock;

@@ -216,6 +216,9 @@ pub struct Plan {
     /// Target platform (`linux/amd64`).
     pub platform: String,
     pub base: BaseImage,
+    /// Why this base (Cog's rule, a flag, `--base`); absent in plans made by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_reason: Option<String>,
     pub layers: Vec<LayerStep>,
     pub image: ImageSettings,
 }
@@ -279,6 +282,7 @@ mod tests {
             stack: "python".into(),
             platform: "linux/amd64".into(),
             base: BaseImage::Scratch,
+            base_reason: Some("--base".into()),
             layers: vec![],
             image: ImageSettings {
                 env: vec![("A".into(), "b=c".into())],
