@@ -269,7 +269,7 @@ impl Project {
         let mut request = BaseRequest::for_config(config, torch_version.as_deref());
         request.base_arg = base_override.clone();
         request.flags = options.base_flags.clone();
-        request.registry_host = &registry_host;
+        request.registry_host = registry_host.as_str();
         let mut choice = select::choose(&request)?;
         let assembled = match &python_version {
             Some(version) if choice.default => {
