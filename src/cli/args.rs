@@ -65,7 +65,7 @@ impl BuildFlags {
             no_cache: false,
             progress: project.progress,
             base: project.base.clone(),
-            base_flags: BaseFlagArgs::default(),
+            base_flags: project.base_flags.clone(),
             platform: "linux/amd64".to_string(),
             openapi_schema: None,
             locks: LockArgs::default(),
@@ -79,9 +79,9 @@ impl BuildFlags {
     }
 
     /// Cog's flags that cog-rs answers with a warning or refuses ([`super::compat`]).
-    pub fn check_compat(&self, reporter: &dyn report::Reporter) -> anyhow::Result<()> {
+    pub fn check_compat(&self) -> anyhow::Result<()> {
         self.unsupported.check()?;
-        self.base_image.check(reporter)
+        self.base_image.check()
     }
 
     pub fn resolve_options(&self) -> resolve::Options<'_> {
@@ -280,6 +280,8 @@ pub struct ProjectArgs {
     /// answers, else podman, else runc
     #[arg(long, value_enum, env = "COG_RUNTIME")]
     pub runtime: Option<RuntimeKind>,
+    #[command(flatten)]
+    pub base_flags: BaseFlagArgs,
     #[command(flatten)]
     pub base_image: BaseImageFlags,
 }

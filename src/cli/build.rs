@@ -76,7 +76,7 @@ pub fn build_and_save(
     name: &str,
     output: Option<&Path>,
 ) -> Result<Built> {
-    flags.check_compat(session.reporter.as_ref())?;
+    flags.check_compat()?;
     let inputs = project.resolve(session, &flags.resolve_options())?;
     let plan = PythonStack.plan(&inputs)?;
     let options = BuildOptions {

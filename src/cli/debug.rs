@@ -24,7 +24,7 @@ pub struct DebugArgs {
 }
 
 pub fn run(session: &Session, args: &DebugArgs) -> Result<ExitCode> {
-    args.flags.check_compat(session.reporter.as_ref())?;
+    args.flags.check_compat()?;
     let mut options = args.flags.resolve_options();
     // Like `cog plan`: the lock files are read, never written.
     options.lock_mode = LockMode::ReadOnly;
