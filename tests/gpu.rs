@@ -1,5 +1,11 @@
-//! GPU models. The base Cog's rule picks, named by `cog plan` with the reason; a build on a
-//! CUDA image without Python refused, naming the way out.
+//! GPU models. The base Cog's rule picks, named by `cog plan` with the reason.
+//!
+//! A base named as Cog's CUDA image (`nvidia/cuda:11.8.0-cudnn8-devel-ubuntu22.04`), made here
+//! from Debian packages (Debian's `python3`, no `python` command) and a fake `/usr/local/cuda`,
+//! served by a local registry and reached through a `registries.conf` mirror of
+//! `docker.io/nvidia/cuda`: a `gpu: true` model builds on it, its base layers keep the
+//! registry's digests, its packages import from `dist-packages`, and `python` runs (linked to
+//! `python3`). A CUDA image without Python is refused, naming the way out.
 //!
 //! Python packages as Cog resolves them (reference 5.4): on an index laid out like
 //! download.pytorch.org (`/whl/cu121/torch/`, `/whl/cpu/torch/`), a GPU model locks the
@@ -11,9 +17,16 @@
 #[path = "../wheels/tests/common/server.rs"]
 mod server;
 
+mod common;
+
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Output;
+
+use cog::oci::{self, ImageConfig};
+use common::registry::{TestRegistry, busybox_image, layout_of, temp_store};
+use common::{failed, ok, require_tool};
 
 use server::{Server, wheel};
 
@@ -209,14 +222,200 @@ fn cog_plan_names_the_cuda_base_and_why() {
         ),
         "{stderr}"
     );
-    // Building: the CUDA image has no Python, and cog-rs does not install one yet.
-    let output = cog(dir.path(), &["build", "-t", "gpu-model"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+}
+
+/// The mirror apt on this machine uses, else the default (deb.debian.org).
+fn machine_mirror() -> Option<String> {
+    let text = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").ok()?;
+    debian::archive::mirror_from_deb822(&text)
+}
+
+/// A stand-in for Cog's CUDA image: Debian bookworm minbase plus `python3` (Debian's, without
+/// `python-is-python3`), then a layer with a fake `/usr/local/cuda`, pushed to `registry` as
+/// `hub/nvidia/cuda:<tag>`. Returns its layers' digests.
+fn push_cuda_base(registry: &TestRegistry, tag: &str) -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut config = debian::ArchiveConfig::debian("bookworm", "amd64");
+    if let Some(mirror) = machine_mirror() {
+        config = config.with_mirror(&mirror);
+    }
+    let archive = rt.block_on(debian::Archive::fetch(config)).unwrap();
+    let mut names = debian::minbase_names(&archive.index);
+    names.push("python3".to_owned());
+    let lock = debian::resolve(&archive, &names, b"", "amd64").unwrap();
+    let (dir, store) = temp_store();
+    let opts = debian::InstallOptions {
+        new_root: true,
+        ..debian::InstallOptions::default()
+    };
+    let system = rt
+        .block_on(debian::install(&lock, b"", &store, &opts))
+        .unwrap();
+    let mut writer = layers::LayerWriter::new(
+        &store,
+        &layers::LayerOptions::new(layers::Compression::gzip()),
+    )
+    .unwrap();
+    for d in ["usr/local/cuda", "usr/local/cuda/lib64", "usr/local/cuda/bin"] {
+        writer.append_dir(d, 0o755).unwrap();
+    }
+    let version = br#"{"cuda": {"name": "CUDA SDK", "version": "11.8.0"}}"#;
+    writer
+        .append_file(
+            "usr/local/cuda/version.json",
+            0o644,
+            version.len() as u64,
+            &mut &version[..],
+        )
+        .unwrap();
+    writer
+        .append_file(
+            "usr/local/cuda/lib64/libcudart.so.11.0",
+            0o644,
+            4,
+            &mut &b"fake"[..],
+        )
+        .unwrap();
+    let cuda = writer.finish().unwrap();
+    let mut image_config = ImageConfig::new_linux_amd64();
+    let container = image_config.container_config_mut();
+    container.env = Some(vec![
+        "PATH=/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        "CUDA_VERSION=11.8.0".to_string(),
+        "LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64".to_string(),
+        "NVIDIA_VISIBLE_DEVICES=all".to_string(),
+    ]);
+    let layers = vec![system.layer, cuda];
+    let digests = layers.iter().map(|l| l.digest.to_string()).collect();
+    let image = oci::assemble(&store, &image_config, &layers, BTreeMap::new()).unwrap();
+    let layout = layout_of(&store, &image.image_ref(), dir.path(), tag);
+    registry.push_layout(&layout, tag, &format!("hub/nvidia/cuda:{tag}"), false);
+    digests
+}
+
+/// A `registries.conf` sending `docker.io/nvidia/cuda` to `registry`'s `hub/nvidia/cuda` first.
+fn registries_conf(dir: &Path, registry: &TestRegistry) -> std::path::PathBuf {
+    let path = dir.join("registries.conf");
+    std::fs::write(
+        &path,
+        format!(
+            "unqualified-search-registries = [\"docker.io\"]\n\n[[registry]]\nprefix = \"docker.io/nvidia/cuda\"\nlocation = \"docker.io/nvidia/cuda\"\n\n[[registry.mirror]]\nlocation = \"{}\"\n",
+            registry.reference("hub/nvidia/cuda")
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_gpu_model_builds_on_a_cuda_base_from_a_registries_conf_mirror() {
+    for (tool, package) in [
+        ("docker-registry", "docker-registry"),
+        ("skopeo", "skopeo"),
+        ("runc", "runc"),
+    ] {
+        require_tool(tool, package);
+    }
+    let registry = TestRegistry::start();
+    let tag = "11.8.0-cudnn8-devel-ubuntu22.04";
+    let base_layers = push_cuda_base(&registry, tag);
+    // A CUDA image without Python, for CUDA 12.1.
+    {
+        let (dir, store) = temp_store();
+        let image = busybox_image(&store, &oci::Platform::linux_amd64());
+        let no_python = "12.1.1-cudnn8-devel-ubuntu22.04";
+        let layout = layout_of(&store, &image.image_ref(), dir.path(), no_python);
+        registry.push_layout(
+            &layout,
+            no_python,
+            &format!("hub/nvidia/cuda:{no_python}"),
+            false,
+        );
+    }
+    let index = Server::start();
+    publish(&index, "/simple", "numpy", &[("1.26.4", "py3-none-any")]);
+
+    let work = tempfile::tempdir().unwrap();
+    let conf = registries_conf(work.path(), &registry);
+    let dir = work.path().join("model");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cache = work.path().join("cache");
+    let cog = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cog"))
+            .current_dir(&dir)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("COG_CACHE_DIR", &cache)
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .env("PIP_INDEX_URL", format!("{}/simple/", index.base))
+            .env("PIP_CONFIG_FILE", "/dev/null")
+            .env_remove("COG_RUNTIME")
+            .output()
+            .unwrap()
+    };
+
+    // No Python on the CUDA 12.1 image: refused, naming the image and the way out.
+    std::fs::write(
+        dir.join("cog.yaml"),
+        "build:\n  gpu: true\n  cuda: '12.1'\n  python_version: '3.11'\n  python_packages: ['numpy']\n",
+    )
+    .unwrap();
+    let err = failed(&cog(&["build", "-t", "gpu-model", "--no-load"]));
     assert!(
-        stderr
-            .contains("base image nvidia/cuda:11.8.0-cudnn8-devel-ubuntu22.04 has no Python 3.11")
-            && stderr.contains("--base"),
-        "{stderr}"
+        err.contains(
+            "base image nvidia/cuda:12.1.1-cudnn8-devel-ubuntu22.04 has no Python on its PATH"
+        ) && err.contains("--base"),
+        "{err}"
+    );
+
+    std::fs::write(
+        dir.join("cog.yaml"),
+        "build:\n  gpu: true\n  cuda: '11.8'\n  python_version: '3.11'\n  python_packages: ['numpy']\n",
+    )
+    .unwrap();
+    let plan = ok(&cog(&["plan"]));
+    assert!(
+        plan.contains(&format!("base nvidia/cuda:{tag} (gpu: true")),
+        "{plan}"
+    );
+    let out = work.path().join("image");
+    let digest = ok(&cog(&[
+        "build",
+        "-t",
+        "gpu-model",
+        "--no-load",
+        "--output",
+        out.to_str().unwrap(),
+    ]));
+    let digest = digest.trim();
+    // The base's layers are the registry's blobs, untouched.
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            cache
+                .join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let layers: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(layers[..2], [base_layers[0].as_str(), base_layers[1].as_str()]);
+    // Debian's python3 imports the package from dist-packages; `python` runs it.
+    let exec = ok(&cog(&[
+        "exec",
+        "--runtime",
+        "runc",
+        "python",
+        "-c",
+        "import numpy, sys; print(numpy.__file__); print(sys.executable)",
+    ]));
+    assert!(
+        exec.contains("/usr/local/lib/python3.11/dist-packages/numpy/__init__.py"),
+        "{exec}"
     );
 }

@@ -180,7 +180,14 @@ impl BaseTree {
                     continue;
                 }
                 let real = self.resolve(&candidate)?;
-                return Some(self.layout_of(&candidate, &real));
+                let mut found = self.layout_of(&candidate, &real);
+                if command == "python3"
+                    && let Some(layout) = &mut found.layout
+                {
+                    // No `python` anywhere on PATH: the server's `python` is linked to it.
+                    layout.python_link = Some(candidate.clone());
+                }
+                return Some(found);
             }
         }
         None
@@ -223,6 +230,7 @@ impl BaseTree {
                     interpreter: command.to_owned(),
                     site_packages: format!("{root}/lib/python{version}/site-packages"),
                     prefix: root,
+                    python_link: None,
                 },
             ),
             None if prefix == "/usr" && self.is_dir("/usr/lib/python3/dist-packages") => {
@@ -238,6 +246,7 @@ impl BaseTree {
                         prefix.trim_end_matches('/')
                     ),
                     prefix: prefix.clone(),
+                    python_link: None,
                 },
             ),
         };
@@ -396,9 +405,13 @@ mod tests {
             "/opt/venv/lib/python3.11/site-packages"
         );
         assert_eq!(layout.interpreter, "/opt/venv/bin/python");
-        // Without the venv on PATH: Debian's python3 (no `python`, so `python3`).
+        // Without the venv on PATH: Debian's python3 (no `python`, so `python3`, linked).
         let found = base.python(PATH).unwrap();
         assert_eq!(found.scheme, Scheme::Debian);
+        assert_eq!(
+            found.layout.unwrap().python_link.as_deref(),
+            Some("/usr/bin/python3")
+        );
     }
 
     #[test]

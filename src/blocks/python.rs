@@ -1,7 +1,10 @@
 //! Python packages: the cog runtime (SDK + coglet, built from this repository) and the
 //! project's own requirements, split so that large, rarely changing frameworks sit in layers of
 //! their own below the application's dependencies.
-use crate::plan::{Block, Composer, LayerContent, Phase, PlanError, PlanInputs};
+use crate::plan::{Block, Composer, InlineFile, LayerContent, Phase, PlanError, PlanInputs};
+
+/// Where the `python` command goes on a base that has only `python3` (Cog's `ln -sf`).
+pub const PYTHON_LINK: &str = "/usr/local/bin/python";
 
 /// Packages that belong to the framework phase: big, shared between models, rarely bumped.
 const FRAMEWORKS: &[&str] = &[
@@ -38,6 +41,22 @@ impl Block for CogRuntimeBlock {
         let Some(python) = &inputs.python else {
             return Ok(());
         };
+        if let Some(target) = &python.python_link {
+            // A base with `python3` only: the server runs `python`.
+            composer.add_layer(
+                Phase::Runtime,
+                "python-link",
+                format!("RUN ln -sf {target} {PYTHON_LINK}"),
+                LayerContent::Files {
+                    files: vec![InlineFile {
+                        path: PYTHON_LINK.into(),
+                        mode: 0o777,
+                        contents: String::new(),
+                        link: Some(target.clone()),
+                    }],
+                },
+            );
+        }
         let names: Vec<_> = inputs
             .runtime_wheels
             .iter()

@@ -10,7 +10,7 @@ use super::printer::ProgressMode;
 use crate::base::select::{BaseFlags, UseCudaBaseImage};
 use crate::registry::{ClientOptions, DEFAULT_PUSH_CONCURRENCY, ManifestFormat};
 use crate::resolve::{self, LockMode};
-use crate::runtime::RuntimeKind;
+use crate::runtime::{GpuRequest, RuntimeKind};
 use crate::sandbox::{Secret, SecretSource};
 
 /// How to build a project (`cog build`, `cog push`).
@@ -273,9 +273,11 @@ pub struct ProjectArgs {
     /// Base image: a registry reference, oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE
     #[arg(long)]
     pub base: Option<String>,
-    /// GPU devices to add to the container, in the same format as `docker run --gpus`
-    #[arg(long)]
-    pub gpus: Option<String>,
+    /// GPU devices to add to the container, in the same format as `docker run --gpus` (all,
+    /// N, device=ID[,ID]); default: all when cog.yaml sets `build.gpu`. podman gets them as
+    /// CDI devices (nvidia.com/gpu=...)
+    #[arg(long, value_parser = GpuRequest::parse)]
+    pub gpus: Option<GpuRequest>,
     /// Where to run: docker, podman or runc (no daemon). Default: Docker when its daemon
     /// answers, else podman, else runc
     #[arg(long, value_enum, env = "COG_RUNTIME")]

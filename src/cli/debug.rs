@@ -68,6 +68,10 @@ pub fn dockerfile(plan: &Plan, name: &str) -> String {
             }
             LayerContent::Files { files } => {
                 for file in files {
+                    if let Some(target) = &file.link {
+                        let _ = writeln!(out, "RUN ln -sf {target} {}", file.path);
+                        continue;
+                    }
                     let marker = heredoc_marker(&file.contents);
                     let _ = write!(
                         out,
@@ -334,6 +338,7 @@ mod tests {
                             path: "/src/.cog/openapi_schema.json".into(),
                             mode: 0o644,
                             contents: "{\"a\": 1}".into(),
+                            link: None,
                         }],
                     },
                 ),

@@ -152,7 +152,7 @@ pub enum ResolveError {
     #[error(transparent)]
     BaseChoice(#[from] SelectError),
     #[error(
-        "build.gpu: base image {base} has no Python {python}: Cog installs it with uv, cog-rs does not install Python onto a base yet; pass --base with a CUDA image that has Python {python} (or --use-cog-base-image)"
+        "build.gpu: base image {base} has no Python on its PATH: Cog installs Python {python} there with uv, cog-rs does not install Python onto a base yet; pass --base with a CUDA image that has Python {python} (or --use-cog-base-image, or mirror {base} with one that has it)"
     )]
     NoPythonOnBase { base: String, python: String },
     #[error(
@@ -281,12 +281,6 @@ impl Project {
             choice.base = assembled.base.clone();
             choice.reason = select::default_reason(config.build.gpu);
         }
-        if choice.cuda_image && options.network {
-            return Err(ResolveError::NoPythonOnBase {
-                base: choice.base.to_string(),
-                python: config.build.python_version.clone(),
-            });
-        }
         // On any other base, system packages are resolved against that image's distribution.
         let base_system_packages = if choice.default {
             None
@@ -301,7 +295,13 @@ impl Project {
                     && !choice.default
                     && !matches!(choice.base, BaseImage::Scratch) =>
             {
-                Some(python_on_base(session, &choice.base, version, options)?)
+                Some(python_on_base(
+                    session,
+                    &choice.base,
+                    version,
+                    choice.cuda_image,
+                    options,
+                )?)
             }
             Some(version) => Some(python::layout_for(version, assembled.is_some())),
             None => None,
@@ -396,10 +396,15 @@ impl Project {
 }
 
 /// Where the base's own Python imports packages from (`crate::base::python`).
+///
+/// `required`: the base was chosen for `gpu: true` (`nvidia/cuda`), where Cog installs Python
+/// itself; without one there, the build stops naming the way out. On a `--base`, a base without
+/// Python is a warning (a `build.run` step may bring it).
 fn python_on_base(
     session: &Session,
     base: &BaseImage,
     version: &str,
+    required: bool,
     options: &Options<'_>,
 ) -> Result<crate::plan::PythonLayout, ResolveError> {
     let platform = options
@@ -426,6 +431,12 @@ fn python_on_base(
     let wanted: Vec<&str> = version.split('.').take(2).collect();
     let wanted = wanted.join(".");
     let Some(found) = tree.python(&crate::base::python::path_env(&env)) else {
+        if required {
+            return Err(ResolveError::NoPythonOnBase {
+                base: base.to_string(),
+                python: wanted,
+            });
+        }
         // build.run may bring it; the packages go where python.org's build would look.
         session.reporter.warning(&format!(
             "base image {base} has no `python` or `python3` on its PATH: the Python packages are installed for python.org's Python {wanted} in /usr/local (cog-rs does not install Python onto a base yet)"
