@@ -256,7 +256,11 @@ fn push_cuda_base(registry: &TestRegistry, tag: &str) -> Vec<String> {
         &layers::LayerOptions::new(layers::Compression::gzip()),
     )
     .unwrap();
-    for d in ["usr/local/cuda", "usr/local/cuda/lib64", "usr/local/cuda/bin"] {
+    for d in [
+        "usr/local/cuda",
+        "usr/local/cuda/lib64",
+        "usr/local/cuda/bin",
+    ] {
         writer.append_dir(d, 0o755).unwrap();
     }
     let version = br#"{"cuda": {"name": "CUDA SDK", "version": "11.8.0"}}"#;
@@ -404,7 +408,10 @@ fn a_gpu_model_builds_on_a_cuda_base_from_a_registries_conf_mirror() {
         .iter()
         .map(|l| l["digest"].as_str().unwrap())
         .collect();
-    assert_eq!(layers[..2], [base_layers[0].as_str(), base_layers[1].as_str()]);
+    assert_eq!(
+        layers[..2],
+        [base_layers[0].as_str(), base_layers[1].as_str()]
+    );
     // Debian's python3 imports the package from dist-packages; `python` runs it.
     let exec = ok(&cog(&[
         "exec",

@@ -299,6 +299,7 @@ mod tests {
             base: BaseImage::Registry {
                 reference: "python:3.12-slim".into(),
             },
+            base_reason: None,
             layers: vec![
                 layer(
                     "wheels-app",

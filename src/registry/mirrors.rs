@@ -218,8 +218,9 @@ impl RegistriesConf {
             if !entries.is_empty() {
                 return Err(ConfError::Syntax {
                     path: path.to_path_buf(),
-                    message: "mixes the version 1 tables ([registries.*]) with [[registry]] entries"
-                        .into(),
+                    message:
+                        "mixes the version 1 tables ([registries.*]) with [[registry]] entries"
+                            .into(),
                 });
             }
             let insecure = v1.insecure.unwrap_or_default().registries;

@@ -52,12 +52,19 @@ impl Client {
             if endpoint.reference != *reference {
                 tracing::debug!(%reference, from = %endpoint.reference, "registry: pulling through registries.conf");
             }
-            match self.pull_from(&endpoint.reference, platform, store, reporter).await {
+            match self
+                .pull_from(&endpoint.reference, platform, store, reporter)
+                .await
+            {
                 Ok(image) => return Ok(image),
                 Err(err) if i < last => {
                     reporter.warning(&format!(
                         "{reference}: {} {} failed, trying the next: {err}",
-                        if endpoint.mirror { "mirror" } else { "location" },
+                        if endpoint.mirror {
+                            "mirror"
+                        } else {
+                            "location"
+                        },
                         endpoint.reference
                     ));
                 }

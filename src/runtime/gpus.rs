@@ -142,7 +142,14 @@ mod tests {
             vec!["nvidia.com/gpu=0", "nvidia.com/gpu=1"]
         );
         assert_eq!(GpuRequest::All.cdi_devices(), vec!["nvidia.com/gpu=all"]);
-        for bad in ["", "0", "count=x", "device=", "driver=nvidia", "capabilities=utility"] {
+        for bad in [
+            "",
+            "0",
+            "count=x",
+            "device=",
+            "driver=nvidia",
+            "capabilities=utility",
+        ] {
             assert!(GpuRequest::parse(bad).is_err(), "{bad}");
         }
         assert!(

@@ -465,7 +465,9 @@ pub const RUNC_NO_GPUS: &str = "runc containers get no GPUs in cog-rs yet (the N
 /// runc is given no GPUs: asking for them is an error, not a container without them.
 fn no_gpus_on_runc(spec: &RunSpec) -> Result<(), RuntimeError> {
     match &spec.gpus {
-        Some(gpus) => Err(RuntimeError::Other(format!("--gpus {gpus}: {RUNC_NO_GPUS}"))),
+        Some(gpus) => Err(RuntimeError::Other(format!(
+            "--gpus {gpus}: {RUNC_NO_GPUS}"
+        ))),
         None => Ok(()),
     }
 }
