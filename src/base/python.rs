@@ -101,6 +101,12 @@ impl BaseTree {
             if node != Node::Dir {
                 self.remove_children(&path);
             }
+            // Layers may leave out parent directories: they exist all the same.
+            let mut parent = path.as_str();
+            while let Some((up, _)) = parent.rsplit_once('/') {
+                self.nodes.entry(up.to_owned()).or_insert(Node::Dir);
+                parent = up;
+            }
             self.nodes.insert(path, node);
         }
         Ok(())
