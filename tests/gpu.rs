@@ -37,11 +37,12 @@ const MANYLINUX: &str = "cp311-cp311-manylinux_2_17_x86_64";
 fn publish(server: &Server, index: &str, name: &str, versions: &[(&str, &str)]) {
     let mut html = String::from("<!DOCTYPE html><html><body>\n");
     for (version, tag) in versions {
+        let init = format!("__version__ = {version:?}\n");
         let (file, bytes) = wheel(
             name,
             version,
             tag,
-            &[(&format!("{name}/__init__.py"), version.as_bytes(), 0o644)],
+            &[(&format!("{name}/__init__.py"), init.as_bytes(), 0o644)],
             &[],
             None,
         );

@@ -24,6 +24,44 @@ fn is_framework(name: &str) -> bool {
         || name.starts_with("tensorflow-")
 }
 
+/// `python` on a base that has only `python3`: a link to it (Cog's `ln -sf` for the Python it
+/// installs), so that the server's `python -m cog.server.http` and `cog exec python` run.
+#[derive(Debug)]
+pub struct PythonLinkBlock;
+
+impl Block for PythonLinkBlock {
+    fn name(&self) -> &'static str {
+        "python-link"
+    }
+
+    fn applies(&self, inputs: &PlanInputs) -> bool {
+        inputs
+            .python
+            .as_ref()
+            .is_some_and(|p| p.python_link.is_some())
+    }
+
+    fn contribute(&self, inputs: &PlanInputs, composer: &mut Composer) -> Result<(), PlanError> {
+        let Some(target) = inputs.python.as_ref().and_then(|p| p.python_link.as_ref()) else {
+            return Ok(());
+        };
+        composer.add_layer(
+            Phase::Runtime,
+            "python-link",
+            format!("RUN ln -sf {target} {PYTHON_LINK}"),
+            LayerContent::Files {
+                files: vec![InlineFile {
+                    path: PYTHON_LINK.into(),
+                    mode: 0o777,
+                    contents: String::new(),
+                    link: Some(target.clone()),
+                }],
+            },
+        );
+        Ok(())
+    }
+}
+
 /// The SDK and coglet wheels: every image gets them, installed like any other wheel.
 #[derive(Debug)]
 pub struct CogRuntimeBlock;
@@ -41,22 +79,6 @@ impl Block for CogRuntimeBlock {
         let Some(python) = &inputs.python else {
             return Ok(());
         };
-        if let Some(target) = &python.python_link {
-            // A base with `python3` only: the server runs `python`.
-            composer.add_layer(
-                Phase::Runtime,
-                "python-link",
-                format!("RUN ln -sf {target} {PYTHON_LINK}"),
-                LayerContent::Files {
-                    files: vec![InlineFile {
-                        path: PYTHON_LINK.into(),
-                        mode: 0o777,
-                        contents: String::new(),
-                        link: Some(target.clone()),
-                    }],
-                },
-            );
-        }
         let names: Vec<_> = inputs
             .runtime_wheels
             .iter()
