@@ -426,4 +426,42 @@ fn a_gpu_model_builds_on_a_cuda_base_from_a_registries_conf_mirror() {
         exec.contains("/usr/local/lib/python3.11/dist-packages/numpy/__init__.py"),
         "{exec}"
     );
+    // Docker: `gpu: true` asks for all GPUs; without an NVIDIA driver (as here) the container
+    // runs again without them, with Cog's warning. Particular devices keep Docker's error.
+    if docker_answers() {
+        let output = cog(&[
+            "exec",
+            "--runtime",
+            "docker",
+            "python",
+            "-c",
+            "import numpy",
+        ]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if stderr.contains("Missing device driver") {
+            eprintln!("docker has no NVIDIA driver: ran again without GPUs");
+            assert!(output.status.success(), "{stderr}");
+            let err = failed(&cog(&[
+                "exec",
+                "--runtime",
+                "docker",
+                "--gpus",
+                "device=0",
+                "python",
+                "-c",
+                "import numpy",
+            ]));
+            assert!(err.contains("could not select device driver"), "{err}");
+        } else {
+            // A host with NVIDIA's runtime: the GPUs were given.
+            assert!(output.status.success(), "{stderr}");
+        }
+    }
+}
+
+fn docker_answers() -> bool {
+    std::process::Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
