@@ -231,10 +231,10 @@ fn machine_mirror() -> Option<String> {
     debian::archive::mirror_from_deb822(&text)
 }
 
-/// A stand-in for Cog's CUDA image: Debian bookworm minbase plus `python3` (Debian's, without
-/// `python-is-python3`), then a layer with a fake `/usr/local/cuda`, pushed to `registry` as
-/// `hub/nvidia/cuda:<tag>`. Returns its layers' digests.
-fn push_cuda_base(registry: &TestRegistry, tag: &str) -> Vec<String> {
+/// A stand-in for Cog's CUDA image: Debian bookworm minbase, with `python3` (Debian's, without
+/// `python-is-python3`) when `python`, then a layer with a fake `/usr/local/cuda`, pushed to
+/// `registry` as `hub/nvidia/cuda:<tag>`. Returns its layers' digests.
+fn push_cuda_base(registry: &TestRegistry, tag: &str, python: bool) -> Vec<String> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut config = debian::ArchiveConfig::debian("bookworm", "amd64");
     if let Some(mirror) = machine_mirror() {
@@ -242,7 +242,9 @@ fn push_cuda_base(registry: &TestRegistry, tag: &str) -> Vec<String> {
     }
     let archive = rt.block_on(debian::Archive::fetch(config)).unwrap();
     let mut names = debian::minbase_names(&archive.index);
-    names.push("python3".to_owned());
+    if python {
+        names.push("python3".to_owned());
+    }
     let lock = debian::resolve(&archive, &names, b"", "amd64").unwrap();
     let (dir, store) = temp_store();
     let opts = debian::InstallOptions {
@@ -323,7 +325,7 @@ fn a_gpu_model_builds_on_a_cuda_base_from_a_registries_conf_mirror() {
     }
     let registry = TestRegistry::start();
     let tag = "11.8.0-cudnn8-devel-ubuntu22.04";
-    let base_layers = push_cuda_base(&registry, tag);
+    let base_layers = push_cuda_base(&registry, tag, true);
     // A CUDA image without Python, for CUDA 12.1.
     {
         let (dir, store) = temp_store();
@@ -354,6 +356,7 @@ fn a_gpu_model_builds_on_a_cuda_base_from_a_registries_conf_mirror() {
             .env("CONTAINERS_REGISTRIES_CONF", &conf)
             .env("PIP_INDEX_URL", format!("{}/simple/", index.base))
             .env("PIP_CONFIG_FILE", "/dev/null")
+            .env("COG_APT_MIRROR", machine_mirror().unwrap_or_default())
             .env_remove("COG_RUNTIME")
             .output()
             .unwrap()
@@ -426,6 +429,43 @@ fn a_gpu_model_builds_on_a_cuda_base_from_a_registries_conf_mirror() {
         exec.contains("/usr/local/lib/python3.11/dist-packages/numpy/__init__.py"),
         "{exec}"
     );
+    // A Debian CUDA base without any Python: python3.11 comes from its archive (bookworm),
+    // locked with the system packages, and `python` is linked to it.
+    std::fs::write(
+        dir.join("cog.yaml"),
+        "build:\n  gpu: true\n  cuda: '12.4'\n  python_version: '3.11'\n  python_packages: ['numpy']\n",
+    )
+    .unwrap();
+    let plan: serde_json::Value = serde_json::from_str(&ok(&cog(&["plan", "--json"]))).unwrap();
+    let reference = plan["base"]["reference"].as_str().unwrap().to_owned();
+    let bare_tag = reference.strip_prefix("nvidia/cuda:").unwrap();
+    push_cuda_base(&registry, bare_tag, false);
+    let exec = ok(&cog(&[
+        "exec",
+        "--runtime",
+        "runc",
+        "python",
+        "-c",
+        "import numpy, sys; print(numpy.__file__); print(sys.version_info[:2])",
+    ]));
+    assert!(
+        exec.contains("/usr/local/lib/python3.11/dist-packages/numpy/__init__.py")
+            && exec.contains("(3, 11)"),
+        "{exec}"
+    );
+    let lock = debian::Lock::read(&dir.join(debian::LOCK_FILE_NAME)).unwrap();
+    assert!(
+        lock.requested.contains(&"python3.11".to_owned()),
+        "{:?}",
+        lock.requested
+    );
+    std::fs::remove_file(dir.join(debian::LOCK_FILE_NAME)).unwrap();
+    std::fs::write(
+        dir.join("cog.yaml"),
+        "build:\n  gpu: true\n  cuda: '11.8'\n  python_version: '3.11'\n  python_packages: ['numpy']\n",
+    )
+    .unwrap();
+
     // Docker: `gpu: true` asks for all GPUs; without an NVIDIA driver (as here) the container
     // runs again without them, with Cog's warning. Particular devices keep Docker's error.
     if docker_answers() {

@@ -22,7 +22,7 @@ pub use system::BASE_LOCK_FILE;
 use crate::base::BaseImage;
 use crate::base::select::{self, BaseFlags, BaseRequest, SelectError};
 use crate::config::{self, Config, ConfigError};
-use crate::plan::PlanInputs;
+use crate::plan::{PlanInputs, PythonLayout};
 use crate::schema::{SchemaError, SchemaOutput};
 use crate::session::Session;
 
@@ -152,7 +152,7 @@ pub enum ResolveError {
     #[error(transparent)]
     BaseChoice(#[from] SelectError),
     #[error(
-        "build.gpu: base image {base} has no Python on its PATH: Cog installs Python {python} there with uv, cog-rs does not install Python onto a base yet; pass --base with a CUDA image that has Python {python} (or --use-cog-base-image, or mirror {base} with one that has it)"
+        "build.gpu: base image {base} has no Python on its PATH and is not a Debian or Ubuntu image to install python{python} on: Cog installs Python {python} with uv, cog-rs installs it only from a Debian or Ubuntu archive yet; pass --base with a CUDA image that has Python {python} (or --use-cog-base-image, or mirror {base} with one that has it)"
     )]
     NoPythonOnBase { base: String, python: String },
     #[error(
@@ -281,30 +281,67 @@ impl Project {
             choice.base = assembled.base.clone();
             choice.reason = select::default_reason(config.build.gpu);
         }
-        // On any other base, system packages are resolved against that image's distribution.
-        let base_system_packages = if choice.default {
-            None
-        } else {
-            system::resolve_on_base(session, dir, config, &choice.base, options)?
-        };
+        // Any base but ours: its own Python, read from its layers (needs the base, so only when
+        // resolving with the network; a plan without it assumes python.org's). A Debian or
+        // Ubuntu base without it gets `python3.X` from its archive, with the system packages.
+        let mut base_python_packages = Vec::new();
         let python = match python_version.as_deref() {
-            // Any base but ours: its own Python, read from its layers (needs the base, so
-            // only when resolving with the network; a plan without it assumes python.org's).
             Some(version)
                 if options.network
                     && !choice.default
                     && !matches!(choice.base, BaseImage::Scratch) =>
             {
-                Some(python_on_base(
-                    session,
-                    &choice.base,
-                    version,
-                    choice.cuda_image,
-                    options,
-                )?)
+                Some(
+                    match python_on_base(session, &choice.base, version, options)? {
+                        BasePython::Found(layout) => layout,
+                        BasePython::Missing { minor } => {
+                            match system::archive_of(session, &choice.base, options)? {
+                                Some(suite) => {
+                                    session.reporter.message(&format!(
+                                        "base image {} has no Python: python{minor} from {suite}",
+                                        choice.base
+                                    ));
+                                    base_python_packages.push(format!("python{minor}"));
+                                    PythonLayout {
+                                        python_link: Some(format!("/usr/bin/python{minor}")),
+                                        ..PythonLayout::debian(&minor)
+                                    }
+                                }
+                                None if choice.cuda_image => {
+                                    return Err(ResolveError::NoPythonOnBase {
+                                        base: choice.base.to_string(),
+                                        python: minor,
+                                    });
+                                }
+                                None => {
+                                    // build.run may bring it; packages go where python.org's
+                                    // build would look.
+                                    session.reporter.warning(&format!(
+                                        "base image {} has no `python` or `python3` on its PATH and is not a Debian or Ubuntu image: the Python packages are installed for python.org's Python {minor} in /usr/local (cog-rs does not install Python onto such a base yet)",
+                                        choice.base
+                                    ));
+                                    python::layout_for(&minor, false)
+                                }
+                            }
+                        }
+                    },
+                )
             }
             Some(version) => Some(python::layout_for(version, assembled.is_some())),
             None => None,
+        };
+        // On any other base, system packages are resolved against that image's distribution.
+        let base_system_packages = if choice.default {
+            None
+        } else {
+            system::resolve_on_base(
+                session,
+                dir,
+                config,
+                &choice.base,
+                &base_python_packages,
+                options,
+            )?
         };
         let system_packages = assembled
             .as_ref()
@@ -395,18 +432,21 @@ impl Project {
     }
 }
 
+/// The Python a base has, or what it lacks.
+enum BasePython {
+    /// Where its Python imports packages from.
+    Found(PythonLayout),
+    /// No `python` or `python3` on its `PATH`; `X.Y` is wanted.
+    Missing { minor: String },
+}
+
 /// Where the base's own Python imports packages from (`crate::base::python`).
-///
-/// `required`: the base was chosen for `gpu: true` (`nvidia/cuda`), where Cog installs Python
-/// itself; without one there, the build stops naming the way out. On a `--base`, a base without
-/// Python is a warning (a `build.run` step may bring it).
 fn python_on_base(
     session: &Session,
     base: &BaseImage,
     version: &str,
-    required: bool,
     options: &Options<'_>,
-) -> Result<crate::plan::PythonLayout, ResolveError> {
+) -> Result<BasePython, ResolveError> {
     let platform = options
         .platform
         .parse()
@@ -431,22 +471,12 @@ fn python_on_base(
     let wanted: Vec<&str> = version.split('.').take(2).collect();
     let wanted = wanted.join(".");
     let Some(found) = tree.python(&crate::base::python::path_env(&env)) else {
-        if required {
-            return Err(ResolveError::NoPythonOnBase {
-                base: base.to_string(),
-                python: wanted,
-            });
-        }
-        // build.run may bring it; the packages go where python.org's build would look.
-        session.reporter.warning(&format!(
-            "base image {base} has no `python` or `python3` on its PATH: the Python packages are installed for python.org's Python {wanted} in /usr/local (cog-rs does not install Python onto a base yet)"
-        ));
-        return Ok(python::layout_for(&wanted, false));
+        return Ok(BasePython::Missing { minor: wanted });
     };
     match (&found.version, found.layout) {
         (Some(found_version), Some(layout)) if *found_version == wanted => {
             tracing::debug!(?layout, "python on the base");
-            Ok(layout)
+            Ok(BasePython::Found(layout))
         }
         (found_version, _) => Err(ResolveError::PythonMismatch {
             base: base.to_string(),
