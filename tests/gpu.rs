@@ -5,7 +5,9 @@
 //! served by a local registry and reached through a `registries.conf` mirror of
 //! `docker.io/nvidia/cuda`: a `gpu: true` model builds on it, its base layers keep the
 //! registry's digests, its packages import from `dist-packages`, and `python` runs (linked to
-//! `python3`). A CUDA image without Python is refused, naming the way out.
+//! `python3`). A Debian CUDA stand-in without any Python gets `python3.11` from bookworm's
+//! archive; a CUDA image that is not Debian or Ubuntu and has no Python is refused, naming the
+//! way out. On Docker without an NVIDIA driver, the container runs again without GPUs.
 //!
 //! Python packages as Cog resolves them (reference 5.4): on an index laid out like
 //! download.pytorch.org (`/whl/cu121/torch/`, `/whl/cpu/torch/`), a GPU model locks the

@@ -19,8 +19,8 @@ pub enum Support {
 /// Every field of Cog's cog.yaml JSON schema (`[]` marks list items), and a few Cog drops.
 pub const FIELDS: &[(&str, Support)] = &[
     ("build", Support::Supported),
-    // The base follows Cog's rule (src/base/select.rs); a CUDA base without Python is refused
-    // when the build starts (cog-rs does not install Python onto a base yet).
+    // The base follows Cog's rule (src/base/select.rs); a CUDA base without Python gets it from
+    // its Debian or Ubuntu archive, else is refused when the build starts (docs/gpu.md).
     ("build.gpu", Support::Supported),
     ("build.cuda", Support::Supported),
     ("build.cudnn", Support::Supported),
