@@ -232,10 +232,6 @@ fn cog_flags_cog_rs_does_not_implement_are_refused_by_name() {
         (vec!["build", "--precompile"], "--precompile"),
         (vec!["build", "--strip"], "--strip"),
         (vec!["build", "--dockerfile", "Dockerfile"], "--dockerfile"),
-        (
-            vec!["build", "--use-cuda-base-image", "true"],
-            "--use-cuda-base-image",
-        ),
         (vec!["push", "--timestamp", "1", "r8.im/x/y"], "--timestamp"),
         (vec!["serve", "--playground"], "--playground"),
         (vec!["--profile", "build"], "--profile"),

@@ -14,11 +14,14 @@ mod system;
 
 use crate::plan::{Block, Stack};
 
-pub use base::BaseBlock;
+pub use base::{
+    BaseBlock, COG_BASE_IMAGE_LAST_LAYER_IDX_LABEL, COG_BASE_IMAGE_LAST_LAYER_SHA_LABEL,
+    COG_BASE_IMAGE_NAME_LABEL,
+};
 pub use commands::{BuildCommandsBlock, CA_BUNDLE, CA_CERT_PATH, CaCertBlock};
 pub use labels::LabelsBlock;
 pub use large_files::LargeFilesBlock;
-pub use python::{CogRuntimeBlock, PythonPackagesBlock};
+pub use python::{CogRuntimeBlock, PythonLinkBlock, PythonPackagesBlock};
 pub use runtime::{RuntimeSettingsBlock, SchemaBlock};
 pub use source::SourceBlock;
 pub use system::SystemPackagesBlock;
@@ -36,6 +39,7 @@ impl Stack for PythonStack {
         vec![
             Box::new(BaseBlock),
             Box::new(SystemPackagesBlock),
+            Box::new(PythonLinkBlock),
             Box::new(CogRuntimeBlock),
             Box::new(PythonPackagesBlock),
             Box::new(CaCertBlock),

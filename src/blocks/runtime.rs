@@ -58,6 +58,7 @@ impl Block for SchemaBlock {
                     path: "/src/.cog/openapi_schema.json".into(),
                     mode: 0o644,
                     contents: document.clone(),
+                    link: None,
                 }],
             },
         );

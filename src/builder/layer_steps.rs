@@ -163,7 +163,10 @@ fn spec_for(step: &LayerStep, project_dir: &Path) -> Result<LayerSpec, layers::E
         }
         LayerContent::Files { files } => {
             for file in files {
-                spec = spec.file(&file.path, file.mode, file.contents.as_bytes())?;
+                spec = match &file.link {
+                    Some(target) => spec.symlink(&file.path, target)?,
+                    None => spec.file(&file.path, file.mode, file.contents.as_bytes())?,
+                };
             }
         }
         LayerContent::ProjectFiles { files, .. } => {

@@ -154,7 +154,8 @@ pub async fn build(
         .iter()
         .map(|o| (o.id.as_str(), o.created_by.as_str()))
         .collect();
-    let config = image_config::apply(base.config.as_ref(), &platform, &plan.image, &history);
+    let settings = with_cog_base_labels(&plan.image, &base);
+    let config = image_config::apply(base.config.as_ref(), &platform, &settings, &history);
     let mut all_layers: Vec<LayerInfo> = base.layers.clone();
     all_layers.extend(outcomes.iter().map(|o| o.info.clone()));
     let image = oci::assemble(store, &config, &all_layers, plan.image.annotations.clone())?;
@@ -209,6 +210,32 @@ fn source_builds(
     )
     .map_err(failed)?;
     Ok(Some(layer_steps::SourceBuilds { builder, target }))
+}
+
+/// Cog's labels of an image on a cog-base image: the base's last layer, by DiffID and index
+/// (`pkg/image/build.go`), once the base's layers are known.
+fn with_cog_base_labels(
+    settings: &crate::plan::ImageSettings,
+    base: &FetchedBase,
+) -> crate::plan::ImageSettings {
+    use crate::blocks::{
+        COG_BASE_IMAGE_LAST_LAYER_IDX_LABEL, COG_BASE_IMAGE_LAST_LAYER_SHA_LABEL,
+        COG_BASE_IMAGE_NAME_LABEL,
+    };
+    let mut settings = settings.clone();
+    if settings.labels.contains_key(COG_BASE_IMAGE_NAME_LABEL)
+        && let Some(last) = base.layers.last()
+    {
+        settings.labels.insert(
+            COG_BASE_IMAGE_LAST_LAYER_SHA_LABEL.to_owned(),
+            last.diff_id.to_string(),
+        );
+        settings.labels.insert(
+            COG_BASE_IMAGE_LAST_LAYER_IDX_LABEL.to_owned(),
+            (base.layers.len() - 1).to_string(),
+        );
+    }
+    settings
 }
 
 /// The apt layers, in plan order, each on the dpkg database the previous one left.

@@ -120,7 +120,7 @@ pub fn build_and_save_for(
     name: &str,
     destination: &Destination<'_>,
 ) -> Result<Built> {
-    flags.check_compat(session.reporter.as_ref())?;
+    flags.check_compat()?;
     let output = destination.output;
     let cache = flags.remote_cache()?;
     if flags.no_cache && !cache.from.is_empty() {

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use super::args::{BuildFlags, ProjectArgs};
 use super::build;
 use crate::resolve::Project;
-use crate::runtime::{self, Image, Mount, RunSpec, Runtime};
+use crate::runtime::{self, GpuRequest, Image, Mount, RunSpec, Runtime, RuntimeKind};
 use crate::session::Session;
 
 /// The port the image's server listens on inside the container.
@@ -26,6 +26,32 @@ pub fn open_project(session: &Session, args: &ProjectArgs, need_runner: bool) ->
         );
     }
     Ok(project)
+}
+
+/// The GPUs a container gets: `--gpus`, else all of them when the model sets `build.gpu`
+/// (Cog's default). runc gives none: `--gpus` is refused there, and the default becomes a
+/// warning that the container runs without.
+pub fn gpus(
+    session: &Session,
+    runtime: &Runtime,
+    flag: Option<&GpuRequest>,
+    build_gpu: bool,
+) -> Result<Option<GpuRequest>> {
+    let wanted = flag.cloned().or(build_gpu.then_some(GpuRequest::All));
+    if runtime.kind != RuntimeKind::Runc {
+        return Ok(wanted);
+    }
+    match (flag, wanted) {
+        (Some(flag), _) => bail!("--gpus {flag}: {}", runtime::RUNC_NO_GPUS),
+        (None, Some(_)) => {
+            session.reporter.warning(&format!(
+                "build.gpu is true, but the container runs without GPUs: {}",
+                runtime::RUNC_NO_GPUS
+            ));
+            Ok(None)
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 /// A project built, with the runtime that will run it, the image ready for that runtime.
@@ -133,7 +159,7 @@ pub fn server_spec(
     image: &Image,
     user_env: Vec<(String, String)>,
     project_dir: Option<&Path>,
-    gpus: bool,
+    gpus: Option<GpuRequest>,
     extra: &[String],
 ) -> RunSpec {
     let level = if tracing::enabled!(tracing::Level::DEBUG) {

@@ -24,7 +24,7 @@ pub struct DebugArgs {
 }
 
 pub fn run(session: &Session, args: &DebugArgs) -> Result<ExitCode> {
-    args.flags.check_compat(session.reporter.as_ref())?;
+    args.flags.check_compat()?;
     let mut options = args.flags.resolve_options();
     // Like `cog plan`: the lock files are read, never written.
     options.lock_mode = LockMode::ReadOnly;
@@ -68,6 +68,10 @@ pub fn dockerfile(plan: &Plan, name: &str) -> String {
             }
             LayerContent::Files { files } => {
                 for file in files {
+                    if let Some(target) = &file.link {
+                        let _ = writeln!(out, "RUN ln -sf {target} {}", file.path);
+                        continue;
+                    }
                     let marker = heredoc_marker(&file.contents);
                     let _ = write!(
                         out,
@@ -295,6 +299,7 @@ mod tests {
             base: BaseImage::Registry {
                 reference: "python:3.12-slim".into(),
             },
+            base_reason: None,
             layers: vec![
                 layer(
                     "wheels-app",
@@ -334,6 +339,7 @@ mod tests {
                             path: "/src/.cog/openapi_schema.json".into(),
                             mode: 0o644,
                             contents: "{\"a\": 1}".into(),
+                            link: None,
                         }],
                     },
                 ),

@@ -137,6 +137,11 @@ pub struct PythonLayout {
     pub site_packages: String,
     /// Prefix of `bin/`, `include/` and `share/` for wheel data.
     pub prefix: String,
+    /// The base has no `python` command on its `PATH` (only `python3`): `/usr/local/bin/python`
+    /// becomes a link to this interpreter, as Cog links the Python it installs, so that the
+    /// server's `python -m cog.server.http` runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python_link: Option<String>,
 }
 
 impl PythonLayout {
@@ -147,6 +152,7 @@ impl PythonLayout {
             interpreter: format!("/usr/local/bin/python{version}"),
             site_packages: format!("/usr/local/lib/python{version}/site-packages"),
             prefix: "/usr/local".into(),
+            python_link: None,
         }
     }
 
@@ -157,6 +163,7 @@ impl PythonLayout {
             interpreter: format!("/usr/bin/python{version}"),
             site_packages: format!("/usr/local/lib/python{version}/dist-packages"),
             prefix: "/usr/local".into(),
+            python_link: None,
         }
     }
 }
@@ -169,6 +176,9 @@ pub struct InlineFile {
     /// Unix permission bits (normalized by the layer writer).
     pub mode: u32,
     pub contents: String,
+    /// A symbolic link to this target instead of a file (`contents` empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 /// Settings of the image config that blocks contribute.
@@ -216,6 +226,9 @@ pub struct Plan {
     /// Target platform (`linux/amd64`).
     pub platform: String,
     pub base: BaseImage,
+    /// Why this base (Cog's rule, a flag, `--base`); absent in plans made by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_reason: Option<String>,
     pub layers: Vec<LayerStep>,
     pub image: ImageSettings,
 }
@@ -279,6 +292,7 @@ mod tests {
             stack: "python".into(),
             platform: "linux/amd64".into(),
             base: BaseImage::Scratch,
+            base_reason: Some("--base".into()),
             layers: vec![],
             image: ImageSettings {
                 env: vec![("A".into(), "b=c".into())],

@@ -6,7 +6,9 @@ use std::process::{Command, Stdio};
 use layers::{BlobStore, Digest};
 
 use super::docker_api::{self, DockerApi};
-use super::{Image, RunSpec, RuntimeError, RuntimeKind, SHM_SIZE, container_name, output_of};
+use super::{
+    GpuRequest, Image, RunSpec, RuntimeError, RuntimeKind, SHM_SIZE, container_name, output_of,
+};
 use crate::oci;
 
 #[derive(Debug)]
@@ -290,9 +292,17 @@ fn run_args(kind: RuntimeKind, image: &Image, spec: &RunSpec, name: &str) -> Vec
         args.push("--add-host".into());
         args.push(host.clone());
     }
-    if spec.gpus {
-        args.push("--gpus".into());
-        args.push("all".into());
+    if let Some(gpus) = &spec.gpus {
+        if kind == RuntimeKind::Podman {
+            // podman gives GPUs through CDI (`nvidia-ctk cdi generate`).
+            for device in gpus.cdi_devices() {
+                args.push("--device".into());
+                args.push(device);
+            }
+        } else {
+            args.push("--gpus".into());
+            args.push(gpus.docker_arg());
+        }
     }
     if spec.tty {
         args.push("--interactive".into());
@@ -347,10 +357,8 @@ fn create_body(image: &Image, spec: &RunSpec) -> serde_json::Value {
             "HostPort": spec.host_port.map(|p| p.to_string()).unwrap_or_default(),
         }]});
     }
-    if spec.gpus {
-        host["DeviceRequests"] = serde_json::json!([{
-            "Driver": "", "Count": -1, "Capabilities": [["gpu"]],
-        }]);
+    if let Some(gpus) = &spec.gpus {
+        host["DeviceRequests"] = gpus.device_requests();
     }
     config["HostConfig"] = host;
     config
@@ -396,7 +404,8 @@ pub(super) fn start(
         }),
         Err(err) => {
             remove(kind, &name);
-            // Cog retries without GPUs when the host has no NVIDIA driver.
+            // Cog retries without GPUs when the host has no NVIDIA driver, unless particular
+            // GPUs were asked for (then the error is what the user needs to see).
             let no_driver = match &err {
                 RuntimeError::DockerApi(docker_api::ApiError::Status { message, .. }) => {
                     missing_gpu_driver(message)
@@ -404,12 +413,12 @@ pub(super) fn start(
                 RuntimeError::Command { stderr, .. } => missing_gpu_driver(stderr),
                 _ => false,
             };
-            if !(spec.gpus && no_driver) {
+            if !(spec.gpus == Some(GpuRequest::All) && no_driver) {
                 return Err(err);
             }
-            reporter.warning("Missing device driver, re-trying without GPU");
+            reporter.warning(&no_driver_message(kind));
             let spec = RunSpec {
-                gpus: false,
+                gpus: None,
                 ..spec.clone()
             };
             start(kind, image, &spec, reporter)
@@ -421,26 +430,88 @@ pub(super) fn run_attached(
     kind: RuntimeKind,
     image: &Image,
     spec: &RunSpec,
+    reporter: &dyn report::Reporter,
 ) -> Result<i32, RuntimeError> {
     let name = container_name();
     let mut args = run_args(kind, image, spec, &name);
     args.insert(1, "--rm".into());
     super::remember_active(kind, &name);
-    let status = Command::new(kind.program())
-        .args(&args)
-        .stdin(if spec.tty {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .status()
-        .map_err(|source| RuntimeError::Spawn {
+    // With all GPUs asked (Cog's default for `gpu: true`), the engine's own error is watched
+    // for on its way to our stderr: without a GPU driver Cog runs again without GPUs.
+    let watch = spec.gpus == Some(GpuRequest::All);
+    let mut command = Command::new(kind.program());
+    command.args(&args).stdin(if spec.tty {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    });
+    if watch {
+        command.stderr(Stdio::piped());
+    }
+    let spawned = command.spawn().map_err(|source| RuntimeError::Spawn {
+        program: kind.program().to_string(),
+        source,
+    });
+    let status = spawned.and_then(|mut child| {
+        let tail = child.stderr.take().map(|stderr| {
+            std::thread::spawn(move || {
+                let mut tail = Vec::new();
+                copy_keeping_tail(stderr, &mut io::stderr(), &mut tail);
+                tail
+            })
+        });
+        let status = child.wait().map_err(|source| RuntimeError::Spawn {
             program: kind.program().to_string(),
             source,
-        });
+        })?;
+        let tail = tail.and_then(|t| t.join().ok()).unwrap_or_default();
+        Ok((status, String::from_utf8_lossy(&tail).into_owned()))
+    });
     remove(kind, &name);
     super::forget_active(&name);
-    Ok(status?.code().unwrap_or(1))
+    let (status, tail) = status?;
+    let code = status.code().unwrap_or(1);
+    // 125: the engine itself failed (the container never ran).
+    if watch && code == 125 && missing_gpu_driver(&tail) {
+        reporter.warning(&no_driver_message(kind));
+        let spec = RunSpec {
+            gpus: None,
+            ..spec.clone()
+        };
+        return run_attached(kind, image, &spec, reporter);
+    }
+    Ok(code)
+}
+
+/// Copies `from` to `to` as it comes, keeping its last few KiB.
+fn copy_keeping_tail(mut from: impl io::Read, to: &mut impl Write, tail: &mut Vec<u8>) {
+    const KEEP: usize = 8 << 10;
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let _ = to.write_all(&buf[..n]);
+        let _ = to.flush();
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > KEEP {
+            tail.drain(..tail.len() - KEEP);
+        }
+    }
+}
+
+/// Cog's words when it runs again without GPUs, and what to set up for them.
+fn no_driver_message(kind: RuntimeKind) -> String {
+    let setup = match kind {
+        RuntimeKind::Podman => {
+            "podman finds NVIDIA GPUs through the NVIDIA container toolkit's CDI spec: `nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`"
+        }
+        _ => {
+            "Docker needs the NVIDIA driver and the NVIDIA container toolkit (`nvidia-ctk runtime configure --runtime=docker`)"
+        }
+    };
+    format!("Missing device driver, re-trying without GPU ({setup})")
 }
 
 impl EngineContainer {
@@ -539,7 +610,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::runtime::Mount;
+    use crate::runtime::{GpuRequest, Mount};
 
     #[test]
     fn run_arguments_publish_on_loopback_and_mount_the_project() {
@@ -552,7 +623,7 @@ mod tests {
                 read_only: false,
             }],
             publish: Some(5000),
-            gpus: true,
+            gpus: Some(GpuRequest::All),
             ..RunSpec::default()
         };
         let image = Image::Daemon {
@@ -566,6 +637,10 @@ mod tests {
         );
         let podman = run_args(RuntimeKind::Podman, &image, &spec, "cog-x").join(" ");
         assert!(podman.contains("--pull never r8.im/me/model"), "{podman}");
+        assert!(
+            podman.contains(" --device nvidia.com/gpu=all ") && !podman.contains("--gpus"),
+            "{podman}"
+        );
     }
 
     #[test]
@@ -579,7 +654,7 @@ mod tests {
                 read_only: true,
             }],
             publish: Some(5000),
-            gpus: true,
+            gpus: Some(GpuRequest::All),
             add_hosts: vec!["host.docker.internal:host-gateway".into()],
             ..RunSpec::default()
         };
