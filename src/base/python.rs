@@ -13,7 +13,7 @@ use std::path::Path;
 
 use layers::{BlobStore, LayerInfo};
 
-use crate::plan::PythonLayout;
+use super::PythonLayout;
 
 /// What a layer walk keeps of one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
