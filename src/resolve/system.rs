@@ -174,24 +174,13 @@ pub fn archive_of(
     options: &Options<'_>,
 ) -> Result<Option<String>, ResolveError> {
     let arch = debian_arch(options.platform)?;
-    let platform = options
-        .platform
-        .parse()
-        .map_err(|source| ResolveError::PlatformSyntax {
-            platform: options.platform.to_owned(),
-            source,
-        })?;
-    let fetched = session.block_on(crate::base::fetch_base(session, base, &platform))?;
-    let system = debian::rootfs::inspect_cached(
-        &session.store,
-        &fetched.layers,
+    let system = inspect_base(
+        session,
+        base,
+        options,
         arch,
-        &debian::fetch::default_cache_dir(),
-    )
-    .map_err(|source| ResolveError::Debian {
-        what: format!("reading the base image {base}"),
-        source,
-    })?;
+        format!("reading the base image {base}"),
+    )?;
     Ok(system.archive_config(arch).ok().and_then(|config| {
         let source = config.sources.first()?;
         Some(format!(
@@ -200,6 +189,32 @@ pub fn archive_of(
             source.suite
         ))
     }))
+}
+
+/// The base fetched for `options.platform`, and what its layers say of its system (dpkg
+/// database, os-release, apt sources); `what` names the read in errors.
+fn inspect_base(
+    session: &Session,
+    base: &BaseImage,
+    options: &Options<'_>,
+    arch: &str,
+    what: String,
+) -> Result<debian::rootfs::BaseSystem, ResolveError> {
+    let platform = options
+        .platform
+        .parse()
+        .map_err(|source| ResolveError::PlatformSyntax {
+            platform: options.platform.to_owned(),
+            source,
+        })?;
+    let fetched = session.block_on(crate::base::fetch_base(session, base, &platform))?;
+    debian::rootfs::inspect_cached(
+        &session.store,
+        &fetched.layers,
+        arch,
+        &debian::fetch::default_cache_dir(),
+    )
+    .map_err(|source| ResolveError::Debian { what, source })
 }
 
 /// `build.system_packages` on a base given with `--base` (registry or local image). Without
@@ -259,23 +274,13 @@ pub fn resolve_on_base(
             .map_err(debian_error(field.clone()))?
             .filter(matches_request));
     }
-    let platform = options
-        .platform
-        .parse()
-        .map_err(|source| ResolveError::PlatformSyntax {
-            platform: options.platform.to_owned(),
-            source,
-        })?;
-    let fetched = session.block_on(crate::base::fetch_base(session, base, &platform))?;
-    let system = debian::rootfs::inspect_cached(
-        &session.store,
-        &fetched.layers,
+    let system = inspect_base(
+        session,
+        base,
+        options,
         arch,
-        &debian::fetch::default_cache_dir(),
-    )
-    .map_err(debian_error(format!(
-        "{field}: reading the base image {base}"
-    )))?;
+        format!("{field}: reading the base image {base}"),
+    )?;
     let archive_config = system
         .archive_config(arch)
         .map_err(debian_error(format!("{field}: base image {base}")))?;
