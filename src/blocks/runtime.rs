@@ -40,10 +40,24 @@ impl Block for SchemaBlock {
     }
 
     fn applies(&self, inputs: &PlanInputs) -> bool {
-        inputs.openapi_schema.is_some()
+        inputs.openapi_schema.is_some() || inputs.runtime_schema.is_some()
     }
 
     fn contribute(&self, inputs: &PlanInputs, composer: &mut Composer) -> Result<(), PlanError> {
+        if let Some(reasons) = &inputs.runtime_schema {
+            // Completed by the builder, which also sets the label.
+            composer.add_layer(
+                Phase::AppSource,
+                "openapi-schema",
+                "COPY --from=cog_build openapi_schema.json .cog/".into(),
+                LayerContent::RuntimeSchema {
+                    predict_ref: inputs.predict_ref.clone(),
+                    train_ref: inputs.train_ref.clone(),
+                    reasons: reasons.clone(),
+                },
+            );
+            return Ok(());
+        }
         let Some((document, label)) = &inputs.openapi_schema else {
             return Ok(());
         };

@@ -135,7 +135,11 @@ fn start_image(
         None
     };
     container::prepare(&runtime, &image)?;
-    let ready = Ready { runtime, image };
+    let ready = Ready {
+        runtime,
+        image,
+        schema: None,
+    };
     let spec = container::server_spec(
         &ready.runtime,
         &ready.image,
@@ -156,7 +160,8 @@ fn start_image(
     Ok((container, schema, inputs))
 }
 
-/// `cog run` in a project: inputs validated by the static schema, then build and start.
+/// `cog run` in a project: inputs validated by the static schema, then build and start. A
+/// schema completed by the build (the runtime path) validates them after the build.
 fn start_project(
     session: &Session,
     args: &RunArgs,
@@ -170,9 +175,26 @@ fn start_project(
             project.config_path.display()
         );
     }
-    let schema = args.mode.schema_view(project.schema_json()?)?;
-    let inputs = request_inputs(&schema, args, cwd)?;
+    let before = match project.deferred {
+        None => {
+            let schema = args.mode.schema_view(project.schema_json()?)?;
+            let inputs = request_inputs(&schema, args, cwd)?;
+            Some((schema, inputs))
+        }
+        Some(_) => None,
+    };
     let ready = container::build_for_runtime(session, &args.project, &project)?;
+    let (schema, inputs) = match before {
+        Some(checked) => checked,
+        None => {
+            let document = ready.schema.as_deref().unwrap_or("null");
+            let schema = serde_json::from_str(document)
+                .context("the schema the build completed is not JSON")?;
+            let schema = args.mode.schema_view(schema)?;
+            let inputs = request_inputs(&schema, args, cwd)?;
+            (schema, inputs)
+        }
+    };
     let gpus = project.config.build.gpu || args.project.gpus.is_some();
     let spec = container::server_spec(
         &ready.runtime,

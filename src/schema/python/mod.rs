@@ -1,7 +1,7 @@
 //! The static Python parser: tree-sitter over the runner file and the local modules it imports.
 
 mod annotation;
-mod entry;
+pub(crate) mod entry;
 mod eval;
 mod literal;
 mod module;
@@ -43,6 +43,19 @@ pub fn parse_entry(
     let mut project = project::Project::new(project_dir);
     project.load(&file)?;
     entry::extract(&project, &name, mode)
+}
+
+/// [`parse_entry`], with what cannot be computed statically returned as questions for the
+/// runtime path (see `entry::extract_with`), and the entry point's function name.
+pub fn parse_entry_deferred(
+    project_dir: &Path,
+    reference: &str,
+    mode: Mode,
+) -> Result<(ModelSchema, Vec<crate::schema::runtime::Question>, String), SchemaError> {
+    let (file, name) = split_ref(reference)?;
+    let mut project = project::Project::new(project_dir);
+    project.load(&file)?;
+    entry::extract_with(&project, &name, mode, true)
 }
 
 /// Parses source text as the runner file `predict.py` (no other files are read unless
