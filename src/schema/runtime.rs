@@ -18,22 +18,11 @@
 use serde_json::{Map, Value as JsonValue, json};
 
 use super::error::{SchemaError, SchemaErrorKind};
-use super::model::{InputField, Mode, ModelSchema, OutputKind, Primitive, Value};
-use super::python::entry::KEYWORDS;
+pub use super::model::Question;
+use super::model::{
+    INPUT_KEYWORDS as KEYWORDS, InputField, Mode, ModelSchema, OutputKind, Primitive, Value,
+};
 use super::{SchemaOutput, python, validate};
-
-/// One value the static pass could not compute.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Question {
-    pub mode: Mode,
-    /// The parameter; `None` for the return annotation.
-    pub param: Option<String>,
-    /// An `Input()` keyword (`default`, `choices`, ...), `input` (the whole default
-    /// expression: an `Input(...)` or a plain value) or `return`.
-    pub key: String,
-    /// Why the static pass could not: its error, with file and line.
-    pub reason: String,
-}
 
 /// The entry points of a project whose schema needs the runtime path.
 #[derive(Debug, Clone)]

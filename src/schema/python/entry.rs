@@ -13,10 +13,10 @@ use super::pyval::{InputArg, PyVal};
 use super::resolve::Resolver;
 use super::syntax::{SourceFile, def_name, definition, line, named_children, text};
 use crate::schema::error::{SchemaError, SchemaErrorKind};
+use crate::schema::model::{INPUT_KEYWORDS as KEYWORDS, Question};
 use crate::schema::model::{
     InputField, Mode, ModelSchema, OutputKind, OutputType, Primitive, Value,
 };
-use crate::schema::runtime::Question;
 
 /// The keyword arguments of one `Input(...)` call.
 #[derive(Debug, Clone, Default)]
@@ -464,20 +464,6 @@ impl InputCall {
         Ok(call)
     }
 }
-
-/// The `Input()` keywords the runtime path can answer.
-pub const KEYWORDS: [&str; 10] = [
-    "default",
-    "description",
-    "ge",
-    "le",
-    "min_length",
-    "max_length",
-    "regex",
-    "choices",
-    "deprecated",
-    "accept",
-];
 
 fn default_factory(param: &str) -> SchemaError {
     SchemaError::new(

@@ -1,7 +1,7 @@
 //! The static Python parser: tree-sitter over the runner file and the local modules it imports.
 
 mod annotation;
-pub(crate) mod entry;
+mod entry;
 mod eval;
 mod literal;
 mod module;
@@ -51,7 +51,7 @@ pub fn parse_entry_deferred(
     project_dir: &Path,
     reference: &str,
     mode: Mode,
-) -> Result<(ModelSchema, Vec<crate::schema::runtime::Question>, String), SchemaError> {
+) -> Result<(ModelSchema, Vec<crate::schema::model::Question>, String), SchemaError> {
     let (file, name) = split_ref(reference)?;
     let mut project = project::Project::new(project_dir);
     project.load(&file)?;
