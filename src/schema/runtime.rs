@@ -368,7 +368,8 @@ pub fn answer(value: JsonValue) -> JsonValue {
     JsonValue::Object(map)
 }
 
-/// The script run with the image's Python: `python SCRIPT QUERY ANSWERS` in `/src`. It imports
+/// The script run with the image's Python: `python SCRIPT QUERY ANSWERS [SRC]` in the project
+/// (`SRC`, `/src` by default). It imports
 /// each entry point's module (as the runtime does: not `setup()`), reads
 /// `inspect.signature(...)` and the `Input()` objects, and writes
 /// `{"entries": [[{"value": ...} | {"error": "..."}, ...], ...]}` (or `{"error": traceback}`
@@ -412,10 +413,11 @@ def keyword(d, key):
 
 
 modules = {}
+SRC = sys.argv[3] if len(sys.argv) > 3 else "/src"
 
 
 def load(file):
-    path = os.path.join("/src", file)
+    path = os.path.join(SRC, file)
     if path not in modules:
         name = os.path.splitext(os.path.basename(file))[0]
         spec = importlib.util.spec_from_file_location(name, path)
@@ -448,7 +450,7 @@ def answer(fn, q):
 def main(query_path, answers_path):
     with open(query_path, encoding="utf-8") as f:
         query = json.load(f)
-    sys.path.insert(0, "/src")
+    sys.path.insert(0, SRC)
     out = {"entries": []}
     try:
         for entry in query["entries"]:
