@@ -22,7 +22,7 @@ pub use commands::{BuildCommandsBlock, CA_BUNDLE, CA_CERT_PATH, CaCertBlock};
 pub use labels::LabelsBlock;
 pub use large_files::LargeFilesBlock;
 pub use python::{CogRuntimeBlock, PythonLinkBlock, PythonPackagesBlock};
-pub use runtime::{RuntimeSettingsBlock, SchemaBlock};
+pub use runtime::{RuntimeSchemaBlock, RuntimeSettingsBlock, SchemaBlock};
 pub use source::SourceBlock;
 pub use system::SystemPackagesBlock;
 
@@ -49,6 +49,7 @@ impl Stack for PythonStack {
             // source layer only, so an engine that has the previous build takes one new layer.
             Box::new(SchemaBlock),
             Box::new(SourceBlock),
+            Box::new(RuntimeSchemaBlock),
             Box::new(RuntimeSettingsBlock),
             Box::new(LabelsBlock),
         ]

@@ -81,6 +81,9 @@ pub struct Built {
     pub name: String,
     /// `--separate-weights`: the weights image and its name.
     pub weights: Option<(oci::ImageRef, String)>,
+    /// The OpenAPI document in the image: the project's, or the one the build completed by
+    /// the runtime path.
+    pub schema: Option<String>,
 }
 
 /// Resolves and builds the project, records it under `name` (and writes `output`).
@@ -163,10 +166,15 @@ pub fn build_and_save_for(
     };
     save(session, &result, name, output)?;
     session.reporter.message(&format!("Image built as {name}"));
+    let schema = match result.runtime_schema {
+        Some(document) => Some(document),
+        None => project.schema.as_ref().map(|s| s.document.clone()),
+    };
     Ok(Built {
         image: result.image.image_ref(),
         name: name.to_string(),
         weights,
+        schema,
     })
 }
 

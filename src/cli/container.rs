@@ -58,6 +58,8 @@ pub fn gpus(
 pub struct Ready {
     pub runtime: Runtime,
     pub image: Image,
+    /// The image's OpenAPI document (`None` for an image not built here, or without a runner).
+    pub schema: Option<String>,
 }
 
 /// Builds `project` as `cog build` does (recorded in the cache), then makes it ready for the
@@ -71,10 +73,14 @@ pub fn build_for_runtime(
     let flags = BuildFlags::for_project(args);
     let name = build::image_name(None, &project.config, &project.dir);
     let built = build::build_and_save(session, project, &flags, &name, None)?;
-    write_schema(project)?;
+    write_schema(project, built.schema.as_deref())?;
     let image = runtime::built_image(&session.store, &name, &built.image.digest)?;
     prepare(&runtime, &image)?;
-    Ok(Ready { runtime, image })
+    Ok(Ready {
+        runtime,
+        image,
+        schema: built.schema,
+    })
 }
 
 pub fn detect_runtime(session: &Session, args: &ProjectArgs) -> Result<Runtime> {
@@ -93,17 +99,17 @@ pub fn prepare(runtime: &Runtime, image: &Image) -> Result<()> {
         .with_context(|| format!("preparing {} for {}", image.name(), runtime.kind))
 }
 
-/// Writes the schema into the project's `.cog/` as Cog does: the project is mounted over the
-/// image's `/src`, and the server reads `/src/.cog/openapi_schema.json`.
-fn write_schema(project: &Project) -> Result<()> {
-    let Some(schema) = &project.schema else {
+/// Writes the image's schema into the project's `.cog/` as Cog does: the project is mounted
+/// over the image's `/src`, and the server reads `/src/.cog/openapi_schema.json`.
+fn write_schema(project: &Project, document: Option<&str>) -> Result<()> {
+    let Some(document) = document else {
         return Ok(());
     };
     let dir = project.dir.join(".cog");
     let path = dir.join("openapi_schema.json");
-    if fs_err::read_to_string(&path).ok().as_deref() != Some(schema.document.as_str()) {
+    if fs_err::read_to_string(&path).ok().as_deref() != Some(document) {
         fs_err::create_dir_all(&dir)?;
-        fs_err::write(&path, &schema.document)?;
+        fs_err::write(&path, document)?;
     }
     Ok(())
 }

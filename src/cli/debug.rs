@@ -90,6 +90,32 @@ pub fn dockerfile(plan: &Plan, name: &str) -> String {
                     let _ = writeln!(out, "COPY {0} /src/{0}", file.path);
                 }
             }
+            LayerContent::RuntimeSchema {
+                predict_ref,
+                train_ref,
+                reasons,
+            } => {
+                // Cog <= 0.16's way: the schema read from the imported runner.
+                let _ = writeln!(
+                    out,
+                    "# The schema needs the predictor imported in the image (cog build computes it):"
+                );
+                for reason in reasons {
+                    for line in reason.lines() {
+                        let _ = writeln!(out, "#   {line}");
+                    }
+                }
+                let refs: Vec<&str> = [predict_ref, train_ref]
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str)
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "# ({}) -> /src/.cog/openapi_schema.json and the run.cog.openapi_schema label",
+                    refs.join(", ")
+                );
+            }
             LayerContent::Debs { lock } => {
                 let packages: Vec<String> = lock
                     .packages

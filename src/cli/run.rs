@@ -142,7 +142,11 @@ fn start_image(
         image_wants_gpus(&image, runtime.kind)?,
     )?;
     container::prepare(&runtime, &image)?;
-    let ready = Ready { runtime, image };
+    let ready = Ready {
+        runtime,
+        image,
+        schema: None,
+    };
     let spec = container::server_spec(
         &ready.runtime,
         &ready.image,
@@ -163,7 +167,8 @@ fn start_image(
     Ok((container, schema, inputs))
 }
 
-/// `cog run` in a project: inputs validated by the static schema, then build and start.
+/// `cog run` in a project: inputs validated by the static schema, then build and start. A
+/// schema completed by the build (the runtime path) validates them after the build.
 fn start_project(
     session: &Session,
     args: &RunArgs,
@@ -177,9 +182,26 @@ fn start_project(
             project.config_path.display()
         );
     }
-    let schema = args.mode.schema_view(project.schema_json()?)?;
-    let inputs = request_inputs(&schema, args, cwd)?;
+    let before = match project.deferred {
+        None => {
+            let schema = args.mode.schema_view(project.schema_json()?)?;
+            let inputs = request_inputs(&schema, args, cwd)?;
+            Some((schema, inputs))
+        }
+        Some(_) => None,
+    };
     let ready = container::build_for_runtime(session, &args.project, &project)?;
+    let (schema, inputs) = match before {
+        Some(checked) => checked,
+        None => {
+            let document = ready.schema.as_deref().unwrap_or("null");
+            let schema = serde_json::from_str(document)
+                .context("the schema the build completed is not JSON")?;
+            let schema = args.mode.schema_view(schema)?;
+            let inputs = request_inputs(&schema, args, cwd)?;
+            (schema, inputs)
+        }
+    };
     let gpus = container::gpus(
         session,
         &ready.runtime,

@@ -27,6 +27,9 @@ pub struct PlanInputs {
     pub concurrency_max: Option<u32>,
     /// The OpenAPI document written into the image, and its compact label form.
     pub openapi_schema: Option<(String, String)>,
+    /// Set instead of `openapi_schema` when the schema needs the runtime path: why, one line
+    /// per value static evaluation could not compute.
+    pub runtime_schema: Option<Vec<String>>,
     /// Patterns from the project's `.dockerignore`.
     pub dockerignore: Vec<String>,
     /// The project's large files (weights), put in layers of their own below the code.

@@ -102,6 +102,15 @@ pub enum LayerContent {
         files: Vec<ProjectFile>,
         compress: bool,
     },
+    /// The OpenAPI schema (`/src/.cog/openapi_schema.json` and the `run.cog.openapi_schema`
+    /// label) where static evaluation could not compute every value: the builder imports the
+    /// runner with the image's Python over the layers below and completes the schema from
+    /// what it reads (see `schema::runtime`). `reasons`: why, one line per value.
+    RuntimeSchema {
+        predict_ref: Option<String>,
+        train_ref: Option<String>,
+        reasons: Vec<String>,
+    },
     /// Python wheels, pinned by name, version, URL and hash, installed into the image's Python.
     /// Becomes one layer per large wheel and a few stable groups of small ones.
     Wheels {

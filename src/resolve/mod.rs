@@ -23,6 +23,7 @@ use crate::base::BaseImage;
 use crate::base::select::{self, BaseFlags, BaseRequest, SelectError};
 use crate::config::{self, Config, ConfigError};
 use crate::plan::{PlanInputs, PythonLayout};
+use crate::schema::runtime::{Deferred, Generated};
 use crate::schema::{SchemaError, SchemaOutput};
 use crate::session::Session;
 
@@ -187,8 +188,11 @@ pub struct Project {
     pub config_path: PathBuf,
     pub config: Config,
     /// The OpenAPI document: `--openapi-schema`, else generated from the runner; `None` when
-    /// cog.yaml names no runner.
+    /// cog.yaml names no runner, or when it needs the runtime path (`deferred`).
     pub schema: Option<SchemaOutput>,
+    /// The schema's values static evaluation could not compute: the build completes it by
+    /// importing the runner in the image (see `schema::runtime`).
+    pub deferred: Option<Deferred>,
 }
 
 impl Project {
@@ -211,12 +215,24 @@ impl Project {
             });
         }
         let config = loaded.config;
-        let schema = load_schema(&dir, &config, options.openapi_schema)?;
+        let (schema, deferred) = match load_schema(&dir, &config, options.openapi_schema)? {
+            None => (None, None),
+            Some(Generated::Static(schema)) => (Some(schema), None),
+            Some(Generated::Runtime(deferred)) => {
+                session.reporter.message(&format!(
+                    "schema: {} value(s) cannot be computed statically; the build reads them from the predictor imported in the image (as Cog <= 0.16 did):\n  {}",
+                    deferred.questions().count(),
+                    deferred.reasons().join("\n  ")
+                ));
+                (None, Some(deferred))
+            }
+        };
         Ok(Self {
             dir,
             config_path,
             config,
             schema,
+            deferred,
         })
     }
 
@@ -387,7 +403,14 @@ impl Project {
             }
             None => (Vec::new(), Vec::new()),
         };
-        let concurrency_max = effective_concurrency(config, self.schema.as_ref())?;
+        let decorator = match (&self.schema, &self.deferred) {
+            (Some(s), _) if s.predict.is_some() || s.train.is_some() => {
+                Some((s.concurrency_max, s.run_is_async))
+            }
+            (_, Some(d)) => Some(d.concurrency()),
+            _ => None,
+        };
+        let concurrency_max = effective_concurrency(config, decorator)?;
         let dockerignore = read_dockerignore(dir)?;
         let mut source_excludes = dockerignore.clone();
         source_excludes.push(".cog".to_string());
@@ -411,6 +434,7 @@ impl Project {
                 .schema
                 .as_ref()
                 .map(|s| (s.document.clone(), s.label.clone())),
+            runtime_schema: self.deferred.as_ref().map(Deferred::reasons),
             dockerignore,
             large_files,
             base_override,
@@ -488,12 +512,13 @@ fn python_on_base(
 }
 
 /// The schema document: from `--openapi-schema`/`COG_OPENAPI_SCHEMA`, else generated
-/// statically from the runner (Cog 0.22's default), else none when cog.yaml names no runner.
+/// statically from the runner (Cog 0.22's default; what static evaluation cannot compute is
+/// left to the build's runtime path), else none when cog.yaml names no runner.
 fn load_schema(
     dir: &Path,
     config: &Config,
     file: Option<&Path>,
-) -> Result<Option<SchemaOutput>, ResolveError> {
+) -> Result<Option<Generated>, ResolveError> {
     let env_file = std::env::var_os("COG_OPENAPI_SCHEMA").map(PathBuf::from);
     if let Some(path) = file.map(Path::to_path_buf).or(env_file) {
         let document = fs_err::read_to_string(&path).map_err(|source| ResolveError::Io {
@@ -502,36 +527,40 @@ fn load_schema(
         })?;
         let value: serde_json::Value = serde_json::from_str(&document)
             .map_err(|source| ResolveError::SchemaFile { path, source })?;
-        return Ok(Some(SchemaOutput {
+        return Ok(Some(Generated::Static(SchemaOutput {
             label: value.to_string(),
             document,
             concurrency_max: None,
             run_is_async: false,
             predict: None,
             train: None,
-        }));
+        })));
     }
     if config.predict.is_none() && config.train.is_none() {
         return Ok(None);
     }
-    let schema = crate::schema::generate(dir, config.predict.as_deref(), config.train.as_deref())?;
+    let schema = crate::schema::runtime::generate_or_defer(
+        dir,
+        config.predict.as_deref(),
+        config.train.as_deref(),
+    )?;
     Ok(Some(schema))
 }
 
 /// `concurrency.max` (deprecated) wins over `@cog.concurrent(max=N)`; above 1 the runner must be
-/// async (Cog checks this at build time).
+/// async (Cog checks this at build time). `decorator`: `(max, async)` of the parsed runner
+/// (`None` when it was not parsed: `--openapi-schema`, no runner).
 fn effective_concurrency(
     config: &Config,
-    schema: Option<&SchemaOutput>,
+    decorator: Option<(Option<u32>, bool)>,
 ) -> Result<Option<u32>, ResolveError> {
     let from_config = config.concurrency.flatten().filter(|max| *max >= 1);
-    let max = match (from_config, schema.and_then(|s| s.concurrency_max)) {
+    let max = match (from_config, decorator.and_then(|(max, _)| max)) {
         (Some(max), _) => u32::try_from(max).ok(),
         (None, decorator) => decorator,
     };
-    if let (Some(max), Some(schema)) = (max, schema) {
-        let parsed = schema.predict.is_some() || schema.train.is_some();
-        if max > 1 && parsed && !schema.run_is_async {
+    if let (Some(max), Some((_, is_async))) = (max, decorator) {
+        if max > 1 && !is_async {
             return Err(ResolveError::Concurrency);
         }
     }
