@@ -2,6 +2,11 @@
 //! fetching it into the store ([`fetch_base`]): a registry pull, a local import, or assembly
 //! from distribution packages. Both the resolve stage (system packages are resolved on the
 //! base's dpkg database) and the builder use it.
+mod layout;
+pub mod python;
+pub mod select;
+pub use layout::PythonLayout;
+
 use layers::{BlobStore, Compression, LayerInfo};
 use report::Unit;
 use serde::{Deserialize, Serialize};

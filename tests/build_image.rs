@@ -207,7 +207,7 @@ fn build_against_the_real_registry_and_check_with_every_tool() {
         .collect();
     assert_eq!(
         built,
-        ["cog-runtime", "cog-runtime", "source", "openapi-schema"],
+        ["cog-runtime", "cog-runtime", "openapi-schema", "source"],
         "the layers cog built, in order"
     );
 

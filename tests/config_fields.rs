@@ -111,7 +111,6 @@ fn each_unsupported_field_is_an_error_naming_it() {
         .filter_map(|field| {
             // One cog.yaml per kind of unsupported use; nested fields share their parent's.
             let yaml = match field {
-                "build.gpu" => "build:\n  python_version: \"3.11\"\n  gpu: true\n",
                 "weights" => "model: reg.io/me/m\nweights:\n  - name: w\n    target: /src/w\n    source: {uri: ./w}\n",
                 _ => return None,
             };

@@ -143,6 +143,49 @@ fn a_built_image_runs_with_docker_run_and_is_not_loaded_twice() {
 }
 
 #[test]
+fn a_code_only_rebuild_sends_docker_only_the_new_layer() {
+    require_tool("docker", "docker.io");
+    let (_root, dir) = hello();
+    let tag = Tag::new("docker", "code-only");
+    ok(&cog(&dir, &["build", "-t", &tag.name], &[]));
+    let before = inspect("docker", &tag.name, "{{json .RootFS.Layers}}").unwrap();
+
+    let predict = dir.join("predict.py");
+    let code = std::fs::read_to_string(&predict).unwrap();
+    std::fs::write(
+        &predict,
+        format!("{code}\n# changed {}\n", std::process::id()),
+    )
+    .unwrap();
+    let rebuilt = cog(&dir, &["build", "-t", &tag.name], &[]);
+    ok(&rebuilt);
+    let log = stderr(&rebuilt);
+    // Only the source layer and the schema layer above it are sent; the layers below, which
+    // Docker has under the previous build, are not.
+    let prefix = format!("Loaded {} into docker (", tag.name);
+    let counts = log
+        .lines()
+        .find_map(|line| line.split_once(&prefix).map(|(_, rest)| rest.to_string()))
+        .unwrap_or_else(|| panic!("loaded in part:\n{log}"));
+    let words: Vec<&str> = counts.split_whitespace().collect();
+    let (sent, total): (usize, usize) = (words[0].parse().unwrap(), words[2].parse().unwrap());
+    assert!(sent <= 2 && total > sent, "{log}");
+    let after = inspect("docker", &tag.name, "{{json .RootFS.Layers}}").unwrap();
+    let layers = |json: &str| serde_json::from_str::<Vec<String>>(json).unwrap();
+    let (before, after) = (layers(&before), layers(&after));
+    assert_eq!(before.len(), total);
+    assert_eq!(after.len(), total);
+    assert_eq!(before[..total - sent], after[..total - sent]);
+    assert_ne!(before[total - sent..], after[total - sent..]);
+    // What Docker assembled runs the new code.
+    let out = common::run(
+        "docker",
+        &["run", "--rm", &tag.name, "tail", "-n1", "/src/predict.py"],
+    );
+    assert_eq!(out.trim(), format!("# changed {}", std::process::id()));
+}
+
+#[test]
 fn no_load_keeps_the_image_in_cogs_store_only() {
     require_tool("docker", "docker.io");
     let (_root, dir) = hello();
@@ -189,10 +232,6 @@ fn cog_flags_cog_rs_does_not_implement_are_refused_by_name() {
         (vec!["build", "--precompile"], "--precompile"),
         (vec!["build", "--strip"], "--strip"),
         (vec!["build", "--dockerfile", "Dockerfile"], "--dockerfile"),
-        (
-            vec!["build", "--use-cuda-base-image", "true"],
-            "--use-cuda-base-image",
-        ),
         (vec!["push", "--timestamp", "1", "r8.im/x/y"], "--timestamp"),
         (vec!["serve", "--playground"], "--playground"),
         (vec!["--profile", "build"], "--profile"),

@@ -86,7 +86,9 @@ fn a_two_gib_os_release_fails_with_bounded_memory() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(
-        stderr.contains("build.system_packages in ")
+        // Named by what was being read: the base (its Python and distribution are read
+        // from its layers before system packages are resolved on it).
+        stderr.contains(&format!("reading the base image {base}"))
             && stderr.contains("/etc/os-release in layer sha256:")
             && stderr.contains("is larger than 16 MiB, the limit on metadata files")
             && stderr.contains("COG_MAX_METADATA_SIZE"),

@@ -66,15 +66,22 @@ fn killed_builds_leave_no_temp_bytes_after_the_next_build() {
     let cache = root.path().join("cache");
     let args = ["build", "--no-cache", "--base", &base, "-t", "heavy:1"];
 
-    // Kill points spread over the build (deterministic, so a failure reproduces).
+    // Kill points spread over the write: when the build's temp files hold 1, 8, 24, 48 and 80
+    // MiB (whatever the machine's load, each kill lands mid-write).
     let mut left_behind = 0;
-    for delay_ms in [150, 400, 700, 1000, 1500] {
+    for mib in [1u64, 8, 24, 48, 80] {
         let mut child = command(&project, &cache, &args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while bytes_under(&cache.join("tmp")) < mib << 20
+            && child.try_wait().unwrap().is_none()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         // SIGKILL: no destructor, no handler runs.
         let _ = child.kill();
         let _ = child.wait();

@@ -10,6 +10,7 @@
 //! - `{"metric": n}` records metrics; `{"big": bytes}` returns a string that large
 //! - `{"crash": true}` aborts the process (SIGABRT); `{"exit": code}` exits
 //! - `{"thread": true}` (after any `sleep`) returns the name of the thread that ran it
+//! - `{"echo": true}` returns the whole input object, as the worker received it
 //!
 //! Environment: `TEST_WORKER_SETUP_SLEEP` (seconds), `TEST_WORKER_SETUP_FAIL` (message),
 //! `TEST_WORKER_UNHEALTHY` (a file: unhealthy while it exists),
@@ -183,6 +184,12 @@ impl PredictHandler for TestWorker {
         if let Some(n) = input.get("big").and_then(Value::as_u64) {
             return PredictOutcome::Succeeded {
                 output: Some(Output::Json(Value::String("x".repeat(n as usize)))),
+                is_stream: false,
+            };
+        }
+        if input.get("echo").is_some() {
+            return PredictOutcome::Succeeded {
+                output: Some(Output::Json(input.clone())),
                 is_stream: false,
             };
         }

@@ -32,6 +32,10 @@ pub struct InputValidator {
     required: Vec<String>,
     /// Optional, nullable, no default: injected as `null` when omitted.
     inject_null: Vec<String>,
+    /// Properties marked `nullable: true` (OpenAPI 3.0): an explicit `null` is valid for them.
+    /// JSON Schema has no `nullable`, so the errors a `null` value of one of them raises are
+    /// dropped after validation.
+    nullable: HashSet<String>,
 }
 
 impl std::fmt::Debug for InputValidator {
@@ -102,6 +106,14 @@ impl InputValidator {
                     .collect()
             })
             .unwrap_or_default();
+        let nullable = props
+            .map(|p| {
+                p.iter()
+                    .filter(|(_, spec)| spec.get("nullable") == Some(&Value::Bool(true)))
+                    .map(|(name, _)| name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut resolved = input.clone();
         inline_refs(&mut resolved, schemas, 0);
         let validator = jsonschema::validator_for(&resolved)
@@ -111,11 +123,12 @@ impl InputValidator {
             properties,
             required,
             inject_null,
+            nullable,
         }))
     }
 
-    /// Strips unknown keys (logged), validates, then injects `null` for omitted nullable
-    /// inputs. On failure returns Cog's `detail` entries.
+    /// Strips unknown keys (logged), validates (an explicit `null` is valid for a nullable
+    /// input), then injects `null` for omitted nullable inputs. On failure returns Cog's `detail` entries.
     pub fn prepare(&self, input: &mut Map<String, Value>) -> Result<(), Vec<ValidationIssue>> {
         if input.keys().any(|k| !self.properties.contains(k)) {
             input.retain(|k, _| {
@@ -167,6 +180,12 @@ impl InputValidator {
             }
             let path = error.instance_path.to_string();
             let field = path.trim_start_matches('/');
+            // `null` for a nullable input (`seed: int = Input(default=None)`, `Optional[T]`):
+            // valid, the predictor receives `None` (the errors are JSON Schema's, which has
+            // no `nullable`).
+            if self.nullable.contains(field) && value.get(field) == Some(&Value::Null) {
+                continue;
+            }
             let field = if field.is_empty() { "__root__" } else { field };
             issues.push(ValidationIssue::field(
                 field,
@@ -261,7 +280,9 @@ mod tests {
                         "s": {"type": "string", "title": "S"},
                         "n": {"type": "integer", "minimum": 1, "default": 3},
                         "maybe": {"type": "string", "nullable": true},
-                        "color": {"allOf": [{"$ref": "#/components/schemas/Color"}]}
+                        "color": {"allOf": [{"$ref": "#/components/schemas/Color"}]},
+                        "seed": {"type": "integer", "title": "Seed", "nullable": true},
+                        "style": {"allOf": [{"$ref": "#/components/schemas/Color"}], "nullable": true}
                     },
                     "required": ["s"]
                 },
@@ -291,8 +312,29 @@ mod tests {
     fn strips_unknown_and_injects_null() {
         assert_eq!(
             prepare(json!({"s": "x", "bogus": 1})).unwrap(),
-            json!({"s": "x", "maybe": null})
+            json!({"s": "x", "maybe": null, "seed": null, "style": null})
         );
+    }
+
+    #[test]
+    fn an_explicit_null_is_valid_for_nullable_inputs_only() {
+        // `seed: int = Input(default=None)`: omitted, null and set all reach the predictor.
+        let all_null = json!({"s": "x", "maybe": null, "seed": null, "style": null});
+        assert_eq!(prepare(all_null.clone()).unwrap(), all_null);
+        assert_eq!(
+            prepare(json!({"s": "x", "seed": 7, "style": "red"})).unwrap(),
+            json!({"s": "x", "seed": 7, "style": "red", "maybe": null})
+        );
+        // Their values are still checked, and a null elsewhere is still refused.
+        let bad = prepare(json!({"s": null, "seed": "7", "style": "blue", "color": null}));
+        let mut fields: Vec<String> = bad
+            .unwrap_err()
+            .into_iter()
+            .map(|i| i.loc[2].clone())
+            .collect();
+        fields.sort();
+        fields.dedup(); // a null color breaks both its enum and its type
+        assert_eq!(fields, ["color", "s", "seed", "style"]);
     }
 
     #[test]

@@ -316,6 +316,45 @@ async fn validation_errors_and_bad_requests_are_4xx_and_harmless() {
     s.stop().await;
 }
 
+/// `seed: int = Input(default=None)` (nullable, no default, not required): omitted, `null` and
+/// set all reach the predictor (omitted as `null`), as with Cog <= 0.16; a wrong type is still
+/// a 422.
+#[tokio::test]
+async fn none_default_inputs_accept_null_and_absence() {
+    let mut document = schema();
+    document["components"]["schemas"]["Input"]["properties"]["seed"] =
+        json!({"type": "integer", "title": "Seed", "x-order": 0, "nullable": true});
+    document["components"]["schemas"]["Input"]["properties"]["echo"] = json!({"type": "boolean"});
+    let s = start(Options {
+        schema: Some(document),
+        ..Options::default()
+    })
+    .await;
+    s.wait_for_status("READY").await;
+    for (input, received) in [
+        (json!({"echo": true}), json!({"echo": true, "seed": null})),
+        (
+            json!({"echo": true, "seed": null}),
+            json!({"echo": true, "seed": null}),
+        ),
+        (
+            json!({"echo": true, "seed": 42}),
+            json!({"echo": true, "seed": 42}),
+        ),
+    ] {
+        let (status, body) = s.predict(json!({ "input": input })).await;
+        assert_eq!(status, StatusCode::OK, "{input}: {body}");
+        assert_eq!(body["status"], "succeeded", "{input}: {body}");
+        assert_eq!(body["output"], received, "{input}");
+    }
+    let (status, body) = s
+        .predict(json!({"input": {"echo": true, "seed": "42"}}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "input", "seed"]));
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn not_ready_is_503_and_setup_timeout_fails_setup() {
     let s = start(Options {

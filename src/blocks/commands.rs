@@ -40,6 +40,7 @@ impl Block for CaCertBlock {
                     path: CA_CERT_PATH.into(),
                     mode: 0o644,
                     contents: cert.clone(),
+                    link: None,
                 }],
             },
         );

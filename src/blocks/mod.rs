@@ -14,12 +14,15 @@ mod system;
 
 use crate::plan::{Block, Stack};
 
-pub use base::BaseBlock;
+pub use base::{
+    BaseBlock, COG_BASE_IMAGE_LAST_LAYER_IDX_LABEL, COG_BASE_IMAGE_LAST_LAYER_SHA_LABEL,
+    COG_BASE_IMAGE_NAME_LABEL,
+};
 pub use commands::{BuildCommandsBlock, CA_BUNDLE, CA_CERT_PATH, CaCertBlock};
 pub use labels::LabelsBlock;
 pub use large_files::LargeFilesBlock;
-pub use python::{CogRuntimeBlock, PythonPackagesBlock};
-pub use runtime::{RuntimeSettingsBlock, SchemaBlock};
+pub use python::{CogRuntimeBlock, PythonLinkBlock, PythonPackagesBlock};
+pub use runtime::{RuntimeSchemaBlock, RuntimeSettingsBlock, SchemaBlock};
 pub use source::SourceBlock;
 pub use system::SystemPackagesBlock;
 
@@ -36,13 +39,17 @@ impl Stack for PythonStack {
         vec![
             Box::new(BaseBlock),
             Box::new(SystemPackagesBlock),
+            Box::new(PythonLinkBlock),
             Box::new(CogRuntimeBlock),
             Box::new(PythonPackagesBlock),
             Box::new(CaCertBlock),
             Box::new(BuildCommandsBlock),
             Box::new(LargeFilesBlock),
-            Box::new(SourceBlock),
+            // The schema below the source: an edit that keeps predict's signature changes the
+            // source layer only, so an engine that has the previous build takes one new layer.
             Box::new(SchemaBlock),
+            Box::new(SourceBlock),
+            Box::new(RuntimeSchemaBlock),
             Box::new(RuntimeSettingsBlock),
             Box::new(LabelsBlock),
         ]

@@ -1,7 +1,10 @@
 //! Python packages: the cog runtime (SDK + coglet, built from this repository) and the
 //! project's own requirements, split so that large, rarely changing frameworks sit in layers of
 //! their own below the application's dependencies.
-use crate::plan::{Block, Composer, LayerContent, Phase, PlanError, PlanInputs};
+use crate::plan::{Block, Composer, InlineFile, LayerContent, Phase, PlanError, PlanInputs};
+
+/// Where the `python` command goes on a base that has only `python3` (Cog's `ln -sf`).
+pub const PYTHON_LINK: &str = "/usr/local/bin/python";
 
 /// Packages that belong to the framework phase: big, shared between models, rarely bumped.
 const FRAMEWORKS: &[&str] = &[
@@ -19,6 +22,44 @@ fn is_framework(name: &str) -> bool {
     FRAMEWORKS.contains(&name.as_str())
         || name.starts_with("nvidia-")
         || name.starts_with("tensorflow-")
+}
+
+/// `python` on a base that has only `python3`: a link to it (Cog's `ln -sf` for the Python it
+/// installs), so that the server's `python -m cog.server.http` and `cog exec python` run.
+#[derive(Debug)]
+pub struct PythonLinkBlock;
+
+impl Block for PythonLinkBlock {
+    fn name(&self) -> &'static str {
+        "python-link"
+    }
+
+    fn applies(&self, inputs: &PlanInputs) -> bool {
+        inputs
+            .python
+            .as_ref()
+            .is_some_and(|p| p.python_link.is_some())
+    }
+
+    fn contribute(&self, inputs: &PlanInputs, composer: &mut Composer) -> Result<(), PlanError> {
+        let Some(target) = inputs.python.as_ref().and_then(|p| p.python_link.as_ref()) else {
+            return Ok(());
+        };
+        composer.add_layer(
+            Phase::Runtime,
+            "python-link",
+            format!("RUN ln -sf {target} {PYTHON_LINK}"),
+            LayerContent::Files {
+                files: vec![InlineFile {
+                    path: PYTHON_LINK.into(),
+                    mode: 0o777,
+                    contents: String::new(),
+                    link: Some(target.clone()),
+                }],
+            },
+        );
+        Ok(())
+    }
 }
 
 /// The SDK and coglet wheels: every image gets them, installed like any other wheel.

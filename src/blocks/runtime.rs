@@ -29,8 +29,10 @@ impl Block for RuntimeSettingsBlock {
     }
 }
 
-/// The OpenAPI schema: `/src/.cog/openapi_schema.json` (read by the server) and the
-/// `run.cog.openapi_schema` label, in a layer of its own after the source (Cog's bundle step).
+/// The OpenAPI schema generated statically: `/src/.cog/openapi_schema.json` (read by the
+/// server) and the `run.cog.openapi_schema` label, in a layer of its own just below the source
+/// (Cog's bundle step comes after its `COPY . /src`; the files are the same either way, and below
+/// the source a code-only edit that keeps the signature leaves this layer's chain unchanged).
 #[derive(Debug)]
 pub struct SchemaBlock;
 
@@ -40,7 +42,7 @@ impl Block for SchemaBlock {
     }
 
     fn applies(&self, inputs: &PlanInputs) -> bool {
-        inputs.openapi_schema.is_some()
+        inputs.openapi_schema.is_some() && inputs.runtime_schema.is_none()
     }
 
     fn contribute(&self, inputs: &PlanInputs, composer: &mut Composer) -> Result<(), PlanError> {
@@ -56,10 +58,43 @@ impl Block for SchemaBlock {
                     path: "/src/.cog/openapi_schema.json".into(),
                     mode: 0o644,
                     contents: document.clone(),
+                    link: None,
                 }],
             },
         );
         composer.set_label("run.cog.openapi_schema", label);
+        Ok(())
+    }
+}
+
+/// The OpenAPI schema completed at build time by importing the runner (the runtime path): its
+/// layer goes above the source, which the import needs; the builder sets the label.
+#[derive(Debug)]
+pub struct RuntimeSchemaBlock;
+
+impl Block for RuntimeSchemaBlock {
+    fn name(&self) -> &'static str {
+        "openapi-schema-runtime"
+    }
+
+    fn applies(&self, inputs: &PlanInputs) -> bool {
+        inputs.runtime_schema.is_some()
+    }
+
+    fn contribute(&self, inputs: &PlanInputs, composer: &mut Composer) -> Result<(), PlanError> {
+        let Some(reasons) = &inputs.runtime_schema else {
+            return Ok(());
+        };
+        composer.add_layer(
+            Phase::AppSource,
+            "openapi-schema",
+            "COPY --from=cog_build openapi_schema.json .cog/".into(),
+            LayerContent::RuntimeSchema {
+                predict_ref: inputs.predict_ref.clone(),
+                train_ref: inputs.train_ref.clone(),
+                reasons: reasons.clone(),
+            },
+        );
         Ok(())
     }
 }

@@ -38,6 +38,7 @@ impl Block for SourceBlock {
                         path: "/src/cog.yaml".into(),
                         mode: 0o644,
                         contents: inputs.config_file_contents.clone(),
+                        link: None,
                     }],
                 },
             );

@@ -94,7 +94,7 @@ fn schema_adds_a_file_layer_and_a_label() {
     ));
     let plan = PythonStack.plan(&project).unwrap();
     let ids: Vec<_> = plan.layers.iter().map(|l| l.id.as_str()).collect();
-    assert_eq!(ids, ["source", "openapi-schema"]);
+    assert_eq!(ids, ["openapi-schema", "source"]);
     assert_eq!(
         plan.image.labels["run.cog.openapi_schema"],
         r#"{"openapi":"3.0.2"}"#
@@ -146,8 +146,8 @@ fn large_files_get_layers_below_the_source_which_leaves_them_out() {
             ("weights:weights/a.safetensors", Phase::Weights),
             ("weights:data.json", Phase::Weights),
             ("weights-grouped", Phase::Weights),
-            ("source", Phase::AppSource),
             ("openapi-schema", Phase::AppSource),
+            ("source", Phase::AppSource),
         ]
         .into_iter()
         .filter(|(id, _)| plan.layers.iter().any(|l| l.id == *id))

@@ -9,6 +9,23 @@ use crate::plan::{LayerContent, LayerStep};
 use crate::sandbox::{self, Event, RunStep, SandboxOptions};
 use crate::session::Session;
 
+/// How the build's sandbox runs: the platform, `--no-cache`, the unpack limits.
+pub(super) fn sandbox_options(
+    platform: &crate::oci::Platform,
+    options: &BuildOptions,
+) -> Result<SandboxOptions, BuildError> {
+    let mut sandbox_options = SandboxOptions::new(options.compression);
+    let limits =
+        sandbox::limits::UnpackLimits::from_env().map_err(|reason| BuildError::Command {
+            source: Box::new(sandbox::SandboxError::Limits(reason)),
+        })?;
+    sandbox_options.max_unpacked_bytes = limits.max_bytes;
+    sandbox_options.max_layer_ratio = limits.max_ratio;
+    sandbox_options.no_cache = options.no_cache;
+    sandbox_options.platform = platform.clone();
+    Ok(sandbox_options)
+}
+
 /// Runs `steps` (all `LayerContent::Run`, in plan order) over `lower`.
 pub(super) async fn run(
     session: &Session,
@@ -41,15 +58,7 @@ pub(super) async fn run(
             _ => None,
         })
         .collect();
-    let mut sandbox_options = SandboxOptions::new(options.compression);
-    let limits =
-        sandbox::limits::UnpackLimits::from_env().map_err(|reason| BuildError::Command {
-            source: Box::new(sandbox::SandboxError::Limits(reason)),
-        })?;
-    sandbox_options.max_unpacked_bytes = limits.max_bytes;
-    sandbox_options.max_layer_ratio = limits.max_ratio;
-    sandbox_options.no_cache = options.no_cache;
-    sandbox_options.platform = platform.clone();
+    let sandbox_options = sandbox_options(platform, options)?;
     let store = session.store.clone();
     let reporter = session.reporter.clone();
     let secrets = options.secrets.clone();

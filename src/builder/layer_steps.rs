@@ -163,7 +163,10 @@ fn spec_for(step: &LayerStep, project_dir: &Path) -> Result<LayerSpec, layers::E
         }
         LayerContent::Files { files } => {
             for file in files {
-                spec = spec.file(&file.path, file.mode, file.contents.as_bytes())?;
+                spec = match &file.link {
+                    Some(target) => spec.symlink(&file.path, target)?,
+                    None => spec.file(&file.path, file.mode, file.contents.as_bytes())?,
+                };
             }
         }
         LayerContent::ProjectFiles { files, .. } => {
@@ -179,8 +182,13 @@ fn spec_for(step: &LayerStep, project_dir: &Path) -> Result<LayerSpec, layers::E
                     spec.file_from_path(project_dir.join(&path), &format!("/src/{path}"), None)?;
             }
         }
-        LayerContent::Wheels { .. } | LayerContent::Debs { .. } | LayerContent::Run { .. } => {
-            unreachable!("wheel, package and command steps have builders of their own")
+        LayerContent::Wheels { .. }
+        | LayerContent::Debs { .. }
+        | LayerContent::Run { .. }
+        | LayerContent::RuntimeSchema { .. } => {
+            unreachable!(
+                "wheel, package, command and runtime schema steps have builders of their own"
+            )
         }
     }
     Ok(spec)

@@ -7,6 +7,7 @@
 mod commands;
 mod image_config;
 mod layer_steps;
+mod runtime_schema;
 
 use std::path::Path;
 use std::time::Instant;
@@ -38,6 +39,9 @@ pub struct BuildResult {
     pub base_layers: usize,
     /// The plan's own layers, in image order, each with whether the cache had it.
     pub layers: Vec<LayerOutcome>,
+    /// The OpenAPI document the build completed by the runtime path (a `RuntimeSchema`
+    /// step); `None` when the plan carried its schema (or has none).
+    pub runtime_schema: Option<String>,
 }
 
 /// Errors of a build; each names the step, file or reference involved, and keeps its cause.
@@ -79,6 +83,10 @@ pub enum BuildError {
         #[source]
         source: Box<crate::resolve::ResolveError>,
     },
+    #[error(
+        "the schema needs values static evaluation cannot compute, read from the predictor in the image: {reason}\n(`cog build --openapi-schema FILE` gives the schema instead)"
+    )]
+    RuntimeSchema { reason: String },
     #[error("writing the image")]
     Oci(#[from] oci::OciError),
     #[error("a build task failed")]
@@ -107,6 +115,10 @@ pub async fn build(
     let (command_steps, other_steps): (Vec<_>, Vec<_>) = other_steps
         .into_iter()
         .partition(|s| matches!(s.content, LayerContent::Run { .. }));
+    // The runtime schema imports the runner over everything below it: it runs last.
+    let (schema_steps, other_steps): (Vec<_>, Vec<_>) = other_steps
+        .into_iter()
+        .partition(|s| matches!(s.content, LayerContent::RuntimeSchema { .. }));
     let sources = source_builds(session, plan, options)?;
     let layer_job = {
         let dir = project_dir.to_path_buf();
@@ -149,15 +161,68 @@ pub async fn build(
         outcomes.extend(ran);
         outcomes.sort_by_key(|o| position(&o.id));
     }
+    let mut image_settings = plan.image.clone();
+    let mut runtime_document = None;
+    if let Some(step) = schema_steps.first() {
+        let at = position(&step.id);
+        let below: Vec<&LayerOutcome> = outcomes.iter().filter(|o| position(&o.id) < at).collect();
+        let mut lower = base.layers.clone();
+        lower.extend(below.iter().map(|o| o.info.clone()));
+        let mut keyed = base.layers.clone();
+        keyed.extend(
+            below
+                .iter()
+                .filter(|o| {
+                    !plan.layers.iter().any(|l| {
+                        l.id == o.id
+                            && matches!(
+                                l.phase,
+                                crate::plan::Phase::AppSource | crate::plan::Phase::Weights
+                            )
+                    })
+                })
+                .map(|o| o.info.clone()),
+        );
+        let inputs = runtime_schema::Inputs {
+            lower,
+            keyed,
+            env: image_config::env_over(base.config.as_ref(), &plan.image.env),
+            python: plan_python(plan),
+            sandbox: commands::sandbox_options(&platform, options)?,
+        };
+        let step = step.clone();
+        let dir = project_dir.to_path_buf();
+        let ctx = runtime_schema::Ctx {
+            store: store.clone(),
+            reporter: session.reporter.clone(),
+        };
+        let options = options.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            runtime_schema::complete(&ctx, &step, &dir, &inputs, &options)
+        })
+        .await??;
+        image_settings
+            .labels
+            .insert("run.cog.openapi_schema".into(), done.label);
+        runtime_document = Some(done.document);
+        outcomes.push(done.outcome);
+        outcomes.sort_by_key(|o| position(&o.id));
+    }
 
     let history: Vec<(&str, &str)> = outcomes
         .iter()
         .map(|o| (o.id.as_str(), o.created_by.as_str()))
         .collect();
-    let config = image_config::apply(base.config.as_ref(), &platform, &plan.image, &history);
+    let settings = with_cog_base_labels(&image_settings, &base);
+    let config = image_config::apply(base.config.as_ref(), &platform, &settings, &history);
     let mut all_layers: Vec<LayerInfo> = base.layers.clone();
     all_layers.extend(outcomes.iter().map(|o| o.info.clone()));
-    let image = oci::assemble(store, &config, &all_layers, plan.image.annotations.clone())?;
+    let image = oci::assemble(
+        store,
+        &config,
+        &all_layers,
+        image_settings.annotations.clone(),
+    )?;
     let cached = outcomes.iter().filter(|o| o.cached).count();
     session.reporter.message(&format!(
         "built {} in {:.2}s ({} layers from the base, {} built, {} cached)",
@@ -171,7 +236,19 @@ pub async fn build(
         image,
         base_layers: base.layers.len(),
         layers: outcomes,
+        runtime_schema: runtime_document,
     })
+}
+
+/// The interpreter of the image's Python (the plan's wheels' layout), else `python` on `PATH`.
+fn plan_python(plan: &Plan) -> String {
+    plan.layers
+        .iter()
+        .find_map(|s| match &s.content {
+            LayerContent::Wheels { python, .. } => Some(python.interpreter.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "python".to_string())
 }
 
 /// The builder of the packages locked as built from source (their wheels are usually cached
@@ -209,6 +286,32 @@ fn source_builds(
     )
     .map_err(failed)?;
     Ok(Some(layer_steps::SourceBuilds { builder, target }))
+}
+
+/// Cog's labels of an image on a cog-base image: the base's last layer, by DiffID and index
+/// (`pkg/image/build.go`), once the base's layers are known.
+fn with_cog_base_labels(
+    settings: &crate::plan::ImageSettings,
+    base: &FetchedBase,
+) -> crate::plan::ImageSettings {
+    use crate::blocks::{
+        COG_BASE_IMAGE_LAST_LAYER_IDX_LABEL, COG_BASE_IMAGE_LAST_LAYER_SHA_LABEL,
+        COG_BASE_IMAGE_NAME_LABEL,
+    };
+    let mut settings = settings.clone();
+    if settings.labels.contains_key(COG_BASE_IMAGE_NAME_LABEL)
+        && let Some(last) = base.layers.last()
+    {
+        settings.labels.insert(
+            COG_BASE_IMAGE_LAST_LAYER_SHA_LABEL.to_owned(),
+            last.diff_id.to_string(),
+        );
+        settings.labels.insert(
+            COG_BASE_IMAGE_LAST_LAYER_IDX_LABEL.to_owned(),
+            (base.layers.len() - 1).to_string(),
+        );
+    }
+    settings
 }
 
 /// The apt layers, in plan order, each on the dpkg database the previous one left.

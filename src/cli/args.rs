@@ -7,9 +7,10 @@ use layers::Compression;
 
 use super::compat::{BaseImageFlags, UnsupportedBuildFlags};
 use super::printer::ProgressMode;
+use crate::base::select::{BaseFlags, UseCudaBaseImage};
 use crate::registry::{ClientOptions, DEFAULT_PUSH_CONCURRENCY, ManifestFormat};
 use crate::resolve::{self, LockMode};
-use crate::runtime::RuntimeKind;
+use crate::runtime::{GpuRequest, RuntimeKind};
 use crate::sandbox::{Secret, SecretSource};
 
 /// How to build a project (`cog build`, `cog push`).
@@ -27,6 +28,8 @@ pub struct BuildFlags {
     /// Base image: a registry reference, oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE
     #[arg(long)]
     pub base: Option<String>,
+    #[command(flatten)]
+    pub base_flags: BaseFlagArgs,
     /// Target platform
     #[arg(long, default_value = "linux/amd64")]
     pub platform: String,
@@ -78,6 +81,7 @@ impl BuildFlags {
             no_cache: false,
             progress: project.progress,
             base: project.base.clone(),
+            base_flags: project.base_flags.clone(),
             platform: "linux/amd64".to_string(),
             openapi_schema: None,
             locks: LockArgs::default(),
@@ -93,9 +97,9 @@ impl BuildFlags {
     }
 
     /// Cog's flags that cog-rs answers with a warning or refuses ([`super::compat`]).
-    pub fn check_compat(&self, reporter: &dyn report::Reporter) -> anyhow::Result<()> {
+    pub fn check_compat(&self) -> anyhow::Result<()> {
         self.unsupported.check()?;
-        self.base_image.check(reporter)
+        self.base_image.check()
     }
 
     /// `--cache-from` and `--cache-to`.
@@ -111,6 +115,7 @@ impl BuildFlags {
             openapi_schema: self.openapi_schema.as_deref(),
             lock_mode: self.locks.mode(),
             network: true,
+            base_flags: self.base_flags.flags(),
         }
     }
 
@@ -122,6 +127,27 @@ impl BuildFlags {
         match self.compression {
             CompressionArg::Gzip => Compression::gzip(),
             CompressionArg::Zstd => Compression::zstd(),
+        }
+    }
+}
+
+/// Cog's base-image flags (reference 5.2); each is "not given" unless set on the command line.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct BaseFlagArgs {
+    /// Use Cog's pre-built base image (`r8.im/cog-base:<tag>`, or on `$COG_REGISTRY_HOST`)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub use_cog_base_image: Option<bool>,
+    /// Use Nvidia CUDA base image for GPU models: 'auto' (default), 'true' or 'false' (the CPU
+    /// default base)
+    #[arg(long, value_enum, value_name = "auto|true|false")]
+    pub use_cuda_base_image: Option<UseCudaBaseImage>,
+}
+
+impl BaseFlagArgs {
+    pub fn flags(&self) -> BaseFlags {
+        BaseFlags {
+            use_cog_base_image: self.use_cog_base_image,
+            use_cuda_base_image: self.use_cuda_base_image,
         }
     }
 }
@@ -270,13 +296,17 @@ pub struct ProjectArgs {
     /// Base image: a registry reference, oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE
     #[arg(long)]
     pub base: Option<String>,
-    /// GPU devices to add to the container, in the same format as `docker run --gpus`
-    #[arg(long)]
-    pub gpus: Option<String>,
+    /// GPU devices to add to the container, in the same format as `docker run --gpus` (all,
+    /// N, device=ID[,ID]); default: all when cog.yaml sets `build.gpu`. podman gets them as
+    /// CDI devices (nvidia.com/gpu=...)
+    #[arg(long, value_parser = GpuRequest::parse)]
+    pub gpus: Option<GpuRequest>,
     /// Where to run: docker, podman or runc (no daemon). Default: Docker when its daemon
     /// answers, else podman, else runc
     #[arg(long, value_enum, env = "COG_RUNTIME")]
     pub runtime: Option<RuntimeKind>,
+    #[command(flatten)]
+    pub base_flags: BaseFlagArgs,
     #[command(flatten)]
     pub base_image: BaseImageFlags,
 }

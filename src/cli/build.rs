@@ -81,6 +81,9 @@ pub struct Built {
     pub name: String,
     /// `--separate-weights`: the weights image and its name.
     pub weights: Option<(oci::ImageRef, String)>,
+    /// The OpenAPI document in the image: the project's, or the one the build completed by
+    /// the runtime path.
+    pub schema: Option<String>,
 }
 
 /// Resolves and builds the project, records it under `name` (and writes `output`).
@@ -120,7 +123,7 @@ pub fn build_and_save_for(
     name: &str,
     destination: &Destination<'_>,
 ) -> Result<Built> {
-    flags.check_compat(session.reporter.as_ref())?;
+    flags.check_compat()?;
     let output = destination.output;
     let cache = flags.remote_cache()?;
     if flags.no_cache && !cache.from.is_empty() {
@@ -163,10 +166,15 @@ pub fn build_and_save_for(
     };
     save(session, &result, name, output)?;
     session.reporter.message(&format!("Image built as {name}"));
+    let schema = match result.runtime_schema {
+        Some(document) => Some(document),
+        None => project.schema.as_ref().map(|s| s.document.clone()),
+    };
     Ok(Built {
         image: result.image.image_ref(),
         name: name.to_string(),
         weights,
+        schema,
     })
 }
 
@@ -221,7 +229,10 @@ fn load_into_local_engine(
         format!("loading {name} into {kind} (the image is built, in cog's store; --no-load skips this step)")
     })?;
     session.reporter.message(&match loaded {
-        runtime::Loaded::Loaded => format!("Loaded {name} into {kind}"),
+        runtime::Loaded::Loaded { sent, layers } if sent < layers => {
+            format!("Loaded {name} into {kind} ({sent} of {layers} layers sent; it had the rest)")
+        }
+        runtime::Loaded::Loaded { .. } => format!("Loaded {name} into {kind}"),
         runtime::Loaded::AlreadyThere => format!("{kind} already has {name}'s image"),
     });
     Ok(())

@@ -6,42 +6,19 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
-/// Cog's base-image flags (`cog build`, `push`, `run`, `serve`, `exec`, `train`, `debug`).
+/// Cog's `--dockerfile` (`cog build`, `push`, `run`, `serve`, `exec`, `train`, `debug`). Cog's
+/// other base-image flags, `--use-cog-base-image` and `--use-cuda-base-image`, are implemented
+/// (`super::args::BaseFlagArgs`).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct BaseImageFlags {
-    /// Cog: build on a pre-built cog-base image. cog-rs always builds on its own pinned base
-    /// (prebuilt layers, cached): the value changes nothing, and a warning says so
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub use_cog_base_image: Option<bool>,
-    /// Cog: use Nvidia's CUDA base image (auto, true, false). cog-rs resolves CUDA from
-    /// cog.yaml's gpu/cuda settings: only `auto` is accepted
-    #[arg(long, value_name = "auto|true|false")]
-    pub use_cuda_base_image: Option<String>,
     /// Cog: build from a custom Dockerfile. cog-rs builds without Dockerfiles: refused
     #[arg(long, hide = true, value_name = "FILE")]
     pub dockerfile: Option<PathBuf>,
 }
 
 impl BaseImageFlags {
-    /// Warnings for the flags that change nothing here; an error for those we cannot honour.
-    pub fn check(&self, reporter: &dyn report::Reporter) -> Result<()> {
-        if let Some(value) = self.use_cog_base_image {
-            reporter.warning(&format!(
-                "--use-cog-base-image={value}: cog-rs always builds on its own pinned base image; the flag changes nothing"
-            ));
-        }
-        match self.use_cuda_base_image.as_deref() {
-            None => {}
-            Some("auto") => reporter.warning(
-                "--use-cuda-base-image=auto: cog-rs picks the CUDA libraries from cog.yaml (gpu, cuda) as auto does; the flag changes nothing",
-            ),
-            Some(value @ ("true" | "false")) => bail!(
-                "--use-cuda-base-image={value} is not supported by cog-rs: CUDA comes from cog.yaml's `build.gpu` and `build.cuda` (remove the flag, or set those fields)"
-            ),
-            Some(other) => bail!(
-                "--use-cuda-base-image={other}: expected auto, true or false"
-            ),
-        }
+    /// An error for the flags we cannot honour.
+    pub fn check(&self) -> Result<()> {
         if let Some(file) = &self.dockerfile {
             bail!(
                 "--dockerfile {}: cog-rs builds without Dockerfiles and cannot build from one (`cog debug` prints the Dockerfile equivalent to a cog.yaml)",
@@ -102,28 +79,12 @@ mod tests {
     }
 
     #[test]
-    fn cuda_base_image_true_is_refused_and_auto_warned() {
-        let reporter = report::SharedReporter::default();
-        let flags = BaseImageFlags {
-            use_cuda_base_image: Some("true".into()),
-            ..BaseImageFlags::default()
-        };
-        let err = flags.check(reporter.as_ref()).unwrap_err().to_string();
-        assert!(
-            err.starts_with("--use-cuda-base-image=true is not supported"),
-            "{err}"
-        );
-        let auto = BaseImageFlags {
-            use_cuda_base_image: Some("auto".into()),
-            use_cog_base_image: Some(false),
-            ..BaseImageFlags::default()
-        };
-        assert!(auto.check(reporter.as_ref()).is_ok());
+    fn dockerfile_is_refused() {
+        assert!(BaseImageFlags::default().check().is_ok());
         let dockerfile = BaseImageFlags {
             dockerfile: Some("Dockerfile".into()),
-            ..BaseImageFlags::default()
         };
-        let err = dockerfile.check(reporter.as_ref()).unwrap_err().to_string();
+        let err = dockerfile.check().unwrap_err().to_string();
         assert!(err.starts_with("--dockerfile Dockerfile:"), "{err}");
     }
 }

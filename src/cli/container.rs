@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use super::args::{BuildFlags, ProjectArgs};
 use super::build;
 use crate::resolve::Project;
-use crate::runtime::{self, Image, Mount, RunSpec, Runtime};
+use crate::runtime::{self, GpuRequest, Image, Mount, RunSpec, Runtime, RuntimeKind};
 use crate::session::Session;
 
 /// The port the image's server listens on inside the container.
@@ -28,10 +28,38 @@ pub fn open_project(session: &Session, args: &ProjectArgs, need_runner: bool) ->
     Ok(project)
 }
 
+/// The GPUs a container gets: `--gpus`, else all of them when the model sets `build.gpu`
+/// (Cog's default). runc gives none: `--gpus` is refused there, and the default becomes a
+/// warning that the container runs without.
+pub fn gpus(
+    session: &Session,
+    runtime: &Runtime,
+    flag: Option<&GpuRequest>,
+    build_gpu: bool,
+) -> Result<Option<GpuRequest>> {
+    let wanted = flag.cloned().or(build_gpu.then_some(GpuRequest::All));
+    if runtime.kind != RuntimeKind::Runc {
+        return Ok(wanted);
+    }
+    match (flag, wanted) {
+        (Some(flag), _) => bail!("--gpus {flag}: {}", runtime::RUNC_NO_GPUS),
+        (None, Some(_)) => {
+            session.reporter.warning(&format!(
+                "build.gpu is true, but the container runs without GPUs: {}",
+                runtime::RUNC_NO_GPUS
+            ));
+            Ok(None)
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 /// A project built, with the runtime that will run it, the image ready for that runtime.
 pub struct Ready {
     pub runtime: Runtime,
     pub image: Image,
+    /// The image's OpenAPI document (`None` for an image not built here, or without a runner).
+    pub schema: Option<String>,
 }
 
 /// Builds `project` as `cog build` does (recorded in the cache), then makes it ready for the
@@ -45,10 +73,14 @@ pub fn build_for_runtime(
     let flags = BuildFlags::for_project(args);
     let name = build::image_name(None, &project.config, &project.dir);
     let built = build::build_and_save(session, project, &flags, &name, None)?;
-    write_schema(project)?;
+    write_schema(project, built.schema.as_deref())?;
     let image = runtime::built_image(&session.store, &name, &built.image.digest)?;
     prepare(&runtime, &image)?;
-    Ok(Ready { runtime, image })
+    Ok(Ready {
+        runtime,
+        image,
+        schema: built.schema,
+    })
 }
 
 pub fn detect_runtime(session: &Session, args: &ProjectArgs) -> Result<Runtime> {
@@ -67,17 +99,17 @@ pub fn prepare(runtime: &Runtime, image: &Image) -> Result<()> {
         .with_context(|| format!("preparing {} for {}", image.name(), runtime.kind))
 }
 
-/// Writes the schema into the project's `.cog/` as Cog does: the project is mounted over the
-/// image's `/src`, and the server reads `/src/.cog/openapi_schema.json`.
-fn write_schema(project: &Project) -> Result<()> {
-    let Some(schema) = &project.schema else {
+/// Writes the image's schema into the project's `.cog/` as Cog does: the project is mounted
+/// over the image's `/src`, and the server reads `/src/.cog/openapi_schema.json`.
+fn write_schema(project: &Project, document: Option<&str>) -> Result<()> {
+    let Some(document) = document else {
         return Ok(());
     };
     let dir = project.dir.join(".cog");
     let path = dir.join("openapi_schema.json");
-    if fs_err::read_to_string(&path).ok().as_deref() != Some(schema.document.as_str()) {
+    if fs_err::read_to_string(&path).ok().as_deref() != Some(document) {
         fs_err::create_dir_all(&dir)?;
-        fs_err::write(&path, &schema.document)?;
+        fs_err::write(&path, document)?;
     }
     Ok(())
 }
@@ -133,7 +165,7 @@ pub fn server_spec(
     image: &Image,
     user_env: Vec<(String, String)>,
     project_dir: Option<&Path>,
-    gpus: bool,
+    gpus: Option<GpuRequest>,
     extra: &[String],
 ) -> RunSpec {
     let level = if tracing::enabled!(tracing::Level::DEBUG) {

@@ -24,7 +24,7 @@ pub struct DebugArgs {
 }
 
 pub fn run(session: &Session, args: &DebugArgs) -> Result<ExitCode> {
-    args.flags.check_compat(session.reporter.as_ref())?;
+    args.flags.check_compat()?;
     let mut options = args.flags.resolve_options();
     // Like `cog plan`: the lock files are read, never written.
     options.lock_mode = LockMode::ReadOnly;
@@ -68,6 +68,10 @@ pub fn dockerfile(plan: &Plan, name: &str) -> String {
             }
             LayerContent::Files { files } => {
                 for file in files {
+                    if let Some(target) = &file.link {
+                        let _ = writeln!(out, "RUN ln -sf {target} {}", file.path);
+                        continue;
+                    }
                     let marker = heredoc_marker(&file.contents);
                     let _ = write!(
                         out,
@@ -85,6 +89,32 @@ pub fn dockerfile(plan: &Plan, name: &str) -> String {
                 for file in files {
                     let _ = writeln!(out, "COPY {0} /src/{0}", file.path);
                 }
+            }
+            LayerContent::RuntimeSchema {
+                predict_ref,
+                train_ref,
+                reasons,
+            } => {
+                // Cog <= 0.16's way: the schema read from the imported runner.
+                let _ = writeln!(
+                    out,
+                    "# The schema needs the predictor imported in the image (cog build computes it):"
+                );
+                for reason in reasons {
+                    for line in reason.lines() {
+                        let _ = writeln!(out, "#   {line}");
+                    }
+                }
+                let refs: Vec<&str> = [predict_ref, train_ref]
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str)
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "# ({}) -> /src/.cog/openapi_schema.json and the run.cog.openapi_schema label",
+                    refs.join(", ")
+                );
             }
             LayerContent::Debs { lock } => {
                 let packages: Vec<String> = lock
@@ -295,6 +325,7 @@ mod tests {
             base: BaseImage::Registry {
                 reference: "python:3.12-slim".into(),
             },
+            base_reason: None,
             layers: vec![
                 layer(
                     "wheels-app",
@@ -334,6 +365,7 @@ mod tests {
                             path: "/src/.cog/openapi_schema.json".into(),
                             mode: 0o644,
                             contents: "{\"a\": 1}".into(),
+                            link: None,
                         }],
                     },
                 ),

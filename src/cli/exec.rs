@@ -37,13 +37,19 @@ fn exec(session: &Session, args: &ExecArgs) -> Result<ExitCode> {
     let tty = ready.runtime.kind != RuntimeKind::Runc
         && std::io::stdin().is_terminal()
         && std::io::stdout().is_terminal();
+    let gpus = container::gpus(
+        session,
+        &ready.runtime,
+        args.project.gpus.as_ref(),
+        project.config.build.gpu,
+    )?;
     let spec = RunSpec {
         args: args.command.clone(),
         env,
         mounts: vec![container::project_mount(&project.dir)],
         publish: args.publish,
         host_port: args.publish,
-        gpus: project.config.build.gpu || args.project.gpus.is_some(),
+        gpus,
         workdir: Some("/src".to_string()),
         tty,
         ..RunSpec::default()

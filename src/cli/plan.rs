@@ -18,6 +18,8 @@ pub struct PlanArgs {
     /// Base image: a registry reference, oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE
     #[arg(long)]
     base: Option<String>,
+    #[command(flatten)]
+    base_flags: super::args::BaseFlagArgs,
     /// Target platform
     #[arg(long, default_value = "linux/amd64")]
     platform: String,
@@ -40,6 +42,7 @@ pub fn run(session: &Session, args: &PlanArgs) -> Result<ExitCode> {
         openapi_schema: args.openapi_schema.as_deref(),
         lock_mode: LockMode::ReadOnly,
         network: args.resolve,
+        base_flags: args.base_flags.flags(),
     };
     let project = Project::open(session, &options)?;
     let inputs = project.resolve(session, &options)?;
@@ -52,6 +55,9 @@ pub fn run(session: &Session, args: &PlanArgs) -> Result<ExitCode> {
         "stack {} for {} on {}",
         plan.stack, plan.platform, plan.base
     );
+    if let Some(reason) = &plan.base_reason {
+        println!("  base {} ({reason})", plan.base);
+    }
     for layer in &plan.layers {
         println!(
             "  [{:<10}] {:<16} {}",

@@ -15,6 +15,7 @@ use crate::session::Session;
 
 /// The label holding the image's OpenAPI schema.
 const SCHEMA_LABEL: &str = "run.cog.openapi_schema";
+const CONFIG_LABEL: &str = "run.cog.config";
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -134,14 +135,24 @@ fn start_image(
     } else {
         None
     };
+    let gpus = container::gpus(
+        session,
+        &runtime,
+        args.project.gpus.as_ref(),
+        image_wants_gpus(&image, runtime.kind)?,
+    )?;
     container::prepare(&runtime, &image)?;
-    let ready = Ready { runtime, image };
+    let ready = Ready {
+        runtime,
+        image,
+        schema: None,
+    };
     let spec = container::server_spec(
         &ready.runtime,
         &ready.image,
         env,
         None,
-        args.project.gpus.is_some(),
+        gpus,
         &args.mode.server_flags(),
     );
     let container = start_and_wait(session, &ready, &spec, args.setup_timeout)?;
@@ -156,7 +167,8 @@ fn start_image(
     Ok((container, schema, inputs))
 }
 
-/// `cog run` in a project: inputs validated by the static schema, then build and start.
+/// `cog run` in a project: inputs validated by the static schema, then build and start. A
+/// schema completed by the build (the runtime path) validates them after the build.
 fn start_project(
     session: &Session,
     args: &RunArgs,
@@ -170,10 +182,32 @@ fn start_project(
             project.config_path.display()
         );
     }
-    let schema = args.mode.schema_view(project.schema_json()?)?;
-    let inputs = request_inputs(&schema, args, cwd)?;
+    let before = match project.deferred {
+        None => {
+            let schema = args.mode.schema_view(project.schema_json()?)?;
+            let inputs = request_inputs(&schema, args, cwd)?;
+            Some((schema, inputs))
+        }
+        Some(_) => None,
+    };
     let ready = container::build_for_runtime(session, &args.project, &project)?;
-    let gpus = project.config.build.gpu || args.project.gpus.is_some();
+    let (schema, inputs) = match before {
+        Some(checked) => checked,
+        None => {
+            let document = ready.schema.as_deref().unwrap_or("null");
+            let schema = serde_json::from_str(document)
+                .context("the schema the build completed is not JSON")?;
+            let schema = args.mode.schema_view(schema)?;
+            let inputs = request_inputs(&schema, args, cwd)?;
+            (schema, inputs)
+        }
+    };
+    let gpus = container::gpus(
+        session,
+        &ready.runtime,
+        args.project.gpus.as_ref(),
+        project.config.build.gpu,
+    )?;
     let spec = container::server_spec(
         &ready.runtime,
         &ready.image,
@@ -208,6 +242,18 @@ fn image_schema(image: &Image, kind: RuntimeKind) -> Result<Option<Value>> {
     let schema = serde_json::from_str(text)
         .with_context(|| format!("{}: label {SCHEMA_LABEL} is not JSON", image.name()))?;
     Ok(Some(schema))
+}
+
+/// Whether the image's cog.yaml (its `run.cog.config` label) sets `build.gpu`, as Cog reads it
+/// to give a model image GPUs by default.
+fn image_wants_gpus(image: &Image, kind: RuntimeKind) -> Result<bool> {
+    let labels = image.labels(kind)?;
+    let Some(text) = labels.get(CONFIG_LABEL) else {
+        return Ok(false);
+    };
+    let config: Value = serde_json::from_str(text)
+        .with_context(|| format!("{}: label {CONFIG_LABEL} is not JSON", image.name()))?;
+    Ok(config["build"]["gpu"].as_bool().unwrap_or(false))
 }
 
 fn request_inputs(schema: &Value, args: &RunArgs, cwd: &Path) -> Result<Map<String, Value>> {

@@ -56,7 +56,12 @@ fn serve(session: &Session, args: &ServeArgs) -> Result<ExitCode> {
     if let Some(url) = &args.upload_url {
         extra.extend(["--upload-url".to_string(), url.clone()]);
     }
-    let gpus = project.config.build.gpu || args.project.gpus.is_some();
+    let gpus = container::gpus(
+        session,
+        &ready.runtime,
+        args.project.gpus.as_ref(),
+        project.config.build.gpu,
+    )?;
     let mut spec = container::server_spec(
         &ready.runtime,
         &ready.image,

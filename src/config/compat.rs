@@ -358,6 +358,11 @@ pub fn torch_cpu_package(name: &str, version: &str, arch: &str) -> ArchPackage {
             if arch == "arm64" || arch == "aarch64" {
                 pinned = pinned.replace("+cpu", "");
             }
+            // Cog 0.22 writes torch without its local version (`torch==2.1.0`, which the
+            // `/cpu` index answers with `2.1.0+cpu`) and keeps torchvision's.
+            if name == "torch" {
+                pinned = strip_modifier(&pinned).to_owned();
+            }
             return ArchPackage {
                 name: name.into(),
                 version: pinned,
@@ -427,7 +432,7 @@ mod tests {
             "https://download.pytorch.org/whl/cu121/"
         );
         let cpu = torch_cpu_package("torch", "2.1.0", "amd64");
-        assert_eq!(cpu.version, "2.1.0+cpu");
+        assert_eq!(cpu.version, "2.1.0");
         assert_eq!(cpu.extra_index_url, "https://download.pytorch.org/whl/cpu/");
     }
 

@@ -201,6 +201,18 @@ impl Config {
         (lines.join("\n"), warnings)
     }
 
+    /// One requirement line as Cog rewrites it for the target (`PythonRequirementsForArch` on
+    /// one line): the line, its find-links and extra index URLs, and Cog's warnings.
+    pub fn requirement_for_arch(
+        &self,
+        line: &str,
+        arch: &str,
+    ) -> (String, Vec<String>, Vec<String>, Vec<Warning>) {
+        let mut warnings = Vec::new();
+        let (package, links, urls) = self.package_for_arch(line, arch, &mut warnings);
+        (package, links, urls, warnings)
+    }
+
     fn package_for_arch(
         &self,
         line: &str,

@@ -19,12 +19,9 @@ pub enum Support {
 /// Every field of Cog's cog.yaml JSON schema (`[]` marks list items), and a few Cog drops.
 pub const FIELDS: &[(&str, Support)] = &[
     ("build", Support::Supported),
-    (
-        "build.gpu",
-        Support::Unsupported(
-            "GPU images (CUDA base images and CUDA wheels) are not built by cog-rs yet; set `gpu: false` to build a CPU image",
-        ),
-    ),
+    // The base follows Cog's rule (src/base/select.rs); a CUDA base without Python gets it from
+    // its Debian or Ubuntu archive, else is refused when the build starts (docs/gpu.md).
+    ("build.gpu", Support::Supported),
     ("build.cuda", Support::Supported),
     ("build.cudnn", Support::Supported),
     ("build.python_version", Support::Supported),
@@ -116,9 +113,6 @@ pub fn check(file: &ConfigFile) -> Findings {
             findings.errors.push(format!("{field}: {why}"));
         }
     };
-    if file.build.as_ref().is_some_and(|b| b.gpu == Some(true)) {
-        unsupported("build.gpu");
-    }
     if file.weights.as_ref().is_some_and(|w| !w.is_empty()) {
         unsupported("weights");
     }

@@ -370,7 +370,10 @@ fn is_path_component(component: &str) -> bool {
             i += 1;
         }
         let separator = &component[start..i];
-        let ok = matches!(separator, "." | "_" | "__") || separator.bytes().all(|b| b == b'-');
+        // Any other byte (an uppercase letter, `!`) is no separator: it ends the loop here, as
+        // an empty separator would otherwise loop forever (found by tests/fuzz.rs).
+        let ok = matches!(separator, "." | "_" | "__")
+            || (!separator.is_empty() && separator.bytes().all(|b| b == b'-'));
         if !ok || i == bytes.len() {
             return false;
         }
@@ -567,5 +570,12 @@ mod tests {
         assert_eq!(parse_repository("acme/my-model@sha256:abc"), Ok(true));
         assert!(parse_repository("Registry.Example.Com/ACME/Model").is_err());
         assert!(parse_repository("acme//x").is_err());
+        // A byte that is neither a letter, a digit nor a separator after the first: these
+        // looped forever (found by tests/fuzz.rs).
+        assert_eq!(
+            parse_repository("acme/myModel"),
+            Err("repository name must be lowercase".into())
+        );
+        assert!(parse_repository("acme/a!b").is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! Image tarballs: export as ONE tar that is at once an OCI archive (`oci-layout`, `index.json`,
 //! `blobs/sha256/*`) and a docker-archive (`manifest.json` pointing at the same blobs), and
 //! import of `oci-archive:FILE[:TAG]` and `docker-archive:FILE` bases into the store.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
@@ -76,6 +76,20 @@ pub fn write_tarball<W: Write>(
     out: W,
     repo_tags: &[String],
 ) -> Result<W, OciError> {
+    write_tarball_omitting(store, image, out, repo_tags, &HashSet::<Digest>::new())
+}
+
+/// [`write_tarball`] without the blobs in `omit`: for an engine that already holds those
+/// layers (Docker's loader reads a layer file only when it lacks that layer's chain), so a
+/// code-only rebuild sends only what changed. The result is not a complete archive: never
+/// write it to a file.
+pub fn write_tarball_omitting<W: Write, S: std::hash::BuildHasher>(
+    store: &BlobStore,
+    image: &ImageRef,
+    out: W,
+    repo_tags: &[String],
+    omit: &HashSet<Digest, S>,
+) -> Result<W, OciError> {
     let location = format!("image {}", image.digest);
     if !media_types::is_manifest(&image.media_type) {
         return Err(OciError::UnsupportedMediaType {
@@ -122,7 +136,7 @@ pub fn write_tarball<W: Write>(
     append_bytes(&mut tar, "manifest.json", &canonical_json(&docker_manifest))?;
     append_dir(&mut tar, "blobs/")?;
     append_dir(&mut tar, "blobs/sha256/")?;
-    for blob in &blobs {
+    for blob in blobs.iter().filter(|b| !omit.contains(&b.digest)) {
         let source = store.blob_path(&blob.digest);
         let file = fs_err::File::open(&source)?;
         let size = file.metadata()?.len();

@@ -12,7 +12,9 @@ pub mod media_types;
 pub mod reference;
 mod source;
 
-pub use archive::{export_tarball, read_docker_archive, read_oci_archive, write_tarball};
+pub use archive::{
+    export_tarball, read_docker_archive, read_oci_archive, write_tarball, write_tarball_omitting,
+};
 pub use config::{ContainerConfig, History, ImageConfig, RootFs};
 pub use descriptor::{Descriptor, Platform, PlatformError};
 pub use error::OciError;

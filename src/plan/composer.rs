@@ -12,6 +12,7 @@ pub struct Composer {
     stack: &'static str,
     platform: String,
     base: BaseImage,
+    base_reason: Option<String>,
     layers: Vec<LayerStep>,
     image: ImageSettings,
     current_block: &'static str,
@@ -23,6 +24,7 @@ impl Composer {
             stack,
             platform: inputs.platform.clone(),
             base: BaseImage::Scratch,
+            base_reason: None,
             layers: Vec::new(),
             image: ImageSettings::default(),
             current_block: "",
@@ -35,6 +37,11 @@ impl Composer {
 
     pub fn set_base(&mut self, base: BaseImage) {
         self.base = base;
+    }
+
+    /// Why the base was chosen (`cog plan` says it).
+    pub fn set_base_reason(&mut self, reason: &str) {
+        self.base_reason = Some(reason.to_string());
     }
 
     pub fn add_layer(&mut self, phase: Phase, id: &str, created_by: String, content: LayerContent) {
@@ -104,6 +111,7 @@ impl Composer {
             stack: self.stack.to_string(),
             platform: self.platform,
             base: self.base,
+            base_reason: self.base_reason,
             layers: self.layers,
             image: self.image,
         })

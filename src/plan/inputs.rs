@@ -27,6 +27,9 @@ pub struct PlanInputs {
     pub concurrency_max: Option<u32>,
     /// The OpenAPI document written into the image, and its compact label form.
     pub openapi_schema: Option<(String, String)>,
+    /// Set instead of `openapi_schema` when the schema needs the runtime path: why, one line
+    /// per value static evaluation could not compute.
+    pub runtime_schema: Option<Vec<String>>,
     /// Patterns from the project's `.dockerignore`.
     pub dockerignore: Vec<String>,
     /// The project's large files (weights), put in layers of their own below the code.
@@ -34,6 +37,14 @@ pub struct PlanInputs {
     pub base_override: Option<BaseOverride>,
     /// The default base when there is no override: assembled from packages (a `BaseImage::Assembled`).
     pub assembled_base: Option<BaseImage>,
+    /// The base the build starts from, as the resolve stage chose it (Cog's rule, reference
+    /// 5.2); `None` in plans made without the resolve stage (then `base_override`, else
+    /// `assembled_base`, else `python:X.Y-slim`).
+    pub base: Option<BaseImage>,
+    /// Why that base was chosen, in words (`cog plan` prints it).
+    pub base_reason: Option<String>,
+    /// The cog-base image's name when `--use-cog-base-image` chose it (its labels).
+    pub cog_base_image: Option<String>,
     /// Where the base's Python is (None: no `build.python_version`).
     pub python: Option<PythonLayout>,
     /// The project's Python dependencies, resolved (from the lock when inputs are unchanged).

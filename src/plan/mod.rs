@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::base::BaseImage;
+pub use crate::base::{BaseImage, PythonLayout};
 
 pub use composer::Composer;
 pub use inputs::{BaseOverride, FoundFile, LargeFiles, PlanInputs};
@@ -102,6 +102,15 @@ pub enum LayerContent {
         files: Vec<ProjectFile>,
         compress: bool,
     },
+    /// The OpenAPI schema (`/src/.cog/openapi_schema.json` and the `run.cog.openapi_schema`
+    /// label) where static evaluation could not compute every value: the builder imports the
+    /// runner with the image's Python over the layers below and completes the schema from
+    /// what it reads (see `schema::runtime`). `reasons`: why, one line per value.
+    RuntimeSchema {
+        predict_ref: Option<String>,
+        train_ref: Option<String>,
+        reasons: Vec<String>,
+    },
     /// Python wheels, pinned by name, version, URL and hash, installed into the image's Python.
     /// Becomes one layer per large wheel and a few stable groups of small ones.
     Wheels {
@@ -126,41 +135,6 @@ pub struct SecretMount {
     pub target: String,
 }
 
-/// Where the image's Python lives, so wheels land where it looks for them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PythonLayout {
-    /// `X.Y`
-    pub version: String,
-    /// The interpreter console scripts run with (`/usr/local/bin/python3.11`).
-    pub interpreter: String,
-    /// purelib/platlib directory.
-    pub site_packages: String,
-    /// Prefix of `bin/`, `include/` and `share/` for wheel data.
-    pub prefix: String,
-}
-
-impl PythonLayout {
-    /// The official `python:X.Y-slim` images.
-    pub fn python_slim(version: &str) -> Self {
-        Self {
-            version: version.to_string(),
-            interpreter: format!("/usr/local/bin/python{version}"),
-            site_packages: format!("/usr/local/lib/python{version}/site-packages"),
-            prefix: "/usr/local".into(),
-        }
-    }
-
-    /// Debian's `python3` (where pip installs: `/usr/local/lib/python3.Y/dist-packages`).
-    pub fn debian(version: &str) -> Self {
-        Self {
-            version: version.to_string(),
-            interpreter: format!("/usr/bin/python{version}"),
-            site_packages: format!("/usr/local/lib/python{version}/dist-packages"),
-            prefix: "/usr/local".into(),
-        }
-    }
-}
-
 /// A generated file placed in a layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InlineFile {
@@ -169,6 +143,9 @@ pub struct InlineFile {
     /// Unix permission bits (normalized by the layer writer).
     pub mode: u32,
     pub contents: String,
+    /// A symbolic link to this target instead of a file (`contents` empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 /// Settings of the image config that blocks contribute.
@@ -216,6 +193,9 @@ pub struct Plan {
     /// Target platform (`linux/amd64`).
     pub platform: String,
     pub base: BaseImage,
+    /// Why this base (Cog's rule, a flag, `--base`); absent in plans made by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_reason: Option<String>,
     pub layers: Vec<LayerStep>,
     pub image: ImageSettings,
 }
@@ -279,6 +259,7 @@ mod tests {
             stack: "python".into(),
             platform: "linux/amd64".into(),
             base: BaseImage::Scratch,
+            base_reason: Some("--base".into()),
             layers: vec![],
             image: ImageSettings {
                 env: vec![("A".into(), "b=c".into())],

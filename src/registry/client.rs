@@ -1,9 +1,9 @@
 //! The HTTP side of the distribution API: one `Client` per process, shared by every transfer.
 //! It learns each registry's auth scheme from `GET /v2/`, caches bearer tokens per scope, and
 //! retries transient failures with backoff.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
@@ -12,6 +12,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use super::auth::{CachedToken, Challenge, TokenReply, token_request};
 use super::credentials::{CredentialLookup, DockerConfig};
 use super::error::RegistryError;
+use super::mirrors::RegistriesConf;
 use crate::oci::reference::{Reference, is_loopback_host};
 
 /// Settings of a [`Client`]; `Default` is what `cog` uses.
@@ -32,6 +33,9 @@ pub struct ClientOptions {
     pub backoff: Duration,
     /// The Docker config to read credentials from; `None`: `$DOCKER_CONFIG` or `~/.docker`.
     pub docker_config: Option<PathBuf>,
+    /// Mirrors and locations for pulls; `None`: the `registries.conf` files podman reads
+    /// ([`RegistriesConf::load`], read at the first pull).
+    pub registries_conf: Option<Arc<RegistriesConf>>,
 }
 
 impl Default for ClientOptions {
@@ -43,6 +47,7 @@ impl Default for ClientOptions {
             max_attempts: 4,
             backoff: Duration::from_millis(250),
             docker_config: None,
+            registries_conf: None,
         }
     }
 }
@@ -82,6 +87,9 @@ pub struct Client {
     pub(crate) options: Arc<ClientOptions>,
     registries: Arc<Mutex<HashMap<String, RegistryAuth>>>,
     tokens: Arc<Mutex<HashMap<(String, String), CachedToken>>>,
+    /// Hosts `registries.conf` marks `insecure` (plain HTTP), learnt as pulls choose them.
+    insecure_hosts: Arc<Mutex<HashSet<String>>>,
+    registries_conf: Arc<OnceLock<Result<Arc<RegistriesConf>, String>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -158,12 +166,34 @@ pub(crate) fn describe(err: &reqwest::Error) -> String {
     message
 }
 
+/// `COG_REGISTRY_TIMEOUT`: seconds a registry may stay silent (no byte of an answer) before the
+/// request is given up and retried.
+pub const TIMEOUT_VAR: &str = "COG_REGISTRY_TIMEOUT";
+const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn read_timeout() -> Result<Duration, RegistryError> {
+    match std::env::var(TIMEOUT_VAR) {
+        Err(_) => Ok(DEFAULT_READ_TIMEOUT),
+        Ok(text) => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|secs| secs.is_finite() && *secs > 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| {
+                RegistryError::Client(format!(
+                    "{TIMEOUT_VAR} must be a number of seconds greater than 0, not {text:?}"
+                ))
+            }),
+    }
+}
+
 impl Client {
     pub fn new(options: ClientOptions) -> Result<Self, RegistryError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("cog-rs/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(120))
+            .read_timeout(read_timeout()?)
             // reqwest drops Authorization when a redirect leaves the host (blob storage).
             .redirect(reqwest::redirect::Policy::limited(10))
             .build()
@@ -173,6 +203,8 @@ impl Client {
             options: Arc::new(options),
             registries: Arc::default(),
             tokens: Arc::default(),
+            insecure_hosts: Arc::default(),
+            registries_conf: Arc::default(),
         })
     }
 
@@ -183,12 +215,38 @@ impl Client {
 
     /// [`Client::base_url`] for an API host (`registry-1.docker.io`, `localhost:5000`).
     pub(crate) fn base_url_for_host(&self, host: &str) -> String {
-        let scheme = if self.options.insecure || is_loopback_host(host) {
+        let insecure = self
+            .insecure_hosts
+            .lock()
+            .is_ok_and(|hosts| hosts.contains(host));
+        let scheme = if self.options.insecure || insecure || is_loopback_host(host) {
             "http"
         } else {
             "https"
         };
         format!("{scheme}://{host}/v2/")
+    }
+
+    /// The mirrors and locations pulls follow.
+    pub fn registries_conf(&self) -> Result<Arc<RegistriesConf>, RegistryError> {
+        if let Some(conf) = &self.options.registries_conf {
+            return Ok(conf.clone());
+        }
+        self.registries_conf
+            .get_or_init(|| {
+                RegistriesConf::load()
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(RegistryError::RegistriesConf)
+    }
+
+    /// Speaks plain HTTP to `registry` from now on (`insecure = true` in `registries.conf`).
+    pub(crate) fn mark_insecure(&self, registry: &str) {
+        if let Ok(mut hosts) = self.insecure_hosts.lock() {
+            hosts.insert(registry.to_owned());
+        }
     }
 
     pub(crate) fn docker_config(&self) -> Result<DockerConfig, RegistryError> {
@@ -274,7 +332,7 @@ impl Client {
         }
     }
 
-    async fn backoff(&self, attempt: u32, retry_after: Option<u64>) {
+    pub(crate) async fn backoff(&self, attempt: u32, retry_after: Option<u64>) {
         let exponential = self.options.backoff * 2u32.saturating_pow(attempt - 1);
         let delay = retry_after.map_or(exponential, |s| Duration::from_secs(s.min(30)));
         tracing::debug!(?delay, attempt, "registry: retrying");

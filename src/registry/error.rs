@@ -103,6 +103,12 @@ pub enum RegistryError {
     #[error("Docker config {path}: {message}")]
     DockerConfig { path: String, message: String },
 
+    #[error(transparent)]
+    Blocked(#[from] super::mirrors::Blocked),
+
+    #[error("registries.conf: {0}")]
+    RegistriesConf(String),
+
     #[error("HTTP client: {0}")]
     Client(String),
 

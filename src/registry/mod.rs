@@ -1,7 +1,8 @@
 //! OCI distribution client: references (Docker's normalization), auth (anonymous, bearer tokens,
 //! basic, Docker's `config.json` and credential helpers) and pull into the blob store, and push
 //! (`Client::push`) with the same token cache and `Access::Push`; `Client::login` checks
-//! credentials and `store_credential` files them as `docker login` does.
+//! credentials and `store_credential` files them as `docker login` does. Pulls follow the
+//! mirrors and locations of `containers-registries.conf(5)` ([`mirrors`]).
 mod auth;
 mod cache;
 mod client;
@@ -9,6 +10,7 @@ mod credentials;
 mod error;
 mod locations;
 mod login;
+pub mod mirrors;
 mod pull;
 mod push;
 

@@ -36,7 +36,9 @@ pub struct BlobStat {
 impl Client {
     /// Pulls `reference` for `platform` into `store` and returns the image. Blobs already in the
     /// store are not fetched again; layers are stored exactly as served. A reference pinned by
-    /// digest whose blobs are all in the store needs no registry at all.
+    /// digest whose blobs are all in the store needs no registry at all. The mirrors
+    /// `registries.conf` gives for it are tried first, in order, then its location
+    /// ([`super::mirrors`]); a mirror that fails is reported and the next one tried.
     pub async fn pull(
         &self,
         reference: &Reference,
@@ -48,6 +50,47 @@ impl Client {
             tracing::debug!(%reference, "registry: pinned image already in the store");
             return Ok(image);
         }
+        let endpoints = self.registries_conf()?.endpoints(reference)?;
+        let last = endpoints.len().saturating_sub(1);
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            if endpoint.insecure {
+                self.mark_insecure(endpoint.reference.api_host());
+            }
+            if endpoint.reference != *reference {
+                tracing::debug!(%reference, from = %endpoint.reference, "registry: pulling through registries.conf");
+            }
+            match self
+                .pull_from(&endpoint.reference, platform, store, reporter)
+                .await
+            {
+                Ok(image) => return Ok(image),
+                Err(err) if i < last => {
+                    reporter.warning(&format!(
+                        "{reference}: {} {} failed, trying the next: {err}",
+                        if endpoint.mirror {
+                            "mirror"
+                        } else {
+                            "location"
+                        },
+                        endpoint.reference
+                    ));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Err(RegistryError::RegistriesConf(format!(
+            "{reference}: no location to pull from"
+        )))
+    }
+
+    /// [`Client::pull`] from one location.
+    async fn pull_from(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+        store: &BlobStore,
+        reporter: &dyn Reporter,
+    ) -> Result<SourceImage, RegistryError> {
         let target = Target::pull(reference);
         let mut fetched = self.fetch_manifest(reference).await?;
         let from_index = media_types::is_index(&fetched.media_type);
@@ -221,8 +264,26 @@ impl Client {
     }
 
     /// `GET /v2/<repo>/manifests/<tag or digest>`, with every manifest type we read accepted.
-    /// A manifest asked for by digest is verified against it.
+    /// A manifest asked for by digest is verified against it. An answer cut off or stalled
+    /// halfway is asked for again, as a failed request is.
     pub async fn fetch_manifest(
+        &self,
+        reference: &Reference,
+    ) -> Result<FetchedManifest, RegistryError> {
+        let mut attempt = 1;
+        loop {
+            match self.fetch_manifest_once(reference).await {
+                Err(err) if err.is_transient() && attempt < self.options.max_attempts => {
+                    tracing::debug!(%reference, attempt, "manifest: retrying: {err}");
+                    self.backoff(attempt, None).await;
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn fetch_manifest_once(
         &self,
         reference: &Reference,
     ) -> Result<FetchedManifest, RegistryError> {

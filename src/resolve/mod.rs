@@ -20,8 +20,10 @@ pub use python::{DEFAULT_GLIBC, sdist_builder, target as python_target};
 pub use system::BASE_LOCK_FILE;
 
 use crate::base::BaseImage;
+use crate::base::select::{self, BaseFlags, BaseRequest, SelectError};
 use crate::config::{self, Config, ConfigError};
-use crate::plan::PlanInputs;
+use crate::plan::{PlanInputs, PythonLayout};
+use crate::schema::runtime::{Deferred, Generated};
 use crate::schema::{SchemaError, SchemaOutput};
 use crate::session::Session;
 
@@ -41,6 +43,8 @@ pub struct Options<'a> {
     /// Resolve what the locks lack (off for `cog plan` without `--resolve`: planning then needs
     /// no network and uses only current locks).
     pub network: bool,
+    /// `--use-cog-base-image`, `--use-cuda-base-image`.
+    pub base_flags: BaseFlags,
 }
 
 impl Default for Options<'_> {
@@ -52,6 +56,7 @@ impl Default for Options<'_> {
             openapi_schema: None,
             lock_mode: LockMode::Update,
             network: true,
+            base_flags: BaseFlags::default(),
         }
     }
 }
@@ -110,6 +115,8 @@ pub enum ResolveError {
     Target(#[source] wheels::Error),
     #[error("reading the Python requirements")]
     Requirements(#[source] wheels::Error),
+    #[error("the PyTorch index {url:?} (COG_PYTORCH_INDEX_URL) is not a URL")]
+    TorchIndex { url: String },
     #[error("resolving the Python requirements of {}", .dir.display())]
     Wheels {
         dir: PathBuf,
@@ -143,6 +150,27 @@ pub enum ResolveError {
         #[source]
         source: layers::Error,
     },
+    #[error(transparent)]
+    BaseChoice(#[from] SelectError),
+    #[error(
+        "build.gpu: base image {base} has no Python on its PATH and is not a Debian or Ubuntu image to install python{python} on: Cog installs Python {python} with uv, cog-rs installs it only from a Debian or Ubuntu archive yet; pass --base with a CUDA image that has Python {python} (or --use-cog-base-image, or mirror {base} with one that has it)"
+    )]
+    NoPythonOnBase { base: String, python: String },
+    #[error(
+        "build.python_version {python}: base image {base} runs Python {found} ({interpreter}); cog-rs does not install another Python onto a base yet"
+    )]
+    PythonMismatch {
+        base: String,
+        interpreter: String,
+        found: String,
+        python: String,
+    },
+    #[error("base image {base}: looking for its Python")]
+    BasePython {
+        base: String,
+        #[source]
+        source: crate::base::python::PythonError,
+    },
     #[error("COG_CA_CERT: {reason}")]
     CaCert { reason: String },
     #[error("{var}={}: {reason}", .path.display())]
@@ -160,8 +188,11 @@ pub struct Project {
     pub config_path: PathBuf,
     pub config: Config,
     /// The OpenAPI document: `--openapi-schema`, else generated from the runner; `None` when
-    /// cog.yaml names no runner.
+    /// cog.yaml names no runner, or when it needs the runtime path (`deferred`).
     pub schema: Option<SchemaOutput>,
+    /// The schema's values static evaluation could not compute: the build completes it by
+    /// importing the runner in the image (see `schema::runtime`).
+    pub deferred: Option<Deferred>,
 }
 
 impl Project {
@@ -184,12 +215,24 @@ impl Project {
             });
         }
         let config = loaded.config;
-        let schema = load_schema(&dir, &config, options.openapi_schema)?;
+        let (schema, deferred) = match load_schema(&dir, &config, options.openapi_schema)? {
+            None => (None, None),
+            Some(Generated::Static(schema)) => (Some(schema), None),
+            Some(Generated::Runtime(deferred)) => {
+                session.reporter.message(&format!(
+                    "schema: {} value(s) cannot be computed statically; the build reads them from the predictor imported in the image (as Cog <= 0.16 did):\n  {}",
+                    deferred.questions().count(),
+                    deferred.reasons().join("\n  ")
+                ));
+                (None, Some(deferred))
+            }
+        };
         Ok(Self {
             dir,
             config_path,
             config,
             schema,
+            deferred,
         })
     }
 
@@ -235,21 +278,87 @@ impl Project {
                 })
             })
             .transpose()?;
-        // The default base is assembled from distribution packages, pinned by a lock.
-        let assembled = match (&base_override, &python_version) {
-            (None, Some(version)) => {
+        // Cog's rule (reference 5.2); a CPU model's default is assembled from distribution
+        // packages, pinned by a lock.
+        let torch_version = config.package_version("torch");
+        let registry_host = select::registry_host();
+        let mut request = BaseRequest::for_config(config, torch_version.as_deref());
+        request.base_arg = base_override.clone();
+        request.flags = options.base_flags.clone();
+        request.registry_host = registry_host.as_str();
+        let mut choice = select::choose(&request)?;
+        let assembled = match &python_version {
+            Some(version) if choice.default => {
                 system::resolve_assembled(session, dir, config, version, options)?
             }
             _ => None,
         };
-        // With --base, system packages are resolved against that image's distribution.
-        let base_system_packages = match &base_override {
-            Some(base) => system::resolve_on_base(session, dir, config, base, options)?,
+        if let Some(assembled) = &assembled {
+            choice.base = assembled.base.clone();
+            choice.reason = select::default_reason(config.build.gpu);
+        }
+        // Any base but ours: its own Python, read from its layers (needs the base, so only when
+        // resolving with the network; a plan without it assumes python.org's). A Debian or
+        // Ubuntu base without it gets `python3.X` from its archive, with the system packages.
+        let mut base_python_packages = Vec::new();
+        let python = match python_version.as_deref() {
+            Some(version)
+                if options.network
+                    && !choice.default
+                    && !matches!(choice.base, BaseImage::Scratch) =>
+            {
+                Some(
+                    match python_on_base(session, &choice.base, version, options)? {
+                        BasePython::Found(layout) => layout,
+                        BasePython::Missing { minor } => {
+                            match system::archive_of(session, &choice.base, options)? {
+                                Some(suite) => {
+                                    session.reporter.message(&format!(
+                                        "base image {} has no Python: python{minor} from {suite}",
+                                        choice.base
+                                    ));
+                                    base_python_packages.push(format!("python{minor}"));
+                                    PythonLayout {
+                                        python_link: Some(format!("/usr/bin/python{minor}")),
+                                        ..PythonLayout::debian(&minor)
+                                    }
+                                }
+                                None if choice.cuda_image => {
+                                    return Err(ResolveError::NoPythonOnBase {
+                                        base: choice.base.to_string(),
+                                        python: minor,
+                                    });
+                                }
+                                None => {
+                                    // build.run may bring it; packages go where python.org's
+                                    // build would look.
+                                    session.reporter.warning(&format!(
+                                        "base image {} has no `python` or `python3` on its PATH and is not a Debian or Ubuntu image: the Python packages are installed for python.org's Python {minor} in /usr/local (cog-rs does not install Python onto such a base yet)",
+                                        choice.base
+                                    ));
+                                    python::layout_for(&minor, false)
+                                }
+                            }
+                        }
+                    },
+                )
+            }
+            Some(version) => Some(python::layout_for(version, assembled.is_some())),
             None => None,
         };
-        let python = python_version
-            .as_deref()
-            .map(|v| python::layout_for(v, assembled.is_some()));
+        // On any other base, system packages are resolved against that image's distribution.
+        let base_system_packages = if choice.default {
+            None
+        } else {
+            system::resolve_on_base(
+                session,
+                dir,
+                config,
+                &choice.base,
+                &base_python_packages,
+                options,
+            )?
+        };
         let system_packages = assembled
             .as_ref()
             .and_then(|a| a.system_packages.clone())
@@ -258,9 +367,7 @@ impl Project {
         // packages (made only when a build needs them).
         let builder = match (
             &python,
-            base_override
-                .as_ref()
-                .or(assembled.as_ref().map(|a| &a.base)),
+            Some(&choice.base).filter(|b| !matches!(b, BaseImage::Scratch)),
         ) {
             (Some(layout), Some(base)) if options.network => Some(python::sdist_builder(
                 session,
@@ -296,7 +403,14 @@ impl Project {
             }
             None => (Vec::new(), Vec::new()),
         };
-        let concurrency_max = effective_concurrency(config, self.schema.as_ref())?;
+        let decorator = match (&self.schema, &self.deferred) {
+            (Some(s), _) if s.predict.is_some() || s.train.is_some() => {
+                Some((s.concurrency_max, s.run_is_async))
+            }
+            (_, Some(d)) => Some(d.concurrency()),
+            _ => None,
+        };
+        let concurrency_max = effective_concurrency(config, decorator)?;
         let dockerignore = read_dockerignore(dir)?;
         let mut source_excludes = dockerignore.clone();
         source_excludes.push(".cog".to_string());
@@ -320,10 +434,14 @@ impl Project {
                 .schema
                 .as_ref()
                 .map(|s| (s.document.clone(), s.label.clone())),
+            runtime_schema: self.deferred.as_ref().map(Deferred::reasons),
             dockerignore,
             large_files,
             base_override,
             assembled_base: assembled.as_ref().map(|a| a.base.clone()),
+            base: Some(choice.base.clone()),
+            base_reason: Some(choice.reason.clone()),
+            cog_base_image: choice.cog_base_image.clone(),
             system_packages,
             python,
             python_packages,
@@ -338,13 +456,69 @@ impl Project {
     }
 }
 
+/// The Python a base has, or what it lacks.
+enum BasePython {
+    /// Where its Python imports packages from.
+    Found(PythonLayout),
+    /// No `python` or `python3` on its `PATH`; `X.Y` is wanted.
+    Missing { minor: String },
+}
+
+/// Where the base's own Python imports packages from (`crate::base::python`).
+fn python_on_base(
+    session: &Session,
+    base: &BaseImage,
+    version: &str,
+    options: &Options<'_>,
+) -> Result<BasePython, ResolveError> {
+    let platform = options
+        .platform
+        .parse()
+        .map_err(|source| ResolveError::PlatformSyntax {
+            platform: options.platform.to_owned(),
+            source,
+        })?;
+    let fetched = session.block_on(crate::base::fetch_base(session, base, &platform))?;
+    let tree =
+        crate::base::python::BaseTree::read(&session.store, &fetched.layers).map_err(|source| {
+            ResolveError::BasePython {
+                base: base.to_string(),
+                source,
+            }
+        })?;
+    let env = fetched
+        .config
+        .as_ref()
+        .and_then(|c| c.config.as_ref())
+        .and_then(|c| c.env.clone())
+        .unwrap_or_default();
+    let wanted: Vec<&str> = version.split('.').take(2).collect();
+    let wanted = wanted.join(".");
+    let Some(found) = tree.python(&crate::base::python::path_env(&env)) else {
+        return Ok(BasePython::Missing { minor: wanted });
+    };
+    match (&found.version, found.layout) {
+        (Some(found_version), Some(layout)) if *found_version == wanted => {
+            tracing::debug!(?layout, "python on the base");
+            Ok(BasePython::Found(layout))
+        }
+        (found_version, _) => Err(ResolveError::PythonMismatch {
+            base: base.to_string(),
+            interpreter: found.interpreter,
+            found: found_version.clone().unwrap_or_else(|| "unknown".into()),
+            python: wanted,
+        }),
+    }
+}
+
 /// The schema document: from `--openapi-schema`/`COG_OPENAPI_SCHEMA`, else generated
-/// statically from the runner (Cog 0.22's default), else none when cog.yaml names no runner.
+/// statically from the runner (Cog 0.22's default; what static evaluation cannot compute is
+/// left to the build's runtime path), else none when cog.yaml names no runner.
 fn load_schema(
     dir: &Path,
     config: &Config,
     file: Option<&Path>,
-) -> Result<Option<SchemaOutput>, ResolveError> {
+) -> Result<Option<Generated>, ResolveError> {
     let env_file = std::env::var_os("COG_OPENAPI_SCHEMA").map(PathBuf::from);
     if let Some(path) = file.map(Path::to_path_buf).or(env_file) {
         let document = fs_err::read_to_string(&path).map_err(|source| ResolveError::Io {
@@ -353,36 +527,40 @@ fn load_schema(
         })?;
         let value: serde_json::Value = serde_json::from_str(&document)
             .map_err(|source| ResolveError::SchemaFile { path, source })?;
-        return Ok(Some(SchemaOutput {
+        return Ok(Some(Generated::Static(SchemaOutput {
             label: value.to_string(),
             document,
             concurrency_max: None,
             run_is_async: false,
             predict: None,
             train: None,
-        }));
+        })));
     }
     if config.predict.is_none() && config.train.is_none() {
         return Ok(None);
     }
-    let schema = crate::schema::generate(dir, config.predict.as_deref(), config.train.as_deref())?;
+    let schema = crate::schema::runtime::generate_or_defer(
+        dir,
+        config.predict.as_deref(),
+        config.train.as_deref(),
+    )?;
     Ok(Some(schema))
 }
 
 /// `concurrency.max` (deprecated) wins over `@cog.concurrent(max=N)`; above 1 the runner must be
-/// async (Cog checks this at build time).
+/// async (Cog checks this at build time). `decorator`: `(max, async)` of the parsed runner
+/// (`None` when it was not parsed: `--openapi-schema`, no runner).
 fn effective_concurrency(
     config: &Config,
-    schema: Option<&SchemaOutput>,
+    decorator: Option<(Option<u32>, bool)>,
 ) -> Result<Option<u32>, ResolveError> {
     let from_config = config.concurrency.flatten().filter(|max| *max >= 1);
-    let max = match (from_config, schema.and_then(|s| s.concurrency_max)) {
+    let max = match (from_config, decorator.and_then(|(max, _)| max)) {
         (Some(max), _) => u32::try_from(max).ok(),
         (None, decorator) => decorator,
     };
-    if let (Some(max), Some(schema)) = (max, schema) {
-        let parsed = schema.predict.is_some() || schema.train.is_some();
-        if max > 1 && parsed && !schema.run_is_async {
+    if let (Some(max), Some((_, is_async))) = (max, decorator) {
+        if max > 1 && !is_async {
             return Err(ResolveError::Concurrency);
         }
     }

@@ -63,15 +63,17 @@ pub fn resolve(
     options: &Options<'_>,
     builder: Option<Arc<dyn SdistBuilder>>,
 ) -> Result<Vec<LockedPackage>, ResolveError> {
-    let Some(requirements) = requirements(dir, config)? else {
+    let Some(mut requirements) = requirements(dir, config)? else {
         return Ok(Vec::new());
     };
     for warning in &requirements.warnings {
         session.reporter.warning(warning);
     }
+    let explicit_indexes = for_arch(&mut requirements, config, target, dir, session)?;
     let resolve_options = wheels::ResolveOptions {
         reporter: session.reporter.clone(),
         builder,
+        explicit_indexes,
         ..wheels::ResolveOptions::default()
     };
     let hash = wheels::resolve::input_hash(&requirements, target, &resolve_options);
@@ -106,6 +108,92 @@ pub fn resolve(
         "python packages"
     );
     Ok(settled.lock.packages)
+}
+
+/// Where PyTorch's wheel indexes are (`https://download.pytorch.org/whl/<variant>/` in Cog's
+/// matrix); `COG_PYTORCH_INDEX_URL` names a mirror laid out the same way.
+pub const PYTORCH_INDEX_PREFIX: &str = "https://download.pytorch.org/whl";
+
+/// The packages that come from the PyTorch index Cog adds for torch (`torchaudio` too: Cog
+/// leaves its line alone, and pip then finds it on the same index).
+const PYTORCH_PACKAGES: &[&str] = &["torch", "torchvision", "torchaudio"];
+
+/// Cog's `PythonRequirementsForArch` applied to the parsed requirements: pinned torch and
+/// torchvision rewritten for the target (`+cuXYZ` stripped; GPU: the row with the highest CUDA
+/// not above `build.cuda`; CPU: the `+cpu` row), TensorFlow's GPU package, and the PyTorch
+/// index they need, as an explicit index of the torch packages: the first index that has a
+/// name wins, and the PyTorch index never shadows PyPI's numpy or pillow.
+fn for_arch(
+    requirements: &mut wheels::Requirements,
+    config: &Config,
+    target: &Target,
+    dir: &Path,
+    session: &Session,
+) -> Result<Vec<wheels::ExplicitIndex>, ResolveError> {
+    let arch = match target.arch {
+        Arch::X86_64 => "amd64",
+        Arch::Aarch64 => "arm64",
+    };
+    let mirror = std::env::var("COG_PYTORCH_INDEX_URL")
+        .ok()
+        .filter(|m| !m.is_empty());
+    let mut urls: Vec<String> = Vec::new();
+    for entry in &mut requirements.requirements {
+        let wheels::requirements::Source::Pep508(requirement) = &entry.source else {
+            continue;
+        };
+        let name = requirement.name.to_string();
+        if !matches!(name.as_str(), "torch" | "torchvision" | "tensorflow") {
+            continue;
+        }
+        let (line, find_links, extra, warnings) = config.requirement_for_arch(&entry.text, arch);
+        for warning in warnings {
+            session.reporter.warning(&warning.to_string());
+        }
+        if line != entry.text {
+            let parsed = wheels::requirements::parse_str(
+                &line,
+                Path::new(&entry.origin),
+                dir,
+                &wheels::requirements::ParseOptions::default(),
+            )
+            .map_err(ResolveError::Requirements)?;
+            if let Some(rewritten) = parsed.requirements.into_iter().next() {
+                tracing::debug!(from = %entry.text, to = %line, "requirement for the target");
+                entry.source = rewritten.source;
+                entry.text = line;
+            }
+        }
+        for link in find_links {
+            let link = wheels::index::config::find_links_entry(&link);
+            if !requirements.find_links.contains(&link) {
+                requirements.find_links.push(link);
+            }
+        }
+        for url in extra {
+            let url = match (&mirror, url.strip_prefix(PYTORCH_INDEX_PREFIX)) {
+                (Some(mirror), Some(rest)) => format!("{}{rest}", mirror.trim_end_matches('/')),
+                _ => url,
+            };
+            if !urls.contains(&url) {
+                urls.push(url);
+            }
+        }
+    }
+    let packages: Vec<pep508_rs::PackageName> = PYTORCH_PACKAGES
+        .iter()
+        .filter_map(|name| pep508_rs::PackageName::new((*name).to_owned()).ok())
+        .collect();
+    urls.iter()
+        .map(|url| {
+            let url = wheels::index::config::normalize_index_url(url)
+                .map_err(|_| ResolveError::TorchIndex { url: url.clone() })?;
+            Ok(wheels::ExplicitIndex {
+                url,
+                packages: packages.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Where Python is in a base: Debian's layout for our assembled bases, the official image's

@@ -166,23 +166,94 @@ fn assembled(release: &debian::base::BaseRelease, lock: debian::Lock) -> BaseIma
     }
 }
 
+/// The Debian or Ubuntu suite a base's packages come from (`bookworm`, `jammy`), `None` when it
+/// is not a Debian or Ubuntu image with a dpkg database.
+pub fn archive_of(
+    session: &Session,
+    base: &BaseImage,
+    options: &Options<'_>,
+) -> Result<Option<String>, ResolveError> {
+    let arch = debian_arch(options.platform)?;
+    let system = inspect_base(
+        session,
+        base,
+        options,
+        arch,
+        format!("reading the base image {base}"),
+    )?;
+    Ok(system.archive_config(arch).ok().and_then(|config| {
+        let source = config.sources.first()?;
+        Some(format!(
+            "{} {}",
+            system.os_release.as_ref()?.id,
+            source.suite
+        ))
+    }))
+}
+
+/// The base fetched for `options.platform`, and what its layers say of its system (dpkg
+/// database, os-release, apt sources); `what` names the read in errors.
+fn inspect_base(
+    session: &Session,
+    base: &BaseImage,
+    options: &Options<'_>,
+    arch: &str,
+    what: String,
+) -> Result<debian::rootfs::BaseSystem, ResolveError> {
+    let platform = options
+        .platform
+        .parse()
+        .map_err(|source| ResolveError::PlatformSyntax {
+            platform: options.platform.to_owned(),
+            source,
+        })?;
+    let fetched = session.block_on(crate::base::fetch_base(session, base, &platform))?;
+    debian::rootfs::inspect_cached(
+        &session.store,
+        &fetched.layers,
+        arch,
+        &debian::fetch::default_cache_dir(),
+    )
+    .map_err(|source| ResolveError::Debian { what, source })
+}
+
 /// `build.system_packages` on a base given with `--base` (registry or local image). Without
 /// `options.network` (`cog plan` without `--resolve`) only a current lock is used.
+///
+/// `python`: packages the base needs for `build.python_version` (`python3.11` on a base without
+/// Python), resolved and locked with the system packages.
 pub fn resolve_on_base(
     session: &Session,
     dir: &Path,
     config: &Config,
     base: &BaseImage,
+    python: &[String],
     options: &Options<'_>,
 ) -> Result<Option<debian::Lock>, ResolveError> {
-    let wanted = &config.build.system_packages;
+    let mut wanted = config.build.system_packages.clone();
+    for name in python {
+        if !wanted.contains(name) {
+            wanted.push(name.clone());
+        }
+    }
+    let wanted = &wanted;
     if wanted.is_empty() {
         return Ok(None);
     }
-    let field = format!(
-        "build.system_packages in {}",
-        dir.join(options.config_file_name()).display()
-    );
+    let config_file = dir.join(options.config_file_name());
+    let field = match (config.build.system_packages.is_empty(), python.is_empty()) {
+        (false, true) => format!("build.system_packages in {}", config_file.display()),
+        (true, _) => format!(
+            "build.python_version in {} ({} on the base)",
+            config_file.display(),
+            python.join(" ")
+        ),
+        (false, false) => format!(
+            "build.system_packages and build.python_version in {} ({} on the base)",
+            config_file.display(),
+            python.join(" ")
+        ),
+    };
     let arch = debian_arch(options.platform)?;
     if matches!(base, BaseImage::Scratch) {
         return Err(ResolveError::NoDistribution {
@@ -203,23 +274,13 @@ pub fn resolve_on_base(
             .map_err(debian_error(field.clone()))?
             .filter(matches_request));
     }
-    let platform = options
-        .platform
-        .parse()
-        .map_err(|source| ResolveError::PlatformSyntax {
-            platform: options.platform.to_owned(),
-            source,
-        })?;
-    let fetched = session.block_on(crate::base::fetch_base(session, base, &platform))?;
-    let system = debian::rootfs::inspect_cached(
-        &session.store,
-        &fetched.layers,
+    let system = inspect_base(
+        session,
+        base,
+        options,
         arch,
-        &debian::fetch::default_cache_dir(),
-    )
-    .map_err(debian_error(format!(
-        "{field}: reading the base image {base}"
-    )))?;
+        format!("{field}: reading the base image {base}"),
+    )?;
     let archive_config = system
         .archive_config(arch)
         .map_err(debian_error(format!("{field}: base image {base}")))?;
@@ -239,6 +300,14 @@ pub fn resolve_on_base(
         current,
         || {
             let archive = session.block_on(debian::Archive::fetch(archive_config))?;
+            if let Some(missing) = python
+                .iter()
+                .find(|name| archive.index.versions(name).is_empty())
+            {
+                return Err(debian::Error::Config(format!(
+                    "the suite has no {missing} (cog-rs does not install Python from python-build-standalone yet: pass --base with an image that has Python, or pick the build.python_version the suite has)"
+                )));
+            }
             debian::resolve(&archive, wanted, &status, arch)
         },
         &format!("{field}: resolving them on base image {base} ({suite})"),

@@ -84,6 +84,22 @@ impl DockerApi {
             .and_then(|value| value["Id"].as_str().map(str::to_string)))
     }
 
+    /// The layers (diff ids, base first) of the image `name`, when the daemon has it.
+    pub fn image_layers(&self, name: &str) -> Result<Option<Vec<String>>, ApiError> {
+        let path = format!("/images/{}/json", escape(name));
+        Ok(self.get_json(&path)?.map(|value| {
+            value["RootFS"]["Layers"]
+                .as_array()
+                .map(|layers| {
+                    layers
+                        .iter()
+                        .filter_map(|l| l.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        }))
+    }
+
     /// `GET path` as JSON; `None` on 404.
     fn get_json(&self, path: &str) -> Result<Option<serde_json::Value>, ApiError> {
         let response = self.request("GET", path, None)?;

@@ -1,12 +1,14 @@
 //! Docker and podman, through their command-line clients (same flags for both).
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
 use std::process::{Command, Stdio};
 
-use layers::BlobStore;
+use layers::{BlobStore, Digest};
 
 use super::docker_api::{self, DockerApi};
-use super::{Image, RunSpec, RuntimeError, RuntimeKind, SHM_SIZE, container_name, output_of};
+use super::{
+    GpuRequest, Image, RunSpec, RuntimeError, RuntimeKind, SHM_SIZE, container_name, output_of,
+};
 use crate::oci;
 
 #[derive(Debug)]
@@ -64,8 +66,9 @@ pub(super) fn docker_api() -> Option<DockerApi> {
 pub enum Loaded {
     /// The engine had the image (by id) already; at most a tag was added.
     AlreadyThere,
-    /// The image was streamed into the engine.
-    Loaded,
+    /// The image was streamed into the engine: `sent` of its `layers` layers (the others it
+    /// had already, under the image's previous build).
+    Loaded { sent: usize, layers: usize },
 }
 
 /// Loads an image from our cache into the daemon unless it already has that image id (our
@@ -82,7 +85,7 @@ pub(super) fn ensure_loaded(
         Image::Daemon { name } => {
             if daemon_image_id(kind, name).is_none() {
                 output_of(kind.program(), &["pull", name])?;
-                return Ok(Loaded::Loaded);
+                return Ok(Loaded::Loaded { sent: 0, layers: 0 });
             }
             Ok(Loaded::AlreadyThere)
         }
@@ -128,27 +131,64 @@ fn load_local(
     }
     let image_ref = image.image_ref();
     let tags = [name.to_string()];
-    let mut write = |out: &mut dyn Write| -> io::Result<()> {
-        oci::write_tarball(store, &image_ref, out, &tags)
-            .map(|_| ())
-            .map_err(io::Error::other)
+    let layers = image.layers.len();
+    let mut sent = layers;
+    let (image_ref, tags) = (&image_ref, &tags);
+    let writer = |omit: HashSet<Digest>| {
+        move |out: &mut dyn Write| -> io::Result<()> {
+            oci::write_tarball_omitting(store, image_ref, out, tags, &omit)
+                .map(|_| ())
+                .map_err(io::Error::other)
+        }
     };
     match &api {
         Some(api) => {
-            let lines = api.load(&mut write).map_err(|e| RuntimeError::Load {
+            // A rebuild under the same name mostly shares its lower layers with the image the
+            // daemon has under that name: those are left out of the stream.
+            let omit = api
+                .image_layers(name)
+                .ok()
+                .flatten()
+                .map(|theirs| shared_lower_layers(&image.layers, &theirs))
+                .unwrap_or_default();
+            let partial = !omit.is_empty();
+            sent = layers - omit.len();
+            let loaded = api.load(&mut writer(omit)).or_else(|e| {
+                if !partial {
+                    return Err(e);
+                }
+                sent = layers;
+                // The daemon lost those layers meanwhile, or loads another way: send them all.
+                tracing::debug!(
+                    "{kind} refused a load without its known layers ({e}); sending all"
+                );
+                api.load(&mut writer(HashSet::new()))
+            });
+            let lines = loaded.map_err(|e| RuntimeError::Load {
                 image: name.to_string(),
                 engine: kind,
                 source: Box::new(e),
             })?;
             tracing::debug!("{kind}: {}", lines.join("; "));
         }
-        None => load_through_client(kind, name, &mut write)?,
+        None => load_through_client(kind, name, &mut writer(HashSet::new()))?,
     }
     // The archive names the image; podman may prefix it with `localhost/`, so name it as asked.
     if kind == RuntimeKind::Podman {
         output_of(kind.program(), &["tag", &config, name])?;
     }
-    Ok(Loaded::Loaded)
+    Ok(Loaded::Loaded { sent, layers })
+}
+
+/// The blobs of `ours` whose layer chain (this layer and every one below it) equals the start of
+/// `theirs` (an image's diff ids as the daemon reports them): Docker finds a layer by its chain,
+/// so those need not be sent again.
+fn shared_lower_layers(ours: &[layers::LayerInfo], theirs: &[String]) -> HashSet<Digest> {
+    ours.iter()
+        .zip(theirs)
+        .take_while(|(layer, diff_id)| layer.diff_id.to_string() == **diff_id)
+        .map(|(layer, _)| layer.digest)
+        .collect()
 }
 
 /// `docker load` / `podman load` with the tarball written into its stdin as it is made.
@@ -252,9 +292,17 @@ fn run_args(kind: RuntimeKind, image: &Image, spec: &RunSpec, name: &str) -> Vec
         args.push("--add-host".into());
         args.push(host.clone());
     }
-    if spec.gpus {
-        args.push("--gpus".into());
-        args.push("all".into());
+    if let Some(gpus) = &spec.gpus {
+        if kind == RuntimeKind::Podman {
+            // podman gives GPUs through CDI (`nvidia-ctk cdi generate`).
+            for device in gpus.cdi_devices() {
+                args.push("--device".into());
+                args.push(device);
+            }
+        } else {
+            args.push("--gpus".into());
+            args.push(gpus.docker_arg());
+        }
     }
     if spec.tty {
         args.push("--interactive".into());
@@ -309,10 +357,8 @@ fn create_body(image: &Image, spec: &RunSpec) -> serde_json::Value {
             "HostPort": spec.host_port.map(|p| p.to_string()).unwrap_or_default(),
         }]});
     }
-    if spec.gpus {
-        host["DeviceRequests"] = serde_json::json!([{
-            "Driver": "", "Count": -1, "Capabilities": [["gpu"]],
-        }]);
+    if let Some(gpus) = &spec.gpus {
+        host["DeviceRequests"] = gpus.device_requests();
     }
     config["HostConfig"] = host;
     config
@@ -358,7 +404,8 @@ pub(super) fn start(
         }),
         Err(err) => {
             remove(kind, &name);
-            // Cog retries without GPUs when the host has no NVIDIA driver.
+            // Cog retries without GPUs when the host has no NVIDIA driver, unless particular
+            // GPUs were asked for (then the error is what the user needs to see).
             let no_driver = match &err {
                 RuntimeError::DockerApi(docker_api::ApiError::Status { message, .. }) => {
                     missing_gpu_driver(message)
@@ -366,12 +413,12 @@ pub(super) fn start(
                 RuntimeError::Command { stderr, .. } => missing_gpu_driver(stderr),
                 _ => false,
             };
-            if !(spec.gpus && no_driver) {
+            if !(spec.gpus == Some(GpuRequest::All) && no_driver) {
                 return Err(err);
             }
-            reporter.warning("Missing device driver, re-trying without GPU");
+            reporter.warning(&no_driver_message(kind));
             let spec = RunSpec {
-                gpus: false,
+                gpus: None,
                 ..spec.clone()
             };
             start(kind, image, &spec, reporter)
@@ -383,26 +430,88 @@ pub(super) fn run_attached(
     kind: RuntimeKind,
     image: &Image,
     spec: &RunSpec,
+    reporter: &dyn report::Reporter,
 ) -> Result<i32, RuntimeError> {
     let name = container_name();
     let mut args = run_args(kind, image, spec, &name);
     args.insert(1, "--rm".into());
     super::remember_active(kind, &name);
-    let status = Command::new(kind.program())
-        .args(&args)
-        .stdin(if spec.tty {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .status()
-        .map_err(|source| RuntimeError::Spawn {
+    // With all GPUs asked (Cog's default for `gpu: true`), the engine's own error is watched
+    // for on its way to our stderr: without a GPU driver Cog runs again without GPUs.
+    let watch = spec.gpus == Some(GpuRequest::All);
+    let mut command = Command::new(kind.program());
+    command.args(&args).stdin(if spec.tty {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    });
+    if watch {
+        command.stderr(Stdio::piped());
+    }
+    let spawned = command.spawn().map_err(|source| RuntimeError::Spawn {
+        program: kind.program().to_string(),
+        source,
+    });
+    let status = spawned.and_then(|mut child| {
+        let tail = child.stderr.take().map(|stderr| {
+            std::thread::spawn(move || {
+                let mut tail = Vec::new();
+                copy_keeping_tail(stderr, &mut io::stderr(), &mut tail);
+                tail
+            })
+        });
+        let status = child.wait().map_err(|source| RuntimeError::Spawn {
             program: kind.program().to_string(),
             source,
-        });
+        })?;
+        let tail = tail.and_then(|t| t.join().ok()).unwrap_or_default();
+        Ok((status, String::from_utf8_lossy(&tail).into_owned()))
+    });
     remove(kind, &name);
     super::forget_active(&name);
-    Ok(status?.code().unwrap_or(1))
+    let (status, tail) = status?;
+    let code = status.code().unwrap_or(1);
+    // 125: the engine itself failed (the container never ran).
+    if watch && code == 125 && missing_gpu_driver(&tail) {
+        reporter.warning(&no_driver_message(kind));
+        let spec = RunSpec {
+            gpus: None,
+            ..spec.clone()
+        };
+        return run_attached(kind, image, &spec, reporter);
+    }
+    Ok(code)
+}
+
+/// Copies `from` to `to` as it comes, keeping its last few KiB.
+fn copy_keeping_tail(mut from: impl io::Read, to: &mut impl Write, tail: &mut Vec<u8>) {
+    const KEEP: usize = 8 << 10;
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let _ = to.write_all(&buf[..n]);
+        let _ = to.flush();
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > KEEP {
+            tail.drain(..tail.len() - KEEP);
+        }
+    }
+}
+
+/// Cog's words when it runs again without GPUs, and what to set up for them.
+fn no_driver_message(kind: RuntimeKind) -> String {
+    let setup = match kind {
+        RuntimeKind::Podman => {
+            "podman finds NVIDIA GPUs through the NVIDIA container toolkit's CDI spec: `nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`"
+        }
+        _ => {
+            "Docker needs the NVIDIA driver and the NVIDIA container toolkit (`nvidia-ctk runtime configure --runtime=docker`)"
+        }
+    };
+    format!("Missing device driver, re-trying without GPU ({setup})")
 }
 
 impl EngineContainer {
@@ -501,7 +610,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::runtime::Mount;
+    use crate::runtime::{GpuRequest, Mount};
 
     #[test]
     fn run_arguments_publish_on_loopback_and_mount_the_project() {
@@ -514,7 +623,7 @@ mod tests {
                 read_only: false,
             }],
             publish: Some(5000),
-            gpus: true,
+            gpus: Some(GpuRequest::All),
             ..RunSpec::default()
         };
         let image = Image::Daemon {
@@ -528,6 +637,10 @@ mod tests {
         );
         let podman = run_args(RuntimeKind::Podman, &image, &spec, "cog-x").join(" ");
         assert!(podman.contains("--pull never r8.im/me/model"), "{podman}");
+        assert!(
+            podman.contains(" --device nvidia.com/gpu=all ") && !podman.contains("--gpus"),
+            "{podman}"
+        );
     }
 
     #[test]
@@ -541,7 +654,7 @@ mod tests {
                 read_only: true,
             }],
             publish: Some(5000),
-            gpus: true,
+            gpus: Some(GpuRequest::All),
             add_hosts: vec!["host.docker.internal:host-gateway".into()],
             ..RunSpec::default()
         };
@@ -573,6 +686,25 @@ mod tests {
         // No command: the image's own.
         let bare = create_body(&image, &RunSpec::default());
         assert!(bare.get("Cmd").is_none() && bare["HostConfig"].get("PortBindings").is_none());
+    }
+
+    #[test]
+    fn only_layers_whose_whole_chain_the_daemon_has_are_left_out() {
+        let layer = |n: u8| layers::LayerInfo {
+            digest: Digest::of(&[n]),
+            size: 1,
+            diff_id: Digest::of(&[n, n]),
+            media_type: String::new(),
+        };
+        let ours = [layer(1), layer(2), layer(3)];
+        let id = |n: u8| Digest::of(&[n, n]).to_string();
+        let omitted = shared_lower_layers(&ours, &[id(1), id(2), id(9)]);
+        assert_eq!(omitted, HashSet::from([layer(1).digest, layer(2).digest]));
+        // A layer the daemon has above a different one is another chain: sent again.
+        let omitted = shared_lower_layers(&ours, &[id(9), id(2), id(3)]);
+        assert!(omitted.is_empty());
+        // An image with fewer layers than ours.
+        assert_eq!(shared_lower_layers(&ours, &[id(1)]).len(), 1);
     }
 
     #[test]

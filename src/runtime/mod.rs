@@ -5,6 +5,7 @@
 //! [`remove_all`] (which the CLI calls on Ctrl-C).
 mod docker_api;
 mod engine;
+pub mod gpus;
 mod runc;
 mod unpack;
 
@@ -20,6 +21,7 @@ use layers::{BlobStore, Digest};
 use crate::oci::{self, SourceImage};
 
 pub use engine::Loaded;
+pub use gpus::GpuRequest;
 pub use unpack::{UnpackBudget, apply_layer};
 
 /// Where the images `cog build` made are recorded, in the cache.
@@ -294,8 +296,8 @@ pub struct RunSpec {
     pub host_port: Option<u16>,
     /// The host address the port is published on (default 127.0.0.1).
     pub publish_ip: Option<String>,
-    /// `--gpus all` (Docker and podman only).
-    pub gpus: bool,
+    /// GPUs for the container (Docker's `--gpus`, podman's CDI devices; runc has none).
+    pub gpus: Option<GpuRequest>,
     pub workdir: Option<String>,
     /// Extra `/etc/hosts` entries (`host.docker.internal:host-gateway`).
     pub add_hosts: Vec<String>,
@@ -416,6 +418,7 @@ impl Runtime {
                 let Image::Local { image, .. } = image else {
                     return Err(RuntimeError::ImageNotFound(image.name().to_string()));
                 };
+                no_gpus_on_runc(spec)?;
                 let c = runc::start(&self.store, image, spec, false)?;
                 remember_active(self.kind, &c.id);
                 let port = c.host_port;
@@ -432,12 +435,13 @@ impl Runtime {
     pub fn run_attached(&self, image: &Image, spec: &RunSpec) -> Result<i32, RuntimeError> {
         match self.kind {
             RuntimeKind::Docker | RuntimeKind::Podman => {
-                engine::run_attached(self.kind, image, spec)
+                engine::run_attached(self.kind, image, spec, self.reporter.as_ref())
             }
             RuntimeKind::Runc => {
                 let Image::Local { image, .. } = image else {
                     return Err(RuntimeError::ImageNotFound(image.name().to_string()));
                 };
+                no_gpus_on_runc(spec)?;
                 let mut c = runc::start(&self.store, image, spec, true)?;
                 remember_active(self.kind, &c.id);
                 let code = c.wait();
@@ -452,6 +456,19 @@ impl Runtime {
     /// shares the host's network; Docker and podman publish the port on 127.0.0.1 instead).
     pub fn shares_host_network(&self) -> bool {
         self.kind == RuntimeKind::Runc
+    }
+}
+
+/// The message for GPUs asked of runc.
+pub const RUNC_NO_GPUS: &str = "runc containers get no GPUs in cog-rs yet (the NVIDIA container toolkit's hook and CDI spec are not applied): use --runtime docker or --runtime podman";
+
+/// runc is given no GPUs: asking for them is an error, not a container without them.
+fn no_gpus_on_runc(spec: &RunSpec) -> Result<(), RuntimeError> {
+    match &spec.gpus {
+        Some(gpus) => Err(RuntimeError::Other(format!(
+            "--gpus {gpus}: {RUNC_NO_GPUS}"
+        ))),
+        None => Ok(()),
     }
 }
 

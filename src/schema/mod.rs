@@ -10,6 +10,7 @@ mod json;
 mod model;
 mod openapi;
 mod python;
+pub mod runtime;
 mod validate;
 
 use std::path::Path;
@@ -93,6 +94,14 @@ pub fn generate(
         .map(|r| parse_model(project_dir, r, Mode::Train))
         .transpose()
         .map_err(wrap("train schema", both))?;
+    output_of(predict, train)
+}
+
+/// The document and label of the parsed entry points.
+fn output_of(
+    predict: Option<ModelSchema>,
+    train: Option<ModelSchema>,
+) -> Result<SchemaOutput, SchemaError> {
     let document = match (&predict, &train) {
         (Some(p), Some(t)) => {
             openapi::merge(&openapi::document(p), &openapi::document(t)).to_indented()

@@ -444,3 +444,30 @@ pub fn title_case(s: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// One value the static pass could not compute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    pub mode: Mode,
+    /// The parameter; `None` for the return annotation.
+    pub param: Option<String>,
+    /// An `Input()` keyword (`default`, `choices`, ...), `input` (the whole default
+    /// expression: an `Input(...)` or a plain value) or `return`.
+    pub key: String,
+    /// Why the static pass could not: its error, with file and line.
+    pub reason: String,
+}
+
+/// The `Input()` keywords the runtime path can answer.
+pub const INPUT_KEYWORDS: [&str; 10] = [
+    "default",
+    "description",
+    "ge",
+    "le",
+    "min_length",
+    "max_length",
+    "regex",
+    "choices",
+    "deprecated",
+    "accept",
+];

@@ -28,6 +28,21 @@ pub struct FrontOptions {
     /// Redirect blob requests (307) to this host (`127.0.0.1:PORT`, e.g. another front), as
     /// registries do to their blob storage.
     pub redirect_blobs_to: Option<String>,
+    /// Fail a share of all registry requests (see [`Chaos`]); off until [`FrontProxy::set_chaos`].
+    pub chaos: Option<Chaos>,
+}
+
+/// A registry having a bad day: `percent` of the `/v2/` requests fail, in turn with a 500,
+/// a reset connection (the request lost, or its answer cut off) and a stall of `stall` (before
+/// the answer, or halfway through a blob). Which requests fail follows `seed`; one request
+/// (method and path) fails at most `per_request` times, so that a client that retries gets
+/// through.
+#[derive(Debug, Clone)]
+pub struct Chaos {
+    pub percent: u64,
+    pub seed: u64,
+    pub stall: std::time::Duration,
+    pub per_request: usize,
 }
 
 /// A blob request as the front saw it.
@@ -48,11 +63,16 @@ pub struct Seen {
     pub blob_requests: Vec<BlobRequest>,
     /// `METHOD path?query STATUS` of every forwarded upload request (`/blobs/uploads/`).
     pub uploads: Vec<String>,
+    /// `KIND METHOD path` of every fault [`Chaos`] injected.
+    pub faults: Vec<String>,
 }
 
 struct Shared {
     upstream: String,
     options: FrontOptions,
+    chaos_on: std::sync::atomic::AtomicBool,
+    requests: std::sync::atomic::AtomicU64,
+    faults_per_request: Mutex<std::collections::HashMap<String, usize>>,
     issued: Mutex<Vec<String>>,
     seen: Mutex<Seen>,
     http: reqwest::Client,
@@ -72,6 +92,9 @@ impl FrontProxy {
         let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
             options,
+            chaos_on: std::sync::atomic::AtomicBool::new(false),
+            requests: std::sync::atomic::AtomicU64::new(0),
+            faults_per_request: Mutex::default(),
             issued: Mutex::default(),
             seen: Mutex::default(),
             http: reqwest::Client::builder()
@@ -106,6 +129,19 @@ impl FrontProxy {
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
         }
+    }
+
+    /// Turns the front's [`Chaos`] on or off.
+    pub fn set_chaos(&self, on: bool) {
+        assert!(self.shared.options.chaos.is_some(), "no chaos configured");
+        self.shared
+            .chaos_on
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The faults injected so far (`KIND METHOD path`).
+    pub fn faults(&self) -> Vec<String> {
+        self.shared.seen.lock().unwrap().faults.clone()
     }
 
     pub fn token_requests(&self) -> Vec<String> {
@@ -148,6 +184,9 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .to_string();
     if path == "/token" {
         return token(&shared, request.headers(), &query);
+    }
+    if let Some(fault) = chaos_fault(&shared, request.method(), &path) {
+        return inject(&shared, fault, request, &path, &query).await;
     }
     if shared.options.bearer && !has_issued_token(&shared, request.headers()) {
         let repo = path.strip_prefix("/v2/").and_then(|rest| {
@@ -197,25 +236,120 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         }
         if seen_before < shared.options.fail_blob_requests + shared.options.cut_blob_requests {
             let response = forward(&shared, request, &path, &query).await;
-            let (parts, body) = response.into_parts();
-            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-            let half = bytes.slice(..bytes.len() / 2);
-            let chunks: Vec<Result<axum::body::Bytes, std::io::Error>> = vec![
-                Ok(half),
-                Err(std::io::Error::other("cut by the test front")),
-            ];
-            // Hold the cut back a moment so the first half reaches the client before the
-            // connection drops (else the client may see no bytes and never resume with a range).
-            let chunks = futures::stream::iter(chunks).then(|chunk| async move {
-                if chunk.is_err() {
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                }
-                chunk
-            });
-            return Response::from_parts(parts, Body::from_stream(chunks));
+            return cut_halfway(response, None).await;
         }
     }
     forward(&shared, request, &path, &query).await
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    ServerError,
+    Reset,
+    Stall,
+}
+
+/// Whether [`Chaos`] fails this request, and how.
+fn chaos_fault(shared: &Shared, method: &axum::http::Method, path: &str) -> Option<Fault> {
+    let chaos = shared.options.chaos.as_ref()?;
+    if !shared.chaos_on.load(std::sync::atomic::Ordering::SeqCst) || !path.starts_with("/v2/") {
+        return None;
+    }
+    let n = shared
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    // A multiplicative hash of the request number: a fixed, seed-dependent 20% of requests.
+    let roll = (n
+        .wrapping_add(chaos.seed)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        >> 32)
+        % 100;
+    if roll >= chaos.percent {
+        return None;
+    }
+    let key = format!("{method} {path}");
+    let mut per_request = shared.faults_per_request.lock().unwrap();
+    let count = per_request.entry(key).or_default();
+    if *count >= chaos.per_request {
+        return None;
+    }
+    *count += 1;
+    drop(per_request);
+    // Each method takes the kinds in turn, so that downloads meet all three soon.
+    let prefix = format!(" {method} ");
+    let injected = shared
+        .seen
+        .lock()
+        .unwrap()
+        .faults
+        .iter()
+        .filter(|f| f.contains(&prefix))
+        .count();
+    Some(match injected % 3 {
+        0 => Fault::ServerError,
+        1 => Fault::Reset,
+        _ => Fault::Stall,
+    })
+}
+
+async fn inject(
+    shared: &Shared,
+    fault: Fault,
+    request: Request,
+    path: &str,
+    query: &str,
+) -> Response {
+    let method = request.method().clone();
+    let is_get = method == axum::http::Method::GET;
+    shared
+        .seen
+        .lock()
+        .unwrap()
+        .faults
+        .push(format!("{fault:?} {method} {path}"));
+    let stall = shared.options.chaos.as_ref().unwrap().stall;
+    match fault {
+        Fault::ServerError => Response::builder()
+            .status(StatusCode::INTERNAL_SERVER_ERROR)
+            .body(Body::from("injected failure"))
+            .unwrap(),
+        Fault::Reset => {
+            // A GET is answered and its answer cut off; anything else is lost on the way in.
+            if is_get {
+                let response = forward(shared, request, path, query).await;
+                return cut_halfway(response, None).await;
+            }
+            // Unwinding the connection's task drops the connection with no answer at all;
+            // `resume_unwind` skips the panic hook, so nothing is printed.
+            std::panic::resume_unwind(Box::new("injected connection reset"))
+        }
+        Fault::Stall => {
+            if is_get {
+                let response = forward(shared, request, path, query).await;
+                return cut_halfway(response, Some(stall)).await;
+            }
+            tokio::time::sleep(stall).await;
+            forward(shared, request, path, query).await
+        }
+    }
+}
+
+/// `response` with its body sent halfway, then (after `stall`, if any) the connection cut.
+async fn cut_halfway(response: Response, stall: Option<std::time::Duration>) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let half = bytes.slice(..bytes.len() / 2);
+    let chunks: Vec<Result<axum::body::Bytes, std::io::Error>> = vec![
+        Ok(half),
+        Err(std::io::Error::other("cut by the test front")),
+    ];
+    let chunks = futures::stream::iter(chunks).then(move |chunk| async move {
+        if chunk.is_err() {
+            tokio::time::sleep(stall.unwrap_or(std::time::Duration::from_millis(200))).await;
+        }
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(chunks))
 }
 
 fn token(shared: &Shared, headers: &HeaderMap, query: &str) -> Response {

@@ -183,6 +183,12 @@ impl Builds {
         self.root.join("metadata").join(format!("{key}.METADATA"))
     }
 
+    /// The backend's answer to `get_requires_for_build_wheel` for `key`, kept from the metadata
+    /// step for the wheel step (one sandbox run fewer per source).
+    fn build_requires_path(&self, key: &str) -> PathBuf {
+        self.root.join("requires").join(format!("{key}.json"))
+    }
+
     fn wheel_dir(&self, key: &str) -> PathBuf {
         self.root.join("wheels").join(key)
     }
@@ -508,16 +514,30 @@ impl Builds {
             client: self.client.options().clone(),
         };
         let request_arc = Arc::new(request);
-        let extra = {
+        let requires_path = self.build_requires_path(&build_key(
+            source.id,
+            build_system,
+            requirements,
+            &self.target,
+        ));
+        let known: Option<Vec<String>> = std::fs::read(&requires_path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let extra = if let Some(known) = known {
+            known
+        } else {
             let (b, r) = (builder.clone(), request_arc.clone());
-            tokio::task::spawn_blocking(move || b.build_requires(&r.borrow()))
+            let extra = tokio::task::spawn_blocking(move || b.build_requires(&r.borrow()))
                 .await
                 .map_err(|_| Error::Task("get_requires_for_build_wheel"))?
                 .map_err(|e| Error::Build {
                     what: source.what.to_string(),
                     step: "get_requires_for_build_wheel",
                     source: Arc::from(e),
-                })?
+                })?;
+            let json = serde_json::to_vec(&extra).map_err(|_| Error::Task("build requirements"))?;
+            crate::index::write_atomic(&requires_path, &json)?;
+            extra
         };
         request = Arc::try_unwrap(request_arc).map_err(|_| Error::Task("the source builder"))?;
         let missing: Vec<String> = extra

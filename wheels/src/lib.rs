@@ -69,6 +69,7 @@ pub mod inflate;
 pub mod install;
 pub mod lock;
 pub mod metadata;
+pub mod pep508_guard;
 pub mod requirements;
 pub mod resolve;
 pub mod sdist;

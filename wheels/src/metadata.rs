@@ -51,8 +51,8 @@ impl CoreMetadata {
                     );
                 }
                 "requires-dist" => requires_dist.push(
-                    Requirement::<Url>::from_str(&value)
-                        .map_err(|e| err_from(format!("Requires-Dist {value:?}"), Arc::new(e)))?,
+                    crate::pep508_guard::parse(&value, true, Requirement::<Url>::from_str)
+                        .map_err(|e| err_from(format!("Requires-Dist {value:?}"), e))?,
                 ),
                 "requires-python" => {
                     // Some old uploads carry junk here; pip ignores what it cannot parse.

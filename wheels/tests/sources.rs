@@ -331,6 +331,38 @@ fn backend_build_requirements_join_the_environment() {
 }
 
 #[test]
+fn the_backends_build_requirements_are_asked_once_for_metadata_and_wheel() {
+    let fx = Fixture::new();
+    publish_wheel(
+        &fx.server,
+        "helper-mod",
+        "1.0",
+        &[("helper_mod.py", b"")],
+        &[],
+    );
+    // No PKG-INFO: the metadata comes from prepare_metadata_for_build_wheel, then the wheel from
+    // build_wheel; get_requires_for_build_wheel answered the first and is kept for the second.
+    publish_sdist(
+        &fx.server,
+        "dynamic",
+        "1.0",
+        &tiny_project(
+            "dynamic",
+            "1.0",
+            r#"{"name": "dynamic", "version": "1.0", "build-requires": ["helper-mod"]}"#,
+            None,
+        ),
+    );
+    let lock = fx.resolve("dynamic\n").unwrap();
+    let files = fx.install(&lock).unwrap();
+    assert!(files.contains_key(&format!("{SITE}/dynamic/__init__.py")));
+    let count = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(count(&fx.builder.prepare_metadata), 1);
+    assert_eq!(count(&fx.builder.build_wheel), 1);
+    assert_eq!(count(&fx.builder.build_requires), 1);
+}
+
+#[test]
 fn without_a_builder_sources_are_errors_that_say_where() {
     let fx = Fixture::new();
     publish_sources(&fx.server);

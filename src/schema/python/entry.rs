@@ -1,6 +1,8 @@
 //! The entry point: locating `run`/`predict`/`train`, its parameters and `Input(...)` calls,
 //! its return type and its decorators.
 
+use std::cell::RefCell;
+
 use tree_sitter::Node;
 
 use super::annotation::{self, Ann};
@@ -11,7 +13,10 @@ use super::pyval::{InputArg, PyVal};
 use super::resolve::Resolver;
 use super::syntax::{SourceFile, def_name, definition, line, named_children, text};
 use crate::schema::error::{SchemaError, SchemaErrorKind};
-use crate::schema::model::{InputField, Mode, ModelSchema, Primitive, Value};
+use crate::schema::model::{INPUT_KEYWORDS as KEYWORDS, Question};
+use crate::schema::model::{
+    InputField, Mode, ModelSchema, OutputKind, OutputType, Primitive, Value,
+};
 
 /// The keyword arguments of one `Input(...)` call.
 #[derive(Debug, Clone, Default)]
@@ -32,16 +37,49 @@ struct Ctx<'a> {
     project: &'a Project,
     file: &'a SourceFile,
     method: String,
+    mode: Mode,
+    /// `Some`: what cannot be computed statically is recorded here (to be asked of Python in
+    /// the built image) instead of failing; `None`: it is an error.
+    deferred: Option<RefCell<Vec<Question>>>,
 }
 
 impl Ctx<'_> {
     fn eval(&self) -> Eval<'_> {
         Eval::new(&self.project.modules)
     }
+
+    /// Records `error` as a question for the runtime path (`param`'s `key`), or returns it.
+    fn defer(&self, param: Option<&str>, key: &str, error: SchemaError) -> Result<(), SchemaError> {
+        match &self.deferred {
+            Some(questions) => {
+                questions.borrow_mut().push(Question {
+                    mode: self.mode,
+                    param: param.map(str::to_owned),
+                    key: key.to_owned(),
+                    reason: error.to_string(),
+                });
+                Ok(())
+            }
+            None => Err(error),
+        }
+    }
 }
 
 /// Extracts the schema model of entry point `name` in the runner file (module 0).
 pub fn extract(project: &Project, name: &str, mode: Mode) -> Result<ModelSchema, SchemaError> {
+    extract_with(project, name, mode, false).map(|(model, _, _)| model)
+}
+
+/// [`extract`]; with `defer`, the values static evaluation cannot compute (an `Input()`
+/// keyword, a default, the missing return annotation) are returned as [`Question`]s instead of
+/// errors, their places in the model left empty (the output `Any`) until answered. Also
+/// returns the entry point's function name (`predict`, `run`, ...).
+pub fn extract_with(
+    project: &Project,
+    name: &str,
+    mode: Mode,
+    defer: bool,
+) -> Result<(ModelSchema, Vec<Question>, String), SchemaError> {
     let module = &project.modules[0];
     let file = &module.file;
     let (func, decorators, is_method) = locate(module, name, mode)?;
@@ -50,6 +88,8 @@ pub fn extract(project: &Project, name: &str, mode: Mode) -> Result<ModelSchema,
         project,
         file,
         method,
+        mode,
+        deferred: defer.then(|| RefCell::new(Vec::new())),
     };
 
     let is_async = func.child(0).is_some_and(|c| c.kind() == "async");
@@ -67,19 +107,25 @@ pub fn extract(project: &Project, name: &str, mode: Mode) -> Result<ModelSchema,
     let resolver = Resolver { project };
     let inputs = extract_inputs(&ctx, &resolver, params, is_method && !is_static)?;
 
-    let Some(ret) = func.child_by_field_name("return_type") else {
-        return Err(file.locate(
-            SchemaError::new(
-                SchemaErrorKind::MissingReturnType,
-                format!("missing return type annotation on {}", ctx.method),
-            ),
-            func,
-        ));
+    let output = match func.child_by_field_name("return_type") {
+        Some(ret) => {
+            let ann = parse_annotation(file, ret)?;
+            resolver.output(0, &ann).map_err(|e| file.locate(e, ret))?
+        }
+        None => {
+            let missing = file.locate(
+                SchemaError::new(
+                    SchemaErrorKind::MissingReturnType,
+                    format!("missing return type annotation on {}", ctx.method),
+                ),
+                func,
+            );
+            ctx.defer(None, "return", missing)?;
+            OutputType::new(OutputKind::Any)
+        }
     };
-    let ann = parse_annotation(file, ret)?;
-    let output = resolver.output(0, &ann).map_err(|e| file.locate(e, ret))?;
 
-    Ok(ModelSchema {
+    let model = ModelSchema {
         mode,
         inputs,
         output,
@@ -87,7 +133,9 @@ pub fn extract(project: &Project, name: &str, mode: Mode) -> Result<ModelSchema,
         concurrency_max,
         is_async,
         file: file.rel_path.clone(),
-    })
+    };
+    let questions = ctx.deferred.map(RefCell::into_inner).unwrap_or_default();
+    Ok((model, questions, ctx.method))
 }
 
 fn parse_annotation(file: &SourceFile, node: Node<'_>) -> Result<Ann, SchemaError> {
@@ -269,21 +317,24 @@ fn not_resolvable(param: &str, expr: &str, reason: &str) -> SchemaError {
 /// A parameter's default expression: an `Input(...)` (written here, or returned by a helper,
 /// a class attribute or another module), or a plain default value.
 fn input_call(ctx: &Ctx<'_>, param: &str, value: Node<'_>) -> Result<InputCall, SchemaError> {
+    let unresolved = |reason: &str| {
+        let error = ctx.file.locate(
+            not_resolvable(param, &squeeze(ctx.file.text(value)), reason),
+            value,
+        );
+        // Python answers for the whole default: an `Input(...)` or a plain value.
+        ctx.defer(Some(param), "input", error)
+            .map(|()| InputCall::default())
+    };
     match ctx.eval().expr(0, value) {
         PyVal::Input(args) => InputCall::from_args(ctx, param, &args),
-        PyVal::Unknown(reason) => Err(ctx.file.locate(
-            not_resolvable(param, &squeeze(ctx.file.text(value)), &reason),
-            value,
-        )),
+        PyVal::Unknown(reason) => unresolved(&reason),
         other => match other.to_value() {
             Ok(v) => Ok(InputCall {
                 default: Some(v),
                 ..InputCall::default()
             }),
-            Err(reason) => Err(ctx.file.locate(
-                not_resolvable(param, &squeeze(ctx.file.text(value)), &reason),
-                value,
-            )),
+            Err(reason) => unresolved(&reason),
         },
     }
 }
@@ -326,6 +377,10 @@ impl InputCall {
                 if key == "default_factory" {
                     return Err(default_factory(param).at(file, arg.line));
                 }
+                if KEYWORDS.contains(&key) {
+                    ctx.defer(Some(param), key, unresolved(reason))?;
+                    continue;
+                }
                 return Err(unresolved(reason));
             }
             let wrong_type = |want: &str| {
@@ -335,7 +390,10 @@ impl InputCall {
                 ))
             };
             match key {
-                "default" => call.default = Some(arg.value.to_value().map_err(|r| unresolved(&r))?),
+                "default" => match arg.value.to_value() {
+                    Ok(v) => call.default = Some(v),
+                    Err(r) => ctx.defer(Some(param), key, unresolved(&r))?,
+                },
                 "default_factory" => return Err(default_factory(param).at(file, arg.line)),
                 "description" | "regex" | "accept" => {
                     let s = match &arg.value {
@@ -377,11 +435,16 @@ impl InputCall {
                 "choices" => {
                     call.choices = match &arg.value {
                         PyVal::None => None,
-                        v => Some(
-                            v.iterate()
-                                .and_then(|items| items.iter().map(PyVal::to_value).collect())
-                                .map_err(|r| unresolved(&r))?,
-                        ),
+                        v => match v
+                            .iterate()
+                            .and_then(|items| items.iter().map(PyVal::to_value).collect())
+                        {
+                            Ok(choices) => Some(choices),
+                            Err(r) => {
+                                ctx.defer(Some(param), key, unresolved(&r))?;
+                                None
+                            }
+                        },
                     }
                 }
                 "deprecated" => match &arg.value {

@@ -45,6 +45,19 @@ pub fn parse_entry(
     entry::extract(&project, &name, mode)
 }
 
+/// [`parse_entry`], with what cannot be computed statically returned as questions for the
+/// runtime path (see `entry::extract_with`), and the entry point's function name.
+pub fn parse_entry_deferred(
+    project_dir: &Path,
+    reference: &str,
+    mode: Mode,
+) -> Result<(ModelSchema, Vec<crate::schema::model::Question>, String), SchemaError> {
+    let (file, name) = split_ref(reference)?;
+    let mut project = project::Project::new(project_dir);
+    project.load(&file)?;
+    entry::extract_with(&project, &name, mode, true)
+}
+
 /// Parses source text as the runner file `predict.py` (no other files are read unless
 /// `project_dir` holds them). Used by the fuzz tests and benchmarks.
 pub fn parse_source(

@@ -680,8 +680,8 @@ fn parse_source(spec: &str, cx: &LineContext<'_>) -> Result<Source> {
             None => (None, Vec::new()),
         };
         let marker = match marker_text {
-            Some(m) => pep508_rs::MarkerTree::from_str(m)
-                .map_err(|e| cx.err_from(format!("invalid marker {m:?}"), Arc::new(e)))?,
+            Some(m) => crate::pep508_guard::parse(m, false, pep508_rs::MarkerTree::from_str)
+                .map_err(|e| cx.err_from(format!("invalid marker {m:?}"), e))?,
             None => pep508_rs::MarkerTree::TRUE,
         };
         return direct_source(name, extras, marker, location, spec, cx);
@@ -713,8 +713,8 @@ fn parse_source(spec: &str, cx: &LineContext<'_>) -> Result<Source> {
             ARCHIVE_EXTS.join(", ")
         )));
     }
-    let r = Requirement::<Url>::parse(spec, cx.base)
-        .map_err(|e| cx.err_from(format!("invalid requirement {spec:?}"), Arc::new(e)))?;
+    let r = crate::pep508_guard::parse(spec, true, |spec| Requirement::<Url>::parse(spec, cx.base))
+        .map_err(|e| cx.err_from(format!("invalid requirement {spec:?}"), e))?;
     match &r.version_or_url {
         Some(VersionOrUrl::Url(url)) => {
             let location = direct::classify_url(url).map_err(|p| cx.problem(p))?;
