@@ -83,25 +83,22 @@ pub(super) fn complete(
             let cached = (!options.no_cache)
                 .then(|| fs_err::read_to_string(&cache).ok())
                 .flatten();
-            let text = match cached {
-                Some(text) => {
-                    reporter.message(&format!(
-                        "schema: {} value(s) read from the predictor in the image (cached)",
-                        deferred.questions().count()
-                    ));
-                    text
-                }
-                None => {
-                    let started = Instant::now();
-                    let text = ask_python(session, &query, inputs)?;
-                    reporter.message(&format!(
-                        "schema: {} value(s) read from the predictor imported in the image in {:.2}s",
-                        deferred.questions().count(),
-                        started.elapsed().as_secs_f64()
-                    ));
-                    store_answers(&cache, &text)?;
-                    text
-                }
+            let text = if let Some(text) = cached {
+                reporter.message(&format!(
+                    "schema: {} value(s) read from the predictor in the image (cached)",
+                    deferred.questions().count()
+                ));
+                text
+            } else {
+                let started = Instant::now();
+                let text = ask_python(session, &query, inputs)?;
+                reporter.message(&format!(
+                    "schema: {} value(s) read from the predictor imported in the image in {:.2}s",
+                    deferred.questions().count(),
+                    started.elapsed().as_secs_f64()
+                ));
+                store_answers(&cache, &text)?;
+                text
             };
             let answers = runtime::parse_answers(&text).map_err(|e| failed(e.to_string()))?;
             deferred.complete(&answers).map_err(|e| {

@@ -283,7 +283,7 @@ impl Project {
         let torch_version = config.package_version("torch");
         let registry_host = select::registry_host();
         let mut request = BaseRequest::for_config(config, torch_version.as_deref());
-        request.base_arg = base_override.clone();
+        request.base_arg.clone_from(&base_override);
         request.flags = options.base_flags.clone();
         request.registry_host = registry_host.as_str();
         let mut choice = select::choose(&request)?;
@@ -559,11 +559,10 @@ fn effective_concurrency(
         (Some(max), _) => u32::try_from(max).ok(),
         (None, decorator) => decorator,
     };
-    if let (Some(max), Some((_, is_async))) = (max, decorator) {
-        if max > 1 && !is_async {
+    if let (Some(max), Some((_, is_async))) = (max, decorator)
+        && max > 1 && !is_async {
             return Err(ResolveError::Concurrency);
         }
-    }
     Ok(max.filter(|m| *m > 1))
 }
 
