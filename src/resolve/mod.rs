@@ -560,9 +560,11 @@ fn effective_concurrency(
         (None, decorator) => decorator,
     };
     if let (Some(max), Some((_, is_async))) = (max, decorator)
-        && max > 1 && !is_async {
-            return Err(ResolveError::Concurrency);
-        }
+        && max > 1
+        && !is_async
+    {
+        return Err(ResolveError::Concurrency);
+    }
     Ok(max.filter(|m| *m > 1))
 }
 
