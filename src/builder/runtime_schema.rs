@@ -7,12 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use layers::{LayerInfo, LayerOptions, LayerSpec};
+use layers::{LayerInfo, LayerOptions};
 use sha2::{Digest as _, Sha256};
 
 use super::layer_steps::LayerOutcome;
 use super::{BuildError, BuildOptions};
-use crate::plan::{LayerContent, LayerStep};
+use crate::plan::{InlineFile, LayerContent, LayerStep};
 use crate::sandbox::{self, Bind, RunStep, SandboxOptions};
 use crate::schema::runtime::{self, Generated, SCRIPT};
 
@@ -95,7 +95,7 @@ pub(super) fn complete(
                     let started = Instant::now();
                     let text = ask_python(session, &query, inputs)?;
                     reporter.message(&format!(
-                        "schema: {} value(s) read from the predictor imported in the image in {:.2}s",
+                        "schema: the predictor imported in the image for {} value(s) in {:.2}s",
                         deferred.questions().count(),
                         started.elapsed().as_secs_f64()
                     ));
@@ -289,23 +289,28 @@ fn layer(
     document: &str,
     options: &BuildOptions,
 ) -> Result<LayerOutcome, BuildError> {
-    let err = |source| BuildError::Layer {
-        id: step.id.clone(),
-        source,
+    let files = LayerStep {
+        content: LayerContent::Files {
+            files: vec![InlineFile {
+                path: "/src/.cog/openapi_schema.json".into(),
+                mode: 0o644,
+                contents: document.to_string(),
+            }],
+        },
+        ..step.clone()
     };
-    let layer_options = LayerOptions::new(options.compression);
-    let spec = LayerSpec::new()
-        .file("/src/.cog/openapi_schema.json", 0o644, document.as_bytes())
-        .map_err(err)?;
-    let key = spec.cache_key(&layer_options).map_err(err)?;
-    let cached = !options.no_cache && session.store.lookup_key(&key).is_some();
-    let info = spec.build(&session.store, &layer_options).map_err(err)?;
-    Ok(LayerOutcome {
-        id: step.id.clone(),
-        created_by: step.created_by.clone(),
-        info,
-        cached,
-    })
+    let mut built = super::layer_steps::build_step(
+        &files,
+        Path::new("."),
+        &session.store,
+        &LayerOptions::new(options.compression),
+        options.no_cache,
+        None,
+        &session.reporter,
+    )?;
+    built
+        .pop()
+        .ok_or_else(|| failed("the schema layer was not built".into()))
 }
 
 #[cfg(test)]

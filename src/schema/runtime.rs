@@ -466,7 +466,6 @@ def main(query_path, answers_path):
             out["entries"].append(answers)
     except BaseException:
         out = {"error": traceback.format_exc()}
-        print(out["error"], file=sys.stderr)
     with open(answers_path + ".tmp", "w", encoding="utf-8") as f:
         json.dump(out, f)
     os.replace(answers_path + ".tmp", answers_path)
