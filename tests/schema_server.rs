@@ -494,7 +494,11 @@ fn none_default_inputs_reach_the_predictor_as_none() {
     let reference = predictor_ref(&project);
     let generated = cog::schema::generate(&project, Some(&reference), None).unwrap();
     std::fs::create_dir_all(project.join(".cog")).unwrap();
-    std::fs::write(project.join(".cog/openapi_schema.json"), &generated.document).unwrap();
+    std::fs::write(
+        project.join(".cog/openapi_schema.json"),
+        &generated.document,
+    )
+    .unwrap();
     let server = Server::start(&python, &project, &reference);
     for (input, output) in [
         (json!({}), "None None"),

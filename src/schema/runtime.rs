@@ -55,11 +55,27 @@ pub fn generate_or_defer(
 ) -> Result<Generated, SchemaError> {
     let predict_ref = predict_ref.filter(|r| !r.is_empty());
     let train_ref = train_ref.filter(|r| !r.is_empty());
+    let both = predict_ref.is_some() && train_ref.is_some();
     let mut entries = Vec::new();
     for (reference, mode) in [(predict_ref, Mode::Predict), (train_ref, Mode::Train)] {
         let Some(reference) = reference else { continue };
+        // As `generate` words it when both entry points are parsed.
+        let prefix = |e: SchemaError| match (both, mode) {
+            (false, _) => e,
+            (true, Mode::Predict) => SchemaError {
+                message: format!("predict schema: {}", e.message),
+                ..e
+            },
+            (true, Mode::Train) => SchemaError {
+                message: format!("train schema: {}", e.message),
+                ..e
+            },
+        };
         let (model, questions, method) =
-            python::parse_entry_deferred(project_dir, reference, mode)?;
+            python::parse_entry_deferred(project_dir, reference, mode).map_err(prefix)?;
+        if questions.is_empty() {
+            validate::validate(&model).map_err(prefix)?;
+        }
         entries.push(Entry {
             reference: reference.to_owned(),
             method,
@@ -68,7 +84,17 @@ pub fn generate_or_defer(
         });
     }
     if entries.iter().all(|e| e.questions.is_empty()) {
-        return super::generate(project_dir, predict_ref, train_ref).map(Generated::Static);
+        // Nothing was deferred: the same models `generate` makes, parsed once.
+        if entries.is_empty() {
+            return super::generate(project_dir, None, None).map(Generated::Static);
+        }
+        let mut models = entries.into_iter().map(|e| e.model);
+        let (first, second) = (models.next(), models.next());
+        let (predict, train) = match (predict_ref, first, second) {
+            (Some(_), p, t) => (p, t),
+            (None, t, _) => (None, t),
+        };
+        return super::output_of(predict, train).map(Generated::Static);
     }
     Ok(Generated::Runtime(Deferred { entries }))
 }
