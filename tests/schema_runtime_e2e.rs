@@ -71,10 +71,13 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// `cog run` arguments and the output they must print.
+type Runs = Vec<(Vec<&'static str>, &'static str)>;
+
 #[test]
 fn fixtures_build_with_the_schema_read_at_runtime_and_answer_predictions() {
     require_tool("runc", "runc");
-    let cases: [(&str, Vec<(Vec<&str>, &str)>); 4] = [
+    let cases: [(&str, Runs); 4] = [
         (
             "schedulers_dict",
             vec![

@@ -71,7 +71,7 @@ pub(super) fn complete(
         runtime::generate_or_defer(project_dir, predict_ref.as_deref(), train_ref.as_deref())
             .map_err(|e| failed(e.to_string()))?;
     let (output, warnings) = match generated {
-        Generated::Static(output) => (output, Vec::new()),
+        Generated::Static(output) => (*output, Vec::new()),
         Generated::Runtime(deferred) => {
             let query = deferred.query();
             let key = cache_key(project_dir, &query, inputs)?;
@@ -83,25 +83,22 @@ pub(super) fn complete(
             let cached = (!options.no_cache)
                 .then(|| fs_err::read_to_string(&cache).ok())
                 .flatten();
-            let text = match cached {
-                Some(text) => {
-                    reporter.message(&format!(
-                        "schema: {} value(s) read from the predictor in the image (cached)",
-                        deferred.questions().count()
-                    ));
-                    text
-                }
-                None => {
-                    let started = Instant::now();
-                    let text = ask_python(session, &query, inputs)?;
-                    reporter.message(&format!(
-                        "schema: the predictor imported in the image for {} value(s) in {:.2}s",
-                        deferred.questions().count(),
-                        started.elapsed().as_secs_f64()
-                    ));
-                    store_answers(&cache, &text)?;
-                    text
-                }
+            let text = if let Some(text) = cached {
+                reporter.message(&format!(
+                    "schema: {} value(s) read from the predictor in the image (cached)",
+                    deferred.questions().count()
+                ));
+                text
+            } else {
+                let started = Instant::now();
+                let text = ask_python(session, &query, inputs)?;
+                reporter.message(&format!(
+                    "schema: the predictor imported in the image for {} value(s) in {:.2}s",
+                    deferred.questions().count(),
+                    started.elapsed().as_secs_f64()
+                ));
+                store_answers(&cache, &text)?;
+                text
             };
             let answers = runtime::parse_answers(&text).map_err(|e| failed(e.to_string()))?;
             deferred.complete(&answers).map_err(|e| {

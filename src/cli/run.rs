@@ -184,16 +184,15 @@ fn start_project(
         Some(_) => None,
     };
     let ready = container::build_for_runtime(session, &args.project, &project)?;
-    let (schema, inputs) = match before {
-        Some(checked) => checked,
-        None => {
-            let document = ready.schema.as_deref().unwrap_or("null");
-            let schema = serde_json::from_str(document)
-                .context("the schema the build completed is not JSON")?;
-            let schema = args.mode.schema_view(schema)?;
-            let inputs = request_inputs(&schema, args, cwd)?;
-            (schema, inputs)
-        }
+    let (schema, inputs) = if let Some(checked) = before {
+        checked
+    } else {
+        let document = ready.schema.as_deref().unwrap_or("null");
+        let schema =
+            serde_json::from_str(document).context("the schema the build completed is not JSON")?;
+        let schema = args.mode.schema_view(schema)?;
+        let inputs = request_inputs(&schema, args, cwd)?;
+        (schema, inputs)
     };
     let gpus = project.config.build.gpu || args.project.gpus.is_some();
     let spec = container::server_spec(

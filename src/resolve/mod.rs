@@ -190,7 +190,7 @@ impl Project {
         let config = loaded.config;
         let (schema, deferred) = match load_schema(&dir, &config, options.openapi_schema)? {
             None => (None, None),
-            Some(Generated::Static(schema)) => (Some(schema), None),
+            Some(Generated::Static(schema)) => (Some(*schema), None),
             Some(Generated::Runtime(deferred)) => {
                 session.reporter.message(&format!(
                     "schema: {} value(s) cannot be computed statically; the build reads them from the predictor imported in the image (as Cog <= 0.16 did):\n  {}",
@@ -378,14 +378,14 @@ fn load_schema(
         })?;
         let value: serde_json::Value = serde_json::from_str(&document)
             .map_err(|source| ResolveError::SchemaFile { path, source })?;
-        return Ok(Some(Generated::Static(SchemaOutput {
+        return Ok(Some(Generated::Static(Box::new(SchemaOutput {
             label: value.to_string(),
             document,
             concurrency_max: None,
             run_is_async: false,
             predict: None,
             train: None,
-        })));
+        }))));
     }
     if config.predict.is_none() && config.train.is_none() {
         return Ok(None);
@@ -410,10 +410,11 @@ fn effective_concurrency(
         (Some(max), _) => u32::try_from(max).ok(),
         (None, decorator) => decorator,
     };
-    if let (Some(max), Some((_, is_async))) = (max, decorator) {
-        if max > 1 && !is_async {
-            return Err(ResolveError::Concurrency);
-        }
+    if let (Some(max), Some((_, is_async))) = (max, decorator)
+        && max > 1
+        && !is_async
+    {
+        return Err(ResolveError::Concurrency);
     }
     Ok(max.filter(|m| *m > 1))
 }

@@ -41,7 +41,7 @@ struct Entry {
 /// A schema: complete from the static pass, or waiting for Python's answers.
 #[derive(Debug, Clone)]
 pub enum Generated {
-    Static(SchemaOutput),
+    Static(Box<SchemaOutput>),
     Runtime(Deferred),
 }
 
@@ -86,7 +86,8 @@ pub fn generate_or_defer(
     if entries.iter().all(|e| e.questions.is_empty()) {
         // Nothing was deferred: the same models `generate` makes, parsed once.
         if entries.is_empty() {
-            return super::generate(project_dir, None, None).map(Generated::Static);
+            return super::generate(project_dir, None, None)
+                .map(|s| Generated::Static(Box::new(s)));
         }
         let mut models = entries.into_iter().map(|e| e.model);
         let (first, second) = (models.next(), models.next());
@@ -94,7 +95,7 @@ pub fn generate_or_defer(
             (Some(_), p, t) => (p, t),
             (None, t, _) => (None, t),
         };
-        return super::output_of(predict, train).map(Generated::Static);
+        return super::output_of(predict, train).map(|s| Generated::Static(Box::new(s)));
     }
     Ok(Generated::Runtime(Deferred { entries }))
 }

@@ -107,22 +107,19 @@ pub fn extract_with(
     let resolver = Resolver { project };
     let inputs = extract_inputs(&ctx, &resolver, params, is_method && !is_static)?;
 
-    let output = match func.child_by_field_name("return_type") {
-        Some(ret) => {
-            let ann = parse_annotation(file, ret)?;
-            resolver.output(0, &ann).map_err(|e| file.locate(e, ret))?
-        }
-        None => {
-            let missing = file.locate(
-                SchemaError::new(
-                    SchemaErrorKind::MissingReturnType,
-                    format!("missing return type annotation on {}", ctx.method),
-                ),
-                func,
-            );
-            ctx.defer(None, "return", missing)?;
-            OutputType::new(OutputKind::Any)
-        }
+    let output = if let Some(ret) = func.child_by_field_name("return_type") {
+        let ann = parse_annotation(file, ret)?;
+        resolver.output(0, &ann).map_err(|e| file.locate(e, ret))?
+    } else {
+        let missing = file.locate(
+            SchemaError::new(
+                SchemaErrorKind::MissingReturnType,
+                format!("missing return type annotation on {}", ctx.method),
+            ),
+            func,
+        );
+        ctx.defer(None, "return", missing)?;
+        OutputType::new(OutputKind::Any)
     };
 
     let model = ModelSchema {
