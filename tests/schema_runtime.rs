@@ -114,10 +114,16 @@ fn only_uncomputable_values_are_deferred() {
             let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
             let get = |k: &str| doc.get(k).and_then(|v| v.as_str()).map(str::to_owned);
             let (predict, train) = (get("run").or_else(|| get("predict")), get("train"));
-            matches!(
-                generate_or_defer(dir, predict.as_deref(), train.as_deref()),
-                Ok(Generated::Runtime(_))
-            )
+            match generate_or_defer(dir, predict.as_deref(), train.as_deref()) {
+                Ok(Generated::Runtime(_)) => true,
+                Ok(Generated::Static(_)) => panic!("{}: no error", dir.display()),
+                Err(e) => {
+                    // The same error as the static generator's.
+                    let strict = cog::schema::generate(dir, predict.as_deref(), train.as_deref());
+                    assert_eq!(Err(e), strict.map(|_| ()), "{}", dir.display());
+                    false
+                }
+            }
         })
         .map(|d| name(&d))
         .collect();
@@ -133,4 +139,27 @@ fn only_uncomputable_values_are_deferred() {
             "unresolvable_input_default",
         ]
     );
+}
+
+/// Where the static pass answers everything, the build's entry (`generate_or_defer`) gives
+/// the very document `generate` gives (the snapshots of `tests/schema.rs`).
+#[test]
+fn static_fixtures_give_the_same_document_through_the_build_path() {
+    for dir in fixtures("ok") {
+        let yaml = std::fs::read_to_string(dir.join("cog.yaml")).unwrap();
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml).unwrap();
+        let get = |k: &str| doc.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let (predict, train) = (get("run").or_else(|| get("predict")), get("train"));
+        let expected = cog::schema::generate(&dir, predict.as_deref(), train.as_deref()).unwrap();
+        match generate_or_defer(&dir, predict.as_deref(), train.as_deref()) {
+            Ok(Generated::Static(out)) => {
+                assert_eq!(out.document, expected.document, "{}", dir.display());
+                assert_eq!(out.label, expected.label, "{}", dir.display());
+                assert_eq!(out.concurrency_max, expected.concurrency_max);
+                assert_eq!(out.run_is_async, expected.run_is_async);
+            }
+            Ok(Generated::Runtime(_)) => panic!("{}: deferred", dir.display()),
+            Err(e) => panic!("{}: {e}", dir.display()),
+        }
+    }
 }

@@ -292,13 +292,17 @@ fn cases() -> Vec<Case> {
         },
         Case {
             fixture: "literal_enums",
-            valid: vec![json!({}), json!({"mode": "slow", "steps": 4, "style": "b"})],
+            valid: vec![
+                json!({}),
+                json!({"mode": "slow", "steps": 4, "style": "b"}),
+                // A nullable input accepts an explicit null (Cog <= 0.16's pydantic did).
+                json!({"style": null}),
+            ],
             invalid: vec![
                 (json!({"mode": "medium"}), vec!["mode"]),
                 (json!({"steps": 3}), vec!["steps"]),
                 (json!({"style": "c"}), vec!["style"]),
-                // `nullable` means "may be omitted": an explicit null is refused.
-                (json!({"style": null}), vec!["style"]),
+                (json!({"mode": null}), vec!["mode"]),
             ],
         },
         Case {
@@ -306,13 +310,23 @@ fn cases() -> Vec<Case> {
             valid: vec![
                 json!({}),
                 json!({"a": "x", "b": "y", "c": 3, "d": ["p", "q"], "e": 2}),
+                json!({"a": null, "b": null, "c": null, "d": null, "e": null}),
             ],
             invalid: vec![
                 (json!({"c": "three"}), vec!["c"]),
                 (json!({"d": [1]}), vec!["d"]),
                 (json!({"d": "p"}), vec!["d"]),
-                (json!({"b": null}), vec!["b"]),
             ],
+        },
+        Case {
+            fixture: "seed_none_idiom",
+            // `seed: int = Input(default=None)`: optional, nullable (issue 17).
+            valid: vec![
+                json!({}),
+                json!({"seed": null}),
+                json!({"seed": 3, "prompt": "p"}),
+            ],
+            invalid: vec![(json!({"seed": "3"}), vec!["seed"])],
         },
         Case {
             fixture: "list_inputs",
@@ -465,5 +479,34 @@ fn shorten(v: Value) -> Value {
             Value::Object(map.into_iter().map(|(k, v)| (k, shorten(v))).collect())
         }
         other => other,
+    }
+}
+
+/// `seed: int = Input(default=None)` omitted, null and set: the predictor receives `None`,
+/// `None` and the value (issue 17).
+#[test]
+fn none_default_inputs_reach_the_predictor_as_none() {
+    let python = python();
+    let src = Path::new(ROOT).join("tests/schema_fixtures/ok/seed_none_idiom");
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("seed_none_idiom");
+    copy_dir(&src, &project);
+    let reference = predictor_ref(&project);
+    let generated = cog::schema::generate(&project, Some(&reference), None).unwrap();
+    std::fs::create_dir_all(project.join(".cog")).unwrap();
+    std::fs::write(
+        project.join(".cog/openapi_schema.json"),
+        &generated.document,
+    )
+    .unwrap();
+    let server = Server::start(&python, &project, &reference);
+    for (input, output) in [
+        (json!({}), "None None"),
+        (json!({"seed": null}), "None None"),
+        (json!({"seed": 42, "prompt": "p"}), "42 'p'"),
+    ] {
+        let (status, body) = server.predict(&input);
+        assert_eq!(status, 200, "{input}: {body}\n{}", server.logs());
+        assert_eq!(body["output"], output, "{input}: {body}");
     }
 }

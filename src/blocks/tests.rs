@@ -102,6 +102,25 @@ fn schema_adds_a_file_layer_and_a_label() {
 }
 
 #[test]
+fn a_schema_for_the_runtime_path_is_a_step_after_the_source_and_no_label_yet() {
+    let mut project = hello_project();
+    project.runtime_schema = Some(vec!["predict.py:9: choices for parameter 'x' ...".into()]);
+    let plan = PythonStack.plan(&project).unwrap();
+    let ids: Vec<_> = plan.layers.iter().map(|l| l.id.as_str()).collect();
+    assert_eq!(ids, ["source", "openapi-schema"]);
+    assert_eq!(
+        plan.layers[1].content,
+        LayerContent::RuntimeSchema {
+            predict_ref: Some("predict.py:Predictor".into()),
+            train_ref: None,
+            reasons: vec!["predict.py:9: choices for parameter 'x' ...".into()],
+        }
+    );
+    // The builder sets it once the schema is complete.
+    assert!(!plan.image.labels.contains_key("run.cog.openapi_schema"));
+}
+
+#[test]
 fn runner_refs_and_concurrency_become_env() {
     let mut project = hello_project();
     project.train_ref = Some("train.py:train".into());

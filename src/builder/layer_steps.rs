@@ -66,7 +66,7 @@ pub fn build_steps(
     Ok(outcomes)
 }
 
-fn build_step(
+pub(super) fn build_step(
     step: &LayerStep,
     project_dir: &Path,
     store: &BlobStore,

@@ -7,12 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use layers::{LayerInfo, LayerOptions, LayerSpec};
+use layers::{LayerInfo, LayerOptions};
 use sha2::{Digest as _, Sha256};
 
 use super::layer_steps::LayerOutcome;
 use super::{BuildError, BuildOptions};
-use crate::plan::{LayerContent, LayerStep};
+use crate::plan::{InlineFile, LayerContent, LayerStep};
 use crate::sandbox::{self, Bind, RunStep, SandboxOptions};
 use crate::schema::runtime::{self, Generated, SCRIPT};
 
@@ -71,7 +71,7 @@ pub(super) fn complete(
         runtime::generate_or_defer(project_dir, predict_ref.as_deref(), train_ref.as_deref())
             .map_err(|e| failed(e.to_string()))?;
     let (output, warnings) = match generated {
-        Generated::Static(output) => (output, Vec::new()),
+        Generated::Static(output) => (*output, Vec::new()),
         Generated::Runtime(deferred) => {
             let query = deferred.query();
             let key = cache_key(project_dir, &query, inputs)?;
@@ -93,7 +93,7 @@ pub(super) fn complete(
                 let started = Instant::now();
                 let text = ask_python(session, &query, inputs)?;
                 reporter.message(&format!(
-                    "schema: {} value(s) read from the predictor imported in the image in {:.2}s",
+                    "schema: the predictor imported in the image for {} value(s) in {:.2}s",
                     deferred.questions().count(),
                     started.elapsed().as_secs_f64()
                 ));
@@ -286,25 +286,29 @@ fn layer(
     document: &str,
     options: &BuildOptions,
 ) -> Result<LayerOutcome, BuildError> {
-    let err = |source| BuildError::Layer {
-        id: step.id.clone(),
-        source,
+    let files = LayerStep {
+        content: LayerContent::Files {
+            files: vec![InlineFile {
+                path: "/src/.cog/openapi_schema.json".into(),
+                mode: 0o644,
+                contents: document.to_string(),
+                link: None,
+            }],
+        },
+        ..step.clone()
     };
-    let layer_options = LayerOptions::new(options.compression);
-    let spec = LayerSpec::new()
-        .file("/src/.cog/openapi_schema.json", 0o644, document.as_bytes())
-        .map_err(err)?;
-    let key = spec
-        .cache_key(&session.store, &layer_options)
-        .map_err(err)?;
-    let cached = !options.no_cache && session.store.lookup_key(&key).is_some();
-    let info = spec.build(&session.store, &layer_options).map_err(err)?;
-    Ok(LayerOutcome {
-        id: step.id.clone(),
-        created_by: step.created_by.clone(),
-        info,
-        cached,
-    })
+    let mut built = super::layer_steps::build_step(
+        &files,
+        Path::new("."),
+        &session.store,
+        &LayerOptions::new(options.compression),
+        options.no_cache,
+        None,
+        &session.reporter,
+    )?;
+    built
+        .pop()
+        .ok_or_else(|| failed("the schema layer was not built".into()))
 }
 
 #[cfg(test)]

@@ -217,7 +217,7 @@ impl Project {
         let config = loaded.config;
         let (schema, deferred) = match load_schema(&dir, &config, options.openapi_schema)? {
             None => (None, None),
-            Some(Generated::Static(schema)) => (Some(schema), None),
+            Some(Generated::Static(schema)) => (Some(*schema), None),
             Some(Generated::Runtime(deferred)) => {
                 session.reporter.message(&format!(
                     "schema: {} value(s) cannot be computed statically; the build reads them from the predictor imported in the image (as Cog <= 0.16 did):\n  {}",
@@ -527,14 +527,14 @@ fn load_schema(
         })?;
         let value: serde_json::Value = serde_json::from_str(&document)
             .map_err(|source| ResolveError::SchemaFile { path, source })?;
-        return Ok(Some(Generated::Static(SchemaOutput {
+        return Ok(Some(Generated::Static(Box::new(SchemaOutput {
             label: value.to_string(),
             document,
             concurrency_max: None,
             run_is_async: false,
             predict: None,
             train: None,
-        })));
+        }))));
     }
     if config.predict.is_none() && config.train.is_none() {
         return Ok(None);

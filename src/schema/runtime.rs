@@ -43,7 +43,7 @@ struct Entry {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Generated {
-    Static(SchemaOutput),
+    Static(Box<SchemaOutput>),
     Runtime(Deferred),
 }
 
@@ -57,11 +57,27 @@ pub fn generate_or_defer(
 ) -> Result<Generated, SchemaError> {
     let predict_ref = predict_ref.filter(|r| !r.is_empty());
     let train_ref = train_ref.filter(|r| !r.is_empty());
+    let both = predict_ref.is_some() && train_ref.is_some();
     let mut entries = Vec::new();
     for (reference, mode) in [(predict_ref, Mode::Predict), (train_ref, Mode::Train)] {
         let Some(reference) = reference else { continue };
+        // As `generate` words it when both entry points are parsed.
+        let prefix = |e: SchemaError| match (both, mode) {
+            (false, _) => e,
+            (true, Mode::Predict) => SchemaError {
+                message: format!("predict schema: {}", e.message),
+                ..e
+            },
+            (true, Mode::Train) => SchemaError {
+                message: format!("train schema: {}", e.message),
+                ..e
+            },
+        };
         let (model, questions, method) =
-            python::parse_entry_deferred(project_dir, reference, mode)?;
+            python::parse_entry_deferred(project_dir, reference, mode).map_err(prefix)?;
+        if questions.is_empty() {
+            validate::validate(&model).map_err(prefix)?;
+        }
         entries.push(Entry {
             reference: reference.to_owned(),
             method,
@@ -70,7 +86,18 @@ pub fn generate_or_defer(
         });
     }
     if entries.iter().all(|e| e.questions.is_empty()) {
-        return super::generate(project_dir, predict_ref, train_ref).map(Generated::Static);
+        // Nothing was deferred: the same models `generate` makes, parsed once.
+        if entries.is_empty() {
+            return super::generate(project_dir, None, None)
+                .map(|s| Generated::Static(Box::new(s)));
+        }
+        let mut models = entries.into_iter().map(|e| e.model);
+        let (first, second) = (models.next(), models.next());
+        let (predict, train) = match (predict_ref, first, second) {
+            (Some(_), p, t) => (p, t),
+            (None, t, _) => (None, t),
+        };
+        return super::output_of(predict, train).map(|s| Generated::Static(Box::new(s)));
     }
     Ok(Generated::Runtime(Deferred { entries }))
 }
@@ -468,7 +495,6 @@ def main(query_path, answers_path):
             out["entries"].append(answers)
     except BaseException:
         out = {"error": traceback.format_exc()}
-        print(out["error"], file=sys.stderr)
     with open(answers_path + ".tmp", "w", encoding="utf-8") as f:
         json.dump(out, f)
     os.replace(answers_path + ".tmp", answers_path)

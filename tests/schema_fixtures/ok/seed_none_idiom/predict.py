@@ -6,4 +6,4 @@ class Predictor(BasePredictor):
         seed: int = Input(description="Random seed. Leave blank to randomize the seed", default=None),
         prompt: str = None,
     ) -> str:
-        return "x"
+        return f"{seed!r} {prompt!r}"
