@@ -218,7 +218,7 @@ fn normalise(cuda: &str, python: &str, torch: &str) -> (String, bool) {
             && compatible(&conf.torch, torch)
             && (torch_found.is_empty() || version_greater(&conf.torch, &torch_found))
         {
-            torch_found = strip_modifier(&conf.torch).to_owned();
+            strip_modifier(&conf.torch).clone_into(&mut torch_found);
         }
     }
     for conf in &configs {

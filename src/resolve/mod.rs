@@ -267,7 +267,7 @@ impl Project {
         let torch_version = config.package_version("torch");
         let registry_host = select::registry_host();
         let mut request = BaseRequest::for_config(config, torch_version.as_deref());
-        request.base_arg = base_override.clone();
+        request.base_arg.clone_from(&base_override);
         request.flags = options.base_flags.clone();
         request.registry_host = registry_host.as_str();
         let mut choice = select::choose(&request)?;

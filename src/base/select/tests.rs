@@ -252,25 +252,22 @@ fn unpinned_cuda_takes_the_newest_for_the_torch_version() {
         let yaml = format!(
             "build:\n  gpu: true\n  python_version: '3.11'\n  python_packages: ['torch=={version}']\n"
         );
-        match newest {
-            Some(cuda) => {
-                let loaded = load(&yaml).unwrap();
-                assert_eq!(loaded.config.build.cuda.as_deref(), Some(cuda), "{version}");
-                let torch = Some(version);
-                let choice = choose(&BaseRequest::for_config(&loaded.config, torch)).unwrap();
-                assert_eq!(
-                    Some(reference(&choice).to_owned()),
-                    expected_cuda_image(cuda, &latest_cudnn(cuda)),
-                    "{version}"
-                );
-            }
-            None => {
-                let err = load(&yaml).unwrap_err().to_string();
-                assert!(
-                    err.contains("Cog doesn't know what CUDA version is compatible with torch"),
-                    "{version}: {err}"
-                );
-            }
+        if let Some(cuda) = newest {
+            let loaded = load(&yaml).unwrap();
+            assert_eq!(loaded.config.build.cuda.as_deref(), Some(cuda), "{version}");
+            let torch = Some(version);
+            let choice = choose(&BaseRequest::for_config(&loaded.config, torch)).unwrap();
+            assert_eq!(
+                Some(reference(&choice).to_owned()),
+                expected_cuda_image(cuda, &latest_cudnn(cuda)),
+                "{version}"
+            );
+        } else {
+            let err = load(&yaml).unwrap_err().to_string();
+            assert!(
+                err.contains("Cog doesn't know what CUDA version is compatible with torch"),
+                "{version}: {err}"
+            );
         }
     }
     let err = load("build:\n  gpu: true\n  python_version: '3.11'\n  python_packages: ['torch']\n")
