@@ -302,13 +302,14 @@ fn push_cuda_base(registry: &TestRegistry, tag: &str, python: bool) -> Vec<Strin
     digests
 }
 
-/// A `registries.conf` sending `docker.io/nvidia/cuda` to `registry`'s `hub/nvidia/cuda` first.
+/// A `registries.conf` sending `docker.io/nvidia/cuda` to a dead mirror, then to `registry`'s
+/// `hub/nvidia/cuda`.
 fn registries_conf(dir: &Path, registry: &TestRegistry) -> std::path::PathBuf {
     let path = dir.join("registries.conf");
     std::fs::write(
         &path,
         format!(
-            "unqualified-search-registries = [\"docker.io\"]\n\n[[registry]]\nprefix = \"docker.io/nvidia/cuda\"\nlocation = \"docker.io/nvidia/cuda\"\n\n[[registry.mirror]]\nlocation = \"{}\"\n",
+            "unqualified-search-registries = [\"docker.io\"]\n\n[[registry]]\nprefix = \"docker.io/nvidia/cuda\"\nlocation = \"docker.io/nvidia/cuda\"\n\n[[registry.mirror]]\nlocation = \"127.0.0.1:1/dead\"\n\n[[registry.mirror]]\nlocation = \"{}\"\n",
             registry.reference("hub/nvidia/cuda")
         ),
     )
@@ -389,14 +390,23 @@ fn a_gpu_model_builds_on_a_cuda_base_from_a_registries_conf_mirror() {
         "{plan}"
     );
     let out = work.path().join("image");
-    let digest = ok(&cog(&[
+    let build = cog(&[
         "build",
         "-t",
         "gpu-model",
         "--no-load",
         "--output",
         out.to_str().unwrap(),
-    ]));
+    ]);
+    // The dead mirror is reported and the next one used.
+    let stderr = String::from_utf8_lossy(&build.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "docker.io/nvidia/cuda:{tag}: mirror 127.0.0.1:1/dead:{tag} failed, trying the next"
+        )),
+        "{stderr}"
+    );
+    let digest = ok(&build);
     let digest = digest.trim();
     // The base's layers are the registry's blobs, untouched.
     let manifest: serde_json::Value = serde_json::from_slice(

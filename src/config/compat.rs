@@ -361,8 +361,8 @@ pub fn torch_cpu_package(name: &str, version: &str, arch: &str) -> ArchPackage {
             // Cog 0.22 writes torch without its local version (`torch==2.1.0`, which the
             // `/cpu` index answers with `2.1.0+cpu`) and keeps torchvision's.
             if name == "torch" {
-                let stripped = strip_modifier(&pinned).to_owned();
-                pinned = stripped;
+                let end = strip_modifier(&pinned).len();
+                pinned.truncate(end);
             }
             return ArchPackage {
                 name: name.into(),
