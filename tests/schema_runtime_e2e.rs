@@ -105,8 +105,11 @@ fn fixtures_build_with_the_schema_read_at_runtime_and_answer_predictions() {
         (
             "helper_default",
             vec![
-                (vec![], "512px as webp"),
-                (vec!["-i", "output_format=png"], "512px as png"),
+                (vec!["-i", "quality=80"], "512px as webp at 80"),
+                (
+                    vec!["-i", "output_format=png", "-i", "quality=5"],
+                    "512px as png at 5",
+                ),
             ],
         ),
         ("unannotated_predict", vec![(vec![], "hello world")]),
