@@ -105,8 +105,11 @@ fn fixtures_build_with_the_schema_read_at_runtime_and_answer_predictions() {
         (
             "helper_default",
             vec![
-                (vec![], "512px as webp"),
-                (vec!["-i", "output_format=png"], "512px as png"),
+                (vec!["-i", "quality=80"], "512px as webp at 80"),
+                (
+                    vec!["-i", "output_format=png", "-i", "quality=5"],
+                    "512px as png at 5",
+                ),
             ],
         ),
         ("unannotated_predict", vec![(vec![], "hello world")]),
@@ -168,7 +171,12 @@ fn inputs_are_checked_against_the_runtime_schema_and_answers_are_cached() {
     );
     // A changed Python file asks again.
     let mut src = std::fs::read_to_string(dir.join("predict.py")).unwrap();
-    src.push_str("\n# changed\n");
+    // Unique to this run: the answers cache outlives test runs.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    src.push_str(&format!("\n# changed {nanos}\n"));
     std::fs::write(dir.join("predict.py"), src).unwrap();
     let asked = cog(&dir, &["build"]);
     ok(&asked);

@@ -469,7 +469,9 @@ def answer(fn, q):
         raise ValueError("the parameter has no default at runtime")
     if q["key"] == "input":
         if is_input(d):
-            return {k: keyword(d, k) for k in KEYWORDS}
+            # The SDK's Input() has default=None when none is given: not a default then
+            # (required, unless the type admits None).
+            return {k: keyword(d, k) for k in KEYWORDS if k != "default" or d.default is not None}
         return {"default": encode(d)}
     if not is_input(d):
         raise TypeError(f"the default is a {type(d).__name__}, not Input(...)")

@@ -13,3 +13,8 @@ def _best_format():
 
 def predict_output_format():
     return Input(description="Format of the output images", choices=FORMATS, default=_best_format())
+
+
+def required_quality():
+    # No default: the input stays required.
+    return Input(description="Quality", ge=1, le=100)

@@ -9,5 +9,6 @@ class Predictor(BasePredictor):
         self,
         width: int = Input(description="Width", ge=1, le=4096, default=512),
         output_format: str = optimise_images.predict_output_format(),
+        quality: int = optimise_images.required_quality(),
     ) -> str:
-        return f"{width}px as {output_format}"
+        return f"{width}px as {output_format} at {quality}"
