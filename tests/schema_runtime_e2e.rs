@@ -170,14 +170,17 @@ fn inputs_are_checked_against_the_runtime_schema_and_answers_are_cached() {
         stderr(&rebuilt)
     );
     // A changed Python file asks again.
-    let mut src = std::fs::read_to_string(dir.join("predict.py")).unwrap();
+    let src = std::fs::read_to_string(dir.join("predict.py")).unwrap();
     // Unique to this run: the answers cache outlives test runs.
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    src.push_str(&format!("\n# changed {nanos}\n"));
-    std::fs::write(dir.join("predict.py"), src).unwrap();
+    std::fs::write(
+        dir.join("predict.py"),
+        format!("{src}\n# changed {nanos}\n"),
+    )
+    .unwrap();
     let asked = cog(&dir, &["build"]);
     ok(&asked);
     assert!(
