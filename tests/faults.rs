@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use cog::oci::{self, ImageConfig};
 use common::proxy::{Chaos, FrontOptions, FrontProxy};
 use common::registry::{TestRegistry, busybox_layer, layout_of, temp_store};
-use common::{copy_dir, ok, require_tool, run};
+use common::{copy_dir, noise, ok, require_tool, run};
 use layers::{Compression, LayerOptions, LayerWriter, bytes_under};
 
 const COG: &str = env!("CARGO_BIN_EXE_cog");
@@ -28,20 +28,6 @@ fn seed() -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed)
-}
-
-/// Deterministic noise (xorshift): incompressible, so layers keep their size.
-fn noise(len: usize, mut state: u64) -> Vec<u8> {
-    state |= 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// A busybox base with a second, 8 MiB layer (so that blob downloads can be cut halfway),

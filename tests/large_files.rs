@@ -12,23 +12,9 @@ use std::process::{Command, Output};
 
 use cog::oci::Platform;
 use common::registry::{busybox_image, layout_of, temp_store};
-use common::{copy_dir, failed, ok};
+use common::{copy_dir, failed, noise, ok};
 
 const COG: &str = env!("CARGO_BIN_EXE_cog");
-
-/// Deterministic incompressible bytes (xorshift).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 struct Fixture {
     _root: tempfile::TempDir,

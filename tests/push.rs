@@ -22,7 +22,7 @@ use common::proxy::{FrontOptions, FrontProxy};
 use common::registry::{
     TestRegistry, busybox_image, busybox_index, free_port, layout_of, temp_store,
 };
-use common::{failed, ok, require_tool, run};
+use common::{failed, noise, ok, require_tool, run};
 use layers::{BlobStore, Compression, Digest, LayerInfo, LayerOptions, LayerWriter};
 
 const COG: &str = env!("CARGO_BIN_EXE_cog");
@@ -546,20 +546,6 @@ fn completed_upload(line: &str) -> Option<String> {
     }
     let hex = url.split("digest=sha256%3A").nth(1)?.get(..64)?;
     Some(format!("sha256:{hex}"))
-}
-
-/// Incompressible bytes (xorshift), so that layers keep their size.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 #[test]

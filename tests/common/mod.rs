@@ -120,3 +120,17 @@ fn untracked_fixture_files(
     }
     files
 }
+
+/// Deterministic incompressible bytes (xorshift from `seed`), so that layers keep their size.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
