@@ -217,11 +217,11 @@ impl Tree {
                 continue;
             };
             let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
-            if name == ".wh..wh..opq" {
+            if name == layers::OPAQUE_WHITEOUT {
                 self.remove_children(dir);
                 continue;
             }
-            if let Some(hidden) = name.strip_prefix(".wh.") {
+            if let Some(hidden) = name.strip_prefix(layers::WHITEOUT_PREFIX) {
                 let target = if dir.is_empty() {
                     hidden.to_owned()
                 } else {

@@ -62,6 +62,12 @@ mod spec;
 mod store;
 mod writer;
 
+/// An OCI whiteout's file-name prefix: `.wh.NAME` in a layer says NAME below is gone.
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+/// An OCI opaque whiteout: in a layer's directory, it says the directory's contents below are
+/// gone.
+pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
+
 pub use compress::{
     Compression, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, Encoder, MEDIA_TYPE_TAR,
     MEDIA_TYPE_TAR_GZIP, MEDIA_TYPE_TAR_ZSTD,

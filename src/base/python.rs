@@ -74,11 +74,11 @@ impl BaseTree {
                 continue;
             };
             let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
-            if name == ".wh..wh..opq" {
+            if name == layers::OPAQUE_WHITEOUT {
                 self.remove_children(dir);
                 continue;
             }
-            if let Some(hidden) = name.strip_prefix(".wh.") {
+            if let Some(hidden) = name.strip_prefix(layers::WHITEOUT_PREFIX) {
                 let gone = if dir.is_empty() {
                     hidden.to_owned()
                 } else {

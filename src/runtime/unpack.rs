@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use super::RuntimeError;
 use crate::sandbox::limits::{self, UnpackLimits};
 
-const WHITEOUT_PREFIX: &str = ".wh.";
-const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
+use layers::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 
 /// Applies one layer blob (gzip, zstd or plain tar: sniffed from its first bytes) onto `root`.
 /// `what` names the layer in errors. The file content written counts against `budget`

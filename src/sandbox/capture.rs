@@ -103,13 +103,13 @@ impl Walk<'_> {
         };
         if file_type.is_char_device() && meta.rdev() == 0 {
             let parent = path.strip_suffix(name).unwrap_or("");
-            return self.marker(&format!("{parent}.wh.{name}"), mtime);
+            return self.marker(&format!("{parent}{}{name}", layers::WHITEOUT_PREFIX), mtime);
         }
         if file_type.is_dir() {
             self.append(&entry, None)?;
             let opaque = fsops::get_xattr(on_disk, self.opaque).map_err(|e| Self::io(path, &e))?;
             if opaque.as_deref() == Some(b"y") {
-                self.marker(&format!("{path}/.wh..wh..opq"), mtime)?;
+                self.marker(&format!("{path}/{}", layers::OPAQUE_WHITEOUT), mtime)?;
             }
             return self.dir(on_disk, path);
         }

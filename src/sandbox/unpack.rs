@@ -20,8 +20,7 @@ use super::error::{StepError, io_text};
 use super::fsops::{self, Attrs};
 use super::limits;
 
-const WHITEOUT_PREFIX: &str = ".wh.";
-const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
+use layers::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 
 /// Bytes of file content the unpacking of one build may write, and how far one layer may
 /// expand (see [`limits`](super::limits)).
