@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use layers::{BlobStore, Compression, LayerInfo};
 use report::SharedReporter;
 use wheels::install::{InstallOptions, install_to_dir};
-use wheels::{BuildFailure, BuildRequest, LockedPackage, SdistBuilder};
+use wheels::{BuildFailure, BuildRequest, LockedPackage, RequiresThenWheel, SdistBuilder};
 
 use crate::base::{BaseImage, Fetcher, fetch_base_with, system_package_layers};
 use crate::oci::Platform;
@@ -47,8 +47,25 @@ pub const OUT: &str = "/cog-build/out";
 pub const CFLAGS: &str = "-O3 -funroll-loops -fno-strict-aliasing -flto";
 
 /// The hook runner: `python -S hooks.py HOOK BACKEND SITE_PACKAGES RESULT [BACKEND_PATH...]`.
-const HOOKS: &str = r#"import importlib, json, os, site, sys, zipfile
+/// `requires_then_wheel` answers `get_requires_for_build_wheel` and, when the environment has
+/// every distribution named, runs `build_wheel` in a fresh interpreter (as pip's hooks each
+/// get one), all in one sandbox run.
+const HOOKS: &str = r#"import importlib, json, os, re, site, subprocess, sys, zipfile
 hook, spec, env_site, result = sys.argv[1:5]
+if hook == "requires_then_wheel":
+    import importlib.metadata as md
+    norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
+    have = {norm(d.metadata["Name"] or "") for d in md.distributions(path=[env_site])}
+    subprocess.run([sys.executable, "-S", __file__, "get_requires_for_build_wheel"] + sys.argv[2:], check=True)
+    requires = json.load(open(result, encoding="utf-8"))
+    names = [re.match(r"\s*([A-Za-z0-9._-]*)", r).group(1) for r in requires]
+    wheel = None
+    if all(n and norm(n) in have for n in names):
+        subprocess.run([sys.executable, "-S", __file__, "build_wheel"] + sys.argv[2:], check=True)
+        wheel = open(result, encoding="utf-8").read()
+    with open(result, "w", encoding="utf-8") as f:
+        json.dump({"requires": requires, "wheel": wheel}, f)
+    sys.exit(0)
 backend_path = sys.argv[5:]
 sys.path[:] = [p for p in sys.path if p and p != os.path.dirname(os.path.abspath(__file__))]
 site.addsitedir(env_site)
@@ -330,8 +347,12 @@ impl SandboxSdistBuilder {
         ];
         fs_err::create_dir_all(&binds[1].source)?;
         let label = format!("build {}", request.what);
+        let hooks = match hook {
+            "requires_then_wheel" => "get_requires_for_build_wheel, build_wheel",
+            other => other,
+        };
         self.reporter.message(&format!(
-            "{label}: {hook} ({})",
+            "{label}: {hooks} ({})",
             request.build_system.build_backend
         ));
         let reporter = self.reporter.clone();
@@ -435,15 +456,46 @@ impl SdistBuilder for SandboxSdistBuilder {
         out_dir: &Path,
     ) -> Result<PathBuf, BuildFailure> {
         let name = self.run(request, "build_wheel", out_dir)?;
-        let name = name.trim();
-        if name.is_empty() || name.contains('/') || name.starts_with('.') {
-            return Err(Box::new(HookError::Result {
-                hook: "build_wheel",
-                reason: format!("{name:?} is not a file name"),
-            }));
-        }
-        Ok(out_dir.join(name))
+        Ok(out_dir.join(wheel_name("build_wheel", &name)?))
     }
+
+    fn requires_then_wheel(
+        &self,
+        request: &BuildRequest<'_>,
+        out_dir: &Path,
+    ) -> Result<RequiresThenWheel, BuildFailure> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            requires: Vec<String>,
+            wheel: Option<String>,
+        }
+        const HOOK: &str = "get_requires_for_build_wheel + build_wheel";
+        let text = self.run(request, "requires_then_wheel", out_dir)?;
+        let answer: Answer = serde_json::from_str(&text).map_err(|e| HookError::Result {
+            hook: HOOK,
+            reason: e.to_string(),
+        })?;
+        let wheel = match answer.wheel {
+            Some(name) => Some(out_dir.join(wheel_name(HOOK, &name)?)),
+            None => None,
+        };
+        Ok(RequiresThenWheel {
+            requires: answer.requires,
+            wheel,
+        })
+    }
+}
+
+/// The file name `build_wheel` returned, refused unless it is a plain name.
+fn wheel_name<'a>(hook: &'static str, name: &'a str) -> Result<&'a str, HookError> {
+    let name = name.trim();
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return Err(HookError::Result {
+            hook,
+            reason: format!("{name:?} is not a file name"),
+        });
+    }
+    Ok(name)
 }
 
 #[cfg(test)]

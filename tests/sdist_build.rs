@@ -205,8 +205,9 @@ fn write_project(dir: &Path, system_packages: &[&str], requirements: &str) {
     std::fs::write(dir.join("requirements.txt"), bytes).unwrap();
 }
 
-/// The line the sandbox builder reports for each `build_wheel` it runs.
-const BUILT: &str = ": build_wheel (";
+/// In the line the build prints before running a backend's hooks (`get_requires_for_build_wheel,
+/// build_wheel (…)` or `build_wheel (…)`), never in a metadata-only one.
+const BUILT: &str = " build_wheel (";
 
 #[test]
 fn every_requirement_form_builds_and_the_image_imports_them_all() {

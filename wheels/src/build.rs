@@ -54,6 +54,48 @@ pub trait SdistBuilder: Send + Sync + fmt::Debug {
         request: &BuildRequest<'_>,
         out_dir: &Path,
     ) -> Result<PathBuf, BuildFailure>;
+
+    /// `get_requires_for_build_wheel`, then `build_wheel` into `out_dir` when every
+    /// distribution the backend named is already in the build environment (by name: the
+    /// caller checks the versions, by resolving again). A builder whose runs cost a start-up
+    /// (a sandbox, a container) does both in one run; the default calls the two in turn.
+    fn requires_then_wheel(
+        &self,
+        request: &BuildRequest<'_>,
+        out_dir: &Path,
+    ) -> Result<RequiresThenWheel, BuildFailure> {
+        let requires = self.build_requires(request)?;
+        let wheel = if names_present(&requires, request.build_requirements) {
+            Some(self.build_wheel(request, out_dir)?)
+        } else {
+            None
+        };
+        Ok(RequiresThenWheel { requires, wheel })
+    }
+}
+
+/// What [`SdistBuilder::requires_then_wheel`] gives: the backend's own build requirements,
+/// and the wheel when it was built in the same run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiresThenWheel {
+    pub requires: Vec<String>,
+    pub wheel: Option<PathBuf>,
+}
+
+/// Whether every requirement in `requires` names a distribution of `env` (names only; the
+/// leading name of each line, normalized).
+pub fn names_present(requires: &[String], env: &[LockedPackage]) -> bool {
+    let normalize = |name: &str| PackageName::new(name.to_string()).ok();
+    let have: std::collections::HashSet<PackageName> =
+        env.iter().filter_map(|p| normalize(&p.name)).collect();
+    requires.iter().all(|r| {
+        let name: String = r
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .collect();
+        normalize(&name).is_some_and(|n| have.contains(&n))
+    })
 }
 
 /// What to build, and with what.
@@ -120,6 +162,9 @@ pub(crate) struct Builds {
     pub git: GitCache,
     resolve_env: EnvResolver,
     envs: Mutex<HashMap<Vec<String>, SharedEnv>>,
+    /// Builder runs at once: one per core (a run is mostly CPU: a backend's start-up,
+    /// compilers), so that prefetched sources build side by side without thrashing.
+    runs: tokio::sync::Semaphore,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -146,6 +191,9 @@ impl Builds {
             root,
             resolve_env,
             envs: Mutex::new(HashMap::new()),
+            runs: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+            ),
         }
     }
 
@@ -310,8 +358,9 @@ impl Builds {
                     Step::Metadata,
                 )
                 .await?;
-            let Output::Metadata(text) = output else {
-                return Err(Error::Task("preparing metadata"));
+            let text = match output {
+                Output::Metadata(text) => text,
+                Output::Wheel(wheel) => self.metadata_of_built(source.what, &wheel, &key)?,
             };
             crate::index::write_atomic(&self.metadata_path(&key), text.as_bytes())?;
             text
@@ -401,7 +450,7 @@ impl Builds {
                 let Output::Wheel(built) = out else {
                     return Err(Error::Task("building a wheel"));
                 };
-                self.check_wheel(&what, &built, pkg)?;
+                self.check_wheel(&what, &built, &pkg.name, &pkg.version)?;
                 self.store_wheel(&key, &built)?
             }
         };
@@ -414,7 +463,22 @@ impl Builds {
         Ok((wheel, sha))
     }
 
-    fn check_wheel(&self, what: &str, wheel: &Path, pkg: &LockedPackage) -> Result<()> {
+    /// The metadata of a wheel built while preparing a source (see [`Self::run_builder`]),
+    /// checked against itself and stored under `key` for the wheel step.
+    fn metadata_of_built(&self, what: &str, wheel: &Path, key: &str) -> Result<String> {
+        let filename = wheel
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let text = crate::index::read_metadata_from_wheel(wheel, &filename)?;
+        let meta = crate::metadata::CoreMetadata::parse(&text, &filename)?;
+        self.check_wheel(what, wheel, meta.name.as_ref(), &meta.version.to_string())?;
+        self.store_wheel(key, wheel)?;
+        Ok(text)
+    }
+
+    fn check_wheel(&self, what: &str, wheel: &Path, name: &str, version: &str) -> Result<()> {
         let filename = wheel
             .file_name()
             .and_then(|f| f.to_str())
@@ -427,13 +491,13 @@ impl Builds {
         };
         let parsed = WheelFilename::parse(&filename)
             .ok_or_else(|| bad("is not a wheel file name".into()))?;
-        if parsed.name.as_ref() != pkg.name {
+        if PackageName::new(name.to_string()).ok().as_ref() != Some(&parsed.name) {
             return Err(bad(format!("is for package `{}`", parsed.name)));
         }
-        if pkg.version.parse::<Version>().ok().as_ref() != Some(&parsed.version) {
+        if version.parse::<Version>().ok().as_ref() != Some(&parsed.version) {
             return Err(bad(format!(
-                "has version {}, but the metadata said {}",
-                parsed.version, pkg.version
+                "has version {}, but the metadata said {version}",
+                parsed.version
             )));
         }
         let ranking = TagRanking::new(&self.target);
@@ -523,37 +587,57 @@ impl Builds {
         let known: Option<Vec<String>> = std::fs::read(&requires_path)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-        let extra = if let Some(known) = known {
-            known
+        let out_dir = tmp.path().join("out");
+        fs_err::create_dir_all(&out_dir)?;
+        let (extra, prebuilt) = if let Some(known) = known {
+            (known, None)
         } else {
-            let (b, r) = (builder.clone(), request_arc.clone());
-            let extra = tokio::task::spawn_blocking(move || b.build_requires(&r.borrow()))
-                .await
-                .map_err(|_| Error::Task("get_requires_for_build_wheel"))?
-                .map_err(|e| Error::Build {
-                    what: source.what.to_string(),
-                    step: "get_requires_for_build_wheel",
-                    source: Arc::from(e),
-                })?;
-            let json = serde_json::to_vec(&extra).map_err(|_| Error::Task("build requirements"))?;
+            // One run asks for the backend's requirements and, when the environment has
+            // them already (the usual case), builds the wheel too: a metadata step then
+            // needs no second run, and the wheel step finds the wheel in the cache.
+            let (b, r, out) = (builder.clone(), request_arc.clone(), out_dir.clone());
+            let answer = {
+                let _permit = self.runs.acquire().await;
+                tokio::task::spawn_blocking(move || b.requires_then_wheel(&r.borrow(), &out))
+                    .await
+                    .map_err(|_| Error::Task("get_requires_for_build_wheel"))?
+                    .map_err(|e| Error::Build {
+                        what: source.what.to_string(),
+                        step: "building a wheel (get_requires_for_build_wheel, build_wheel)",
+                        source: Arc::from(e),
+                    })?
+            };
+            let json = serde_json::to_vec(&answer.requires)
+                .map_err(|_| Error::Task("build requirements"))?;
             crate::index::write_atomic(&requires_path, &json)?;
-            extra
+            (answer.requires, answer.wheel)
         };
         request = Arc::try_unwrap(request_arc).map_err(|_| Error::Task("the source builder"))?;
         let missing: Vec<String> = extra
             .into_iter()
             .filter(|r| !build_system.requires.contains(r))
             .collect();
+        let mut prebuilt = prebuilt;
         if !missing.is_empty() {
             let mut all = build_system.requires.clone();
             all.extend(missing);
-            request.build_requirements = self
+            let env = self
                 .env(&all)
                 .await
                 .map_err(|e| in_build_env(source.what, e))?;
+            // The wheel built in the first run stands only if the environment the backend
+            // asked for is the one it ran in.
+            if env_key(&env) != env_key(&request.build_requirements) {
+                prebuilt = None;
+                fs_err::remove_dir_all(&out_dir)?;
+                fs_err::create_dir_all(&out_dir)?;
+            }
+            request.build_requirements = env;
         }
-        let out_dir = tmp.path().join("out");
-        fs_err::create_dir_all(&out_dir)?;
+        if let Some(wheel) = prebuilt {
+            return Ok((Output::Wheel(wheel), tmp));
+        }
+        let _permit = self.runs.acquire().await;
         let output = tokio::task::spawn_blocking(move || {
             let r = request.borrow();
             let fail = |step: &'static str| {
@@ -581,6 +665,14 @@ impl Builds {
         .map_err(|_| Error::Task("the source builder"))??;
         Ok((output, tmp))
     }
+}
+
+/// A build environment's identity: its wheels.
+fn env_key(packages: &[LockedPackage]) -> Vec<String> {
+    packages
+        .iter()
+        .map(|p| format!("{} {} {:?}", p.name, p.version, p.sha256))
+        .collect()
 }
 
 fn in_build_env(what: &str, e: Error) -> Error {
@@ -669,6 +761,35 @@ pub(crate) fn dist_file(p: &LockedPackage) -> Result<DistFile> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn package(name: &str) -> LockedPackage {
+        LockedPackage {
+            name: name.into(),
+            version: "1.0".into(),
+            filename: format!("{name}-1.0-py3-none-any.whl"),
+            url: String::new(),
+            sha256: None,
+            hashes: Vec::new(),
+            size: None,
+            direct_url: None,
+            build: None,
+        }
+    }
+
+    #[test]
+    fn requirements_are_present_by_normalized_name() {
+        let env = [package("setuptools"), package("typing_extensions")];
+        assert!(names_present(&[], &env));
+        assert!(names_present(
+            &[
+                "setuptools>=40.8".into(),
+                "Typing.Extensions ; python_version>'3'".into()
+            ],
+            &env
+        ));
+        assert!(!names_present(&["wheel".into()], &env));
+        assert!(!names_present(&["".into()], &env));
+    }
 
     #[test]
     fn build_system_as_pip_reads_it() {

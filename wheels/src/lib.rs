@@ -77,7 +77,7 @@ pub mod specifiers;
 pub mod splice;
 pub mod target;
 
-pub use build::{BuildFailure, BuildRequest, BuildSystem, SdistBuilder};
+pub use build::{BuildFailure, BuildRequest, BuildSystem, RequiresThenWheel, SdistBuilder};
 pub use error::{Error, Result};
 pub use index::{ExplicitIndex, IndexStrategy};
 pub use install::{InstallOptions, WheelLayer};

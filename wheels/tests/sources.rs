@@ -219,8 +219,10 @@ fn sdist_only_packages_resolve_build_once_and_layer() {
     publish_sources(&fx.server);
     let lock = fx.resolve("statpkg\ndynpkg\n").unwrap();
     assert_eq!(lock.pins(), "dep==1.0\ndynpkg==2.0\nstatpkg==1.0\n");
-    // Static PKG-INFO is read without the backend; dynpkg's metadata is prepared by it.
-    assert_eq!(fx.builder.metadata_prepared(), 1);
+    // Static PKG-INFO is read without the backend; dynpkg's metadata comes from the wheel
+    // its backend built right away (in the run that asked for its build requirements).
+    assert_eq!(fx.builder.metadata_prepared(), 0);
+    assert_eq!(fx.builder.wheels_built(), 1);
     let stat = lock.packages.iter().find(|p| p.name == "statpkg").unwrap();
     assert_eq!(stat.filename, "statpkg-1.0.tar.gz");
     assert!(stat.sha256.is_some());
@@ -246,9 +248,11 @@ fn sdist_only_packages_resolve_build_once_and_layer() {
     // Prepared metadata is cached: a new resolution asks the backend nothing.
     let again = fx.resolve("statpkg\ndynpkg\n").unwrap();
     assert_eq!(again.packages, lock.packages);
-    assert_eq!(fx.builder.metadata_prepared(), 1);
+    assert_eq!(fx.builder.metadata_prepared(), 0);
+    assert_eq!(fx.builder.wheels_built(), 1);
 
-    // Installing builds each source once; the built wheels are cached.
+    // Installing builds each source once (dynpkg's wheel is already built); the built wheels
+    // are cached.
     let files = fx.install(&lock).unwrap();
     assert_eq!(fx.builder.wheels_built(), 2);
     assert_eq!(
@@ -289,7 +293,7 @@ fn a_failing_build_reports_its_log() {
     let text = chain(&e);
     assert!(
         text.starts_with(
-            "building a wheel (build_wheel) for failpkg 1.0 (failpkg-1.0.tar.gz) failed: build_wheel failed (exit 1); log tail:\n"
+            "building a wheel (get_requires_for_build_wheel, build_wheel) for failpkg 1.0 (failpkg-1.0.tar.gz) failed: build_wheel failed (exit 1); log tail:\n"
         ),
         "{text}"
     );
@@ -340,8 +344,10 @@ fn the_backends_build_requirements_are_asked_once_for_metadata_and_wheel() {
         &[("helper_mod.py", b"")],
         &[],
     );
-    // No PKG-INFO: the metadata comes from prepare_metadata_for_build_wheel, then the wheel from
-    // build_wheel; get_requires_for_build_wheel answered the first and is kept for the second.
+    // No PKG-INFO, and the backend asks for a distribution its environment lacks: so no wheel
+    // in the first run; the metadata comes from prepare_metadata_for_build_wheel, then the
+    // wheel from build_wheel; get_requires_for_build_wheel answered the first and is kept for
+    // the second.
     publish_sdist(
         &fx.server,
         "dynamic",
@@ -578,8 +584,10 @@ fn git_requirements_are_pinned_to_commits() {
         rootpkg.build.as_ref().unwrap().git.as_ref().unwrap().commit,
         second
     );
-    // gitpkg's [project] table is static; rootpkg's metadata comes from its backend.
-    assert_eq!(fx.builder.metadata_prepared(), 1);
+    // gitpkg's [project] table is static; rootpkg's metadata comes from its backend (the
+    // wheel it built).
+    assert_eq!(fx.builder.metadata_prepared(), 0);
+    assert_eq!(fx.builder.wheels_built(), 1);
 
     let files = fx.install(&lock).unwrap();
     assert_eq!(files[&format!("{SITE}/gitpkg/__init__.py")], b"V = 1\n");

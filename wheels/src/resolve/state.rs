@@ -535,7 +535,9 @@ impl State {
     }
 
     /// Starts fetching `name`'s page and the metadata of the version the solver will likely
-    /// pick (wheels only: a source is prepared when the solver asks for it).
+    /// pick. For a source distribution that means preparing it (often building it, see
+    /// `build::Builds`) now, side by side with the others, rather than one after another as
+    /// the solver reaches them.
     pub fn prefetch(
         self: &Arc<Self>,
         handle: &tokio::runtime::Handle,
@@ -552,7 +554,7 @@ impl State {
             let Ok(project) = state.project_future(&name).await else {
                 return;
             };
-            if let Some((v, d @ Dist::Wheel(_))) = state.pick(&name, &project, &range) {
+            if let Some((v, d)) = state.pick(&name, &project, &range) {
                 let _ = state.metadata_future(&name, &v, d).await;
             }
         });
