@@ -40,8 +40,16 @@ def _check_length(name: str, value: Any) -> None:
         raise ValueError(f"Input() argument {name!r} must be >= 0, got {value}")
 
 
+class _NoDefault:
+    def __repr__(self) -> str:
+        return "<no default>"
+
+
+_NO_DEFAULT: Any = _NoDefault()
+
+
 def Input(
-    default: Any = None,
+    default: Any = _NO_DEFAULT,
     *,
     description: str | None = None,
     ge: int | float | None = None,
@@ -56,9 +64,15 @@ def Input(
 ) -> Any:
     """Describe a run() parameter: `prompt: str = Input(description="...", default="hi")`.
 
-    A `None` default on a non-Optional type means "required". Constraints are checked here,
-    when the module is imported, so a typo fails at setup rather than at the first request.
+    Without `default` the input is required (unless its type admits None); `default=None` makes
+    it optional whatever its type, as in Cog <= 0.16: left out or null, run() gets None. The
+    returned FieldInfo's `default` is None in both cases; `_default_given` tells them apart.
+    Constraints are checked here, when the module is imported, so a typo fails at setup rather
+    than at the first request.
     """
+    default_given = default is not _NO_DEFAULT
+    if not default_given:
+        default = None
     if "default_factory" in kwargs:
         raise TypeError(
             "default_factory is not supported in Input() — use a literal default value instead"
@@ -97,7 +111,7 @@ def Input(
         raise TypeError("Input() argument 'deprecated' must be a bool")
     if accept is not None and not isinstance(accept, str):
         raise TypeError("Input() argument 'accept' must be a string such as 'image/*,.pdf'")
-    return FieldInfo(
+    info = FieldInfo(
         default=default,
         description=description,
         ge=ge,
@@ -109,3 +123,6 @@ def Input(
         deprecated=deprecated,
         accept=accept,
     )
+    # Not a dataclass field: FieldInfo's fields, repr and equality stay Cog's.
+    object.__setattr__(info, "_default_given", default_given)
+    return info

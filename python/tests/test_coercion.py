@@ -104,9 +104,14 @@ def test_coerce_errors() -> None:
     params, var_kw = describe_params(run)
     with pytest.raises(InputError, match="text: Field required"):
         coerce(params, var_kw, {})
-    # Input(default=None) on a non-Optional type is required (Cog's idiom).
-    with pytest.raises(InputError, match="ps: Field required"):
-        coerce(params, var_kw, {"text": "", "secret": "", "secrets": [], "p": "/x"})
+    # Input(default=None) on a non-Optional type is optional (as in Cog <= 0.16): absent or
+    # null, run() gets None.
+    # Input() with no default is required.
+    with pytest.raises(InputError, match="p: Field required"):
+        coerce(params, var_kw, {"text": "", "secret": "", "secrets": []})
+    for given in ({}, {"ps": None}):
+        kw = coerce(params, var_kw, {"text": "", "secret": "", "secrets": [], "p": "/x", **given})
+        assert kw.kwargs["ps"] is None
     with pytest.raises(InputError, match="'ftp' is not a valid URL scheme"):
         coerce(
             params,

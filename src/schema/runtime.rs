@@ -470,8 +470,9 @@ def answer(fn, q):
     if q["key"] == "input":
         if is_input(d):
             # The SDK's Input() has default=None when none is given: not a default then
-            # (required, unless the type admits None).
-            return {k: keyword(d, k) for k in KEYWORDS if k != "default" or d.default is not None}
+            # (required, unless the type admits None); an explicit default=None is one.
+            given = getattr(d, "_default_given", d.default is not None)
+            return {k: keyword(d, k) for k in KEYWORDS if k != "default" or given}
         return {"default": encode(d)}
     if not is_input(d):
         raise TypeError(f"the default is a {type(d).__name__}, not Input(...)")

@@ -96,10 +96,12 @@ def describe_params(fn: Any) -> tuple[list[Param], bool]:
         kind, is_list, nullable = _describe(hints.get(name, Any))
         default = p.default
         if isinstance(default, FieldInfo):
+            # Input() without a default is required unless the type admits None (a Secret
+            # becomes optional, as in Cog); Input(default=None) is optional whatever the type,
+            # as in Cog <= 0.16 (the schema marks it nullable, not required).
+            given = getattr(default, "_default_given", True)
             default = default.default
-            # Cog's idiom: Input(default=None) on a non-Optional type means "required"
-            # (Secret excepted: it becomes optional).
-            if default is None and not nullable and kind != "secret":
+            if not given and not nullable and kind != "secret":
                 default = _MISSING
         params.append(Param(name, kind, is_list, default, nullable))
     return params, var_kw
