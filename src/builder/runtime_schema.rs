@@ -215,16 +215,33 @@ fn cache_key(
     for layer in &inputs.keyed {
         field("layer", layer.diff_id.to_string().as_bytes());
     }
-    for (path, digest) in python_files(project_dir)? {
+    let runners = runners(query);
+    for (path, digest) in python_files(project_dir, &runners)? {
         field("file", path.as_bytes());
         field("sha256", &digest);
     }
     Ok(hex(&hash.finalize()))
 }
 
+/// The runners the query imports: (file relative to the project, class or function name).
+fn runners(query: &serde_json::Value) -> Vec<(String, String)> {
+    query["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["ref"].as_str())
+        .filter_map(|r| r.rsplit_once(':'))
+        .map(|(file, name)| (file.trim_start_matches("./").to_string(), name.to_string()))
+        .collect()
+}
+
 /// Every `.py` file of the project (relative path, content hash), sorted; dot-directories and
-/// `__pycache__` are skipped.
-fn python_files(project_dir: &Path) -> Result<Vec<(String, Vec<u8>)>, BuildError> {
+/// `__pycache__` are skipped. A runner's file is hashed without its runner's method bodies
+/// (`without_runner_bodies`): importing it never runs them, so editing them keeps the answers.
+fn python_files(
+    project_dir: &Path,
+    runners: &[(String, String)],
+) -> Result<Vec<(String, Vec<u8>)>, BuildError> {
     let mut files = Vec::new();
     let walker = walkdir::WalkDir::new(project_dir)
         .follow_links(false)
@@ -249,10 +266,23 @@ fn python_files(project_dir: &Path) -> Result<Vec<(String, Vec<u8>)>, BuildError
             .strip_prefix(project_dir)
             .unwrap_or(entry.path())
             .to_path_buf();
-        files.push((
-            rel.to_string_lossy().into_owned(),
-            Sha256::digest(&bytes).to_vec(),
-        ));
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        let import_text = std::str::from_utf8(&bytes).ok().and_then(|text| {
+            runners
+                .iter()
+                .filter(|(file, _)| *file == rel)
+                .try_fold(text.to_string(), |text, (_, name)| {
+                    runtime::without_runner_bodies(&text, name)
+                })
+        });
+        let digest = match import_text {
+            Some(text) => Sha256::new()
+                .chain_update(b"import text\n")
+                .chain_update(text.as_bytes())
+                .finalize(),
+            None => Sha256::digest(&bytes),
+        };
+        files.push((rel, digest.to_vec()));
     }
     files.sort();
     Ok(files)
@@ -326,8 +356,37 @@ mod tests {
         std::fs::write(p.join("pkg/__pycache__/helpers.py"), "c").unwrap();
         std::fs::write(p.join(".git/x.py"), "d").unwrap();
         std::fs::write(p.join("weights.bin"), "e").unwrap();
-        let files: Vec<String> = python_files(p).unwrap().into_iter().map(|f| f.0).collect();
+        let files: Vec<String> = python_files(p, &[])
+            .unwrap()
+            .into_iter()
+            .map(|f| f.0)
+            .collect();
         assert_eq!(files, ["pkg/helpers.py", "predict.py"]);
+    }
+
+    #[test]
+    fn an_edit_inside_predict_keeps_the_key_and_one_outside_changes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        let query = serde_json::json!({"entries": [{"ref": "predict.py:Predictor"}]});
+        let key = |text: &str| {
+            std::fs::write(p.join("predict.py"), text).unwrap();
+            python_files(p, &runners(&query)).unwrap()
+        };
+        let src = "X = 1\nclass Predictor:\n    def predict(self, a: int = X) -> int:\n        return a\n";
+        let before = key(src);
+        assert_eq!(key(&src.replace("return a", "return a + 1")), before);
+        assert_ne!(key(&src.replace("X = 1", "X = 2")), before);
+        // Another file, or no runner in it: the whole text counts.
+        let other = serde_json::json!({"entries": [{"ref": "other.py:Predictor"}]});
+        std::fs::write(p.join("predict.py"), src).unwrap();
+        let whole = python_files(p, &runners(&other)).unwrap();
+        std::fs::write(
+            p.join("predict.py"),
+            src.replace("return a", "return a + 1"),
+        )
+        .unwrap();
+        assert_ne!(python_files(p, &runners(&other)).unwrap(), whole);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! name the static resolver knows), and without one the output is `Any` (`{"type":"object"}`),
 //! with a warning: the server does not need the output type to run the model.
 
+pub(crate) use super::python::import_text::without_runner_bodies;
 use serde_json::{Map, Value as JsonValue, json};
 
 use super::error::{SchemaError, SchemaErrorKind};

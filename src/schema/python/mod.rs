@@ -3,6 +3,7 @@
 mod annotation;
 mod entry;
 mod eval;
+pub(crate) mod import_text;
 mod literal;
 mod module;
 mod ops;
