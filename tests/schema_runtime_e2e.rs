@@ -169,8 +169,22 @@ fn inputs_are_checked_against_the_runtime_schema_and_answers_are_cached() {
         "{}",
         stderr(&rebuilt)
     );
-    // A changed Python file asks again.
+    // An edit inside `predict`'s body (a code-only change) reuses them too: importing the
+    // module never runs it.
     let src = std::fs::read_to_string(dir.join("predict.py")).unwrap();
+    std::fs::write(
+        dir.join("predict.py"),
+        src.replace("return f\"{prompt}", "return f\"{prompt}!"),
+    )
+    .unwrap();
+    let edited = cog(&dir, &["build"]);
+    ok(&edited);
+    assert!(
+        stderr(&edited).contains("read from the predictor in the image (cached)"),
+        "{}",
+        stderr(&edited)
+    );
+    // A change outside the runner's method bodies asks again.
     // Unique to this run: the answers cache outlives test runs.
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
