@@ -400,8 +400,9 @@ fn env_key(packages: &[LockedPackage]) -> String {
 }
 
 /// The hooks' environment: the image's, with the build environment's scripts first on `PATH`,
-/// its site-packages on `PYTHONPATH` (for the processes a backend starts), Cog's `CFLAGS`, no
-/// bytecode written into the source tree, and where the wheel goes.
+/// its site-packages on `PYTHONPATH` (for the processes a backend starts), Cog's `CFLAGS`,
+/// bytecode kept in the environment (none written into the source tree), and where the wheel
+/// goes.
 fn hook_env(image: &[(String, String)], site: &str) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = image.to_vec();
     let path = env
@@ -413,7 +414,9 @@ fn hook_env(image: &[(String, String)], site: &str) -> Vec<(String, String)> {
         ("PATH", format!("{ENV}/bin:{path}")),
         ("PYTHONPATH", site.to_string()),
         ("CFLAGS", CFLAGS.to_string()),
-        ("PYTHONDONTWRITEBYTECODE", "1".to_string()),
+        // Bytecode goes to the build environment, never into the source tree: the backend's
+        // modules are compiled once per environment, not in every hook's interpreter.
+        ("PYTHONPYCACHEPREFIX", format!("{ENV}/pycache")),
         ("PYTHONNOUSERSITE", "1".to_string()),
         ("PIP_NO_INDEX", "1".to_string()),
         ("COG_BUILD_OUT", OUT.to_string()),
@@ -529,5 +532,6 @@ mod tests {
         assert_eq!(get("LANG"), Some("C.UTF-8"));
         assert_eq!(get("PYTHONPATH"), Some("/cog-build/env/site-packages"));
         assert_eq!(env.iter().filter(|(k, _)| k == "CFLAGS").count(), 1);
+        assert_eq!(get("PYTHONPYCACHEPREFIX"), Some("/cog-build/env/pycache"));
     }
 }
