@@ -137,9 +137,26 @@ pub async fn build(
         })
     };
     let base = fetch_base(session, &plan.base, &platform).await?;
+    // Build commands and the runtime schema run in the sandbox over the base: it is unpacked
+    // for them now, while the other layers are built, rather than when they start. A failure
+    // here is left for the step itself to report.
+    let base_unpacked = (!command_steps.is_empty() || !schema_steps.is_empty()).then(|| {
+        let (store, layers) = (store.clone(), base.layers.clone());
+        let sandbox = commands::sandbox_options(&platform, options);
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = sandbox.map_err(|e| e.to_string()).and_then(|sandbox| {
+                crate::sandbox::prepare_lower(&store, &layers, &sandbox).map_err(|e| e.to_string())
+            }) {
+                tracing::debug!("unpacking the base ahead of the sandbox: {e}");
+            }
+        })
+    });
     let mut outcomes =
         system_package_layers(&deb_steps, &base, store, options, &session.reporter).await?;
     outcomes.extend(layer_job.await??);
+    if let Some(unpacking) = base_unpacked {
+        let _ = unpacking.await;
+    }
     // Image order is the plan's order (phases), whichever finished first.
     let position = |id: &str| {
         plan.layers

@@ -46,8 +46,18 @@ pub(crate) struct Request {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Job {
     Step(Box<StepJob>),
+    /// Unpack layers into the cache ahead of a step that will need them; run nothing.
+    Unpack(UnpackJob),
     /// Remove what builds unpacked (`<cache>/sandbox`).
     RemoveUnpacked,
+}
+
+/// Layers to unpack into the cache, within the limits a step has.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct UnpackJob {
+    pub lower: Vec<Lower>,
+    pub max_unpacked_bytes: u64,
+    pub max_layer_ratio: u64,
 }
 
 /// One build step.
@@ -166,6 +176,17 @@ fn enter_namespaces(request: &Request, input: &mut impl BufRead) -> Result<(), S
 fn run(request: &Request) -> Result<Message, StepError> {
     match &request.job {
         Job::Step(step) => run_step(request, step),
+        Job::Unpack(job) => {
+            let cache = Cache::open(request)?;
+            let run = RunDir::create(&cache.runs)?;
+            let mut budget = Budget {
+                limit: job.max_unpacked_bytes,
+                used: 0,
+                max_ratio: job.max_layer_ratio,
+            };
+            cache.unpack(&run, &job.lower, &mut budget)?;
+            Ok(Message::Ran)
+        }
         Job::RemoveUnpacked => {
             let base = request.store.join("sandbox");
             let runc = super::find_program("runc");
@@ -181,26 +202,100 @@ fn run(request: &Request) -> Result<Message, StepError> {
     }
 }
 
-fn run_step(request: &Request, step: &StepJob) -> Result<Message, StepError> {
-    let store = BlobStore::open(&request.store)
-        .map_err(|e| StepError::System {
-            action: "opening the blob store".into(),
-            reason: e.to_string(),
-        })?
-        .with_fsync(request.fsync);
-    let base = request.store.join("sandbox");
-    let space = match request.privilege {
-        Privilege::Root => XattrSpace::Trusted,
-        Privilege::UserNamespace { .. } => XattrSpace::User,
-    };
-    let userxattr = space == XattrSpace::User;
-    let snapshots = base.join("snapshots").join(request.privilege.format_name());
-    let runs = base.join("runs");
-    for dir in [&snapshots, &runs] {
-        fs_err::create_dir_all(dir).map_err(|e| StepError::system("the sandbox cache", &e))?;
+/// The sandbox's part of the cache: unpacked layers (`snapshots/<format>/<chain id>`) and the
+/// runs' work directories.
+struct Cache {
+    store: BlobStore,
+    snapshots: PathBuf,
+    runs: PathBuf,
+    space: XattrSpace,
+}
+
+impl Cache {
+    fn open(request: &Request) -> Result<Self, StepError> {
+        let store = BlobStore::open(&request.store)
+            .map_err(|e| StepError::System {
+                action: "opening the blob store".into(),
+                reason: e.to_string(),
+            })?
+            .with_fsync(request.fsync);
+        let base = request.store.join("sandbox");
+        let space = match request.privilege {
+            Privilege::Root => XattrSpace::Trusted,
+            Privilege::UserNamespace { .. } => XattrSpace::User,
+        };
+        let snapshots = base.join("snapshots").join(request.privilege.format_name());
+        let runs = base.join("runs");
+        for dir in [&snapshots, &runs] {
+            fs_err::create_dir_all(dir).map_err(|e| StepError::system("the sandbox cache", &e))?;
+        }
+        Ok(Cache {
+            store,
+            snapshots,
+            runs,
+            space,
+        })
     }
-    overlay::sweep(&runs, Some(&step.runc));
-    let run = RunDir::create(&runs)?;
+
+    /// Unpacks each layer of `lower` not yet in the cache (by chain id), and links each into
+    /// `run/l/<index>`: the returned names, relative to `run`, bottom first.
+    fn unpack(
+        &self,
+        run: &RunDir,
+        lower: &[Lower],
+        budget: &mut Budget,
+    ) -> Result<Vec<String>, StepError> {
+        let system = |what: &str| {
+            let what = what.to_string();
+            move |e: io::Error| StepError::system(what, &e)
+        };
+        let userxattr = self.space == XattrSpace::User;
+        fs_err::create_dir(run.path.join("l")).map_err(system("the layer links"))?;
+        let mut lowers: Vec<String> = Vec::new();
+        for (index, layer) in lower.iter().enumerate() {
+            let snapshot = self.snapshots.join(layer.chain.hex());
+            if !snapshot.is_dir() {
+                let partial = run.path.join(format!("unpack-{index}"));
+                fs_err::create_dir(&partial).map_err(system("unpacking"))?;
+                let view = View::new(&run.path, &lowers, &format!("below-{index}"), userxattr)?;
+                let blob = self
+                    .store
+                    .open_blob(&layer.digest)
+                    .map_err(|e| StepError::Layer {
+                        layer: layer.digest.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                unpack::unpack_layer(
+                    blob,
+                    &partial,
+                    &layer.digest.to_string(),
+                    (!lowers.is_empty()).then_some(view.path.as_path()),
+                    self.space,
+                    budget,
+                )?;
+                drop(view);
+                if let Err(e) = fs_err::rename(&partial, &snapshot) {
+                    // Another build unpacked the same layers first: theirs serves.
+                    if !snapshot.is_dir() {
+                        return Err(StepError::system("storing an unpacked layer", &e));
+                    }
+                }
+            }
+            let link = format!("l/{index}");
+            std::os::unix::fs::symlink(&snapshot, run.path.join(&link))
+                .map_err(system("linking a layer"))?;
+            lowers.push(link);
+        }
+        Ok(lowers)
+    }
+}
+
+fn run_step(request: &Request, step: &StepJob) -> Result<Message, StepError> {
+    let cache = Cache::open(request)?;
+    let (store, space, runs) = (&cache.store, cache.space, &cache.runs);
+    let userxattr = space == XattrSpace::User;
+    overlay::sweep(runs, Some(&step.runc));
+    let run = RunDir::create(runs)?;
     std::env::set_current_dir(&run.path)
         .map_err(|e| StepError::system(format!("entering {}", run.path.display()), &e))?;
     let system = |what: &str| {
@@ -209,46 +304,12 @@ fn run_step(request: &Request, step: &StepJob) -> Result<Message, StepError> {
     };
 
     // The layers below, each unpacked once into the cache (by chain id).
-    fs_err::create_dir(run.path.join("l")).map_err(system("the layer links"))?;
     let mut budget = Budget {
         limit: step.max_unpacked_bytes,
         used: 0,
         max_ratio: step.max_layer_ratio,
     };
-    let mut lowers: Vec<String> = Vec::new();
-    for (index, layer) in step.lower.iter().enumerate() {
-        let snapshot = snapshots.join(layer.chain.hex());
-        if !snapshot.is_dir() {
-            let partial = run.path.join(format!("unpack-{index}"));
-            fs_err::create_dir(&partial).map_err(system("unpacking"))?;
-            let view = View::new(&run.path, &lowers, &format!("below-{index}"), userxattr)?;
-            let blob = store
-                .open_blob(&layer.digest)
-                .map_err(|e| StepError::Layer {
-                    layer: layer.digest.to_string(),
-                    reason: e.to_string(),
-                })?;
-            unpack::unpack_layer(
-                blob,
-                &partial,
-                &layer.digest.to_string(),
-                (!lowers.is_empty()).then_some(view.path.as_path()),
-                space,
-                &mut budget,
-            )?;
-            drop(view);
-            if let Err(e) = fs_err::rename(&partial, &snapshot) {
-                // Another build unpacked the same layers first: theirs serves.
-                if !snapshot.is_dir() {
-                    return Err(StepError::system("storing an unpacked layer", &e));
-                }
-            }
-        }
-        let link = format!("l/{index}");
-        std::os::unix::fs::symlink(&snapshot, run.path.join(&link))
-            .map_err(system("linking a layer"))?;
-        lowers.push(link);
-    }
+    let lowers = cache.unpack(&run, &step.lower, &mut budget)?;
 
     // Mount points the image lacks, in a layer of their own.
     let host_files: Vec<FileMount> = ["/etc/resolv.conf", "/etc/hosts"]

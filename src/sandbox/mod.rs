@@ -566,6 +566,63 @@ fn run_one(
     }
 }
 
+/// Unpacks `lower` into the cache now, so that a step over them later starts without doing it
+/// (a build calls this in the background as soon as the base is there, while its other layers
+/// are built). Layers unpacked already cost nothing: this returns without starting anything.
+pub fn prepare_lower(
+    store: &BlobStore,
+    lower: &[LayerInfo],
+    options: &SandboxOptions,
+) -> Result<(), SandboxError> {
+    if lower.is_empty() {
+        return Ok(());
+    }
+    ensure_local(store, lower)?;
+    let (privilege, _runc) = check_host(options)?;
+    let mut diff_ids = Vec::with_capacity(lower.len());
+    let mut layers = Vec::with_capacity(lower.len());
+    for layer in lower {
+        diff_ids.push(layer.diff_id);
+        layers.push(Lower {
+            digest: layer.digest,
+            chain: chain_id(diff_ids.iter()).expect("at least one layer"),
+        });
+    }
+    let snapshots = store
+        .root()
+        .join("sandbox/snapshots")
+        .join(privilege.format_name());
+    if layers
+        .iter()
+        .all(|l| snapshots.join(l.chain.hex()).is_dir())
+    {
+        return Ok(());
+    }
+    let request = Request {
+        store: absolute(store)?,
+        fsync: store.fsyncs(),
+        privilege,
+        job: helper::Job::Unpack(helper::UnpackJob {
+            lower: layers,
+            max_unpacked_bytes: options.max_unpacked_bytes,
+            max_layer_ratio: options.max_layer_ratio,
+        }),
+    };
+    match talk(&options.helper, &request, "unpacking layers", &mut |_| {})? {
+        Message::Ran => Ok(()),
+        Message::Failed(source) => Err(SandboxError::Step {
+            step: 0,
+            command: "unpacking the layers below".into(),
+            source,
+        }),
+        _ => Err(SandboxError::HelperDied {
+            program: options.helper.clone(),
+            status: "answered out of turn".into(),
+            stderr: Vec::new(),
+        }),
+    }
+}
+
 /// Removes the layers that builds unpacked into `<cache>/sandbox` (they are unpacked again when
 /// needed). Without root, files there belong to the user's subordinate ids, which the user
 /// cannot delete directly: this removes them from inside the user namespace. Run it while no
