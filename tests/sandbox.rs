@@ -571,20 +571,19 @@ fn unrunnable_platforms_and_oversized_layers_are_clear_errors() {
         .unwrap()
         .count();
 
-    // An architecture with no emulator registered here.
-    let foreign = ["s390x", "riscv64", "ppc64le", "mips64le"]
+    // An architecture this machine cannot run: one without an emulator registered (as the
+    // sandbox itself decides), else one no emulator is known for (qemu-user-static may
+    // register them all).
+    let foreign_options = |arch: &str| {
+        let mut options = options();
+        options.platform = format!("linux/{arch}").parse().unwrap();
+        options
+    };
+    let foreign = ["s390x", "riscv64", "ppc64le", "mips64le", "mips"]
         .into_iter()
-        .find(|arch| {
-            let registered = std::fs::read_dir(sandbox::BINFMT_DIR)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().contains(arch));
-            !registered
-        })
-        .expect("an architecture without an emulator");
-    let mut options = options();
-    options.platform = format!("linux/{foreign}").parse().unwrap();
+        .find(|arch| sandbox::check_host(&foreign_options(arch)).is_err())
+        .expect("an architecture this machine cannot run");
+    let options = foreign_options(foreign);
     let (result, _, started) = run(&store, &base, &steps, &[], &options);
     let err = result.unwrap_err().to_string();
     assert!(
@@ -885,4 +884,42 @@ fn apt_get_installs_packages_in_a_step_as_root_and_rootless() {
         let report = run_worker("apt", work.path(), Some(&user.name));
         expect(&report);
     }
+}
+
+#[test]
+fn layers_unpacked_ahead_serve_the_next_step_and_cost_nothing_the_second_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let options = options();
+    let base = base_layer_in(&store);
+    sandbox::prepare_lower(&store, std::slice::from_ref(&base), &options).unwrap();
+    assert_clean(&store);
+    let snapshots = store.root().join("sandbox/snapshots");
+    let unpacked: Vec<PathBuf> = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .flat_map(|format| std::fs::read_dir(format.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(unpacked.len(), 1, "{unpacked:?}");
+    let chain = sandbox::chain_id([base.diff_id].iter()).unwrap();
+    assert!(unpacked[0].ends_with(chain.hex()), "{unpacked:?}");
+    assert!(unpacked[0].join("etc/marker").is_file());
+    // Already there: nothing is started (a helper that cannot run proves it).
+    let mut broken = options.clone();
+    broken.helper = PathBuf::from("/nonexistent/cog");
+    sandbox::prepare_lower(&store, std::slice::from_ref(&base), &broken).unwrap();
+    // The step over it finds it and runs.
+    let (result, _, _) = run(
+        &store,
+        &base,
+        &[RunStep::new("cat /etc/marker > /copied")],
+        &[],
+        &options,
+    );
+    let outcomes = result.unwrap();
+    let listed = listing(&store, &outcomes[0].layer);
+    assert!(
+        listed.iter().any(|l| l.starts_with("copied ")),
+        "{listed:?}"
+    );
 }
