@@ -124,6 +124,8 @@ pub fn build_and_save_for(
     destination: &Destination<'_>,
 ) -> Result<Built> {
     flags.check_compat()?;
+    // Managed weights: cog.yaml and weights.lock must agree (Cog's check and message).
+    crate::weights::check_drift(&project.dir, &project.config)?;
     let output = destination.output;
     let cache = flags.remote_cache()?;
     if flags.no_cache && !cache.from.is_empty() {
