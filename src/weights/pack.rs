@@ -217,8 +217,11 @@ mod tests {
             sized("z.json", 10),
             sized("big.safetensors", BUNDLE_FILE_MAX),
             sized("a.json", 20),
-            sized("m1", BUNDLE_SIZE_MAX - 40),
-            sized("m2", 60 << 20),
+            sized("m1", 63 << 20),
+            sized("m2", 63 << 20),
+            sized("m3", 63 << 20),
+            sized("m4", 63 << 20),
+            sized("m5", 63 << 20),
         ];
         let groups = plan(&inputs);
         let names: Vec<Vec<&str>> = groups
@@ -229,8 +232,8 @@ mod tests {
             names,
             vec![
                 vec!["big.safetensors"],
-                vec!["a.json", "m1"],
-                vec!["m2", "z.json"]
+                vec!["a.json", "m1", "m2", "m3", "m4"],
+                vec!["m5", "z.json"]
             ]
         );
     }
