@@ -20,7 +20,8 @@ use serde_json::Value;
 
 const COG: &str = env!("CARGO_BIN_EXE_cog");
 
-const PREDICT: &str = r#"import os
+const PREDICT: &str = r#"import json
+import os
 
 from cog import BasePredictor
 
@@ -36,7 +37,9 @@ class Predictor(BasePredictor):
         except OSError:
             writable = False
         files = sorted(os.listdir(root))
-        return f"hello {s} (weight-size={size}, ready={ready}, writable={writable}, files={files})"
+        with open("/.cog/weights.json") as f:
+            expected = [(w["name"], w["target"]) for w in json.load(f)["weights"]]
+        return f"hello {s} (weight-size={size}, ready={ready}, writable={writable}, files={files}, expected={expected})"
 "#;
 
 struct Project {
@@ -251,7 +254,7 @@ fn managed_weights_round_trip_through_the_registry() {
     let out = ok(&run);
     assert!(
         out.contains(
-            "hello world (weight-size=1024, ready=True, writable=False, files=['.cog', 'greeting.txt', 'sub'])"
+            "hello world (weight-size=1024, ready=True, writable=False, files=['.cog', 'greeting.txt', 'sub'], expected=[('greeting', '/src/mounted-weights/greeting')])"
         ),
         "{out}\n{}",
         stderr(&run)

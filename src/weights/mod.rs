@@ -83,6 +83,29 @@ pub fn check_drift(project_dir: &Path, config: &Config) -> Result<Option<Weights
     Ok(lock)
 }
 
+/// `/.cog/weights.json` (spec 3.3) for the image: the name, target and set digest of each
+/// weight of the lock. `None` without `weights:` in cog.yaml, or without a lock (a build stops
+/// on the drift check first).
+pub fn runtime_manifest(project_dir: &Path, config: &Config) -> Result<Option<String>, WeightsError> {
+    if config.weights.is_empty() {
+        return Ok(None);
+    }
+    let Some(lock) = WeightsLock::load(&lock_path(project_dir))? else {
+        return Ok(None);
+    };
+    let weights: Vec<serde_json::Value> = lock
+        .weights
+        .iter()
+        .map(|w| {
+            serde_json::json!({"name": w.name, "target": w.target, "setDigest": w.set_digest})
+        })
+        .collect();
+    let mut text = serde_json::to_string_pretty(&serde_json::json!({ "weights": weights }))
+        .unwrap_or_default();
+    text.push('\n');
+    Ok(Some(text))
+}
+
 /// The model's repository (`registry/repo`, no tag), as Cog resolves it for weights: `COG_MODEL`,
 /// else `model` in cog.yaml (or `COG_MODEL_REPO`) on `COG_MODEL_REGISTRY`, else its own
 /// registry, else r8.im.
