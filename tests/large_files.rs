@@ -495,7 +495,13 @@ fn separate_weights_runner_runs() {
     let built = cog(
         &project.dir,
         cache.path(),
-        &["build", "--no-load", "--separate-weights", "-t", "me/runner:v1"],
+        &[
+            "build",
+            "--no-load",
+            "--separate-weights",
+            "-t",
+            "me/runner:v1",
+        ],
     );
     let log = String::from_utf8_lossy(&built.stderr).into_owned();
     ok(&built);
@@ -509,7 +515,14 @@ fn separate_weights_runner_runs() {
     let run = cog(
         &project.dir,
         cache.path(),
-        &["run", "me/runner:v1", "--runtime", "runc", "-i", "text=size"],
+        &[
+            "run",
+            "me/runner:v1",
+            "--runtime",
+            "runc",
+            "-i",
+            "text=size",
+        ],
     );
     let out = ok(&run);
     assert!(

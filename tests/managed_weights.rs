@@ -158,7 +158,11 @@ fn managed_weights_round_trip_through_the_registry() {
     assert_eq!(paths, ["greeting.txt", "sub/config.json"]);
     assert_eq!(stored_files(&project.cache).len(), 2);
     let digest = entry["digest"].as_str().unwrap();
-    let weight = manifest(&registry.host, "test/weights-model/weights/greeting", digest);
+    let weight = manifest(
+        &registry.host,
+        "test/weights-model/weights/greeting",
+        digest,
+    );
     assert_eq!(weight["artifactType"], "application/vnd.cog.weight.v1");
     assert_eq!(
         weight["config"]["mediaType"],
@@ -213,7 +217,10 @@ fn managed_weights_round_trip_through_the_registry() {
     assert_eq!(manifests.len(), 2, "{index}");
     assert_eq!(manifests[0]["platform"]["os"], "linux");
     assert_eq!(manifests[1]["digest"], digest);
-    assert_eq!(manifests[1]["artifactType"], "application/vnd.cog.weight.v1");
+    assert_eq!(
+        manifests[1]["artifactType"],
+        "application/vnd.cog.weight.v1"
+    );
     assert_eq!(manifests[1]["platform"]["os"], "unknown");
     assert_eq!(manifests[1]["platform"]["architecture"], "unknown");
     assert_eq!(
@@ -246,7 +253,10 @@ fn managed_weights_round_trip_through_the_registry() {
         "{}",
         stderr(&again)
     );
-    let unknown = failed(&cog(&project, &["weights", "pull", "greeting", "nope", "typo"]));
+    let unknown = failed(&cog(
+        &project,
+        &["weights", "pull", "greeting", "nope", "typo"],
+    ));
     assert!(unknown.contains("\"nope\", \"typo\""), "{unknown}");
 
     // Run: the weights are at their target, read-only, with the ready marker.
@@ -267,7 +277,10 @@ fn managed_weights_round_trip_through_the_registry() {
     );
 
     let status = ok(&cog(&project, &["weights", "status"]));
-    assert!(status.starts_with("greeting\t/src/mounted-weights/greeting\tready\t2/2 files cached"), "{status}");
+    assert!(
+        status.starts_with("greeting\t/src/mounted-weights/greeting\tready\t2/2 files cached"),
+        "{status}"
+    );
 }
 
 #[test]
@@ -287,7 +300,10 @@ fn lock_drift_fails_the_build_with_cogs_message() {
     std::fs::write(
         project.dir.join("cog.yaml"),
         yaml.replace("/src/mounted-weights/greeting", "/src/w")
-            .replace("exclude: [\"README*\"]", "exclude: [\"README*\"]\n      include: [\"*.txt\"]"),
+            .replace(
+                "exclude: [\"README*\"]",
+                "exclude: [\"README*\"]\n      include: [\"*.txt\"]",
+            ),
     )
     .unwrap();
     let build = failed(&cog(&project, &["build", "--no-load"]));
@@ -298,7 +314,10 @@ fn lock_drift_fails_the_build_with_cogs_message() {
         "{build}"
     );
     let status = ok(&cog(&project, &["weights", "status"]));
-    assert!(status.contains("\tstale\tconfig changed (target:"), "{status}");
+    assert!(
+        status.contains("\tstale\tconfig changed (target:"),
+        "{status}"
+    );
     // Removed from cog.yaml, still in the lock.
     let yaml = std::fs::read_to_string(project.dir.join("cog.yaml")).unwrap();
     let without = yaml.split("weights:").next().unwrap().to_string();
@@ -325,7 +344,9 @@ fn bad_weights_input_is_refused_and_nothing_is_stored() {
     );
     let err = failed(&cog(&missing, &["weights", "import"]));
     assert!(
-        err.contains("weight \"gone\" source file://./nowhere: weight source not found: file://./nowhere"),
+        err.contains(
+            "weight \"gone\" source file://./nowhere: weight source not found: file://./nowhere"
+        ),
         "{err}"
     );
     assert!(!missing.dir.join("weights.lock").exists());
@@ -361,11 +382,18 @@ fn bad_weights_input_is_refused_and_nothing_is_stored() {
     std::fs::remove_dir_all(project.cache.join("weights")).unwrap();
     let honest = std::fs::read_to_string(project.dir.join("weights.lock")).unwrap();
     let lock: Value = serde_json::from_str(&honest).unwrap();
-    let real = lock["weights"][0]["files"][0]["digest"].as_str().unwrap().to_string();
+    let real = lock["weights"][0]["files"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let fake = format!("sha256:{}", "0".repeat(64));
 
     // A file's digest changed alone: the set digest no longer matches, the lock is refused.
-    std::fs::write(project.dir.join("weights.lock"), honest.replace(&real, &fake)).unwrap();
+    std::fs::write(
+        project.dir.join("weights.lock"),
+        honest.replace(&real, &fake),
+    )
+    .unwrap();
     let err = failed(&cog(&project, &["weights", "pull"]));
     assert!(err.contains("is not the digest of its files"), "{err}");
     assert!(stored_files(&project.cache).is_empty());

@@ -61,20 +61,18 @@ impl WeightConfig {
 /// The manifest of `entry` (whose `digest` is not read), and its config blob's bytes.
 pub fn manifest(entry: &LockEntry) -> Result<(Manifest, Vec<u8>), WeightsError> {
     let config = canonical_json(&WeightConfig::of(entry));
-    let config_descriptor = Descriptor::new(
-        CONFIG_MEDIA_TYPE,
-        Digest::of(&config),
-        config.len() as u64,
-    );
+    let config_descriptor =
+        Descriptor::new(CONFIG_MEDIA_TYPE, Digest::of(&config), config.len() as u64);
     let mut layers = Vec::new();
     let mut sorted = entry.layers.clone();
     sorted.sort_by(|a, b| a.digest.cmp(&b.digest));
     for layer in sorted {
         let digest = super::lock::digest(&layer.digest).map_err(WeightsError::Digest)?;
         let mut descriptor = Descriptor::new(layer.media_type.clone(), digest, layer.size);
-        descriptor
-            .annotations
-            .insert(ANNOTATION_SIZE.to_string(), layer.size_uncompressed.to_string());
+        descriptor.annotations.insert(
+            ANNOTATION_SIZE.to_string(),
+            layer.size_uncompressed.to_string(),
+        );
         layers.push(descriptor);
     }
     let mut manifest = Manifest::oci(config_descriptor, layers);

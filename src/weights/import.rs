@@ -124,12 +124,11 @@ pub fn import(
     let mut done = Vec::new();
     for (name, manifest, entry) in imported {
         let target = weight_reference(&repository, &name, &tag)?;
-        session.block_on(session.registry.push(
-            &session.store,
-            &manifest,
-            &target,
-            reporter,
-        ))?;
+        session.block_on(
+            session
+                .registry
+                .push(&session.store, &manifest, &target, reporter),
+        )?;
         reporter.message(&format!("  {name}: {target}"));
         lock.upsert(entry.clone());
         done.push(Imported {
@@ -213,8 +212,8 @@ fn inputs(
                         &want.exclude,
                     )));
                 }
-                let (digest, size, etag) = download(session, &url, files)
-                    .map_err(|e| error(format!("{e:#}")))?;
+                let (digest, size, etag) =
+                    download(session, &url, files).map_err(|e| error(format!("{e:#}")))?;
                 let stored = files.path(&digest)?;
                 inputs.push(Input {
                     path: file_name,

@@ -2,6 +2,7 @@
 //! its files and layers, the manifest's digest), in Cog's format (version 1), and the drift
 //! check `cog build` runs against cog.yaml.
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -103,9 +104,9 @@ impl WeightsLock {
                     entry.target
                 )));
             }
-            entry.check().map_err(|reason| {
-                invalid(format!("weight {:?}: {reason}", entry.name))
-            })?;
+            entry
+                .check()
+                .map_err(|reason| invalid(format!("weight {:?}: {reason}", entry.name)))?;
         }
         Ok(lock)
     }
@@ -189,7 +190,11 @@ impl LockEntry {
         if self.files.is_empty() {
             return Err("no files".to_string());
         }
-        let computed = set_digest(self.files.iter().map(|f| (f.path.as_str(), f.digest.as_str())));
+        let computed = set_digest(
+            self.files
+                .iter()
+                .map(|f| (f.path.as_str(), f.digest.as_str())),
+        );
         if computed != self.set_digest {
             return Err(format!(
                 "setDigest {} is not the digest of its files ({computed})",
@@ -229,7 +234,9 @@ pub fn check_file_path(path: &str) -> Result<(), String> {
         }
     }
     if path.split('/').next() == Some(".cog") {
-        return Err(format!("path {path:?} is under .cog/, reserved for the runtime"));
+        return Err(format!(
+            "path {path:?} is under .cog/, reserved for the runtime"
+        ));
     }
     Ok(())
 }
@@ -240,11 +247,17 @@ pub fn set_digest<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> St
     let mut lines: Vec<String> = files
         .into_iter()
         .map(|(path, digest)| {
-            format!("{}  {path}", digest.strip_prefix("sha256:").unwrap_or(digest))
+            format!(
+                "{}  {path}",
+                digest.strip_prefix("sha256:").unwrap_or(digest)
+            )
         })
         .collect();
     lines.sort();
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(lines.join("\n"))))
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(lines.join("\n")))
+    )
 }
 
 /// One way cog.yaml and the lock disagree.
@@ -367,19 +380,21 @@ fn go_list(items: &[String]) -> String {
 pub fn drift_message(found: &[Drift]) -> String {
     let mut message = String::from("weights.lock is out of sync with cog.yaml:\n");
     for drift in found {
-        match drift {
+        let _ = match drift {
             Drift::Pending(name) => {
-                message.push_str(&format!("  - {}: not imported yet\n", crate::go::quote(name)));
+                writeln!(message, "  - {}: not imported yet", crate::go::quote(name))
             }
-            Drift::Orphaned(name) => message.push_str(&format!(
-                "  - {}: removed from cog.yaml but still in lockfile\n",
+            Drift::Orphaned(name) => writeln!(
+                message,
+                "  - {}: removed from cog.yaml but still in lockfile",
                 crate::go::quote(name)
-            )),
-            Drift::ConfigChanged(name, details) => message.push_str(&format!(
-                "  - {}: config changed ({details})\n",
+            ),
+            Drift::ConfigChanged(name, details) => writeln!(
+                message,
+                "  - {}: config changed ({details})",
                 crate::go::quote(name)
-            )),
-        }
+            ),
+        };
     }
     message.push_str("Run 'cog weights import' to update.");
     message
@@ -448,13 +463,18 @@ mod tests {
             drift_message(&found),
             "weights.lock is out of sync with cog.yaml:\n  - \"a\": config changed (target: /src/a → /src/b)\n  - \"new\": not imported yet\n  - \"gone\": removed from cog.yaml but still in lockfile\nRun 'cog weights import' to update."
         );
-        assert!(drift(&[weight("a", "/src/a", "./a")], Some(&{
-            let mut l = lock.clone();
-            l.retain(&["a"]);
-            l
-        }))
-        .unwrap()
-        .is_empty());
+        assert!(
+            drift(
+                &[weight("a", "/src/a", "./a")],
+                Some(&{
+                    let mut l = lock.clone();
+                    l.retain(&["a"]);
+                    l
+                })
+            )
+            .unwrap()
+            .is_empty()
+        );
     }
 
     #[test]
@@ -467,17 +487,23 @@ mod tests {
 
         let mut lying = lock.clone();
         lying.weights[0].files[0].digest = format!("sha256:{}", "4".repeat(64));
-        let err = WeightsLock::parse(&lying.to_bytes(), path).unwrap_err().to_string();
+        let err = WeightsLock::parse(&lying.to_bytes(), path)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("is not the digest of its files"), "{err}");
 
         let mut escaping = lock.clone();
         escaping.weights[0].files[0].path = "../etc/passwd".into();
-        let err = WeightsLock::parse(&escaping.to_bytes(), path).unwrap_err().to_string();
+        let err = WeightsLock::parse(&escaping.to_bytes(), path)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a clean relative path"), "{err}");
 
         let mut dup = lock.clone();
         dup.weights.push(entry("b", "/src/a/", "file://./b"));
-        let err = WeightsLock::parse(&dup.to_bytes(), path).unwrap_err().to_string();
+        let err = WeightsLock::parse(&dup.to_bytes(), path)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("duplicate weight target"), "{err}");
     }
 
@@ -491,6 +517,9 @@ mod tests {
         assert_eq!(one, two);
         use sha2::Digest as _;
         let text = format!("{}  a\n{}  b", "a".repeat(64), "b".repeat(64));
-        assert_eq!(one, format!("sha256:{}", hex::encode(sha2::Sha256::digest(text))));
+        assert_eq!(
+            one,
+            format!("sha256:{}", hex::encode(sha2::Sha256::digest(text)))
+        );
     }
 }

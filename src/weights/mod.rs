@@ -59,9 +59,15 @@ pub enum WeightsError {
     #[error("writing a layer")]
     Layer(#[from] layers::Error),
     #[error("registry")]
-    Registry(#[from] crate::registry::RegistryError),
+    Registry(#[source] Box<crate::registry::RegistryError>),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+impl From<crate::registry::RegistryError> for WeightsError {
+    fn from(error: crate::registry::RegistryError) -> Self {
+        WeightsError::Registry(Box::new(error))
+    }
 }
 
 /// The project's `weights.lock`.
@@ -71,7 +77,10 @@ pub fn lock_path(project_dir: &Path) -> PathBuf {
 
 /// Fails with Cog's message when cog.yaml's weights and `weights.lock` disagree (a weight not
 /// imported, removed, or whose target or source changed). Nothing to check without weights.
-pub fn check_drift(project_dir: &Path, config: &Config) -> Result<Option<WeightsLock>, WeightsError> {
+pub fn check_drift(
+    project_dir: &Path,
+    config: &Config,
+) -> Result<Option<WeightsLock>, WeightsError> {
     if config.weights.is_empty() {
         return Ok(None);
     }
@@ -86,7 +95,10 @@ pub fn check_drift(project_dir: &Path, config: &Config) -> Result<Option<Weights
 /// `/.cog/weights.json` (spec 3.3) for the image: the name, target and set digest of each
 /// weight of the lock. `None` without `weights:` in cog.yaml, or without a lock (a build stops
 /// on the drift check first).
-pub fn runtime_manifest(project_dir: &Path, config: &Config) -> Result<Option<String>, WeightsError> {
+pub fn runtime_manifest(
+    project_dir: &Path,
+    config: &Config,
+) -> Result<Option<String>, WeightsError> {
     if config.weights.is_empty() {
         return Ok(None);
     }
@@ -96,9 +108,7 @@ pub fn runtime_manifest(project_dir: &Path, config: &Config) -> Result<Option<St
     let weights: Vec<serde_json::Value> = lock
         .weights
         .iter()
-        .map(|w| {
-            serde_json::json!({"name": w.name, "target": w.target, "setDigest": w.set_digest})
-        })
+        .map(|w| serde_json::json!({"name": w.name, "target": w.target, "setDigest": w.set_digest}))
         .collect();
     let mut text = serde_json::to_string_pretty(&serde_json::json!({ "weights": weights }))
         .unwrap_or_default();
@@ -114,7 +124,11 @@ pub fn model_repository(config: &Config, config_file: &str) -> Result<String, We
     if let Some(full) = env("COG_MODEL") {
         let reference = Reference::parse(&full)
             .map_err(|e| WeightsError::Usage(format!("invalid COG_MODEL value: {e}")))?;
-        return Ok(format!("{}/{}", reference.registry(), reference.repository()));
+        return Ok(format!(
+            "{}/{}",
+            reference.registry(),
+            reference.repository()
+        ));
     }
     let model = env("COG_MODEL_REPO").or_else(|| config.model.clone());
     let Some(model) = model else {
@@ -150,7 +164,11 @@ pub fn model_repository(config: &Config, config_file: &str) -> Result<String, We
 }
 
 /// `<model>/weights/<name>` with `tag` (or `@digest`).
-pub fn weight_reference(repository: &str, name: &str, tag: &str) -> Result<Reference, WeightsError> {
+pub fn weight_reference(
+    repository: &str,
+    name: &str,
+    tag: &str,
+) -> Result<Reference, WeightsError> {
     let separator = if tag.starts_with("sha256:") { '@' } else { ':' };
     let text = format!("{repository}/weights/{name}{separator}{tag}");
     Reference::parse(&text)
@@ -159,9 +177,7 @@ pub fn weight_reference(repository: &str, name: &str, tag: &str) -> Result<Refer
 
 /// Cog's timestamp tag: `YYYYMMDDTHHMMSSZ`, UTC.
 pub fn timestamp_tag(now: time::OffsetDateTime) -> String {
-    let format = time::macros::format_description!(
-        "[year][month][day]T[hour][minute][second]Z"
-    );
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
     now.to_offset(time::UtcOffset::UTC)
         .format(format)
         .unwrap_or_default()

@@ -31,14 +31,22 @@ impl Drop for Mounts {
 }
 
 /// Assembles the weights of the project for a run (none without `weights:` in cog.yaml).
-pub fn prepare(project_dir: &Path, config: &Config, files: &FileStore) -> Result<Mounts, WeightsError> {
+pub fn prepare(
+    project_dir: &Path,
+    config: &Config,
+    files: &FileStore,
+) -> Result<Mounts, WeightsError> {
     let Some(lock) = check_drift(project_dir, config)? else {
         return Ok(Mounts::default());
     };
     assemble(project_dir, &lock, files)
 }
 
-pub fn assemble(project_dir: &Path, lock: &WeightsLock, files: &FileStore) -> Result<Mounts, WeightsError> {
+pub fn assemble(
+    project_dir: &Path,
+    lock: &WeightsLock,
+    files: &FileStore,
+) -> Result<Mounts, WeightsError> {
     let id = format!(
         "{}-{}",
         std::process::id(),

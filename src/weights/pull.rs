@@ -26,7 +26,10 @@ pub fn required_lock(project_dir: &Path) -> Result<WeightsLock, WeightsError> {
 }
 
 /// The lock's entries `names` picks (all when empty); every unknown name is listed.
-pub fn entries<'a>(lock: &'a WeightsLock, names: &[String]) -> Result<Vec<&'a LockEntry>, WeightsError> {
+pub fn entries<'a>(
+    lock: &'a WeightsLock,
+    names: &[String],
+) -> Result<Vec<&'a LockEntry>, WeightsError> {
     let missing: Vec<String> = names
         .iter()
         .filter(|n| lock.find(n).is_none())
@@ -47,7 +50,11 @@ pub fn entries<'a>(lock: &'a WeightsLock, names: &[String]) -> Result<Vec<&'a Lo
 
 /// Files of `entry` missing from the store.
 pub fn missing<'a>(entry: &'a LockEntry, files: &FileStore) -> Vec<&'a super::lock::LockFile> {
-    entry.files.iter().filter(|f| !files.has(&f.digest)).collect()
+    entry
+        .files
+        .iter()
+        .filter(|f| !files.has(&f.digest))
+        .collect()
 }
 
 pub fn pull(
@@ -98,10 +105,7 @@ pub fn pull(
         pulled += 1;
     }
     if pulled == 0 {
-        reporter.message(&format!(
-            "All {} weight(s) already cached",
-            selected.len()
-        ));
+        reporter.message(&format!("All {} weight(s) already cached", selected.len()));
     } else {
         reporter.message(&format!("Pulled {pulled} weight(s)"));
     }

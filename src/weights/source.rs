@@ -1,6 +1,7 @@
 //! Where a weight's files come from: a directory (a bare path or `file://`, relative to the
 //! project or absolute), or one file over `https://`/`http://`. `hf://` needs the Hugging Face
 //! Hub, which cog-rs does not reach yet: refused, naming the weight.
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobMatcher};
@@ -198,9 +199,8 @@ impl Pattern {
         let last = parts.len() - 1;
         if self.anchored {
             // The path itself, or one of its directories.
-            (1..=parts.len()).any(|n| {
-                (!self.dir_only || n <= last) && self.glob.is_match(parts[..n].join("/"))
-            })
+            (1..=parts.len())
+                .any(|n| (!self.dir_only || n <= last) && self.glob.is_match(parts[..n].join("/")))
         } else {
             parts
                 .iter()
@@ -244,10 +244,10 @@ pub fn zero_survivors(total: usize, include: &[String], exclude: &[String]) -> S
     let mut message =
         format!("include/exclude patterns matched zero files out of {total} in the source");
     if !include.is_empty() {
-        message.push_str(&format!("\n  include: {}", list(include)));
+        let _ = write!(message, "\n  include: {}", list(include));
     }
     if !exclude.is_empty() {
-        message.push_str(&format!("\n  exclude: {}", list(exclude)));
+        let _ = write!(message, "\n  exclude: {}", list(exclude));
     }
     message.push_str("\n  check your patterns — did you mean a different glob?");
     message
@@ -265,8 +265,16 @@ mod tests {
         assert_eq!(normalize_uri("/data/w").unwrap(), "file:///data/w");
         assert_eq!(normalize_uri("file:///data/w").unwrap(), "file:///data/w");
         assert!(normalize_uri("../outside").unwrap_err().contains("escapes"));
-        assert!(normalize_uri(".").unwrap_err().contains("project directory itself"));
-        assert!(normalize_uri("s3://b/k").unwrap_err().contains("unsupported"));
+        assert!(
+            normalize_uri(".")
+                .unwrap_err()
+                .contains("project directory itself")
+        );
+        assert!(
+            normalize_uri("s3://b/k")
+                .unwrap_err()
+                .contains("unsupported")
+        );
         assert!(
             normalize_uri("https://u:p@example.com/a.bin")
                 .unwrap_err()
@@ -313,9 +321,17 @@ mod tests {
         let paths: Vec<(&str, u64)> = files.iter().map(|f| (f.path.as_str(), f.size)).collect();
         assert_eq!(paths, [("a.json", 2), ("sub/b.bin", 1)]);
         std::os::unix::fs::symlink("a.json", dir.path().join("w/link")).unwrap();
-        assert!(walk(&dir.path().join("w"), "w").unwrap_err().contains("\"link\""));
+        assert!(
+            walk(&dir.path().join("w"), "w")
+                .unwrap_err()
+                .contains("\"link\"")
+        );
         std::fs::remove_file(dir.path().join("w/link")).unwrap();
         std::fs::create_dir(dir.path().join("w/.cog")).unwrap();
-        assert!(walk(&dir.path().join("w"), "w").unwrap_err().contains(".cog/"));
+        assert!(
+            walk(&dir.path().join("w"), "w")
+                .unwrap_err()
+                .contains(".cog/")
+        );
     }
 }

@@ -16,7 +16,11 @@ pub struct Status {
     pub detail: String,
 }
 
-pub fn status(project_dir: &Path, config: &Config, files: &FileStore) -> Result<Vec<Status>, WeightsError> {
+pub fn status(
+    project_dir: &Path,
+    config: &Config,
+    files: &FileStore,
+) -> Result<Vec<Status>, WeightsError> {
     let lock = WeightsLock::load(&lock_path(project_dir))?;
     let found = lock::drift(&config.weights, lock.as_ref())?;
     let mut out = Vec::new();

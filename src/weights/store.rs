@@ -33,7 +33,7 @@ impl FileStore {
     /// Where the file with `digest` (`sha256:<hex>`, checked) is or would be.
     pub fn path(&self, digest: &str) -> Result<PathBuf, WeightsError> {
         let digest = super::lock::digest(digest).map_err(WeightsError::Digest)?;
-        let hex = digest.hex().to_string();
+        let hex = digest.hex();
         Ok(self.files().join(&hex[..2]).join(hex))
     }
 
@@ -103,7 +103,10 @@ impl StoreWriter {
             });
         }
         let path = self.store.path(&digest)?;
-        let file = self.file.into_inner().map_err(io::IntoInnerError::into_error)?;
+        let file = self
+            .file
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?;
         if path.is_file() {
             return Ok(path);
         }
