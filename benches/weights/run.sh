@@ -86,7 +86,7 @@ add "tar -c | zstd -q -T0 -3" "$OUT/x.tar.zst" "$TARS | zstd -q -T0 -3 > $OUT/x.
 add "ours: LayerWriter, plain tar" "layer" "$BIN $TREE --store $OUT/store --compression none --no-fsync"
 # Each import run: a fresh cache and a fresh repository (the registry has none of its blobs).
 add "ours: cog weights import + push" "import" \
-  "cd $MODEL && rm -rf $OUT/cache && sed -i \"s|bench/model[0-9]*|bench/model\$RANDOM|\" cog.yaml && COG_CACHE_DIR=$OUT/cache NO_COLOR=1 $COG weights import --progress plain >$OUT/import.log 2>&1"
+  "cd $MODEL && rm -rf $OUT/cache && sed -i \"s|bench/model[0-9]*|bench/model\$RANDOM|\" cog.yaml && COG_CACHE_DIR=$OUT/cache NO_COLOR=1 $COG weights import >$OUT/import.log 2>&1"
 
 "${TAR[@]}" | cat >/dev/null # page cache
 declare -A WALLS CPUS SIZES
@@ -147,5 +147,5 @@ repush "$FILES" large-files
 cd "$MODEL"
 sed -i "s|bench/model[0-9]*|bench/model|" cog.yaml
 printf 'weights/\n' >.dockerignore
-"$COG" weights import --progress quiet >/dev/null 2>&1
+"$COG" weights import >/dev/null 2>&1
 repush "$MODEL" managed
