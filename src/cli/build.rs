@@ -66,7 +66,16 @@ pub fn run(session: &Session, args: &BuildArgs) -> Result<ExitCode> {
         if let Some((weights, weights_name)) = &built.weights {
             super::publish::push_built(session, weights, weights_name, &args.flags)?;
         }
-        super::publish::push_built(session, &built.image, &name, &args.flags)?
+        match super::publish::push_with_weights(
+            session,
+            &project,
+            &built.image,
+            &name,
+            &args.flags,
+        )? {
+            Some(digest) => digest,
+            None => super::publish::push_built(session, &built.image, &name, &args.flags)?,
+        }
     } else {
         built.image.digest
     };
