@@ -478,6 +478,9 @@ fn a_big_weight_file_is_streamed_with_little_memory() {
         "a code change added {added} bytes of blobs"
     );
     assert!(layers(cache.path(), &second).contains(&model));
+    eprintln!(
+        "layering {mib} MiB: peak RSS {peak_kib} KiB; a code-only change added {added} bytes of blobs"
+    );
 }
 
 /// `--separate-weights` on a real base: the weights image and the runner are both recorded, and
