@@ -178,7 +178,7 @@ impl LockEntry {
             digest(&layer.digest).map_err(|e| format!("layer: {e}"))?;
         }
         for file in &self.files {
-            check_file_path(&file.path)?;
+            super::source::check_file_path(&file.path)?;
             digest(&file.digest).map_err(|e| format!("file {:?}: {e}", file.path))?;
             if !layers.contains(file.layer.as_str()) {
                 return Err(format!(
@@ -215,30 +215,6 @@ pub fn digest(value: &str) -> Result<layers::Digest, String> {
         return Err(format!("{value:?} is not lower-case hex"));
     }
     value.parse().map_err(|e: layers::Error| e.to_string())
-}
-
-/// A path inside a weight: relative, no `.` or `..` component, no empty component, no control
-/// characters or backslash (spec 1.4), and not under a `.cog/` (the runtime's state directory).
-pub fn check_file_path(path: &str) -> Result<(), String> {
-    let bad = || format!("path {path:?} is not a clean relative path");
-    if path.is_empty() || path.starts_with('/') {
-        return Err(bad());
-    }
-    for part in path.split('/') {
-        if part.is_empty()
-            || part == "."
-            || part == ".."
-            || part.chars().any(|c| c.is_control() || c == '\\')
-        {
-            return Err(bad());
-        }
-    }
-    if path.split('/').next() == Some(".cog") {
-        return Err(format!(
-            "path {path:?} is under .cog/, reserved for the runtime"
-        ));
-    }
-    Ok(())
 }
 
 /// The weight set digest (spec 2.4): sha256 of the sorted `<hex>  <path>` lines joined by `\n`.

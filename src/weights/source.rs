@@ -6,7 +6,29 @@ use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobMatcher};
 
-use super::lock::check_file_path;
+/// A path inside a weight: relative, no `.` or `..` component, no empty component, no control
+/// characters or backslash (spec 1.4), and not under a `.cog/` (the runtime's state directory).
+pub fn check_file_path(path: &str) -> Result<(), String> {
+    let bad = || format!("path {path:?} is not a clean relative path");
+    if path.is_empty() || path.starts_with('/') {
+        return Err(bad());
+    }
+    for part in path.split('/') {
+        if part.is_empty()
+            || part == "."
+            || part == ".."
+            || part.chars().any(|c| c.is_control() || c == '\\')
+        {
+            return Err(bad());
+        }
+    }
+    if path.split('/').next() == Some(".cog") {
+        return Err(format!(
+            "path {path:?} is under .cog/, reserved for the runtime"
+        ));
+    }
+    Ok(())
+}
 
 /// A source of one weight, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
