@@ -452,3 +452,100 @@ fn bad_weights_input_is_refused_and_nothing_is_stored() {
     ok(&cog(&project, &["weights", "pull"]));
     assert_eq!(stored_files(&project.cache).len(), 2);
 }
+
+/// Kills `cog serve` when a test fails before stopping it.
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// `cog serve` right after an import (no pull: the import filled the store): the prediction
+/// reads the mounted weights, and Ctrl-C leaves no mount directory behind.
+#[test]
+fn serve_mounts_the_weights_an_import_stored() {
+    require_tool("runc", "runc");
+    let registry = TestRegistry::start();
+    let project = project(&registry, GREETING);
+    ok(&cog(&project, &["weights", "import"]));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let child = Command::new(COG)
+        .args(["serve", "--runtime", "runc", "-p", &port.to_string()])
+        .current_dir(&project.dir)
+        .env("COG_CACHE_DIR", &project.cache)
+        .env("COG_MODEL_REGISTRY", &project.registry)
+        .env("NO_COLOR", "1")
+        .env_remove("COG_RUNTIME")
+        .stdout(std::process::Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let mut serving = Serving(child);
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = serving.0.try_wait().unwrap() {
+            panic!(
+                "cog serve exited ({status}): {}",
+                std::fs::read_to_string(log.path()).unwrap()
+            );
+        }
+        if let Ok(response) = client.get(format!("{base}/health-check")).send()
+            && response.json::<Value>().unwrap()["status"] == "READY"
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(600),
+            "not READY in time: {}",
+            std::fs::read_to_string(log.path()).unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let body: Value = client
+        .post(format!("{base}/predictions"))
+        .json(&serde_json::json!({"input": {"s": "world"}}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(body["status"], "succeeded", "{body}");
+    let output = body["output"].as_str().unwrap();
+    assert!(
+        output.starts_with("hello world (weight-size=1024, ready=True, writable=False"),
+        "{output}"
+    );
+    let mounts = project.dir.join(".cog/mounts");
+    assert!(mounts.exists(), "no mount directory while serving");
+    Command::new("kill")
+        .args(["-INT", &serving.0.id().to_string()])
+        .status()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while serving.0.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "cog serve did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        !mounts.exists() || std::fs::read_dir(&mounts).unwrap().next().is_none(),
+        "{mounts:?} left behind after Ctrl-C"
+    );
+}

@@ -256,6 +256,7 @@ pub fn install_interrupt_handler(session: &Session) {
         reporter.message("Interrupted: removing the container...");
         // Removal runs `docker rm` and friends: off the async workers.
         let _ = tokio::task::spawn_blocking(runtime::remove_all).await;
+        crate::weights::mount::remove_assembled();
         std::process::exit(130);
     });
 }

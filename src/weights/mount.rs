@@ -18,14 +18,34 @@ pub struct Mounts {
     root: Option<PathBuf>,
 }
 
+/// The directories assembled by this process and not removed yet: an interrupted `cog serve`
+/// exits without running destructors, so its handler removes them ([`remove_assembled`]).
+static ASSEMBLED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn remove(root: &Path) {
+    let _ = std::fs::remove_dir_all(root);
+    // `.cog/mounts` itself, once empty.
+    if let Some(parent) = root.parent() {
+        let _ = std::fs::remove_dir(parent);
+    }
+}
+
 impl Drop for Mounts {
     fn drop(&mut self) {
         if let Some(root) = self.root.take() {
-            let _ = std::fs::remove_dir_all(&root);
-            // `.cog/mounts` itself, once empty.
-            if let Some(parent) = root.parent() {
-                let _ = std::fs::remove_dir(parent);
+            remove(&root);
+            if let Ok(mut assembled) = ASSEMBLED.lock() {
+                assembled.retain(|r| r != &root);
             }
+        }
+    }
+}
+
+/// Removes every directory this process assembled (on Ctrl-C, after the containers are gone).
+pub fn remove_assembled() {
+    if let Ok(mut assembled) = ASSEMBLED.lock() {
+        for root in assembled.drain(..) {
+            remove(&root);
         }
     }
 }
@@ -57,6 +77,9 @@ pub fn assemble(
     );
     let root = project_dir.join(".cog").join("mounts").join(id);
     fs_err::create_dir_all(&root)?;
+    if let Ok(mut assembled) = ASSEMBLED.lock() {
+        assembled.push(root.clone());
+    }
     let mut mounts = Mounts {
         mounts: Vec::new(),
         root: Some(root.clone()),
