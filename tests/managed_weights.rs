@@ -549,3 +549,59 @@ fn serve_mounts_the_weights_an_import_stored() {
         "{mounts:?} left behind after Ctrl-C"
     );
 }
+
+/// A tiny HTTP server on 127.0.0.1 answering every GET with `body` (and a strong ETag).
+fn serve_file(body: &'static [u8]) -> String {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: \"v1\"\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body);
+        }
+    });
+    host
+}
+
+/// An `https://`/`http://` source is one file, streamed into the store; its strong ETag is its
+/// fingerprint. `hf://` is refused with a message naming it.
+#[test]
+fn a_url_source_is_one_file_and_hf_is_refused() {
+    let registry = TestRegistry::start();
+    let server = serve_file(b"weights over http");
+    let project = project(
+        &registry,
+        &format!(
+            "weights:\n  - name: remote\n    target: /src/remote\n    source:\n      uri: http://{server}/files/model.bin?download=1\n"
+        ),
+    );
+    ok(&cog(&project, &["weights", "import"]));
+    let lock = lock(&project);
+    let entry = &lock["weights"][0];
+    assert_eq!(entry["files"][0]["path"], "model.bin");
+    assert_eq!(entry["files"][0]["size"], 17);
+    assert_eq!(entry["sources"][0]["fingerprint"], "etag:\"v1\"");
+    assert_eq!(stored_files(&project.cache).len(), 1);
+
+    let hf = self::project(
+        &registry,
+        "weights:\n  - name: hub\n    target: /src/hub\n    source:\n      uri: hf://acme/model\n",
+    );
+    let err = failed(&cog(&hf, &["weights", "import"]));
+    assert!(
+        err.contains("weight \"hub\" source hf://acme/model: hf:// sources (the Hugging Face Hub) are not supported by cog-rs yet"),
+        "{err}"
+    );
+    assert!(!hf.dir.join("weights.lock").exists());
+}
