@@ -157,6 +157,20 @@ fn managed_weights_round_trip_through_the_registry() {
         .collect();
     assert_eq!(paths, ["greeting.txt", "sub/config.json"]);
     assert_eq!(stored_files(&project.cache).len(), 2);
+    // The files are on disk once: the layer blobs left the build cache once pushed.
+    let layer_blobs = || -> Vec<PathBuf> {
+        entry["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let hex = l["digest"].as_str().unwrap().trim_start_matches("sha256:");
+                project.cache.join("blobs/sha256").join(hex)
+            })
+            .filter(|p| p.exists())
+            .collect()
+    };
+    assert!(layer_blobs().is_empty(), "{:?}", layer_blobs());
     let digest = entry["digest"].as_str().unwrap();
     let weight = manifest(
         &registry.host,
@@ -203,10 +217,13 @@ fn managed_weights_round_trip_through_the_registry() {
         before
     );
 
-    // Build and push: the model is an OCI index of the image and the weight manifest.
+    // Build and push: the model is an OCI index of the image and the weight manifest; the
+    // weight's blobs are mounted from its repository.
     ok(&cog(&project, &["build", "--no-load"]));
-    let pushed = cog(&project, &["push"]);
+    let pushed = cog(&project, &["push", "--progress", "plain"]);
     let out = ok(&pushed);
+    let log = stderr(&pushed);
+    assert!(log.contains(", 2 mounted, "), "{log}");
     assert!(out.starts_with("sha256:"), "{out}");
     let index = manifest(&registry.host, "test/weights-model", "latest");
     assert_eq!(
@@ -246,6 +263,7 @@ fn managed_weights_round_trip_through_the_registry() {
     assert!(log.contains("Pulled 1 weight(s)"), "{log}");
     assert!(log.contains("  layer "), "{log}");
     assert_eq!(stored_files(&project.cache).len(), 2);
+    assert!(layer_blobs().is_empty(), "{:?}", layer_blobs());
     let again = cog(&project, &["weights", "pull"]);
     ok(&again);
     assert!(

@@ -130,6 +130,13 @@ pub fn import(
                 .push(&session.store, &manifest, &target, reporter),
         )?;
         reporter.message(&format!("  {name}: {target}"));
+        // The registry has the layers now and the files are in the file store: the layer
+        // blobs leave the build cache (a push mounts them from the weight's repository).
+        for layer in &entry.layers {
+            session
+                .store
+                .remove(&super::lock::digest(&layer.digest).map_err(WeightsError::Digest)?)?;
+        }
         lock.upsert(entry.clone());
         done.push(Imported {
             name,

@@ -154,6 +154,8 @@ fn pull_entry(
         }
         let blob = session.store.open_blob(&layer.digest)?;
         unpack(entry, layer, blob, &wanted, files)?;
+        // Its files are in the file store: the layer need not stay in the build cache too.
+        session.store.remove(&layer.digest)?;
     }
     let still = missing(entry, files);
     if let Some(file) = still.first() {
