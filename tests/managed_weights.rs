@@ -139,6 +139,22 @@ fn managed_weights_round_trip_through_the_registry() {
     let registry = TestRegistry::start();
     let project = project(&registry, GREETING);
 
+    // A dry run says what an import would do, and does nothing.
+    let dry = cog(&project, &["weights", "import", "--dry-run", "-v"]);
+    ok(&dry);
+    let log = stderr(&dry);
+    for line in [
+        "+ greeting  file://./weights-src → /src/mounted-weights/greeting",
+        "  status: new",
+        "  files: 2  size: 1.0KB",
+        "    - README.md (13B)",
+        "    + sub/config.json (9B)",
+    ] {
+        assert!(log.contains(line), "no {line:?} in {log}");
+    }
+    assert!(!project.dir.join("weights.lock").exists());
+    assert!(stored_files(&project.cache).is_empty());
+
     // Import: the artifact goes to <model>/weights/<name>:<timestamp>, the lock is written,
     // the files are in the local store.
     let import = cog(&project, &["weights", "import"]);
@@ -211,7 +227,18 @@ fn managed_weights_round_trip_through_the_registry() {
 
     // An import of the same files changes nothing in the lock.
     let before = std::fs::read(project.dir.join("weights.lock")).unwrap();
-    ok(&cog(&project, &["weights", "import"]));
+    let again = cog(&project, &["weights", "import"]);
+    ok(&again);
+    assert!(
+        stderr(&again).contains("= greeting  file://"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(
+        stderr(&again).contains("  status: unchanged"),
+        "{}",
+        stderr(&again)
+    );
     assert_eq!(
         std::fs::read(project.dir.join("weights.lock")).unwrap(),
         before

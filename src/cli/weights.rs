@@ -16,7 +16,7 @@ pub struct WeightsArgs {
 #[derive(Debug, clap::Subcommand)]
 enum WeightsCommand {
     /// Build and push weights to a registry, and record them in weights.lock
-    Import(NamesArgs),
+    Import(ImportArgs),
     /// Fetch the weights in weights.lock into the local store
     Pull(NamesArgs),
     /// Show each weight of cog.yaml against weights.lock and the local store
@@ -28,6 +28,15 @@ struct FileArgs {
     /// The name of the config file
     #[arg(short = 'f', long = "file", default_value = "cog.yaml")]
     file: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct ImportArgs {
+    /// Show what would be imported without making changes
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    names: NamesArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,21 +66,14 @@ pub fn run(session: &Session, args: &WeightsArgs) -> Result<ExitCode> {
         .reporter
         .warning("NOTE: cog weights is experimental. Behavior may change in future versions.");
     match &args.command {
-        WeightsCommand::Import(a) => {
+        WeightsCommand::Import(ImportArgs { dry_run, names: a }) => {
             let (dir, config) = open(session, &a.file.file)?;
-            let done = weights::import::import(session, &dir, &config, &a.file.file, &a.names)?;
-            if a.verbose {
-                for imported in &done {
-                    for file in &imported.entry.files {
-                        println!(
-                            "{}\t{}\t{}\t{}",
-                            imported.name,
-                            file.path,
-                            weights::format_size(file.size),
-                            file.digest
-                        );
-                    }
-                }
+            let planned = weights::import::plan(&dir, &config, &a.file.file, &a.names)?;
+            for line in weights::import::plan_lines(&planned, a.verbose) {
+                session.reporter.message(&line);
+            }
+            if !dry_run {
+                weights::import::import(session, &dir, &config, &a.file.file, &a.names)?;
             }
         }
         WeightsCommand::Pull(a) => {

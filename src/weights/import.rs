@@ -302,3 +302,133 @@ fn now_rfc3339() -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+/// What an import would do to one weight, from a walk of its sources (no file is read).
+#[derive(Debug)]
+pub struct Planned {
+    pub name: String,
+    pub sources: Vec<String>,
+    pub target: String,
+    /// `new`, `config-changed` (with what changed), `upstream-changed` (the files' paths or
+    /// sizes differ from the lock's) or `unchanged` (same paths and sizes; contents are hashed
+    /// by the import itself).
+    pub status: String,
+    /// Kept files (path, size), or `None` for a URL (known once fetched).
+    pub files: Option<Vec<(String, u64)>>,
+    pub excluded: Vec<(String, u64)>,
+}
+
+/// The plan `cog weights import` prints before it imports (and all `--dry-run` does).
+pub fn plan(
+    project_dir: &Path,
+    config: &Config,
+    config_file: &str,
+    names: &[String],
+) -> Result<Vec<Planned>, WeightsError> {
+    let selected = select(config, names, config_file)?;
+    let lock = WeightsLock::load(&lock_path(project_dir))?;
+    let drift = super::lock::drift(&config.weights, lock.as_ref())?;
+    let mut planned = Vec::new();
+    for weight in selected {
+        let wanted = super::lock::wanted_sources(weight)?;
+        let mut files = Some(Vec::new());
+        let mut excluded = Vec::new();
+        for want in &wanted {
+            let error = |reason: String| WeightsError::Source {
+                weight: weight.name.clone(),
+                uri: want.uri.clone(),
+                reason,
+            };
+            let filter = Filter::new(&want.include, &want.exclude).map_err(error)?;
+            match Source::resolve(&want.uri, project_dir).map_err(error)? {
+                Source::Dir(dir) => {
+                    for file in source::walk(&dir, &want.uri).map_err(error)? {
+                        if filter.keeps(&file.path) {
+                            if let Some(files) = &mut files {
+                                files.push((file.path, file.size));
+                            }
+                        } else {
+                            excluded.push((file.path, file.size));
+                        }
+                    }
+                }
+                Source::Http { .. } => files = None,
+            }
+        }
+        let status = drift.iter().find_map(|d| match d {
+            super::lock::Drift::Pending(n) if n == &weight.name => Some("new".to_string()),
+            super::lock::Drift::ConfigChanged(n, what) if n == &weight.name => {
+                Some(format!("config-changed ({what})"))
+            }
+            _ => None,
+        });
+        let status = status.unwrap_or_else(|| {
+            let locked: Option<Vec<(String, u64)>> = lock
+                .as_ref()
+                .and_then(|l| l.find(&weight.name))
+                .map(|e| e.files.iter().map(|f| (f.path.clone(), f.size)).collect());
+            match (&files, locked) {
+                (Some(files), Some(locked)) if *files == locked => "unchanged".to_string(),
+                (None, _) => "re-fetch".to_string(),
+                _ => "upstream-changed".to_string(),
+            }
+        });
+        planned.push(Planned {
+            name: weight.name.clone(),
+            sources: wanted.iter().map(|w| w.uri.clone()).collect(),
+            target: weight.target.clone(),
+            status,
+            files,
+            excluded,
+        });
+    }
+    Ok(planned)
+}
+
+/// Cog's lines for a plan (`+ name  uri → target`, `  status: …`, `  files: N  size: …`).
+pub fn plan_lines(planned: &[Planned], verbose: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    for p in planned {
+        let icon = match p.status.as_str() {
+            "new" => "+",
+            "unchanged" => "=",
+            _ => "~",
+        };
+        if p.sources.len() == 1 {
+            lines.push(format!(
+                "{icon} {}  {} → {}",
+                p.name, p.sources[0], p.target
+            ));
+        } else {
+            lines.push(format!("{icon} {}  → {}", p.name, p.target));
+            for (i, uri) in p.sources.iter().enumerate() {
+                lines.push(format!("  source[{i}]: {uri}"));
+            }
+        }
+        lines.push(format!("  status: {}", p.status));
+        match &p.files {
+            Some(files) => {
+                let size: u64 = files.iter().map(|f| f.1).sum();
+                lines.push(format!(
+                    "  files: {}  size: {}",
+                    files.len(),
+                    format_size(size)
+                ));
+                if verbose {
+                    if !p.excluded.is_empty() {
+                        lines.push(format!("  excluded ({} files):", p.excluded.len()));
+                        for (path, size) in &p.excluded {
+                            lines.push(format!("    - {path} ({})", format_size(*size)));
+                        }
+                    }
+                    lines.push(format!("  included ({} files):", files.len()));
+                    for (path, size) in files {
+                        lines.push(format!("    + {path} ({})", format_size(*size)));
+                    }
+                }
+            }
+            None => lines.push("  files: fetched on import".to_string()),
+        }
+    }
+    lines
+}
