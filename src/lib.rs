@@ -22,6 +22,7 @@ pub mod sandbox;
 pub mod schema;
 pub mod session;
 pub mod source_build;
+pub mod weights;
 
 /// This CLI's version, baked into images as `run.cog.version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,5 +1,5 @@
 //! Fuzz targets for what `cog` reads from users and registries: cog.yaml, image references,
-//! registries' `WWW-Authenticate` challenges, `.dockerignore`, image archives (`oci-archive:`,
+//! registries' `WWW-Authenticate` challenges, `weights.lock`, `.dockerignore`, image archives (`oci-archive:`,
 //! `docker-archive:`) and layer tars applied onto a directory for runc. Each case is a mutated
 //! corpus entry (`fuzzing/corpus/`, or seeds built here for binary formats); no input may
 //! panic, and a layer may write nothing outside the directory it is applied onto.
@@ -31,6 +31,16 @@ proptest! {
         if let Ok(reference) = Reference::parse(&text) {
             // What we print parses back to the same reference.
             prop_assert_eq!(Reference::parse(&reference.to_string()).ok(), Some(reference));
+        }
+    }
+
+    #[test]
+    fn weights_locks(text in fuzzing::text_inputs("weights-lock")) {
+        if let Ok(lock) = cog::weights::WeightsLock::parse(text.as_bytes(), Path::new("weights.lock")) {
+            // A lock that parses is whole: what it writes parses back, to the same bytes.
+            let bytes = lock.to_bytes();
+            let again = cog::weights::WeightsLock::parse(&bytes, Path::new("weights.lock"));
+            prop_assert_eq!(again.ok().map(|l| l.to_bytes()), Some(bytes));
         }
     }
 

@@ -478,4 +478,59 @@ fn a_big_weight_file_is_streamed_with_little_memory() {
         "a code change added {added} bytes of blobs"
     );
     assert!(layers(cache.path(), &second).contains(&model));
+    eprintln!(
+        "layering {mib} MiB: peak RSS {peak_kib} KiB; a code-only change added {added} bytes of blobs"
+    );
+}
+
+/// `--separate-weights` on a real base: the weights image and the runner are both recorded, and
+/// the runner runs (without a daemon), reading its weight file from the shared layer.
+#[test]
+fn separate_weights_runner_runs() {
+    common::require_tool("runc", "runc");
+    let project = fixture("runner");
+    std::fs::write(
+        project.dir.join("predict.py"),
+        "import os\n\nfrom cog import BasePredictor\n\n\nclass Predictor(BasePredictor):\n    def predict(self, text: str) -> str:\n        return f\"{text} {os.path.getsize('/src/weights/model.bin')}\"\n",
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let built = cog(
+        &project.dir,
+        cache.path(),
+        &[
+            "build",
+            "--no-load",
+            "--separate-weights",
+            "-t",
+            "me/runner:v1",
+        ],
+    );
+    let log = String::from_utf8_lossy(&built.stderr).into_owned();
+    ok(&built);
+    assert!(
+        log.contains("Weights image built as me/runner:v1-weights"),
+        "{log}"
+    );
+    let images = cache.path().join("images/index.json");
+    let index = std::fs::read_to_string(&images).unwrap();
+    assert!(index.contains("me/runner:v1-weights"), "{index}");
+    let run = cog(
+        &project.dir,
+        cache.path(),
+        &[
+            "run",
+            "me/runner:v1",
+            "--runtime",
+            "runc",
+            "-i",
+            "text=size",
+        ],
+    );
+    let out = ok(&run);
+    assert!(
+        out.contains(&format!("size {}", 6 << 20)),
+        "{out}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
 }

@@ -252,6 +252,16 @@ impl BlobStore {
         self.blob_path(digest).is_file()
     }
 
+    /// Removes the blob `digest` (readers that have it open keep reading it); whether it was
+    /// there. For blobs kept elsewhere, such as the layers of managed weights once pushed.
+    pub fn remove(&self, digest: &Digest) -> Result<bool> {
+        match std::fs::remove_file(self.blob_path(digest)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub fn open_blob(&self, digest: &Digest) -> Result<fs_err::File> {
         Ok(fs_err::File::open(self.blob_path(digest))?)
     }

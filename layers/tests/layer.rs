@@ -534,6 +534,9 @@ fn put_bytes_and_open_blob() {
         .unwrap();
     assert_eq!(text, "{\"config\":1}");
     assert_eq!(store.put_bytes(b"{\"config\":1}").unwrap(), (digest, size));
+    assert!(store.remove(&digest).unwrap());
+    assert!(!store.has(&digest));
+    assert!(!store.remove(&digest).unwrap());
     let err = store.open_blob(&Digest::of(b"missing")).unwrap_err();
     assert!(
         err.to_string().contains(&Digest::of(b"missing").hex()),

@@ -22,7 +22,7 @@ pub use commands::{BuildCommandsBlock, CA_BUNDLE, CA_CERT_PATH, CaCertBlock};
 pub use labels::LabelsBlock;
 pub use large_files::LargeFilesBlock;
 pub use python::{CogRuntimeBlock, PythonLinkBlock, PythonPackagesBlock};
-pub use runtime::{RuntimeSchemaBlock, RuntimeSettingsBlock, SchemaBlock};
+pub use runtime::{ManagedWeightsBlock, RuntimeSchemaBlock, RuntimeSettingsBlock, SchemaBlock};
 pub use source::SourceBlock;
 pub use system::SystemPackagesBlock;
 
@@ -45,6 +45,7 @@ impl Stack for PythonStack {
             Box::new(CaCertBlock),
             Box::new(BuildCommandsBlock),
             Box::new(LargeFilesBlock),
+            Box::new(ManagedWeightsBlock),
             // The schema below the source: an edit that keeps predict's signature changes the
             // source layer only, so an engine that has the previous build takes one new layer.
             Box::new(SchemaBlock),

@@ -98,3 +98,39 @@ impl Block for RuntimeSchemaBlock {
         Ok(())
     }
 }
+
+/// Managed weights: `/.cog/weights.json` (spec 3.3), which tells the runtime which weights the
+/// model expects and where. The weights themselves are not in the image: `cog run`/`serve` mount
+/// them, platforms deliver them.
+#[derive(Debug)]
+pub struct ManagedWeightsBlock;
+
+impl Block for ManagedWeightsBlock {
+    fn name(&self) -> &'static str {
+        "managed-weights"
+    }
+
+    fn applies(&self, inputs: &PlanInputs) -> bool {
+        inputs.weights_manifest.is_some()
+    }
+
+    fn contribute(&self, inputs: &PlanInputs, composer: &mut Composer) -> Result<(), PlanError> {
+        let Some(document) = &inputs.weights_manifest else {
+            return Ok(());
+        };
+        composer.add_layer(
+            Phase::Weights,
+            "weights-manifest",
+            "COPY .cog/weights.json /.cog/weights.json".into(),
+            LayerContent::Files {
+                files: vec![InlineFile {
+                    path: "/.cog/weights.json".into(),
+                    mode: 0o644,
+                    contents: document.clone(),
+                    link: None,
+                }],
+            },
+        );
+        Ok(())
+    }
+}

@@ -66,7 +66,16 @@ pub fn run(session: &Session, args: &BuildArgs) -> Result<ExitCode> {
         if let Some((weights, weights_name)) = &built.weights {
             super::publish::push_built(session, weights, weights_name, &args.flags)?;
         }
-        super::publish::push_built(session, &built.image, &name, &args.flags)?
+        match super::publish::push_with_weights(
+            session,
+            &project,
+            &built.image,
+            &name,
+            &args.flags,
+        )? {
+            Some(digest) => digest,
+            None => super::publish::push_built(session, &built.image, &name, &args.flags)?,
+        }
     } else {
         built.image.digest
     };
@@ -124,6 +133,8 @@ pub fn build_and_save_for(
     destination: &Destination<'_>,
 ) -> Result<Built> {
     flags.check_compat()?;
+    // Managed weights: cog.yaml and weights.lock must agree (Cog's check and message).
+    crate::weights::check_drift(&project.dir, &project.config)?;
     let output = destination.output;
     let cache = flags.remote_cache()?;
     if flags.no_cache && !cache.from.is_empty() {

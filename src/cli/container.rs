@@ -60,6 +60,15 @@ pub struct Ready {
     pub image: Image,
     /// The image's OpenAPI document (`None` for an image not built here, or without a runner).
     pub schema: Option<String>,
+    /// The project's managed weights, assembled for the container (removed on drop).
+    pub weights: crate::weights::mount::Mounts,
+}
+
+impl Ready {
+    /// The managed weights' read-only mounts, added to `spec`.
+    pub fn mount_weights(&self, spec: &mut RunSpec) {
+        spec.mounts.extend(self.weights.mounts.iter().cloned());
+    }
 }
 
 /// Builds `project` as `cog build` does (recorded in the cache), then makes it ready for the
@@ -76,10 +85,16 @@ pub fn build_for_runtime(
     write_schema(project, built.schema.as_deref())?;
     let image = runtime::built_image(&session.store, &name, &built.image.digest)?;
     prepare(&runtime, &image)?;
+    let weights = crate::weights::mount::prepare(
+        &project.dir,
+        &project.config,
+        &crate::weights::FileStore::under(session.store.root()),
+    )?;
     Ok(Ready {
         runtime,
         image,
         schema: built.schema,
+        weights,
     })
 }
 
@@ -241,6 +256,7 @@ pub fn install_interrupt_handler(session: &Session) {
         reporter.message("Interrupted: removing the container...");
         // Removal runs `docker rm` and friends: off the async workers.
         let _ = tokio::task::spawn_blocking(runtime::remove_all).await;
+        crate::weights::mount::remove_assembled();
         std::process::exit(130);
     });
 }

@@ -43,7 +43,7 @@ fn exec(session: &Session, args: &ExecArgs) -> Result<ExitCode> {
         args.project.gpus.as_ref(),
         project.config.build.gpu,
     )?;
-    let spec = RunSpec {
+    let mut spec = RunSpec {
         args: args.command.clone(),
         env,
         mounts: vec![container::project_mount(&project.dir)],
@@ -54,5 +54,6 @@ fn exec(session: &Session, args: &ExecArgs) -> Result<ExitCode> {
         tty,
         ..RunSpec::default()
     };
+    ready.mount_weights(&mut spec);
     container::run_attached(&ready, &spec)
 }

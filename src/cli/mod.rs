@@ -18,6 +18,7 @@ mod push;
 mod run;
 mod serve;
 mod train;
+mod weights;
 
 use std::process::ExitCode;
 
@@ -82,6 +83,9 @@ enum Command {
     Debug(debug::DebugArgs),
     /// Check your project for common issues and fix them (experimental)
     Doctor(doctor::DoctorArgs),
+    /// Manage model weights (experimental)
+    #[command(hide = true)]
+    Weights(weights::WeightsArgs),
 }
 
 impl Command {
@@ -99,6 +103,7 @@ impl Command {
             | Self::Plan(_)
             | Self::Debug(_)
             | Self::Doctor(_)
+            | Self::Weights(_)
             | Self::Cache(_) => None,
         };
         flag.unwrap_or_else(ProgressMode::from_env)
@@ -157,6 +162,7 @@ fn dispatch(session: &Session, command: Command) -> Result<ExitCode> {
         Command::Train(args) => train::run(session, &args),
         Command::Debug(args) => debug::run(session, &args),
         Command::Doctor(args) => doctor::run(session, &args),
+        Command::Weights(args) => weights::run(session, &args),
     }
 }
 

@@ -25,7 +25,19 @@ pub fn run(session: &Session, args: &PushArgs) -> Result<ExitCode> {
             "To push images, you must either set the 'image' option in cog.yaml or pass an image name as an argument. For example, 'cog push r8.im/your-username/hotdog-detector'"
         );
     }
-    let name = build::image_name(args.image.as_deref(), &project.config, &project.dir);
+    // With managed weights, the model's repository is resolved as the weights' is
+    // (`COG_MODEL_REGISTRY`, `COG_MODEL_REPO`, `COG_MODEL`).
+    let name = if args.image.is_none()
+        && project.config.image.is_none()
+        && !project.config.weights.is_empty()
+    {
+        format!(
+            "{}:latest",
+            crate::weights::model_repository(&project.config, &args.flags.file)?
+        )
+    } else {
+        build::image_name(args.image.as_deref(), &project.config, &project.dir)
+    };
     let target = super::publish::target(&name)?;
     let destination = build::Destination {
         output: None,
@@ -36,7 +48,16 @@ pub fn run(session: &Session, args: &PushArgs) -> Result<ExitCode> {
     if let Some((weights, weights_name)) = &built.weights {
         push_built(session, weights, weights_name, &args.flags)?;
     }
-    let digest = push_built(session, &built.image, &built.name, &args.flags)?;
+    let digest = match super::publish::push_with_weights(
+        session,
+        &project,
+        &built.image,
+        &built.name,
+        &args.flags,
+    )? {
+        Some(digest) => digest,
+        None => push_built(session, &built.image, &built.name, &args.flags)?,
+    };
     super::publish::save_cache(session, &project, &args.flags, Some(&target))?;
     println!("{digest}");
     Ok(ExitCode::SUCCESS)

@@ -12,6 +12,7 @@ use super::args::ProjectArgs;
 use super::container::{self, Ready};
 use crate::runtime::{self, Container, Image, RunSpec, Runtime, RuntimeKind};
 use crate::session::Session;
+use crate::weights::mount::Mounts;
 
 /// The label holding the image's OpenAPI schema.
 const SCHEMA_LABEL: &str = "run.cog.openapi_schema";
@@ -97,7 +98,8 @@ fn run_prediction(session: &Session, args: &RunArgs) -> Result<ExitCode> {
     let env = container::parse_env(&args.env)?;
     let context = replicate_context(args.use_replicate_token)?;
 
-    let (container, schema, inputs) = if let Some(image) = &args.image {
+    // The weights' mount directories outlive the container (dropped after it).
+    let (container, schema, inputs, _weights) = if let Some(image) = &args.image {
         start_image(session, args, image, &cwd, env)?
     } else {
         start_project(session, args, &cwd, env)?
@@ -120,7 +122,7 @@ fn start_image(
     image: &str,
     cwd: &Path,
     env: Vec<(String, String)>,
-) -> Result<(Container, Value, Map<String, Value>)> {
+) -> Result<(Container, Value, Map<String, Value>, Mounts)> {
     if image.contains('=') {
         bail!("Invalid image name '{image}'. Did you forget `-i`?");
     }
@@ -146,6 +148,7 @@ fn start_image(
         runtime,
         image,
         schema: None,
+        weights: Mounts::default(),
     };
     let spec = container::server_spec(
         &ready.runtime,
@@ -164,7 +167,7 @@ fn start_image(
         Some(inputs) => inputs,
         None => request_inputs(&schema, args, cwd)?,
     };
-    Ok((container, schema, inputs))
+    Ok((container, schema, inputs, Mounts::default()))
 }
 
 /// `cog run` in a project: inputs validated by the static schema, then build and start. A
@@ -174,7 +177,7 @@ fn start_project(
     args: &RunArgs,
     cwd: &Path,
     env: Vec<(String, String)>,
-) -> Result<(Container, Value, Map<String, Value>)> {
+) -> Result<(Container, Value, Map<String, Value>, Mounts)> {
     let project = container::open_project(session, &args.project, true)?;
     if args.mode == Mode::Train && project.config.train.is_none() {
         bail!(
@@ -207,7 +210,7 @@ fn start_project(
         args.project.gpus.as_ref(),
         project.config.build.gpu,
     )?;
-    let spec = container::server_spec(
+    let mut spec = container::server_spec(
         &ready.runtime,
         &ready.image,
         env,
@@ -215,8 +218,9 @@ fn start_project(
         gpus,
         &args.mode.server_flags(),
     );
+    ready.mount_weights(&mut spec);
     let container = start_and_wait(session, &ready, &spec, args.setup_timeout)?;
-    Ok((container, schema, inputs))
+    Ok((container, schema, inputs, ready.weights))
 }
 
 /// An image by name: one `cog build` recorded in the cache, else one the daemon has or pulls.

@@ -70,6 +70,7 @@ fn serve(session: &Session, args: &ServeArgs) -> Result<ExitCode> {
         gpus,
         &extra,
     );
+    ready.mount_weights(&mut spec);
     spec.host_port = Some(args.port);
     container::set_publish_ip(&ready.runtime, &mut spec, &args.host);
     if args.upload_url.is_some() {

@@ -48,34 +48,13 @@ pub const FIELDS: &[(&str, Support)] = &[
         Support::IgnoredLikeCog("a hint for autoscalers that Cog 0.22 does not read"),
     ),
     ("environment", Support::Supported),
-    (
-        "weights",
-        Support::Unsupported("managed weights are not supported by cog-rs yet"),
-    ),
-    (
-        "weights[].name",
-        Support::Unsupported("managed weights are not supported by cog-rs yet"),
-    ),
-    (
-        "weights[].target",
-        Support::Unsupported("managed weights are not supported by cog-rs yet"),
-    ),
-    (
-        "weights[].source",
-        Support::Unsupported("managed weights are not supported by cog-rs yet"),
-    ),
-    (
-        "weights[].source.uri",
-        Support::Unsupported("managed weights are not supported by cog-rs yet"),
-    ),
-    (
-        "weights[].source.include",
-        Support::Unsupported("managed weights are not supported by cog-rs yet"),
-    ),
-    (
-        "weights[].source.exclude",
-        Support::Unsupported("managed weights are not supported by cog-rs yet"),
-    ),
+    ("weights", Support::Supported),
+    ("weights[].name", Support::Supported),
+    ("weights[].target", Support::Supported),
+    ("weights[].source", Support::Supported),
+    ("weights[].source.uri", Support::Supported),
+    ("weights[].source.include", Support::Supported),
+    ("weights[].source.exclude", Support::Supported),
     // Removed from Cog; its decoder drops them without a word.
     (
         "build.fast",
@@ -108,14 +87,6 @@ pub struct Findings {
 
 pub fn check(file: &ConfigFile) -> Findings {
     let mut findings = Findings::default();
-    let mut unsupported = |field: &str| {
-        if let Some(Support::Unsupported(why)) = support(field) {
-            findings.errors.push(format!("{field}: {why}"));
-        }
-    };
-    if file.weights.as_ref().is_some_and(|w| !w.is_empty()) {
-        unsupported("weights");
-    }
     for (field, line) in &file.ignored {
         // Paths of list items as the table writes them.
         let warning = match support(field) {

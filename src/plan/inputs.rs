@@ -34,6 +34,9 @@ pub struct PlanInputs {
     pub dockerignore: Vec<String>,
     /// The project's large files (weights), put in layers of their own below the code.
     pub large_files: LargeFiles,
+    /// Managed weights: `/.cog/weights.json` (spec 3.3: each weight's name, target and set
+    /// digest, from `weights.lock`); `None` without `weights:` in cog.yaml or a lock.
+    pub weights_manifest: Option<String>,
     pub base_override: Option<BaseOverride>,
     /// The default base when there is no override: assembled from packages (a `BaseImage::Assembled`).
     pub assembled_base: Option<BaseImage>,

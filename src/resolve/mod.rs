@@ -92,6 +92,8 @@ pub enum ResolveError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(transparent)]
+    Weights(#[from] Box<crate::weights::WeightsError>),
     #[error("concurrency.max > 1 requires an async run() or predict() method")]
     Concurrency,
     #[error("--base {arg}")]
@@ -416,7 +418,9 @@ impl Project {
         source_excludes.push(".cog".to_string());
         let large_files =
             large_files::scan(dir, &source_excludes, large_files::threshold_from_env()?)?;
+        let weights_manifest = crate::weights::runtime_manifest(dir, config).map_err(Box::new)?;
         Ok(PlanInputs {
+            weights_manifest,
             config_file_name,
             config_file_contents,
             python_version,
