@@ -137,10 +137,12 @@ pub async fn build(
         })
     };
     let base = fetch_base(session, &plan.base, &platform).await?;
-    // Build commands and the runtime schema run in the sandbox over the base: it is unpacked
-    // for them now, while the other layers are built, rather than when they start. A failure
-    // here is left for the step itself to report.
-    let base_unpacked = (!command_steps.is_empty() || !schema_steps.is_empty()).then(|| {
+    // The runtime schema imports the runner in the sandbox over the base: the base is
+    // unpacked for it now, while the other layers are built, rather than when it starts (a
+    // no-op once unpacked). A failure here is left for the step itself to report. Build
+    // commands are not waited for so: whether they run (or are cached) is known only once
+    // the layers below them are.
+    let base_unpacked = (!schema_steps.is_empty()).then(|| {
         let (store, layers) = (store.clone(), base.layers.clone());
         let sandbox = commands::sandbox_options(&platform, options);
         tokio::task::spawn_blocking(move || {
