@@ -75,7 +75,7 @@ pub fn resolve_assembled(
     let arch = debian_arch(options.platform)?;
     let base_path = dir.join(BASE_LOCK_FILE);
     let apt_path = dir.join(debian::LOCK_FILE_NAME);
-    let wanted = &config.build.system_packages;
+    let wanted = &with_python_headers(&config.build.system_packages, python_version);
     let base_current = |l: &debian::Lock| l.arch == arch;
     // A lock made on another base (another suite, e.g. with --base) is made again.
     let apt_current = |l: &debian::Lock| {
@@ -155,6 +155,31 @@ pub fn resolve_assembled(
         base: assembled(release, base_lock),
         system_packages,
     }))
+}
+
+/// Packages that bring a C compiler: with one of them, C extensions get built (by `pip` in
+/// `build.run`, or from sdists), and those need Python's headers.
+const COMPILERS: &[&str] = &["build-essential", "gcc", "g++", "clang", "cc", "c++"];
+
+/// `system_packages`, plus `python3.X-dev` when they bring a compiler and name no Python
+/// headers. Cog's images have the headers (python.org builds ship them); the assembled base's
+/// Debian Python does not, so `build-essential` alone would compile no extension.
+pub fn with_python_headers(system_packages: &[String], python_version: &str) -> Vec<String> {
+    let mut wanted = system_packages.to_vec();
+    let minor: String = python_version.split('.').take(2).collect::<Vec<_>>().join(".");
+    let compiler = wanted.iter().any(|p| {
+        COMPILERS.contains(&p.as_str())
+            || p.strip_prefix("gcc-").or_else(|| p.strip_prefix("g++-")).is_some_and(|v| {
+                v.chars().all(|c| c.is_ascii_digit())
+            })
+    });
+    let headers = wanted
+        .iter()
+        .any(|p| (p.starts_with("python3") && p.ends_with("-dev")) || p.starts_with("libpython3"));
+    if compiler && !headers && minor.contains('.') {
+        wanted.push(format!("python{minor}-dev"));
+    }
+    wanted
 }
 
 fn assembled(release: &debian::base::BaseRelease, lock: debian::Lock) -> BaseImage {
@@ -313,4 +338,33 @@ pub fn resolve_on_base(
         &format!("{field}: resolving them on base image {base} ({suite})"),
     )?;
     Ok(Some(lock))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_python_headers;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    #[test]
+    fn a_compiler_brings_python_headers_unless_named() {
+        assert_eq!(
+            with_python_headers(&names(&["build-essential", "ffmpeg"]), "3.11"),
+            names(&["build-essential", "ffmpeg", "python3.11-dev"])
+        );
+        assert_eq!(
+            with_python_headers(&names(&["gcc-12"]), "3.12.4"),
+            names(&["gcc-12", "python3.12-dev"])
+        );
+        for given in [
+            &["build-essential", "python3-dev"][..],
+            &["gcc", "libpython3.11-dev"],
+            &["ffmpeg"],
+            &[],
+        ] {
+            assert_eq!(with_python_headers(&names(given), "3.11"), names(given));
+        }
+    }
 }
