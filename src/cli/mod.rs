@@ -18,6 +18,7 @@ mod push;
 mod run;
 mod serve;
 mod train;
+mod version;
 
 use std::process::ExitCode;
 
@@ -33,7 +34,8 @@ use crate::session::Session;
 #[derive(Debug, Parser)]
 #[command(
     name = "cog",
-    version = crate::VERSION,
+    version = version::SHORT.as_str(),
+    long_version = version::LONG.as_str(),
     about = "Containers for machine learning, built without a daemon",
     propagate_version = true
 )]
