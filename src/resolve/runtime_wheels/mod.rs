@@ -73,6 +73,12 @@ pub enum RuntimeWheelError {
     },
     #[error("{var}={value}: not a version (pypi:X.Y.Z)")]
     BadVersion { var: &'static str, value: String },
+    #[error("{var} version {version} is below the minimum required version {minimum}")]
+    BelowMinimum {
+        var: &'static str,
+        version: String,
+        minimum: &'static str,
+    },
     #[error("{var}: not UTF-8")]
     NotUtf8 { var: &'static str },
     #[error("{}", .path.display())]
@@ -397,7 +403,7 @@ fn url_wheel(kind: Kind, url: &Url, arch: Arch) -> Result<LockedPackage, Runtime
     let filename = url
         .path_segments()
         .and_then(|mut s| s.next_back())
-        .map(|s| percent_decode(s))
+        .map(percent_decode)
         .unwrap_or_default();
     let shown = PathBuf::from(url.as_str());
     let parsed = WheelFilename::parse(&filename).ok_or_else(|| RuntimeWheelError::NotAWheel {

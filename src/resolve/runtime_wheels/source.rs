@@ -40,6 +40,9 @@ impl Kind {
     }
 }
 
+/// The oldest cog SDK `pypi:X.Y.Z` may ask for (Cog's `MinimumSDKVersion`).
+pub const MINIMUM_SDK_VERSION: &str = "0.16.0";
+
 /// Where a runtime wheel comes from, as the environment says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WheelSource {
@@ -82,10 +85,25 @@ pub fn parse(
     }
     if value.len() > 5 && value[..5].eq_ignore_ascii_case("pypi:") {
         let version = semver_to_pep440(value[5..].trim());
-        if version.parse::<pep508_rs::pep440_rs::Version>().is_err() {
+        let Ok(parsed) = version.parse::<pep508_rs::pep440_rs::Version>() else {
             return Err(super::RuntimeWheelError::BadVersion {
                 var: kind.var(),
                 value: value.to_owned(),
+            });
+        };
+        // Cog's `ValidateSDKVersion`: older SDKs lack what the CLI needs.
+        let minimum: pep508_rs::pep440_rs::Version =
+            MINIMUM_SDK_VERSION.parse().expect("a valid version");
+        let padded = |release: &[u64]| {
+            let mut release = release.to_vec();
+            release.resize(release.len().max(3), 0);
+            release
+        };
+        if kind == Kind::Sdk && padded(parsed.release()) < padded(minimum.release()) {
+            return Err(super::RuntimeWheelError::BelowMinimum {
+                var: kind.var(),
+                version,
+                minimum: MINIMUM_SDK_VERSION,
             });
         }
         return Ok(Some(WheelSource::PyPi {
@@ -171,6 +189,14 @@ mod tests {
             err.to_string(),
             "COGLET_WHEEL=pypi:not a version: not a version (pypi:X.Y.Z)"
         );
+        let err = parse(Kind::Sdk, "pypi:0.15.2", Path::new("/")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "COG_SDK_WHEEL version 0.15.2 is below the minimum required version 0.16.0"
+        );
+        assert!(parse(Kind::Sdk, "pypi:0.16.0-rc1", Path::new("/")).is_ok());
+        assert!(parse(Kind::Sdk, "pypi:0.16", Path::new("/")).is_ok());
+        assert!(parse(Kind::Coglet, "pypi:0.1.0", Path::new("/")).is_ok());
         let err = parse(Kind::Sdk, "https://", Path::new("/")).unwrap_err();
         assert!(
             err.to_string()
