@@ -25,8 +25,9 @@ ARCHES=${RELEASE_ARCHES:-x86_64 aarch64}
 VENV=${COG_BUILD_VENV:-/tmp/venv-cog-build}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml")
-SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || date +%s)}
-export SOURCE_DATE_EPOCH
+# For the tarballs only: exported, it would change the C crates' build (cc reads it) and
+# recompile what python/build-wheels.sh and `cargo build --release` already built.
+epoch=${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || date +%s)}
 
 for arch in $ARCHES; do
   case $arch in
@@ -60,8 +61,9 @@ for arch in $ARCHES; do
   triple=$arch-unknown-linux-gnu
   stage=$(mktemp -d)
   step "cog $arch: maturin build --zig --target $triple"
+  # LZMA_API_STATIC: liblzma compiled in (lzma-sys), not the build host's (newer glibc).
   (cd "$ROOT/packaging/cog-rs" &&
-    COG_EMBED_WHEELS_DIR=$wheels PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" build --release --zig \
+    COG_EMBED_WHEELS_DIR=$wheels LZMA_API_STATIC=1 PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" build --release --zig \
       --compatibility manylinux2014 --target "$triple" --out "$stage")
   wheel=$(ls "$stage"/cog_rs-"$version"-*.whl)
   bin=$OUT/cog_Linux_$arch
@@ -90,7 +92,7 @@ PY
   mkdir -p "$stage/$name"
   cp "$bin" "$stage/$name/cog"
   cp "$ROOT/README.md" "$stage/$name/README.md"
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" \
     -C "$stage" -cf - "$name" | gzip -9n >"$OUT/$name.tar.gz"
   rm -rf "$stage"
 done
