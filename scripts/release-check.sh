@@ -46,8 +46,8 @@ fail() { echo "release-check: $*" >&2; exit 1; }
 
 # 1. Build and run the example with the binary alone.
 start=$SECONDS
-"$cog" build -t cog-release-check-hello --progress plain >build.log 2>&1 || { cat build.log >&2; fail "cog build failed"; }
-out=$("$cog" run -i text=release 2>run.log) || { cat run.log >&2; fail "cog run failed"; }
+"$cog" build -t cog-release-check-hello --progress plain >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; fail "cog build failed"; }
+out=$("$cog" run -i text=release 2>"$work/run.log") || { cat "$work/run.log" >&2; fail "cog run failed"; }
 [[ "$out" == "hello release" ]] || fail "cog run printed ${out@Q}"
 # The wheels came from the binary: written into the (fresh) store under their sha256.
 ls "$HOME"/.cache/cog/runtime-wheels/*/"coglet-$version-"*"_$arch.whl" >/dev/null ||
@@ -56,9 +56,9 @@ say "1. the binary alone: cog build + cog run -> $out ($((SECONDS - start)) s, c
 
 # 2. The arm64 image: an aarch64 coglet inside, and a prediction where qemu runs it.
 start=$SECONDS
-"$cog" build -t cog-release-check-hello-arm64 --platform linux/arm64 --output hello-arm64.tar \
-  --progress plain >build-arm64.log 2>&1 || { cat build-arm64.log >&2; fail "cog build --platform linux/arm64 failed"; }
-"$PYTHON" - hello-arm64.tar <<'PY'
+"$cog" build -t cog-release-check-hello-arm64 --platform linux/arm64 --output "$work/hello-arm64.tar" \
+  --progress plain >"$work/build-arm64.log" 2>&1 || { cat "$work/build-arm64.log" >&2; fail "cog build --platform linux/arm64 failed"; }
+"$PYTHON" - "$work/hello-arm64.tar" <<'PY'
 import io, sys, tarfile
 # Every layer of the image tarball is searched for coglet's extension module; its ELF header
 # must say aarch64 (e_machine 0xb7 at offset 18, little-endian).
@@ -90,8 +90,8 @@ emulation=/proc/sys/fs/binfmt_misc/qemu-aarch64
 if [[ ${COG_RELEASE_CHECK_EMULATION:-1} == 0 ]]; then
   say "2. prediction under emulation: skipped (COG_RELEASE_CHECK_EMULATION=0)"
 elif [[ "$arch" == aarch64 ]] || grep -q '^enabled' "$emulation" 2>/dev/null; then
-  out=$("$cog" run cog-release-check-hello-arm64 -i text=arm64 --runtime runc 2>run-arm64.log) ||
-    { cat run-arm64.log >&2; fail "cog run of the arm64 image failed"; }
+  out=$("$cog" run cog-release-check-hello-arm64 -i text=arm64 --runtime runc 2>"$work/run-arm64.log") ||
+    { cat "$work/run-arm64.log" >&2; fail "cog run of the arm64 image failed"; }
   [[ "$out" == "hello arm64" ]] || fail "cog run (arm64) printed ${out@Q}"
   say "2. arm64 image: cog run under emulation -> $out ($((SECONDS - start)) s)"
 else
@@ -104,6 +104,6 @@ start=$SECONDS
 "$work/venv/bin/pip" install -q --no-index "$REL"/cog_rs-"$version"-*"$arch".whl
 "$work/venv/bin/cog" --version | grep -q "coglet $version" || fail "the cog of the cog-rs wheel lists no coglet"
 cmp -s "$work/venv/bin/cog" "$cog" || fail "the wheel's cog differs from cog_Linux_$arch"
-out=$("$work/venv/bin/cog" run -i text=pip 2>run-pip.log) || { cat run-pip.log >&2; fail "cog run (pip) failed"; }
+out=$("$work/venv/bin/cog" run -i text=pip 2>"$work/run-pip.log") || { cat "$work/run-pip.log" >&2; fail "cog run (pip) failed"; }
 [[ "$out" == "hello pip" ]] || fail "cog run (pip) printed ${out@Q}"
 say "3. pip install cog-rs: cog run -> $out ($((SECONDS - start)) s)"
