@@ -63,7 +63,7 @@ fn embedded(dir: &Path) -> Vec<(PathBuf, String, String)> {
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("COG_EMBED_WHEELS_DIR={}: {e}", dir.display()))
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| name.ends_with(".whl"))
+        .filter(|name| Path::new(name).extension().is_some_and(|e| e == "whl"))
         .collect();
     names.sort();
     let sdk = format!("cog-{version}-");

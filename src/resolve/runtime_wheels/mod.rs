@@ -198,22 +198,20 @@ fn choose(
 
 fn missing_hint(defaults: &Defaults<'_>) -> String {
     let set = "set COG_SDK_WHEEL / COGLET_WHEEL to a wheel file, a directory of wheels, a URL or pypi[:VERSION]";
-    match &defaults.dist {
-        Some(dist) => format!(
+    if let Some(dist) = &defaults.dist {
+        return format!(
             "Build the wheels into {} with `bash python/build-wheels.sh` (with COGLET_TARGET=aarch64-unknown-linux-gnu for linux/arm64), or {set}.",
             dist.display()
-        ),
-        None => {
-            let carried: Vec<&str> = embedded::EMBEDDED_WHEELS
-                .iter()
-                .map(|w| w.filename)
-                .collect();
-            format!(
-                "This cog carries {} (`cog --version`); {set}.",
-                carried.join(", ")
-            )
-        }
+        );
     }
+    let carried: Vec<&str> = embedded::EMBEDDED_WHEELS
+        .iter()
+        .map(|w| w.filename)
+        .collect();
+    format!(
+        "This cog carries {} (`cog --version`); {set}.",
+        carried.join(", ")
+    )
 }
 
 /// The embedded wheel, else (development builds) the one in `dist/` of this version.
@@ -271,7 +269,7 @@ fn wheel_at(kind: Kind, path: &Path, arch: Arch) -> Result<PathBuf, RuntimeWheel
     let mut names: Vec<String> = fs_err::read_dir(path)
         .map_err(io)?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with(&prefix) && n.ends_with(".whl"))
+        .filter(|n| n.starts_with(&prefix) && Path::new(n).extension().is_some_and(|e| e == "whl"))
         .collect();
     names.sort();
     if names.is_empty() {
