@@ -60,3 +60,9 @@ fi
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
+
+# scripts/release.sh cross-builds the aarch64 coglet (and cog) with zig: Rust's aarch64 std.
+if command -v rustup >/dev/null 2>&1 &&
+  ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+  rustup target add aarch64-unknown-linux-gnu
+fi
