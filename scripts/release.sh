@@ -23,7 +23,6 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=$(mkdir -p "${1:-$ROOT/dist/release}" && cd "${1:-$ROOT/dist/release}" && pwd)
 ARCHES=${RELEASE_ARCHES:-x86_64 aarch64}
 VENV=${COG_BUILD_VENV:-/tmp/venv-cog-build}
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml")
 # For the tarballs only: exported, it would change the C crates' build (cc reads it) and
 # recompile what python/build-wheels.sh and `cargo build --release` already built.
