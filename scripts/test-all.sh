@@ -16,6 +16,13 @@ bash python/build-wheels.sh
 echo "== newcomer path (README's first command, then cog run in the example)"
 bash scripts/newcomer.sh
 
+echo "== release (the x86_64 cog binary and cog-rs wheel, both architectures' coglet inside)"
+# Then as a new user gets them: the binary alone with a fresh HOME builds and runs
+# examples/hello, an arm64 image holds an aarch64 coglet and answers under qemu, and the wheel
+# installs a working cog into a fresh venv (scripts/release-check.sh).
+RELEASE_ARCHES=x86_64 bash scripts/release.sh
+bash scripts/release-check.sh
+
 echo "== rust tests"
 # Test builds stay in their own caches; tests/engine_load.rs checks loading into the engines.
 export COG_NO_LOAD=1

@@ -87,3 +87,32 @@ fn config_is_found_from_a_subdirectory() {
         dir.path().join("cog.yaml").display()
     )));
 }
+
+#[test]
+fn version_names_the_cog_it_is_compatible_with_and_the_wheels() {
+    let out = Command::cargo_bin("cog")
+        .unwrap()
+        .arg("--version")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        format!(
+            "cog version {} (cog-rs, compatible with Cog {})",
+            env!("CARGO_PKG_VERSION"),
+            cog::schema::COG_VERSION
+        )
+    );
+    // The tests are built without COG_EMBED_WHEELS_DIR: a development build, using dist/.
+    let wheels = lines.next().unwrap();
+    assert!(
+        wheels.starts_with("embedded wheels: none (a development build: images get the wheels of ")
+            && wheels.contains("/dist, or COG_SDK_WHEEL/COGLET_WHEEL)"),
+        "{wheels}"
+    );
+}

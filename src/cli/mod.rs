@@ -18,6 +18,7 @@ mod push;
 mod run;
 mod serve;
 mod train;
+mod version;
 mod weights;
 
 use std::process::ExitCode;
@@ -34,7 +35,8 @@ use crate::session::Session;
 #[derive(Debug, Parser)]
 #[command(
     name = "cog",
-    version = crate::VERSION,
+    version = version::SHORT.as_str(),
+    long_version = version::LONG.as_str(),
     about = "Containers for machine learning, built without a daemon",
     propagate_version = true
 )]

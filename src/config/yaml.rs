@@ -173,14 +173,14 @@ unsafe fn syntax_error(parser: *mut unsafe_yaml::yaml_parser_t) -> SyntaxError {
     // SAFETY: the caller passes an initialized parser in an error state.
     unsafe {
         let state: &unsafe_yaml::yaml_parser_t = &*parser;
-        let problem = c_string(state.problem)
+        let problem = c_string(state.problem.cast())
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| "unknown problem parsing YAML content".to_owned());
         // Encoding errors have no position, only a byte offset (go-yaml's `ReaderError`).
         if state.error == unsafe_yaml::YAML_READER_ERROR {
             return SyntaxError(format!("yaml: offset {}: {problem}", state.problem_offset));
         }
-        let context = c_string(state.context).unwrap_or_default();
+        let context = c_string(state.context.cast()).unwrap_or_default();
         let mark = Mark::from_sys(state.problem_mark);
         let context_mark = Mark::from_sys(state.context_mark);
         let mut message = String::from("yaml: ");

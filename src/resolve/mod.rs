@@ -10,7 +10,7 @@ mod ca_cert;
 pub mod large_files;
 mod lockfile;
 mod python;
-mod runtime_wheels;
+pub mod runtime_wheels;
 mod system;
 
 use std::path::{Path, PathBuf};
@@ -175,12 +175,8 @@ pub enum ResolveError {
     },
     #[error("COG_CA_CERT: {reason}")]
     CaCert { reason: String },
-    #[error("{var}={}: {reason}", .path.display())]
-    RuntimeWheel {
-        var: &'static str,
-        path: PathBuf,
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    RuntimeWheels(#[from] runtime_wheels::RuntimeWheelError),
 }
 
 /// A Cog project: where it is, its config, its schema and, once resolved, the plan inputs.
@@ -390,13 +386,8 @@ impl Project {
             Some(version) if options.network => {
                 let target = python::target(version, options.platform)?;
                 let packages = python::resolve(session, dir, config, &target, options, builder)?;
-                let runtime = runtime_wheels::find(target.arch)?;
-                if runtime.is_none() {
-                    session.reporter.warning(
-                        "the cog SDK and coglet wheels were not found (set COG_SDK_WHEEL and COGLET_WHEEL, or run python/build-wheels.sh): the image will have no prediction server",
-                    );
-                }
-                (packages, runtime.unwrap_or_default())
+                let runtime = runtime_wheels::find(session, &target)?;
+                (packages, runtime)
             }
             Some(version) => {
                 let target = python::target(version, options.platform)?;
