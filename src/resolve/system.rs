@@ -166,12 +166,16 @@ const COMPILERS: &[&str] = &["build-essential", "gcc", "g++", "clang", "cc", "c+
 /// Debian Python does not, so `build-essential` alone would compile no extension.
 pub fn with_python_headers(system_packages: &[String], python_version: &str) -> Vec<String> {
     let mut wanted = system_packages.to_vec();
-    let minor: String = python_version.split('.').take(2).collect::<Vec<_>>().join(".");
+    let minor: String = python_version
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".");
     let compiler = wanted.iter().any(|p| {
         COMPILERS.contains(&p.as_str())
-            || p.strip_prefix("gcc-").or_else(|| p.strip_prefix("g++-")).is_some_and(|v| {
-                v.chars().all(|c| c.is_ascii_digit())
-            })
+            || p.strip_prefix("gcc-")
+                .or_else(|| p.strip_prefix("g++-"))
+                .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()))
     });
     let headers = wanted
         .iter()

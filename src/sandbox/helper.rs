@@ -409,7 +409,7 @@ fn run_step(request: &Request, step: &StepJob) -> Result<Message, StepError> {
         mtime: Some(step.epoch),
         threads: step.threads,
     };
-    let mut writer = LayerWriter::new(&store, &options).map_err(|e| StepError::System {
+    let mut writer = LayerWriter::new(store, &options).map_err(|e| StepError::System {
         action: "starting the layer".into(),
         reason: e.to_string(),
     })?;

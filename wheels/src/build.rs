@@ -788,7 +788,7 @@ mod tests {
             &env
         ));
         assert!(!names_present(&["wheel".into()], &env));
-        assert!(!names_present(&["".into()], &env));
+        assert!(!names_present(&[String::new()], &env));
     }
 
     #[test]
