@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use layers::{BlobStore, Compression, LayerInfo};
 use report::SharedReporter;
 use wheels::install::{InstallOptions, install_to_dir};
-use wheels::{BuildFailure, BuildRequest, LockedPackage, RequiresThenWheel, SdistBuilder};
+use wheels::{BuildFailure, BuildRequest, RequiresThenWheel, SdistBuilder};
 
 use crate::base::{BaseImage, Fetcher, fetch_base_with, system_package_layers};
 use crate::oci::Platform;
@@ -271,7 +271,7 @@ impl SandboxSdistBuilder {
         &self,
         request: &BuildRequest<'_>,
     ) -> Result<Arc<tempfile::TempDir>, BuildFailure> {
-        let key = env_key(request.build_requirements);
+        let key = wheels::build::env_key(request.build_requirements);
         if let Some(dir) = lock(&self.envs).get(&key) {
             return Ok(dir.clone());
         }
@@ -388,15 +388,6 @@ impl SandboxSdistBuilder {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The key of a build environment: its wheels.
-fn env_key(packages: &[LockedPackage]) -> String {
-    packages
-        .iter()
-        .map(|p| format!("{} {} {:?}", p.name, p.version, p.sha256))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The hooks' environment: the image's, with the build environment's scripts first on `PATH`,

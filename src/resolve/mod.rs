@@ -459,6 +459,26 @@ enum BasePython {
     Missing { minor: String },
 }
 
+/// `--platform`, parsed.
+pub(crate) fn parse_platform(platform: &str) -> Result<crate::oci::Platform, ResolveError> {
+    platform
+        .parse()
+        .map_err(|source| ResolveError::PlatformSyntax {
+            platform: platform.to_owned(),
+            source,
+        })
+}
+
+/// `base` brought into the session's store for `platform` (`--platform`).
+pub(crate) fn fetch_base_for(
+    session: &Session,
+    base: &BaseImage,
+    platform: &str,
+) -> Result<crate::base::FetchedBase, ResolveError> {
+    let platform = parse_platform(platform)?;
+    Ok(session.block_on(crate::base::fetch_base(session, base, &platform))?)
+}
+
 /// Where the base's own Python imports packages from (`crate::base::python`).
 fn python_on_base(
     session: &Session,
@@ -466,14 +486,7 @@ fn python_on_base(
     version: &str,
     options: &Options<'_>,
 ) -> Result<BasePython, ResolveError> {
-    let platform = options
-        .platform
-        .parse()
-        .map_err(|source| ResolveError::PlatformSyntax {
-            platform: options.platform.to_owned(),
-            source,
-        })?;
-    let fetched = session.block_on(crate::base::fetch_base(session, base, &platform))?;
+    let fetched = fetch_base_for(session, base, options.platform)?;
     let tree =
         crate::base::python::BaseTree::read(&session.store, &fetched.layers).map_err(|source| {
             ResolveError::BasePython {

@@ -10,7 +10,6 @@ use super::lockfile;
 use super::{Options, ResolveError};
 use crate::base::{BaseImage, Fetcher};
 use crate::config::Config;
-use crate::oci::Platform;
 use crate::plan::PythonLayout;
 use crate::sandbox::SandboxOptions;
 use crate::session::Session;
@@ -217,12 +216,7 @@ pub fn sdist_builder(
     env: Vec<(String, String)>,
     compression: layers::Compression,
 ) -> Result<Arc<dyn SdistBuilder>, ResolveError> {
-    let platform: Platform = platform
-        .parse()
-        .map_err(|source| ResolveError::PlatformSyntax {
-            platform: platform.to_owned(),
-            source,
-        })?;
+    let platform = super::parse_platform(platform)?;
     let mut sandbox_options = SandboxOptions::new(compression);
     sandbox_options.platform = platform.clone();
     let environment = BaseWithPackages {

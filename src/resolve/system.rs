@@ -229,14 +229,7 @@ fn inspect_base(
     arch: &str,
     what: String,
 ) -> Result<debian::rootfs::BaseSystem, ResolveError> {
-    let platform = options
-        .platform
-        .parse()
-        .map_err(|source| ResolveError::PlatformSyntax {
-            platform: options.platform.to_owned(),
-            source,
-        })?;
-    let fetched = session.block_on(crate::base::fetch_base(session, base, &platform))?;
+    let fetched = super::fetch_base_for(session, base, options.platform)?;
     debian::rootfs::inspect_cached(
         &session.store,
         &fetched.layers,

@@ -487,15 +487,7 @@ fn run_one(
 ) -> Result<Option<LayerInfo>, SandboxError> {
     let (index, step, secrets) = (job.index, job.step, job.secrets);
     let written = secrets::StepSecrets::write(&step.mounts, secrets)?;
-    let mut lower = Vec::with_capacity(stack.len());
-    let mut diff_ids = Vec::with_capacity(stack.len());
-    for layer in stack {
-        diff_ids.push(layer.diff_id);
-        lower.push(Lower {
-            digest: layer.digest,
-            chain: chain_id(diff_ids.iter()).expect("at least one layer"),
-        });
-    }
+    let lower = lowers(stack);
     let request = Request {
         store: absolute(store)?,
         fsync: store.fsyncs(),
@@ -566,6 +558,22 @@ fn run_one(
     }
 }
 
+/// Each layer of `stack` with the chain id of the stack up to it (what the sandbox process
+/// unpacks it under).
+fn lowers(stack: &[LayerInfo]) -> Vec<Lower> {
+    let mut diff_ids = Vec::with_capacity(stack.len());
+    stack
+        .iter()
+        .map(|layer| {
+            diff_ids.push(layer.diff_id);
+            Lower {
+                digest: layer.digest,
+                chain: chain_id(diff_ids.iter()).expect("at least one layer"),
+            }
+        })
+        .collect()
+}
+
 /// Unpacks `lower` into the cache now, so that a step over them later starts without doing it
 /// (a build calls this in the background as soon as the base is there, while its other layers
 /// are built). Layers unpacked already cost nothing: this returns without starting anything.
@@ -579,15 +587,7 @@ pub fn prepare_lower(
     }
     ensure_local(store, lower)?;
     let (privilege, _runc) = check_host(options)?;
-    let mut diff_ids = Vec::with_capacity(lower.len());
-    let mut layers = Vec::with_capacity(lower.len());
-    for layer in lower {
-        diff_ids.push(layer.diff_id);
-        layers.push(Lower {
-            digest: layer.digest,
-            chain: chain_id(diff_ids.iter()).expect("at least one layer"),
-        });
-    }
+    let layers = lowers(lower);
     let snapshots = store
         .root()
         .join("sandbox/snapshots")

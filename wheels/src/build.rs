@@ -667,12 +667,14 @@ impl Builds {
     }
 }
 
-/// A build environment's identity: its wheels.
-fn env_key(packages: &[LockedPackage]) -> Vec<String> {
+/// A build environment's identity: its wheels (name, version, hash), one per line. Two
+/// environments with the same key are the same environment.
+pub fn env_key(packages: &[LockedPackage]) -> String {
     packages
         .iter()
         .map(|p| format!("{} {} {:?}", p.name, p.version, p.sha256))
-        .collect()
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn in_build_env(what: &str, e: Error) -> Error {
